@@ -1,0 +1,158 @@
+"""seednews_index: seed files -> clean, image-checked, faceted documents in OpenSearch.
+
+Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
+
+    prepare_index -> plan (a few batches of paths) -> process_batch (mapped, one per batch) -> finalize
+
+- Nightly at 02:00 UTC; triggerable by hand with a form (the Params below).
+- OpenSearch comes from the Airflow connection ``seednews_opensearch`` (e.g. env
+  ``AIRFLOW_CONN_SEEDNEWS_OPENSEARCH='{"conn_type": "http", "host": "127.0.0.1", "port": 9200}'``),
+  else from env ``OPENSEARCH_URL`` / ``OPENSEARCH_USER`` / ``OPENSEARCH_PASSWORD``. Never from code.
+- Only small values cross XCom: an index name, lists of paths, per-batch report dicts.
+- Every task is idempotent (explicit ids + external versions), so retries and re-runs are safe;
+  ``max_active_runs=1`` keeps a manual run from overlapping the nightly one.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Param, dag, task
+
+DAG_ID = "seednews_index"
+CONN_ID = "seednews_opensearch"
+DEFAULT_SEED_DIR = os.environ.get("SEEDNEWS_SEED_DIR", str(Path(__file__).resolve().parent.parent / "examples" / "seeds"))
+
+PARAMS = {
+    "seed_dir": Param(DEFAULT_SEED_DIR, type="string", title="Seed folder",
+                      description="Folder to read seed files from (default: the nightly folder)."),
+    "full_rebuild": Param(False, type="boolean", title="Full rebuild",
+                          description="Write a fresh index and switch the alias to it once it validates."),
+    "skip_images": Param(False, type="boolean", title="Skip image checks",
+                         description="Index without checking image URLs (image_health = unchecked)."),
+    "dry_run": Param(False, type="boolean", title="Dry run",
+                     description="Parse and normalize only; write nothing to OpenSearch."),
+    "max_batches": Param(4, type="integer", minimum=1, maximum=64, title="Batches",
+                         description="Split the folder into at most this many parallel batches."),
+    "index": Param("", type="string", title="Index alias",
+                   description="Alias to write (empty: SEEDNEWS_INDEX or seednews-articles)."),
+}
+
+
+def _settings(params):
+    """Settings from the Airflow connection if it exists, else from the environment (inside tasks only)."""
+    from pipeline.config import Settings
+
+    overrides = {"index_base": params["index"]} if params.get("index") else {}
+    try:
+        from airflow.sdk import Connection
+
+        conn = Connection.get(CONN_ID)
+    except Exception:  # no such connection: fall back to the environment
+        return Settings.from_env(**overrides)
+    extra = conn.extra_dejson or {}
+    scheme = conn.schema if conn.schema in ("http", "https") else ("https" if extra.get("use_ssl") else "http")
+    url = f"{scheme}://{conn.host}:{conn.port or 9200}"
+    return Settings.from_env(
+        opensearch_url=url,
+        username=conn.login or None,
+        password=conn.password or None,
+        verify_certs=bool(extra.get("verify_certs", True)),
+        **overrides,
+    )
+
+
+def _options(params):
+    from pipeline.flow import RunOptions
+
+    return RunOptions(
+        seed_dir=params["seed_dir"],
+        full_rebuild=bool(params["full_rebuild"]),
+        dry_run=bool(params["dry_run"]),
+        check_images=not params["skip_images"],
+        max_batches=int(params["max_batches"]),
+    )
+
+
+def _client(settings):
+    from pipeline.config import make_client
+
+    return make_client(settings)
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    params=PARAMS,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+    tags=["seednews"],
+    doc_md=__doc__,
+)
+def seednews_index():
+    @task
+    def prepare_index(params=None) -> str:
+        """Template + alias (incremental) or a brand-new versioned index (full rebuild)."""
+        from pipeline.flow import prepare
+
+        settings = _settings(params)
+        return prepare(None if params["dry_run"] else _client(settings), settings, bool(params["full_rebuild"]), bool(params["dry_run"]))
+
+    @task
+    def plan(params=None) -> list[dict]:
+        """Discover seed files; return a few batches of paths (not one task per file). Paths that
+        discovery refused ride along with the first batch so they reach the report."""
+        from pipeline.flow import plan as make_plan
+
+        p = make_plan(params["seed_dir"], int(params["max_batches"]))
+        print(f"{p.files_seen} seed files, {len(p.batches)} batches, {len(p.refused)} refused by discovery")
+        batches = [{"paths": b, "refused": []} for b in p.batches] or ([{"paths": [], "refused": []}] if p.refused else [])
+        if batches:
+            batches[0]["refused"] = p.refused
+        return batches
+
+    @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=4)
+    def process_batch(batch: dict, target: str, params=None) -> dict:
+        """parse -> normalize -> check images -> bulk index, for one batch of paths."""
+        from pipeline.flow import process_batch as run_batch
+        from pipeline.report import RunReport
+
+        settings = _settings(params)
+        options = _options(params)
+        report = run_batch(batch["paths"], client=None if options.dry_run else _client(settings), settings=settings,
+                           options=options, target=target, emit=print)
+        report.merge(RunReport(quarantined=list(batch["refused"]), files_seen=len(batch["refused"])))
+        print(report.render())
+        return report.to_dict()
+
+    @task(trigger_rule="none_failed")
+    def finalize(target: str, reports: list[dict], params=None) -> dict:
+        """Refresh; validate and swap the alias on a full rebuild; print the run's summary."""
+        from pipeline.flow import finalize as finish
+        from pipeline.report import RunReport
+
+        settings = _settings(params)
+        options = _options(params)
+        total = RunReport(target=target, dry_run=options.dry_run)
+        for r in reports or []:
+            total.merge(RunReport.from_dict(r))
+        total = finish(None if options.dry_run else _client(settings), settings, options, target, total)
+        print(total.render())
+        if total.failed:
+            raise RuntimeError(
+                f"{len(total.failed)} documents failed to index; they are kept in {settings.deadletter_index} for replay"
+            )
+        return {"indexed": total.indexed, "quarantined": len(total.quarantined), "failed": len(total.failed),
+                "files_seen": total.files_seen, "target": target}
+
+    target = prepare_index()
+    planned = plan()
+    reports = process_batch.partial(target=target).expand(batch=planned)
+    finalize(target, reports)
+
+
+dag_object = seednews_index()

@@ -1,0 +1,15 @@
+"""seednews: turn news seed files into a searchable, faceted OpenSearch index.
+
+Stages, one module each, with one named type at each boundary (see ``pipeline.types``)::
+
+    discover  -> SeedFile       (pipeline.discover)
+    parse     -> SeedRecord     (pipeline.parse)       | Quarantined
+    normalize -> Document       (pipeline.normalize)   | Quarantined
+    images    -> Document + image verdicts (pipeline.images)
+    index     -> ItemResult     (pipeline.index)
+    report    -> RunReport      (pipeline.report)
+
+This package never imports Airflow; ``dags/`` wires it into Airflow, ``python -m pipeline`` runs it alone.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,115 @@
+"""Command line: ``python -m pipeline`` (or ``seednews``).
+
+    python -m pipeline run examples/seeds            # index a folder (OPENSEARCH_URL or 127.0.0.1:9200)
+    python -m pipeline run examples/seeds --local-node   # start/reuse the local dev node first
+    python -m pipeline facets                        # topic facet counts of the index
+    python -m pipeline node start|stop|status        # the local OpenSearch node (pipeline.localnode)
+
+Exit codes: 0 all good; 1 some items failed to index (kept in the dead-letter index); 2 bad usage or
+an infrastructure error (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from .config import Settings, make_client
+from .flow import DEFAULT_MAX_BATCHES, RunOptions, run
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if getattr(args, "local_node", False) and not os.environ.get("OPENSEARCH_URL"):
+        from . import localnode
+
+        os.environ["OPENSEARCH_URL"] = localnode.ensure_running().url
+    overrides = {"index_base": args.index} if getattr(args, "index", None) else {}
+    return Settings.from_env(**overrides)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(f"OpenSearch: {settings.opensearch_url}  alias: {settings.alias}")
+    options = RunOptions(
+        seed_dir=args.seed_dir,
+        full_rebuild=args.full_rebuild,
+        dry_run=args.dry_run,
+        check_images=not args.skip_images,
+        max_batches=args.batches,
+    )
+    report = run(settings, options)
+    print(report.render())
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    if args.facets and not args.dry_run:
+        cmd_facets(args, settings)
+    return 0 if report.ok else 1
+
+
+def cmd_facets(args: argparse.Namespace, settings: Settings | None = None) -> int:
+    from . import index as ix
+
+    settings = settings or _settings(args)
+    client = make_client(settings)
+    total = ix.count(client, settings.alias)
+    print(f"{total} documents in {settings.alias}; facet '{args.field}':")
+    for value, n in ix.facet(client, settings.alias, args.field):
+        print(f"  {value}: {n}")
+    return 0
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    from . import localnode
+
+    return localnode.main([args.action])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="discover, parse, normalize, check images and index a seed folder")
+    r.add_argument("seed_dir")
+    r.add_argument("--full-rebuild", action="store_true", help="write a new index and swap the alias when it validates")
+    r.add_argument("--dry-run", action="store_true", help="parse and normalize only; write nothing")
+    r.add_argument("--skip-images", action="store_true", help="do not check image URLs")
+    r.add_argument("--batches", type=int, default=DEFAULT_MAX_BATCHES, help="split the folder into at most N batches")
+    r.add_argument("--index", help="index base / alias name (default: SEEDNEWS_INDEX or seednews-articles)")
+    r.add_argument("--local-node", action="store_true", help="start (or reuse) the local OpenSearch dev node")
+    r.add_argument("--facets", action="store_true", help="print topic facet counts at the end")
+    r.add_argument("--field", default="topics", help=argparse.SUPPRESS)
+    r.add_argument("--json", action="store_true", help="also print the report as JSON")
+    r.set_defaults(func=cmd_run)
+
+    f = sub.add_parser("facets", help="print facet counts of the index")
+    f.add_argument("--field", default="topics")
+    f.add_argument("--index")
+    f.add_argument("--local-node", action="store_true")
+    f.set_defaults(func=cmd_facets)
+
+    n = sub.add_parser("node", help="manage the local OpenSearch dev node")
+    n.add_argument("action", choices=["start", "stop", "status", "install"])
+    n.set_defaults(func=cmd_node)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # infrastructure errors: one clear line, not a traceback
+        if args.verbose:
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

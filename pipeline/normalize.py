@@ -1,0 +1,267 @@
+"""Stage 3, normalize: ``SeedRecord`` -> ``Document`` (the OpenSearch ``_source`` plus its ``_id``).
+
+- Human text (titles, excerpts, provider names, topics; nested ``related[]`` too) is repaired with
+  ``pipeline.textfix`` and every repair is recorded on the document.
+- Dates become UTC ISO-8601 (``2021-10-06T11:10:00Z``); a date-time without an offset is taken as UTC.
+- Topics get one canonical form per topic, so facets do not split on case or spacing (``canonical_topic``).
+- Article URLs get a canonical form (``canonical_url``) and the document id is derived from it
+  (``document_id``): the same article in two files is one document, and a re-run overwrites it.
+- URLs, ids, image URLs and ``secured`` are never passed through text repair.
+- Unknown seed fields are kept under ``extra`` (stored, not indexed: see the mapping).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .textfix import fix_text
+from .types import Document, Quarantined, Repair, SeedRecord
+
+TOPICS_FILE = Path(__file__).parent / "data" / "topics.json"
+TRACKING_PARAMS = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.IGNORECASE)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+ID_HEX_CHARS = 32  # 128 bits of sha256: collisions are not a practical concern
+
+
+# ----------------------------------------------------------------------------- dates
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_datetime(value: str | datetime | date) -> datetime:
+    """Parse an ISO-8601 date or date-time into an aware UTC datetime. Raises ``ValueError``."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    else:
+        text = value.strip()
+        if _DATE_ONLY.match(text):
+            text += "T00:00:00"
+        text = re.sub(r"(?i)z$", "+00:00", text.replace(" ", "T", 1) if "T" not in text else text)
+        dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def utc_iso(value: str | datetime | date) -> str:
+    """``2021-10-06T13:10:00+02:00`` -> ``2021-10-06T11:10:00Z`` (seconds precision)."""
+    return parse_datetime(value).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ----------------------------------------------------------------------------- URLs and ids
+def canonical_url(url: str) -> str:
+    """A canonical form of an article URL: lower-case scheme and host, no default port, no fragment,
+    no tracking parameters (``utm_*``, ``fbclid``…), an empty path as ``/``. Path and the remaining
+    query are kept exactly (they are case-sensitive on most servers)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host.lower()
+    except UnicodeError:
+        host = host.lower()
+    netloc = host
+    if parts.port is not None and parts.port != DEFAULT_PORTS.get(scheme):
+        netloc += f":{parts.port}"
+    # user:password@ is dropped on purpose: credentials never belong in an article id or the index.
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k)])
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
+
+
+def document_id(url: str) -> str:
+    """Stable document id from the article URL. ``http`` and ``https`` forms of one URL share an id."""
+    canon = canonical_url(url)
+    key = canon.split("://", 1)[1]
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
+
+
+def seed_version(mtime_ns: int) -> int:
+    """Which copy of an article wins: the most recently modified seed file.
+
+    Used as OpenSearch's external version (``version_type=external_gte``), so the rule holds whatever
+    order parallel batches write in, and re-indexing the same file is accepted (idempotent)."""
+    return mtime_ns // 1000
+
+
+# ----------------------------------------------------------------------------- topics
+@lru_cache(maxsize=1)
+def _topic_display() -> dict[str, str]:
+    data = json.loads(TOPICS_FILE.read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+def topic_key(topic: str) -> str:
+    """The identity of a topic: NFKC, whitespace collapsed, casefolded."""
+    return " ".join(unicodedata.normalize("NFKC", topic).split()).casefold()
+
+
+def canonical_topic(topic: str) -> str:
+    """One display form per topic key, so ``ai``, ``AI `` and ``Ai`` facet as one value ``AI``.
+
+    A known key uses ``pipeline/data/topics.json``; otherwise a topic written all in one case is
+    title-cased word by word (``computer vision``/``COMPUTER VISION`` -> ``Computer Vision``); a
+    mixed-case topic (``iPhone``, ``OpenAI``) is kept as written, whitespace collapsed."""
+    text = " ".join(unicodedata.normalize("NFKC", fix_text(topic).text).split())
+    key = text.casefold()
+    known = _topic_display().get(key)
+    if known:
+        return known
+    if text == text.lower() or text == text.upper():
+        return " ".join(w[:1].upper() + w[1:].lower() for w in text.split(" "))
+    return text
+
+
+def canonical_topics(topics: list[str]) -> list[str]:
+    seen: dict[str, str] = {}
+    for t in topics:
+        canon = canonical_topic(t)
+        if canon:
+            seen.setdefault(topic_key(canon), canon)
+    return list(seen.values())
+
+
+# ----------------------------------------------------------------------------- the document
+class _Repairs:
+    def __init__(self) -> None:
+        self.items: list[Repair] = []
+
+    def text(self, value: str | None, where: str) -> str | None:
+        if value is None:
+            return None
+        fixed = fix_text(value)
+        if fixed.changed:
+            self.items.append(Repair(where, fixed.steps))
+        return fixed.text.strip()
+
+
+def _images(images: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    out = []
+    for img in images or []:
+        item: dict[str, Any] = {"url": img["url"].strip()}
+        for src, dst in (("width", "width"), ("height", "height"), ("isCached", "is_cached")):
+            if img.get(src) is not None:
+                item[dst] = img[src]
+        out.append(item)
+    return out
+
+
+def _provider(p: dict[str, Any] | None, where: str, fix: _Repairs) -> dict[str, Any] | None:
+    if not p:
+        return None
+    out: dict[str, Any] = {}
+    if p.get("name") is not None:
+        out["name"] = fix.text(p["name"], f"{where}.name")
+    if p.get("domain") is not None:
+        out["domain"] = p["domain"].strip().lower().rstrip(".")
+    if p.get("images"):
+        out["images"] = _images(p["images"])
+    return out
+
+
+def _urls(f: dict[str, Any]) -> dict[str, str]:
+    names = {"originalUrl": "original", "webUrl": "web", "ampWebUrl": "amp", "cdnAmpWebUrl": "cdn_amp"}
+    return {dst: f[src] for src, dst in names.items() if f.get(src)}
+
+
+def _related(r: dict[str, Any], where: str, fix: _Repairs) -> dict[str, Any]:
+    out: dict[str, Any] = {"title": fix.text(r["title"], f"{where}.title")}
+    if r.get("excerpt") is not None:
+        out["excerpt"] = fix.text(r["excerpt"], f"{where}.excerpt")
+    if r.get("publishedDateTime") is not None:
+        out["published_at"] = utc_iso(r["publishedDateTime"])
+    article_url = r.get("originalUrl") or r.get("webUrl")
+    if article_url:
+        out["url"] = canonical_url(article_url)
+        out["id"] = document_id(article_url)
+    out["urls"] = _urls(r)
+    if r.get("type") is not None:
+        out["type"] = r["type"].strip().lower()
+    provider = _provider(r.get("provider"), f"{where}.provider", fix)
+    if provider:
+        out["provider"] = provider
+    for key in ("quality", "heat"):
+        if r.get(key) is not None:
+            out[key] = r[key]
+    out["images"] = _images(r.get("images"))
+    if r.get("_extra"):
+        out["extra"] = r["_extra"]
+    return out
+
+
+def to_document(record: SeedRecord) -> Document:
+    """Build the document for one validated record. Pure (no I/O). Raises ``ValueError`` on bad data."""
+    f = record.fields
+    fix = _Repairs()
+    article_url = f.get("originalUrl") or f["webUrl"]
+    doc_id = document_id(article_url)
+    source: dict[str, Any] = {
+        "id": doc_id,
+        "url": canonical_url(article_url),
+        "urls": _urls(f),
+        "title": fix.text(f["title"], "title"),
+        "published_at": utc_iso(f["publishedDateTime"]),
+    }
+    if f.get("excerpt") is not None:
+        source["excerpt"] = fix.text(f["excerpt"], "excerpt")
+    for key in ("category", "type"):
+        if f.get(key) is not None:
+            source[key] = f[key].strip().lower()
+    for key in ("quality", "heat", "published"):
+        if f.get(key) is not None:
+            source[key] = f[key]
+    provider = _provider(f.get("provider"), "provider", fix)
+    if provider:
+        source["provider"] = provider
+    source["topics"] = canonical_topics(f.get("topics") or [])
+    source["images"] = _images(f.get("images"))
+    source["related"] = [_related(r, f"related[{i}]", fix) for i, r in enumerate(f.get("related") or [])]
+    if f.get("secured") is not None:
+        source["secured"] = f["secured"]  # opaque: never repaired, never indexed
+    if f.get("_extra"):
+        source["extra"] = f["_extra"]
+    source["seed"] = {
+        "path": record.seed.rel,
+        "sha256": record.seed.sha256,
+        "encoding": f.get("_encoding", "utf-8"),
+    }
+    source["repairs"] = [{"field": r.field, "steps": list(r.steps)} for r in fix.items]
+    source["repaired_fields"] = len(fix.items)
+    return Document(
+        id=doc_id, source=source, seed=record.seed, version=seed_version(record.seed.mtime_ns), repairs=tuple(fix.items)
+    )
+
+
+def normalize(record: SeedRecord) -> Document | Quarantined:
+    """``to_document`` as a stage: a record that cannot be normalized is quarantined, never raised."""
+    try:
+        return to_document(record)
+    except (ValueError, KeyError, TypeError) as exc:
+        return Quarantined(record.seed.path, "normalize", f"{type(exc).__name__}: {exc}")
+
+
+def dedupe(docs: list[Document]) -> tuple[list[Document], list[tuple[Document, Document]]]:
+    """Within a batch, keep one document per id: the highest ``(version, seed path)`` wins.
+
+    Returns ``(winners, [(loser, winner), ...])``. Across batches the same rule is enforced by
+    OpenSearch's external versioning (see ``seed_version``)."""
+    best: dict[str, Document] = {}
+    losers: list[tuple[Document, Document]] = []
+    for d in docs:
+        cur = best.get(d.id)
+        if cur is None:
+            best[d.id] = d
+        elif (d.version, d.seed.rel) > (cur.version, cur.seed.rel):
+            losers.append((cur, d))
+            best[d.id] = d
+        else:
+            losers.append((d, cur))
+    return list(best.values()), losers

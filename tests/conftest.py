@@ -1,0 +1,57 @@
+"""Shared fixtures. Integration tests use a REAL OpenSearch node: ``pipeline.localnode`` starts one on
+127.0.0.1 (or uses ``OPENSEARCH_URL`` if set). One node serves the whole session; every test gets its
+own index base name, so tests never see each other's data."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+SAMPLE_SEEDS = ROOT / "examples" / "seeds"
+
+
+@pytest.fixture(scope="session")
+def opensearch_node():
+    from pipeline import localnode
+
+    node = localnode.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="session")
+def opensearch_url(opensearch_node) -> str:
+    return opensearch_node.url
+
+
+@pytest.fixture
+def settings(opensearch_url):
+    from pipeline.config import Settings
+
+    return Settings(opensearch_url=opensearch_url, index_base=f"test-{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+def client(settings):
+    from pipeline.config import make_client
+
+    c = make_client(settings)
+    yield c
+    c.indices.delete(index=f"{settings.index_base}*", ignore_unavailable=True, expand_wildcards="all")
+    c.indices.delete_index_template(name=settings.index_base, ignore=[404])
+    c.close()
+
+
+@pytest.fixture
+def seed_dir(tmp_path) -> Path:
+    """A private copy of the two sample seeds."""
+    d = tmp_path / "seeds"
+    shutil.copytree(SAMPLE_SEEDS, d)
+    return d

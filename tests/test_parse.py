@@ -1,0 +1,99 @@
+import json
+import os
+
+import pytest
+
+from pipeline.discover import discover
+from pipeline.parse import MAX_SEED_BYTES, ParseConfig, parse_seed, parse_text
+from pipeline.types import Quarantined, SeedRecord
+from tests.conftest import DATA, SAMPLE_SEEDS
+
+BAD = DATA / "seeds" / "bad"
+GOOD = DATA / "seeds" / "good"
+EXPECTED_BAD = json.loads((DATA / "seeds" / "expected_bad.json").read_text(encoding="utf-8"))
+
+
+def _seed(folder, name):
+    seeds, _ = discover(folder)
+    return next(s for s in seeds if s.rel == name)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_BAD))
+def test_bad_seed_is_quarantined_with_exact_reason(name):
+    out = parse_seed(_seed(BAD, name))
+    assert isinstance(out, Quarantined)
+    assert out.path.endswith(name)  # the report names the file
+    assert (out.stage, out.reason) == (EXPECTED_BAD[name]["stage"], EXPECTED_BAD[name]["reason"])
+
+
+def test_every_bad_case_file_has_an_expectation():
+    assert sorted(p.name for p in BAD.iterdir()) == sorted(EXPECTED_BAD)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in GOOD.iterdir()))
+def test_good_seed_parses(name):
+    assert isinstance(parse_seed(_seed(GOOD, name)), SeedRecord)
+
+
+def test_sample_seeds_parse():
+    seeds, refused = discover(SAMPLE_SEEDS)
+    assert len(seeds) == 2 and not refused
+    records = [parse_seed(s) for s in seeds]
+    assert all(isinstance(r, SeedRecord) for r in records)
+    assert records[0].fields["topics"] == ["AI"]
+    assert records[1].fields["published"] is False
+
+
+def test_yaml_11_traps_stay_strings():
+    fields = parse_seed(_seed(GOOD, "yaml11_traps.txt")).fields
+    assert fields["title"] == "NO"  # not False
+    assert fields["excerpt"] == "12:30:00"  # not 45000
+    assert fields["publishedDateTime"] == "2021-10-06"  # not a date object
+
+
+def test_cp1252_file_is_decoded_and_marked():
+    fields = parse_seed(_seed(GOOD, "cp1252.txt")).fields
+    assert fields["title"] == "Café “quoted”"
+    assert fields["_encoding"] == "cp1252"
+
+
+def test_unknown_fields_are_kept_aside():
+    fields = parse_seed(_seed(GOOD, "unknown_fields.txt")).fields
+    assert fields["_extra"] == {"sentiment": 0.7, "editorNotes": {"reviewedBy": "someone", "tags": ["a", "b"]}}
+    assert fields["related"][0]["_extra"] == {"mood": "happy"}
+
+
+def test_oversized_file_is_refused_without_reading_it(tmp_path):
+    big = tmp_path / "huge.txt"
+    with open(big, "wb") as fh:  # sparse 30 MB file: cheap to make, would be slow to parse
+        fh.truncate(30 * 1024 * 1024)
+    seeds, _ = discover(tmp_path)
+    out = parse_seed(seeds[0])
+    assert isinstance(out, Quarantined)
+    assert (out.stage, out.reason) == ("read", "file is 30.0 MiB, over the 1.0 MiB limit for a seed")
+
+
+def test_size_limit_is_configurable(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text((SAMPLE_SEEDS / "000_9af88004a1e871b6.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    seeds, _ = discover(tmp_path)
+    out = parse_seed(seeds[0], ParseConfig(max_bytes=100))
+    assert isinstance(out, Quarantined) and out.stage == "read"
+    assert MAX_SEED_BYTES == 1 << 20
+
+
+def test_alias_bomb_is_refused_fast():
+    # the classic 9^9 expansion: refused at the first alias, never expanded
+    text = "---\n" + "\n".join(
+        f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]" for p, c in zip("abcdefgh", "bcdefghi")
+    ).replace("b: &b [*a", "a: &a [1]\nb: &b [*a") + "\n---\n"
+    with pytest.raises(Exception) as exc:
+        parse_text(text)
+    assert "YAML aliases are not allowed" in str(exc.value)
+
+
+def test_very_deep_nesting_does_not_crash():
+    text = "---\ntitle: " + "[" * 100_000 + "]" * 100_000 + "\n---\n"
+    with pytest.raises(Exception) as exc:
+        parse_text(text)
+    assert "nesting deeper than" in str(exc.value)
