@@ -25,7 +25,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "local_node", False) and not os.environ.get("OPENSEARCH_URL"):
         from . import localnode
 
-        os.environ["OPENSEARCH_URL"] = localnode.ensure_running().url
+        os.environ["OPENSEARCH_URL"] = localnode.ensure_running(progress=lambda m: print(m, file=sys.stderr)).url
     overrides = {"index_base": args.index} if getattr(args, "index", None) else {}
     return Settings.from_env(**overrides)
 

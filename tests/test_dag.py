@@ -37,14 +37,14 @@ def test_dag_imports_cleanly_and_is_wired(airflow_env):
     code = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+bag = DagBag(dag_folder=sys.argv[1])
 dag = bag.dags["seednews_index"]
 print(json.dumps({
   "errors": {k: str(v) for k, v in bag.import_errors.items()},
   "tasks": sorted(dag.task_ids),
   "retries": {t.task_id: t.retries for t in dag.tasks},
   "params": sorted(dag.params.keys()),
-  "schedule": str(dag.timetable.summary),
+  "schedule": str(dag.timetable.expression),
   "max_active_runs": dag.max_active_runs,
   "catchup": dag.catchup,
 }))

