@@ -34,6 +34,8 @@ PARAMS = {
                          description="Index without checking image URLs (image_health = unchecked)."),
     "dry_run": Param(False, type="boolean", title="Dry run",
                      description="Parse and normalize only; write nothing to OpenSearch."),
+    "replay_dead_letters": Param(False, type="boolean", title="Replay dead letters",
+                                 description="Send documents OpenSearch refused earlier again (after fixing the cause)."),
     "max_batches": Param(4, type="integer", minimum=1, maximum=64, title="Batches",
                          description="Split the folder into at most this many parallel batches."),
     "index": Param("", type="string", title="Index alias",
@@ -64,10 +66,12 @@ def _settings(params):
     )
 
 
-def _options(params):
+def _options(params, run_id):
     from pipeline.flow import RunOptions
 
     return RunOptions(
+        run_id=run_id,
+        replay_dead_letters=bool(params["replay_dead_letters"]),
         seed_dir=params["seed_dir"],
         full_rebuild=bool(params["full_rebuild"]),
         dry_run=bool(params["dry_run"]),
@@ -103,40 +107,47 @@ def seednews_index():
         return prepare(None if params["dry_run"] else _client(settings), settings, bool(params["full_rebuild"]), bool(params["dry_run"]))
 
     @task
-    def plan(params=None) -> list[dict]:
-        """Discover seed files; return a few batches of paths (not one task per file). Paths that
-        discovery refused ride along with the first batch so they reach the report."""
+    def plan(params=None, run_id=None) -> list[dict]:
+        """Discover new or changed seed files (the ledger knows the rest); return a few batches of
+        paths, not one task per file. Paths discovery refused, and the count of unchanged files, ride
+        along with the first batch so they reach the report."""
         from pipeline.flow import plan as make_plan
 
-        p = make_plan(params["seed_dir"], int(params["max_batches"]))
-        print(f"{p.files_seen} seed files, {len(p.batches)} batches, {len(p.refused)} refused by discovery")
-        batches = [{"paths": b, "refused": []} for b in p.batches] or ([{"paths": [], "refused": []}] if p.refused else [])
+        settings, options = _settings(params), _options(params, run_id)
+        p = make_plan(options, None if options.dry_run else _client(settings), settings)
+        print(f"{p.files_seen} seed files: {p.unchanged} unchanged, {sum(map(len, p.batches))} to process "
+              f"in {len(p.batches)} batches, {len(p.refused)} refused by discovery")
+        batches = [{"paths": b, "refused": [], "unchanged": 0} for b in p.batches]
+        if not batches and (p.refused or p.unchanged):
+            batches = [{"paths": [], "refused": [], "unchanged": 0}]
         if batches:
-            batches[0]["refused"] = p.refused
+            batches[0].update(refused=p.refused, unchanged=p.unchanged)
         return batches
 
     @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=4)
-    def process_batch(batch: dict, target: str, params=None) -> dict:
+    def process_batch(batch: dict, target: str, params=None, run_id=None) -> dict:
         """parse -> normalize -> check images -> bulk index, for one batch of paths."""
         from pipeline.flow import process_batch as run_batch
         from pipeline.report import RunReport
 
         settings = _settings(params)
-        options = _options(params)
+        options = _options(params, run_id)
         report = run_batch(batch["paths"], client=None if options.dry_run else _client(settings), settings=settings,
                            options=options, target=target, emit=print)
-        report.merge(RunReport(quarantined=list(batch["refused"]), files_seen=len(batch["refused"])))
+        report.merge(RunReport(quarantined=list(batch["refused"]), unchanged=batch["unchanged"],
+                               files_seen=len(batch["refused"]) + batch["unchanged"]))
         print(report.render())
         return report.to_dict()
 
     @task(trigger_rule="none_failed")
-    def finalize(target: str, reports: list[dict], params=None) -> dict:
-        """Refresh; validate and swap the alias on a full rebuild; print the run's summary."""
+    def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
+        """Replay dead letters if asked; refresh; validate and swap the alias on a full rebuild;
+        print the run's summary."""
         from pipeline.flow import finalize as finish
         from pipeline.report import RunReport
 
         settings = _settings(params)
-        options = _options(params)
+        options = _options(params, run_id)
         total = RunReport(target=target, dry_run=options.dry_run)
         for r in reports or []:
             total.merge(RunReport.from_dict(r))
@@ -147,7 +158,7 @@ def seednews_index():
                 f"{len(total.failed)} documents failed to index; they are kept in {settings.deadletter_index} for replay"
             )
         return {"indexed": total.indexed, "quarantined": len(total.quarantined), "failed": len(total.failed),
-                "files_seen": total.files_seen, "target": target}
+                "unchanged": total.unchanged, "files_seen": total.files_seen, "target": target}
 
     target = prepare_index()
     planned = plan()

@@ -39,6 +39,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         check_images=not args.skip_images,
         max_batches=args.batches,
+        use_ledger=not args.no_ledger,
+        replay_dead_letters=args.replay_dead_letters,
     )
     report = run(settings, options)
     print(report.render())
@@ -77,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--full-rebuild", action="store_true", help="write a new index and swap the alias when it validates")
     r.add_argument("--dry-run", action="store_true", help="parse and normalize only; write nothing")
     r.add_argument("--skip-images", action="store_true", help="do not check image URLs")
+    r.add_argument("--replay-dead-letters", action="store_true", help="send refused documents again (after a fix)")
+    r.add_argument("--no-ledger", action="store_true", help="process every file, even unchanged ones")
     r.add_argument("--batches", type=int, default=DEFAULT_MAX_BATCHES, help="split the folder into at most N batches")
     r.add_argument("--index", help="index base / alias name (default: SEEDNEWS_INDEX or seednews-articles)")
     r.add_argument("--local-node", action="store_true", help="start (or reuse) the local OpenSearch dev node")

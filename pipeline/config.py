@@ -35,6 +35,10 @@ class Settings:
         return f"{self.index_base}-deadletter"
 
     @property
+    def ledger_index(self) -> str:
+        return f"{self.index_base}-ledger"
+
+    @property
     def image_cache_index(self) -> str:
         return f"{self.index_base}-imagecache"
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import index as ix
 from .config import Settings
 from .discover import discover, make_batches, seed_from_path
+from .index import utc_now
+from .ledger import DEAD_LETTER, DUPLICATE, FAILED, INDEXED, QUARANTINED, SETTLED, SUPERSEDED, Ledger, LedgerEntry
 from .normalize import dedupe, normalize
 from .parse import ParseConfig, parse_seed
 from .report import RunReport
@@ -38,8 +41,15 @@ class RunOptions:
     dry_run: bool = False
     check_images: bool = True
     max_batches: int = DEFAULT_MAX_BATCHES
+    use_ledger: bool = True  # skip files whose content is unchanged since they settled
+    replay_dead_letters: bool = False
+    run_id: str = ""  # names this run in the ledger; the DAG passes Airflow's run_id
     parse: ParseConfig = field(default_factory=ParseConfig)
     image_config: object | None = None  # pipeline.images.ImageCheckConfig; None = its defaults
+
+    @property
+    def root(self) -> str:
+        return str(Path(self.seed_dir).resolve())
 
 
 @dataclass(frozen=True)
@@ -47,10 +57,19 @@ class Plan:
     batches: list[list[str]]
     refused: list[dict[str, str]]  # discovery-level quarantine (links out of the root, unreadable)
     files_seen: int
+    unchanged: int = 0  # settled in the ledger with the same content: not re-parsed
 
 
 class ValidationFailed(RuntimeError):
     """A full rebuild did not validate; the alias still points at the old index."""
+
+
+def new_run_id() -> str:
+    return f"cli__{utc_now()}__{uuid.uuid4().hex[:8]}"
+
+
+def _ledger(client, settings: Settings, options: RunOptions) -> Ledger | None:
+    return Ledger(client, settings.ledger_index) if client is not None and options.use_ledger and not options.dry_run else None
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -59,16 +78,24 @@ def prepare(client, settings: Settings, full_rebuild: bool, dry_run: bool = Fals
     if dry_run:
         return settings.alias
     if full_rebuild:
-        ix.ensure_templates(client, settings.index_base)
         return ix.create_index(client, settings.index_base)
     ix.ensure_alias(client, settings.index_base)
     return settings.alias
 
 
-def plan(seed_dir: str, max_batches: int = DEFAULT_MAX_BATCHES) -> Plan:
-    seeds, refused = discover(seed_dir)
-    batches = make_batches([s.path for s in seeds], max_batches)
-    return Plan(batches, [_q(q) for q in refused], len(seeds) + len(refused))
+def plan(options: RunOptions, client=None, settings: Settings | None = None) -> Plan:
+    """Discover seeds and split them into batches. With a ledger (and not a full rebuild), files whose
+    content hash matches a settled ledger entry are left out: an unchanged file is never re-parsed."""
+    seeds, refused = discover(options.seed_dir)
+    unchanged = 0
+    ledger = _ledger(client, settings, options) if settings else None
+    if ledger is not None and not options.full_rebuild:
+        known = ledger.lookup(options.root, [s.rel for s in seeds])
+        todo = [s for s in seeds if not (s.rel in known and known[s.rel].sha256 == s.sha256 and known[s.rel].state in SETTLED)]
+        unchanged = len(seeds) - len(todo)
+        seeds = todo
+    batches = make_batches([s.path for s in seeds], options.max_batches)
+    return Plan(batches, [_q(q) for q in refused], len(seeds) + len(refused) + unchanged, unchanged)
 
 
 def _q(q: Quarantined) -> dict[str, str]:
@@ -89,8 +116,10 @@ class _Progress:
 
 
 def build_documents(
-    seeds: Iterable[SeedFile], config: ParseConfig, report: RunReport, progress: _Progress | None = None
+    seeds: Iterable[SeedFile], config: ParseConfig, report: RunReport, progress: _Progress | None = None,
+    outcomes: dict[str, LedgerEntry] | None = None, root: str = "",
 ) -> list[Document]:
+    """Parse + normalize + dedupe. Quarantines and duplicates go to ``report`` (and ``outcomes``)."""
     docs: list[Document] = []
     for seed in seeds:
         rec = parse_seed(seed, config)
@@ -98,6 +127,8 @@ def build_documents(
         if isinstance(out, Quarantined):
             log.warning("quarantined %s", out)
             report.quarantined.append(_q(out))
+            if outcomes is not None:
+                outcomes[seed.rel] = _entry(root, seed, QUARANTINED, stage=out.stage, reason=out.reason)
         else:
             docs.append(out)
             report.repaired_docs += bool(out.repairs)
@@ -106,7 +137,14 @@ def build_documents(
     winners, losers = dedupe(docs)
     for loser, winner in losers:
         report.duplicates.append({"path": loser.seed.rel, "id": loser.id, "winner": winner.seed.rel})
+        if outcomes is not None:
+            outcomes[loser.seed.rel] = _entry(root, loser.seed, DUPLICATE, doc_id=loser.id,
+                                              reason=f"same article as {winner.seed.rel} (newer file wins)")
     return winners
+
+
+def _entry(root: str, seed: SeedFile, state: str, **kw) -> LedgerEntry:
+    return LedgerEntry(root=root, path=seed.rel, sha256=seed.sha256, size=seed.size, state=state, **kw)
 
 
 def check_images(docs: list[Document], client, settings: Settings, options: RunOptions, report: RunReport) -> list[Document]:
@@ -134,57 +172,152 @@ def process_batch(
     target: str,
     emit: Callable[[str], None] = log.info,
 ) -> RunReport:
-    """Parse, normalize, check images and index one batch of seed paths."""
+    """Parse, normalize, check images and index one batch of seed paths; record each file's fate in
+    the ledger only after OpenSearch answered for it."""
     report = RunReport(files_seen=len(paths), dry_run=options.dry_run, target=target)
+    root = options.root
     seeds: list[SeedFile] = []
     for p in paths:
         try:
-            seeds.append(seed_from_path(p, options.seed_dir))
+            seeds.append(seed_from_path(p, root))
         except OSError as exc:  # vanished between discover and now
             report.quarantined.append({"path": p, "stage": "read", "reason": f"cannot read file: {exc.strerror}"})
-    docs = build_documents(seeds, options.parse, report, _Progress(len(seeds), "parsed", emit))
+    ledger = _ledger(client, settings, options)
+    previous = ledger.lookup(root, [s.rel for s in seeds]) if ledger else {}
+    outcomes: dict[str, LedgerEntry] = {}
+    docs = build_documents(seeds, options.parse, report, _Progress(len(seeds), "parsed", emit), outcomes, root)
     docs = check_images(docs, None if options.dry_run else client, settings, options, report)
     if options.dry_run:
         report.indexed = len(docs)
         return report
+
     failures: list[tuple[Document, ItemResult]] = []
     by_id = {d.id: d for d in docs}
+    indexed_ids: list[str] = []
     progress = _Progress(len(docs), "indexed", emit)
+    run_id = options.run_id
     for res in ix.bulk_index(client, target, docs):
         progress.step()
+        doc = by_id[res.id]
         if res.result == "superseded":
             report.superseded.append({"path": res.seed or "", "id": res.id, "reason": res.error or ""})
+            outcomes[doc.seed.rel] = _entry(root, doc.seed, SUPERSEDED, doc_id=doc.id, reason=res.error, target=target, run_id=run_id)
         elif res.ok:
             report.indexed += 1
             report.created += res.result == "created"
             report.updated += res.result == "updated"
+            indexed_ids.append(res.id)
+            outcomes[doc.seed.rel] = _entry(root, doc.seed, INDEXED, doc_id=doc.id, target=target, run_id=run_id)
         else:
             log.error("bulk item failed: %s (%s): HTTP %s %s", res.id, res.seed, res.status, res.error)
-            report.failed.append({"path": res.seed, "id": res.id, "status": res.status, "reason": res.error})
-            failures.append((by_id[res.id], res))
+            report.failed.append({"path": res.seed, "id": res.id, "status": res.status, "reason": res.error,
+                                  "retryable": res.retryable})
+            state = FAILED if res.retryable else DEAD_LETTER
+            outcomes[doc.seed.rel] = _entry(root, doc.seed, state, doc_id=doc.id, reason=f"HTTP {res.status}: {res.error}",
+                                            stage="index", target=target, run_id=run_id)
+            if not res.retryable:
+                failures.append((doc, res))
     report.dead_lettered = ix.dead_letter(client, settings.deadletter_index, failures, target)
+    ix.resolve_dead_letters(client, settings.deadletter_index, indexed_ids, "reindexed")
+    _drop_moved_articles(client, target, previous, outcomes, report)
+    if ledger is not None:
+        ledger.record([e if e.run_id else replace(e, run_id=run_id) for e in outcomes.values()], previous)
+    for rel, e in sorted(outcomes.items()):
+        emit(f"{rel}: {e.state}" + (f" ({e.reason})" if e.reason and e.state != INDEXED else ""))
+    return report
+
+
+def _drop_moved_articles(client, target: str, previous: dict[str, LedgerEntry], outcomes: dict[str, LedgerEntry],
+                         report: RunReport) -> None:
+    """A changed file whose article URL changed leaves its old document behind: delete it, so the
+    index holds what the files say now."""
+    from opensearchpy import NotFoundError
+
+    for rel, now in outcomes.items():
+        before = previous.get(rel)
+        if before and before.state == INDEXED and before.doc_id and now.state == INDEXED and now.doc_id != before.doc_id:
+            try:
+                client.delete(index=target, id=before.doc_id, version=int(time.time() * 1_000_000), version_type="external_gte")
+                report.notes.append(f"{rel}: article URL changed; removed its old document {before.doc_id}")
+            except NotFoundError:
+                pass
+
+
+def replay(client, settings: Settings, options: RunOptions, target: str, emit: Callable[[str], None] = log.info) -> RunReport:
+    """Send every pending dead letter again (after its cause was fixed); resolve the ones that land."""
+    import json
+
+    report = RunReport(target=target)
+    letters = list(ix.pending_dead_letters(client, settings.deadletter_index))
+    if not letters:
+        emit("no pending dead letters to replay")
+        return report
+    docs = [
+        Document(id=dl["doc_id"], source=json.loads(dl["document"]),
+                 seed=SeedFile(path=dl["seed_path"], rel=dl["seed_path"], size=0, sha256=dl["seed_sha256"], mtime_ns=0),
+                 version=int(dl["version"]))
+        for dl in letters
+    ]
+    landed, still = [], []
+    for res in ix.bulk_index(client, target, docs):
+        if res.ok:
+            landed.append(res.id)
+            if res.result != "superseded":
+                report.indexed += 1
+                report.created += res.result == "created"
+                report.updated += res.result == "updated"
+        else:
+            still.append(res)
+            report.failed.append({"path": res.seed, "id": res.id, "status": res.status, "reason": res.error,
+                                  "retryable": res.retryable})
+    ix.resolve_dead_letters(client, settings.deadletter_index, landed, "replayed")
+    by_id = {d.id: d for d in docs}
+    ix.dead_letter(client, settings.deadletter_index, [(by_id[r.id], r) for r in still if not r.retryable], target)
+    ledger = _ledger(client, settings, options)
+    if ledger is not None and landed:
+        roots = {d.id: options.root for d in docs}
+        ledger.record([LedgerEntry(root=roots[i], path=by_id[i].seed.rel, sha256=by_id[i].seed.sha256, state=INDEXED,
+                                   doc_id=i, target=target, run_id=options.run_id, reason="replayed from dead letters")
+                       for i in landed])
+    report.notes.append(f"replayed {len(letters)} dead letters: {len(landed)} landed, {len(still)} still failing")
+    emit(report.notes[-1])
     return report
 
 
 def finalize(client, settings: Settings, options: RunOptions, target: str, report: RunReport) -> RunReport:
-    """Refresh; on a full rebuild validate the new index and swap the alias (old index keeps serving
-    if validation fails)."""
+    """Replay dead letters if asked; refresh; on a full rebuild validate the new index against the run
+    report and the ledger, then swap the alias (the old index keeps serving if validation fails)."""
     if options.dry_run:
         return report
+    if options.replay_dead_letters:
+        report.merge(replay(client, settings, options, target))
     ix.refresh(client, target)
     if options.full_rebuild:
         have = ix.count(client, target)
         # In a fresh index each distinct article is "created" exactly once; later copies are updates.
         expected = report.created
-        if report.failed or have != expected:
+        problems = []
+        if report.failed:
+            problems.append(f"{len(report.failed)} failed items")
+        if have != expected:
+            problems.append(f"{have} documents, expected {expected}")
+        ledger = _ledger(client, settings, options)
+        if ledger is not None:
+            in_ledger = ledger.indexed_doc_ids(options.run_id)
+            if in_ledger != have:
+                problems.append(f"the ledger records {in_ledger} indexed articles for this run, the index has {have}")
+        if problems:
             raise ValidationFailed(
-                f"rebuild index {target} not promoted: {have} documents, expected {expected}, "
-                f"{len(report.failed)} failed items; alias {settings.alias} still serves the old index"
+                f"rebuild index {target} not promoted: {'; '.join(problems)}; alias {settings.alias} still serves the old index"
             )
         deleted = ix.swap_alias(client, settings.index_base, target, settings.retention)
         report.notes.append(f"alias {settings.alias} now points at {target}")
         if deleted:
             report.notes.append("removed old indices: " + ", ".join(deleted))
+    if client is not None and options.use_ledger:
+        counts = Ledger(client, settings.ledger_index).counts(options.root)
+        if counts:
+            report.notes.append("ledger for this folder: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return report
 
 
@@ -195,15 +328,18 @@ def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[st
         from .discover import SeedRootError
 
         raise SeedRootError(f"seed folder {options.seed_dir!r} does not exist or is not a folder")
+    if not options.run_id:
+        options = replace(options, run_id=new_run_id())
     if client is None and not options.dry_run:
         from .config import make_client
 
         client = make_client(settings)
     target = prepare(client, settings, options.full_rebuild, options.dry_run)
-    the_plan = plan(options.seed_dir, options.max_batches)
-    emit(f"discovered {the_plan.files_seen} seed files in {options.seed_dir} ({len(the_plan.batches)} batches)")
-    report = RunReport(quarantined=list(the_plan.refused), files_seen=len(the_plan.refused), target=target,
-                       dry_run=options.dry_run)
+    the_plan = plan(options, client, settings)
+    emit(f"discovered {the_plan.files_seen} seed files in {options.seed_dir}: {the_plan.unchanged} unchanged, "
+         f"{sum(map(len, the_plan.batches))} to process in {len(the_plan.batches)} batches")
+    report = RunReport(quarantined=list(the_plan.refused), files_seen=len(the_plan.refused) + the_plan.unchanged,
+                       unchanged=the_plan.unchanged, target=target, dry_run=options.dry_run)
     for i, batch in enumerate(the_plan.batches, 1):
         emit(f"batch {i}/{len(the_plan.batches)}: {len(batch)} files")
         report.merge(process_batch(batch, client=client, settings=settings, options=options, target=target, emit=emit))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -28,6 +29,8 @@ from .types import Document, ItemResult
 MAPPINGS_DIR = Path(os.environ.get("SEEDNEWS_MAPPINGS_DIR", Path(__file__).resolve().parent.parent / "mappings"))
 ARTICLES_TEMPLATE = "articles.template.json"
 DEADLETTER_TEMPLATE = "deadletter.template.json"
+log = logging.getLogger("seednews.index")
+
 BULK_CHUNK = 500
 BULK_MAX_BYTES = 10 * 1024 * 1024
 BULK_MAX_RETRIES = 5
@@ -144,6 +147,21 @@ def _error_text(error: Any) -> str:
     return str(error)
 
 
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+BULK_ATTEMPTS = 5  # our own rounds on top of the helper's 429 retries
+
+
+def _item_result(ok: bool, info: dict[str, Any], seed: str | None) -> ItemResult:
+    doc_id = str(info.get("_id"))
+    status = int(info.get("status", 0) or 0)
+    if ok:
+        return ItemResult(doc_id, True, status, info.get("result", "indexed"), seed=seed)
+    if status == 409:
+        return ItemResult(doc_id, True, status, "superseded", "a newer seed file for this article is indexed", seed)
+    retryable = status in RETRYABLE_STATUSES
+    return ItemResult(doc_id, False, status, "failed", _error_text(info.get("error")), seed, retryable=retryable)
+
+
 def bulk_index(
     client,
     index: str,
@@ -153,61 +171,87 @@ def bulk_index(
     max_retries: int = BULK_MAX_RETRIES,
     initial_backoff: float = BULK_INITIAL_BACKOFF,
     max_backoff: float = BULK_MAX_BACKOFF,
+    attempts: int = BULK_ATTEMPTS,
+    sleep=None,
 ) -> Iterator[ItemResult]:
     """Index ``docs`` into ``index`` (an index or a write alias); yield one ``ItemResult`` per document.
 
-    A 409 version conflict means a newer seed file for the same article is already indexed: reported
-    as ``superseded`` (ok). Other per-item failures are reported with their reason (``ok=False``)."""
+    Triage:
+    - created/updated: acknowledged.
+    - 409 version conflict: a newer seed file for the same article is already indexed -> ``superseded`` (ok).
+    - 429/502/503/504 per item, or the whole request failing with those or a connection error: the
+      affected documents are sent again, up to ``attempts`` rounds with exponential back-off (the
+      helper itself already retries per-item 429s ``max_retries`` times). Still failing afterwards:
+      per-item -> ``failed`` with ``retryable=True`` (the ledger retries next run); request-level ->
+      the last error is raised, because the cluster is unusable (Airflow retries the task).
+    - anything else (400 mapping errors...): ``failed``, not retryable: a dead letter.
+    Re-sending is always safe: explicit ids + external versions make every write idempotent."""
+    import time
+
     from opensearchpy import helpers
+    from opensearchpy.exceptions import ConnectionError as OSConnectionError
+    from opensearchpy.exceptions import TransportError
 
-    by_id: dict[str, Document] = {}
+    sleep = sleep or time.sleep
+    pending = list(docs)
+    by_id = {d.id: d for d in pending}
     indexed_at = utc_now()
-
-    def actions() -> Iterator[dict[str, Any]]:
-        for d in docs:
-            by_id[d.id] = d
-            yield to_action(d, index, indexed_at)
-
-    for ok, item in helpers.streaming_bulk(
-        client,
-        actions(),
-        chunk_size=chunk_size,
-        max_chunk_bytes=BULK_MAX_BYTES,
-        raise_on_error=False,
-        raise_on_exception=True,
-        max_retries=max_retries,
-        initial_backoff=initial_backoff,
-        max_backoff=max_backoff,
-    ):
-        info = next(iter(item.values()))
-        doc_id = str(info.get("_id"))
-        seed = by_id[doc_id].seed.rel if doc_id in by_id else None
-        status = int(info.get("status", 0))
-        if ok:
-            yield ItemResult(doc_id, True, status, info.get("result", "indexed"), seed=seed)
-        elif status == 409:
-            yield ItemResult(doc_id, True, status, "superseded", "a newer seed file for this article is indexed", seed)
-        else:
-            yield ItemResult(doc_id, False, status, "failed", _error_text(info.get("error")), seed)
+    for attempt in range(1, attempts + 1):
+        retry: list[Document] = []
+        done: set[str] = set()
+        last: ItemResult | None = None
+        try:
+            for ok, item in helpers.streaming_bulk(
+                client,
+                (to_action(d, index, indexed_at) for d in pending),
+                chunk_size=chunk_size,
+                max_chunk_bytes=BULK_MAX_BYTES,
+                raise_on_error=False,
+                raise_on_exception=True,
+                max_retries=max_retries,
+                initial_backoff=initial_backoff,
+                max_backoff=max_backoff,
+            ):
+                info = next(iter(item.values()))
+                doc = by_id.get(str(info.get("_id")))
+                res = _item_result(ok, info, doc.seed.rel if doc else None)
+                done.add(res.id)
+                if res.retryable and attempt < attempts and doc is not None:
+                    retry.append(doc)
+                    last = res
+                else:
+                    yield res
+        except (OSConnectionError, TransportError) as exc:
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int) and status not in RETRYABLE_STATUSES and not isinstance(exc, OSConnectionError):
+                raise
+            if attempt == attempts:
+                raise
+            retry += [d for d in pending if d.id not in done]
+            log.warning("bulk request failed (%s); retrying %d documents (round %d/%d)", exc, len(retry), attempt, attempts)
+        if not retry:
+            return
+        if last is not None:
+            log.warning("%d bulk items were refused (%s); retrying (round %d/%d)", len(retry), last.error, attempt, attempts)
+        sleep(min(max_backoff, initial_backoff * 2 ** (attempt - 1)))
+        pending = retry
 
 
 # ----------------------------------------------------------------------------- dead letters
-def dead_letter(client, settings_deadletter_index: str, failures: list[tuple[Document, ItemResult]], target: str) -> int:
-    """Keep failed documents, whole, for replay. Returns how many were stored.
+def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, ItemResult]], target: str) -> int:
+    """Keep refused documents, whole, for replay. Returns how many were stored.
 
-    The dead-letter id is the document id: re-failing the same document updates one entry."""
+    The dead-letter id is the document id: re-failing the same document updates its one entry."""
     from opensearchpy import helpers
 
     if not failures:
         return 0
-    client.indices.put_index_template(
-        name=settings_deadletter_index, body=_deadletter_template(settings_deadletter_index)
-    )
+    client.indices.put_index_template(name=deadletter_index, body=load_template(DEADLETTER_TEMPLATE, deadletter_index))
     now = utc_now()
     actions = [
         {
             "_op_type": "index",
-            "_index": settings_deadletter_index,
+            "_index": deadletter_index,
             "_id": doc.id,
             "_source": {
                 "doc_id": doc.id,
@@ -219,19 +263,48 @@ def dead_letter(client, settings_deadletter_index: str, failures: list[tuple[Doc
                 "failed_at": now,
                 "version": doc.version,
                 "document": json.dumps(doc.source, ensure_ascii=False),
-                "replayed": False,
+                "pending": True,
             },
         }
         for doc, result in failures
     ]
-    ok, errors = helpers.bulk(client, actions, raise_on_error=False, refresh="wait_for")
+    ok, errors = helpers.bulk(client, actions, raise_on_error=False, refresh="wait_for", max_retries=5)
     if errors:
         raise IndexError_(f"could not store {len(errors)} dead letters: {errors[:3]}")
     return ok
 
 
-def _deadletter_template(name: str) -> dict[str, Any]:
-    return load_template(DEADLETTER_TEMPLATE, name)
+def resolve_dead_letters(client, deadletter_index: str, doc_ids: Iterable[str], resolution: str) -> int:
+    """Mark pending dead letters for ``doc_ids`` as resolved (the document is now indexed)."""
+    from opensearchpy import helpers
+
+    ids = list(doc_ids)
+    if not ids or not client.indices.exists(index=deadletter_index):
+        return 0
+    found = [d["_id"] for d in client.mget(index=deadletter_index, body={"ids": ids})["docs"]
+             if d.get("found") and d["_source"].get("pending")]
+    actions = [{"_op_type": "update", "_index": deadletter_index, "_id": i,
+                "doc": {"pending": False, "resolution": resolution, "resolved_at": utc_now()}} for i in found]
+    if actions:
+        helpers.bulk(client, actions, refresh="wait_for")
+    return len(actions)
+
+
+def pending_dead_letters(client, deadletter_index: str, page: int = 500) -> Iterator[dict[str, Any]]:
+    """Every pending dead letter's ``_source`` (sorted by id, paged with search_after)."""
+    if not client.indices.exists(index=deadletter_index):
+        return
+    after = None
+    while True:
+        body: dict[str, Any] = {"size": page, "query": {"term": {"pending": True}}, "sort": [{"doc_id": "asc"}]}
+        if after:
+            body["search_after"] = after
+        hits = client.search(index=deadletter_index, body=body)["hits"]["hits"]
+        if not hits:
+            return
+        for h in hits:
+            yield h["_source"]
+        after = hits[-1]["sort"]
 
 
 # ----------------------------------------------------------------------------- reads

@@ -16,6 +16,7 @@ MAX_LISTED = 20  # per section in the text summary; the data keeps everything
 @dataclass
 class RunReport:
     files_seen: int = 0
+    unchanged: int = 0  # skipped: same content as when the ledger last settled it
     indexed: int = 0  # acknowledged by OpenSearch (created + updated)
     created: int = 0
     updated: int = 0
@@ -32,7 +33,7 @@ class RunReport:
 
     # -------------------------------------------------------------- building
     def merge(self, other: "RunReport") -> "RunReport":
-        for name in ("files_seen", "indexed", "created", "updated", "dead_lettered", "repaired_docs"):
+        for name in ("files_seen", "unchanged", "indexed", "created", "updated", "dead_lettered", "repaired_docs"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("superseded", "duplicates", "quarantined", "failed", "notes"):
             getattr(self, name).extend(getattr(other, name))
@@ -59,7 +60,8 @@ class RunReport:
         verb = "would index" if self.dry_run else "indexed"
         lines = [
             f"seednews run{' (dry run)' if self.dry_run else ''}: {self.files_seen} seed files seen, "
-            f"{self.indexed} {verb}"
+            + (f"{self.unchanged} unchanged, " if self.unchanged else "")
+            + f"{self.indexed} {verb}"
             + (f" ({self.created} new, {self.updated} updated)" if not self.dry_run else "")
             + f", {len(self.quarantined)} quarantined, {len(self.failed)} failed"
             + (f", {len(self.duplicates) + len(self.superseded)} duplicates set aside" if self.duplicates or self.superseded else ""),
@@ -71,8 +73,9 @@ class RunReport:
         if self.images:
             lines.append("  images: " + ", ".join(f"{k} {v}" for k, v in sorted(self.images.items())))
         lines += _section("quarantined", self.quarantined, lambda q: f"{q['path']}: {q['stage']}: {q['reason']}")
-        lines += _section("failed (kept in the dead-letter index for replay)", self.failed,
-                          lambda f: f"{f.get('path')}: id {f['id']}: HTTP {f['status']}: {f['reason']}")
+        lines += _section("failed", self.failed,
+                          lambda f: f"{f.get('path')}: id {f['id']}: HTTP {f['status']}: {f['reason']}"
+                          + (" (retried next run)" if f.get("retryable") else " (kept in the dead-letter index for replay)"))
         lines += _section("duplicates", self.duplicates, lambda d: f"{d['path']}: same article as {d['winner']} (newer file wins)")
         lines += _section("superseded", self.superseded, lambda d: f"{d['path']}: {d['reason']}")
         lines += [f"  note: {n}" for n in self.notes]

@@ -70,6 +70,7 @@ class ItemResult:
     id: str
     ok: bool
     status: int
-    result: str  # "created" | "updated" | "noop" | "superseded" | "failed" | "dry_run"
+    result: str  # "created" | "updated" | "noop" | "superseded" | "failed"
     error: str | None = None
     seed: str | None = None
+    retryable: bool = False  # failed for a passing reason (busy, 5xx): retry later, do not dead-letter

@@ -1,0 +1,130 @@
+"""The ledger against a REAL OpenSearch node: incremental discovery, changed files, quarantine pick-up,
+dead letters and replay."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from pipeline import flow
+from pipeline import index as ix
+from pipeline.flow import RunOptions, run
+from pipeline.ledger import Ledger
+from tests.conftest import DATA
+
+SEED = '---\ntitle: "{title}"\npublishedDateTime: 2021-10-06T11:10:00Z\nwebUrl: "{url}"\ntopics: [{topic}]\n---\n'
+
+
+def _write(folder, name, title="T", url="https://example.com/a", topic="AI", mtime=None):
+    path = folder / name
+    path.write_text(SEED.format(title=title, url=url, topic=topic), encoding="utf-8")
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def _run(settings, client, folder, **kw):
+    kw.setdefault("check_images", False)
+    return run(settings, RunOptions(seed_dir=str(folder), **kw), client=client, emit=lambda _: None)
+
+
+def _ledger(settings, client):
+    return Ledger(client, settings.ledger_index)
+
+
+def _docs(client, settings):
+    client.indices.refresh(index=settings.alias)
+    hits = client.search(index=settings.alias, body={"size": 100, "query": {"match_all": {}}})["hits"]["hits"]
+    return sorted((h["_source"]["url"], h["_source"]["title"]) for h in hits)
+
+
+def test_unchanged_files_are_not_reparsed_and_changed_ones_update_in_place(settings, client, tmp_path, monkeypatch):
+    _write(tmp_path, "a.txt", "first", "https://example.com/a", mtime=1_000)
+    _write(tmp_path, "b.txt", "bee", "https://example.com/b", mtime=1_000)
+    assert _run(settings, client, tmp_path).indexed == 2
+
+    parsed = []
+    real_parse = flow.parse_seed
+    monkeypatch.setattr(flow, "parse_seed", lambda seed, cfg: parsed.append(seed.rel) or real_parse(seed, cfg))
+    _write(tmp_path, "a.txt", "second", "https://example.com/a", mtime=2_000)
+    report = _run(settings, client, tmp_path)
+    assert parsed == ["a.txt"]  # b.txt is unchanged: never re-parsed
+    assert (report.unchanged, report.indexed, report.updated) == (1, 1, 1)
+    assert _docs(client, settings) == [("https://example.com/a", "second"), ("https://example.com/b", "bee")]
+    assert _ledger(settings, client).counts(str(tmp_path.resolve())) == {"indexed": 2}
+
+
+def test_quarantined_file_is_recorded_and_picked_up_once_fixed(settings, client, tmp_path):
+    _write(tmp_path, "good.txt", url="https://example.com/good")
+    shutil.copy(DATA / "seeds" / "bad" / "missing_title.txt", tmp_path / "bad.txt")
+    _run(settings, client, tmp_path)
+    ledger = _ledger(settings, client)
+    root = str(tmp_path.resolve())
+    entry = ledger.lookup(root, ["bad.txt"])["bad.txt"]
+    assert (entry.state, entry.stage, entry.reason) == ("quarantined", "validate", "required field 'title' is missing")
+    assert (tmp_path / "bad.txt").exists()  # nothing is moved or deleted
+
+    again = _run(settings, client, tmp_path)
+    assert (again.unchanged, again.quarantined) == (2, [])  # unchanged broken file: not re-parsed
+
+    _write(tmp_path, "bad.txt", "now fixed", "https://example.com/fixed")
+    fixed = _run(settings, client, tmp_path)
+    assert (fixed.unchanged, fixed.indexed) == (1, 1)
+    assert ledger.counts(root) == {"indexed": 2}
+
+
+def test_changed_article_url_removes_the_old_document(settings, client, tmp_path):
+    _write(tmp_path, "a.txt", "v1", "https://example.com/old-url", mtime=1_000)
+    _run(settings, client, tmp_path)
+    _write(tmp_path, "a.txt", "v2", "https://example.com/new-url", mtime=2_000)
+    report = _run(settings, client, tmp_path)
+    assert _docs(client, settings) == [("https://example.com/new-url", "v2")]
+    assert any("article URL changed" in n for n in report.notes)
+
+
+def test_dead_letter_then_fix_then_replay(settings, client, tmp_path, monkeypatch):
+    """A code/mapping skew: the pipeline emits a field the strict mapping does not know. The document is
+    refused (400), kept whole in the dead-letter index, the others are indexed; once the mapping is
+    fixed, replay indexes it and resolves the dead letter."""
+    _write(tmp_path, "a.txt", "skewed", "https://example.com/skew")
+    _write(tmp_path, "b.txt", "fine", "https://example.com/fine")
+    real_normalize = flow.normalize
+
+    def skewed(record):
+        doc = real_normalize(record)
+        if record.seed.rel == "a.txt":
+            doc.source["sentiment"] = 0.7
+        return doc
+
+    monkeypatch.setattr(flow, "normalize", skewed)
+    report = _run(settings, client, tmp_path)
+    assert report.indexed == 1 and report.dead_lettered == 1
+    (failed,) = report.failed
+    assert failed["status"] == 400 and "strict_dynamic_mapping_exception" in failed["reason"]
+    assert failed["retryable"] is False
+    root = str(tmp_path.resolve())
+    assert _ledger(settings, client).counts(root) == {"indexed": 1, "dead_letter": 1}
+    assert "(kept in the dead-letter index for replay)" in report.render()
+
+    # replay before the fix: still refused, still pending
+    still = _run(settings, client, tmp_path, replay_dead_letters=True)
+    assert len(still.failed) == 1 and ix.count(client, settings.alias) == 1
+
+    # the fix: the mapping learns the field; replay lands it
+    client.indices.put_mapping(index=settings.alias, body={"properties": {"sentiment": {"type": "float"}}})
+    replayed = _run(settings, client, tmp_path, replay_dead_letters=True)
+    assert replayed.failed == [] and replayed.indexed == 1
+    assert [t for _, t in _docs(client, settings)] == ["fine", "skewed"]
+    letters = client.search(index=settings.deadletter_index, body={"query": {"match_all": {}}})["hits"]["hits"]
+    assert [(d["_source"]["pending"], d["_source"]["resolution"]) for d in letters] == [(False, "replayed")]
+    assert _ledger(settings, client).counts(root) == {"indexed": 2}
+
+
+def test_full_rebuild_validates_against_the_ledger(settings, client, tmp_path):
+    for i in range(5):
+        _write(tmp_path, f"{i}.txt", f"t{i}", f"https://example.com/{i}")
+    _run(settings, client, tmp_path)
+    report = _run(settings, client, tmp_path, full_rebuild=True)  # processes everything, ledger or not
+    assert report.created == 5 and report.unchanged == 0
+    assert any(n.startswith("alias ") for n in report.notes)
+    assert ix.count(client, settings.alias) == 5
