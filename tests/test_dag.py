@@ -85,9 +85,11 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
     conf = {"seed_dir": str(seed_dir), "index": base, "max_batches": 2}
     client = make_client(Settings(opensearch_url=opensearch_url))
     try:
+        logs = []
         for attempt in (1, 2):  # twice: a re-run must leave exactly the same index state
             out = _dags_test(airflow_env, opensearch_url, conf)
             log = out.stdout + out.stderr
+            logs.append(log)
             assert out.returncode == 0 and "DagRun Finished" in log and "state=success" in log, log[-4000:]
             # the first run indexes both; the re-run finds them unchanged in the ledger
             assert ("2 seed files seen, 2 indexed" if attempt == 1 else "2 seed files seen, 2 unchanged, 0 indexed") in log
@@ -96,6 +98,14 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
             assert dict(ix.facet(client, base, "topics")) == {"AI": 2, "Computer Vision": 1}
         hits = client.search(index=base, body={"query": {"match_phrase": {"excerpt": "surveillance—a development"}}})
         assert [h["_source"]["provider"]["name"] for h in hits["hits"]["hits"]] == ["Common Dreams"]
+        # image checks ran inside the batch tasks: the public image hosts are unreachable from here, and
+        # that must come out as a verdict with a reason, not as a crash or a hang
+        docs = [h["_source"] for h in client.search(index=base, body={"query": {"match_all": {}}})["hits"]["hits"]]
+        for doc in docs:
+            checks = [img["check"] for img in doc["images"] + doc["provider"].get("images", [])]
+            assert checks and all(c["status"] in ("unreachable", "blocked", "timeout", "relative") and c["reason"] for c in checks)
+            assert doc["image_health"] in ("none_ok", "no_images")
+        assert "images: " in logs[0]  # the run report has image totals per verdict
     finally:
         client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
         client.indices.delete_index_template(name=base, ignore=[404])

@@ -128,3 +128,13 @@ def test_full_rebuild_validates_against_the_ledger(settings, client, tmp_path):
     assert report.created == 5 and report.unchanged == 0
     assert any(n.startswith("alias ") for n in report.notes)
     assert ix.count(client, settings.alias) == 5
+
+
+def test_old_indices_beyond_retention_are_removed(settings, client, tmp_path):
+    _write(tmp_path, "a.txt")
+    _run(settings, client, tmp_path)
+    for _ in range(4):
+        _run(settings, client, tmp_path, full_rebuild=True)
+    versions = sorted(client.indices.get(index=ix.versions_pattern(settings.index_base)).keys())
+    assert len(versions) == settings.retention + 1  # the serving index + `retention` previous ones
+    assert ix.alias_indices(client, settings.alias) == [versions[-1]]
