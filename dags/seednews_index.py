@@ -142,7 +142,10 @@ def seednews_index():
     @task(trigger_rule="none_failed")
     def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
         """Replay dead letters if asked; refresh; validate and swap the alias on a full rebuild;
-        print the run's summary."""
+        print the run's summary. Data problems fail the task without retries (retrying won't help)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipeline.flow import ValidationFailed
         from pipeline.flow import finalize as finish
         from pipeline.report import RunReport
 
@@ -151,11 +154,17 @@ def seednews_index():
         total = RunReport(target=target, dry_run=options.dry_run)
         for r in reports or []:
             total.merge(RunReport.from_dict(r))
-        total = finish(None if options.dry_run else _client(settings), settings, options, target, total)
+        try:
+            total = finish(None if options.dry_run else _client(settings), settings, options, target, total)
+        except ValidationFailed as exc:  # the new index is wrong; the alias still serves the old one
+            print(total.render())
+            raise AirflowFailException(str(exc)) from exc
         print(total.render())
         if total.failed:
-            raise RuntimeError(
-                f"{len(total.failed)} documents failed to index; they are kept in {settings.deadletter_index} for replay"
+            dead = sum(1 for f in total.failed if not f.get("retryable"))
+            raise AirflowFailException(
+                f"{len(total.failed)} documents failed to index: {dead} kept in {settings.deadletter_index} for replay, "
+                f"{len(total.failed) - dead} retryable (the next run tries them again)"
             )
         return {"indexed": total.indexed, "quarantined": len(total.quarantined), "failed": len(total.failed),
                 "unchanged": total.unchanged, "files_seen": total.files_seen, "target": target}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import DATA, ROOT
 
 DAGS = ROOT / "dags"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -81,6 +82,7 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
     from pipeline import index as ix
     from pipeline.config import Settings, make_client
 
+    shutil.copy(DATA / "seeds" / "bad" / "invalid_yaml.txt", seed_dir / "001_broken.txt")
     base = f"dagtest-{uuid.uuid4().hex[:8]}"
     conf = {"seed_dir": str(seed_dir), "index": base, "max_batches": 2}
     client = make_client(Settings(opensearch_url=opensearch_url))
@@ -92,7 +94,8 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
             logs.append(log)
             assert out.returncode == 0 and "DagRun Finished" in log and "state=success" in log, log[-4000:]
             # the first run indexes both; the re-run finds them unchanged in the ledger
-            assert ("2 seed files seen, 2 indexed" if attempt == 1 else "2 seed files seen, 2 unchanged, 0 indexed") in log
+            assert ("3 seed files seen, 2 indexed (2 new, 0 updated), 1 quarantined" if attempt == 1
+                    else "3 seed files seen, 3 unchanged, 0 indexed") in log
             client.indices.refresh(index=base)
             assert ix.count(client, base) == 2
             assert dict(ix.facet(client, base, "topics")) == {"AI": 2, "Computer Vision": 1}
@@ -105,6 +108,7 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
             checks = [img["check"] for img in doc["images"] + doc["provider"].get("images", [])]
             assert checks and all(c["status"] in ("unreachable", "blocked", "timeout", "relative") and c["reason"] for c in checks)
             assert doc["image_health"] in ("none_ok", "no_images")
+        assert "001_broken.txt: yaml: while scanning a quoted scalar at line 2" in logs[0]  # named, with the reason
         assert "images: " in logs[0]  # the run report has image totals per verdict
     finally:
         client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
