@@ -25,6 +25,7 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     index_base: str = DEFAULT_INDEX_BASE  # the read alias; concrete indices are "<base>-<stamp>"
     retention: int = DEFAULT_RETENTION
+    image_relative_base: str | None = None  # site that relative image URLs belong to (None: report "relative")
 
     @property
     def alias(self) -> str:
@@ -45,7 +46,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> "Settings":
         """``OPENSEARCH_URL`` (may carry ``user:password@``), ``OPENSEARCH_USER``, ``OPENSEARCH_PASSWORD``,
-        ``OPENSEARCH_VERIFY_CERTS`` (``false`` to disable), ``SEEDNEWS_INDEX``."""
+        ``OPENSEARCH_VERIFY_CERTS`` (``false`` to disable), ``SEEDNEWS_INDEX``, ``SEEDNEWS_IMAGE_BASE``
+        (the site relative image URLs such as ``/assets/...`` belong to)."""
         env = dict(os.environ if env is None else env)
         url, user, password = split_credentials(env.get("OPENSEARCH_URL") or DEFAULT_OPENSEARCH_URL)
         settings = cls(
@@ -54,6 +56,7 @@ class Settings:
             password=env.get("OPENSEARCH_PASSWORD") or password,
             verify_certs=env.get("OPENSEARCH_VERIFY_CERTS", "true").lower() not in ("0", "false", "no"),
             index_base=env.get("SEEDNEWS_INDEX") or DEFAULT_INDEX_BASE,
+            image_relative_base=env.get("SEEDNEWS_IMAGE_BASE") or None,
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
 

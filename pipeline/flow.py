@@ -157,7 +157,7 @@ def check_images(docs: list[Document], client, settings: Settings, options: RunO
         return [replace(d, source=images.annotate_document(d.source, None)) for d in docs]
     urls = [u for d in docs for u in images.collect_image_urls(d.source)]
     cache = images.OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
-    config = options.image_config or images.ImageCheckConfig()
+    config = options.image_config or images.ImageCheckConfig(relative_base=settings.image_relative_base)
     verdicts = images.check_images(urls, config, cache=cache)
     report.images = images.summarize(verdicts.values())
     return [replace(d, source=images.annotate_document(d.source, verdicts)) for d in docs]
