@@ -31,6 +31,7 @@ from .types import Document, ItemResult, Quarantined, SeedFile
 log = logging.getLogger("seednews")
 
 DEFAULT_MAX_BATCHES = 4
+CHUNK_SEEDS = 1000  # files parsed, checked and indexed together inside a batch (bounds memory)
 PROGRESS_EVERY_SECONDS = 5.0
 
 
@@ -149,8 +150,6 @@ def _entry(root: str, seed: SeedFile, state: str, **kw) -> LedgerEntry:
 
 def check_images(docs: list[Document], client, settings: Settings, options: RunOptions, report: RunReport) -> list[Document]:
     """Annotate every document with image verdicts (never drops a document)."""
-    from dataclasses import replace
-
     from . import images
 
     if not options.check_images:
@@ -172,8 +171,21 @@ def process_batch(
     target: str,
     emit: Callable[[str], None] = log.info,
 ) -> RunReport:
-    """Parse, normalize, check images and index one batch of seed paths; record each file's fate in
-    the ledger only after OpenSearch answered for it."""
+    """Parse, normalize, check images and index one batch of seed paths, ``CHUNK_SEEDS`` files at a
+    time (memory stays flat however big the batch); record each file's fate in the ledger only after
+    OpenSearch answered for it."""
+    report = RunReport(dry_run=options.dry_run, target=target)
+    total = len(paths)
+    for start in range(0, total, CHUNK_SEEDS):
+        chunk = paths[start:start + CHUNK_SEEDS]
+        report.merge(_process_chunk(chunk, client=client, settings=settings, options=options, target=target, emit=emit))
+        if total > CHUNK_SEEDS:
+            emit(f"batch progress: {min(start + CHUNK_SEEDS, total)}/{total} files")
+    return report
+
+
+def _process_chunk(paths: list[str], *, client, settings: Settings, options: RunOptions, target: str,
+                   emit: Callable[[str], None]) -> RunReport:
     report = RunReport(files_seen=len(paths), dry_run=options.dry_run, target=target)
     root = options.root
     seeds: list[SeedFile] = []

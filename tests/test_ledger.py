@@ -138,3 +138,17 @@ def test_old_indices_beyond_retention_are_removed(settings, client, tmp_path):
     versions = sorted(client.indices.get(index=ix.versions_pattern(settings.index_base)).keys())
     assert len(versions) == settings.retention + 1  # the serving index + `retention` previous ones
     assert ix.alias_indices(client, settings.alias) == [versions[-1]]
+
+
+def test_big_batches_are_processed_in_chunks(settings, client, tmp_path, monkeypatch):
+    monkeypatch.setattr(flow, "CHUNK_SEEDS", 10)
+    for i in range(25):
+        _write(tmp_path, f"{i:02}.txt", f"t{i}", f"https://example.com/{i}")
+    # the same article twice, in different chunks: the newer file wins either way
+    _write(tmp_path, "00_dup.txt", "old copy", "https://example.com/24", mtime=1_000)
+    lines = []
+    report = run(settings, RunOptions(seed_dir=str(tmp_path), check_images=False, max_batches=1), client=client, emit=lines.append)
+    assert "batch progress: 10/26 files" in lines and "batch progress: 26/26 files" in lines
+    assert report.indexed + len(report.superseded) == 26 and report.failed == []
+    assert ix.count(client, settings.alias) == 25
+    assert dict(_docs(client, settings))["https://example.com/24"] == "t24"
