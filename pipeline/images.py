@@ -11,14 +11,12 @@ How one URL is checked
 1. Parse (with ``yarl``, the same parser the HTTP client uses, so validation and connection can
    never disagree about the host). Relative URLs are joined to ``config.relative_base`` or reported
    ``relative``; protocol-relative ``//host/x.jpg`` is treated as ``https:``.
-2. SSRF gate: only http/https; the host must be a valid name or a *canonical* IP literal (numeric
-   tricks such as ``0x7f000001``, ``2130706433``, ``127.1``, ``0177.0.0.1`` are refused); names
-   are resolved and the whole host is refused if *any* address is loopback, private, link-local
-   (169.254.169.254 included), CGNAT, multicast, reserved, unspecified or an IPv4-mapped / 6to4 /
-   NAT64 form of one. ``config.allow_networks`` exempts CIDRs (tests use ``127.0.0.1/32``).
-   The client connects only to the addresses validated here (custom resolver), and a socket factory
-   re-checks the exact address of every ``connect()``: the address actually connected to is checked,
-   on every redirect hop, even for IP literals. Proxy environment variables are ignored.
+2. SSRF gate (details in :mod:`pipeline.netsafe`): only http/https; the host must be a valid name
+   or a *canonical* IP literal (numeric tricks such as ``0x7f000001`` or ``127.1`` are refused);
+   a host is refused when *any* of its addresses is not public (loopback, private, link-local,
+   cloud metadata, ...), unless ``config.allow_networks`` exempts it. The client connects only to
+   the addresses validated, and the address of every ``connect()`` is checked again, on every
+   redirect hop. Proxy environment variables are ignored.
 3. ``HEAD``; when HEAD is refused or unreliable (400, 403, 405, 406, 500, 501, or a 2xx without a
    usable content type) fall back to a ``GET`` that reads at most ``max_bytes`` and then drops the
    connection. Redirects are followed by hand, one hop at a time, each hop re-validated, at most
@@ -43,6 +41,7 @@ Verdict tree (``ImageVerdict.status``)
 ``transient`` verdicts (timeout, unreachable, 429, 5xx) are cached for ``transient_ttl``; the rest of
 the network-derived verdicts for ``ok_ttl``. ``invalid``, ``relative`` and ``blocked`` verdicts that
 need no network (scheme, literal address, numeric trick) are recomputed every run and never cached.
+The caches themselves are in :mod:`pipeline.imagecache`.
 
 Why aiohttp and not requests
 ----------------------------
@@ -61,30 +60,59 @@ and it used ~0.15-0.19 CPU s per 1,000 checks against ~0.8-0.95 for requests + t
 exposes exactly the hooks the SSRF rule needs (a resolver and a socket factory, public since
 aiohttp 3.12), while requests would need adapter internals to pin the connected address, follows
 redirects on GET by default, reads proxy variables and only has per-socket-operation timeouts.
+
+Modules
+-------
+This module is the checker (config, verdicts, HTTP, documents). The address-safety (SSRF) rules are
+in :mod:`pipeline.netsafe`, the verdict caches in :mod:`pipeline.imagecache`, and
+:class:`ImageVerdict` in :mod:`pipeline.imagetypes`. Every public name of those is re-exported here,
+so ``from pipeline.images import ...`` works as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-import calendar
 import concurrent.futures
 import copy
 import email.utils
-import hashlib
 import ipaddress
 import logging
 import random
 import re
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
+
+from .imagecache import (  # noqa: F401 - re-exported: pipeline.images is the public entry point
+    CACHE_INDEX_MAPPING,
+    CACHEABLE_STATUSES,
+    DEFAULT_CACHE_INDEX,
+    InMemoryVerdictCache,
+    OpenSearchVerdictCache,
+    VerdictCache,
+    cache_doc_id,
+    is_fresh,
+)
+from .imagetypes import ImageVerdict, iso_utc, parse_iso_utc  # noqa: F401 - re-exported
+from .netsafe import (  # noqa: F401 - re-exported
+    AddressPolicy,
+    BlockedAddressError,
+    DNSLookupError,
+    GuardedResolver,
+    HostResolver,
+    IPAddress,
+    address_category,
+    guarded_socket_factory,
+    is_canonical_ipv4,
+    make_connector,
+    parse_legacy_ipv4,
+    system_resolve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +138,6 @@ DEFAULT_OK_TTL = 7 * 24 * 3600.0
 DEFAULT_TRANSIENT_TTL = 3600.0
 """Cache age limit for transient verdicts (timeouts, 429, 5xx, unreachable, DNS-blocked)."""
 DEFAULT_USER_AGENT = "seednews-imagecheck/1.0"
-DEFAULT_CACHE_INDEX = "seednews-image-cache"
 
 MAX_URL_LENGTH = 8192
 HEAD_FALLBACK_STATUSES = frozenset({400, 403, 405, 406, 500, 501})
@@ -123,12 +150,11 @@ STATUSES = ("ok", "broken", "not_image", "timeout", "unreachable", "blocked", "i
 UNCHECKED = "unchecked"
 HEALTH_VALUES = ("all_ok", "some_broken", "none_ok", "unchecked", "no_images")
 
-_CACHEABLE_STATUSES = frozenset({"ok", "broken", "not_image", "timeout", "unreachable", "blocked"})
 # Statuses that say something about the image itself. ``relative`` does not (nothing was fetched).
 _JUDGED_STATUSES = frozenset(STATUSES) - {"relative"}
 
 
-# --------------------------------------------------------------------------- config and verdicts
+# --------------------------------------------------------------------------- config
 
 
 @dataclass(frozen=True)
@@ -165,65 +191,6 @@ class ImageCheckConfig:
                 raise ValueError(f"relative_base must be an absolute http(s) URL: {self.relative_base!r}")
 
 
-@dataclass(frozen=True)
-class ImageVerdict:
-    """The outcome of checking one URL. ``url`` is the URL exactly as given by the caller."""
-
-    url: str
-    status: str
-    http_code: int | None
-    reason: str
-    checked_at: str
-    final_url: str | None = None
-
-    @property
-    def transient(self) -> bool:
-        """True when checking again later may well give another answer (cached for less time)."""
-        if self.status in ("timeout", "unreachable"):
-            return True
-        if self.status == "broken" and self.http_code is not None:
-            return self.http_code in (408, 425, 429) or self.http_code >= 500
-        return False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "status": self.status,
-            "http_code": self.http_code,
-            "reason": self.reason,
-            "checked_at": self.checked_at,
-            "final_url": self.final_url,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ImageVerdict:
-        code = d.get("http_code")
-        return cls(
-            url=str(d["url"]),
-            status=str(d["status"]),
-            http_code=int(code) if code is not None else None,
-            reason=str(d.get("reason") or ""),
-            checked_at=str(d["checked_at"]),
-            final_url=d.get("final_url"),
-        )
-
-
-def iso_utc(ts: float) -> str:
-    """``1700000000.0`` -> ``"2023-11-14T22:13:20Z"``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def parse_iso_utc(s: str) -> float:
-    """Inverse of :func:`iso_utc` (also accepts offsets and fractions)."""
-    try:
-        return float(calendar.timegm(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ")))
-    except ValueError:
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
-
-
 def _to_epoch(now: datetime | float | None) -> float | None:
     if now is None:
         return None
@@ -232,161 +199,9 @@ def _to_epoch(now: datetime | float | None) -> float | None:
     return float(now)
 
 
-# --------------------------------------------------------------------------- SSRF address policy
-
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-_NAT64_WKP = ipaddress.ip_network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-_METADATA = ipaddress.ip_address("169.254.169.254")
-# Special-purpose ranges the ``ipaddress`` module of Python 3.11 still calls global.
-_EXTRA_SPECIAL = tuple(ipaddress.ip_network(n) for n in (
-    "192.0.0.0/24",     # IETF protocol assignments
-    "192.88.99.0/24",   # deprecated 6to4 relay anycast
-    "100::/64",         # discard-only
-    "2001::/23",        # IETF protocol assignments (Teredo, ORCHIDv2, ...)
-    "3fff::/20",        # documentation (RFC 9637)
-    "5f00::/16",        # SRv6 SIDs
-))
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def _v4_category(ip: ipaddress.IPv4Address) -> str | None:
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_loopback:
-        return "loopback"
-    if ip == _METADATA:
-        return "link-local (cloud metadata endpoint)"
-    if ip.is_link_local:
-        return "link-local"
-    if ip in _CGNAT:
-        return "shared address space (CGNAT 100.64.0.0/10)"
-    if ip.is_multicast:
-        return "multicast"
-    if any(ip in n for n in _RFC1918):
-        return "private"
-    if ip.is_reserved or ip == ipaddress.IPv4Address("255.255.255.255"):
-        return "reserved"
-    if ip.is_private or not ip.is_global or any(ip in n for n in _EXTRA_SPECIAL[:2]):
-        return "special-purpose (not globally routable)"
-    return None
-
-
-def _v6_category(ip: ipaddress.IPv6Address) -> str | None:
-    mapped = ip.ipv4_mapped
-    if mapped is not None:
-        cat = _v4_category(mapped)
-        return f"an IPv4-mapped form of {cat} address {mapped}" if cat else None
-    if ip in _NAT64_WKP:
-        v4 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        cat = _v4_category(v4)
-        return f"a NAT64 form of {cat} address {v4}" if cat else None
-    if ip.sixtofour is not None:
-        cat = _v4_category(ip.sixtofour)
-        return f"a 6to4 form of {cat} address {ip.sixtofour}" if cat else None
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_site_local:
-        return "site-local"
-    if ip.is_multicast:
-        return "multicast"
-    if ip in _NAT64_LOCAL:
-        return "local-use NAT64"
-    if ip in ipaddress.ip_network("fc00::/7"):
-        return "private (unique local)"
-    if ip.teredo is not None:
-        return "Teredo (embeds another address)"
-    if ip in ipaddress.ip_network("::/96"):
-        return "an IPv4-compatible form (deprecated)"
-    if ip.is_reserved:
-        return "reserved"
-    if ip.is_private or not ip.is_global or any(ip in n for n in _EXTRA_SPECIAL[2:]):
-        return "special-purpose (not globally routable)"
-    return None
-
-
-def address_category(ip: str | IPAddress) -> str | None:
-    """Why an address is unsafe to fetch from (``"loopback"``, ``"private"``, ...), or ``None``.
-
-    Ignores any allow-list; see :class:`AddressPolicy` for that.
-    """
-    addr = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
-    if isinstance(addr, ipaddress.IPv4Address):
-        return _v4_category(addr)
-    return _v6_category(addr)
-
-
-class AddressPolicy:
-    """Which addresses may be connected to. Closed by default; ``allow_networks`` opens CIDRs."""
-
-    __slots__ = ("_allow", "_memo")
-
-    def __init__(self, allow_networks: Iterable[str] = ()) -> None:
-        self._allow = tuple(ipaddress.ip_network(n, strict=False) for n in allow_networks)
-        self._memo: dict[str, str | None] = {}
-
-    def block_reason(self, ip: str) -> str | None:
-        """A sentence a person understands, or ``None`` when ``ip`` may be connected to."""
-        try:
-            return self._memo[ip]
-        except KeyError:
-            pass
-        try:
-            addr = ipaddress.ip_address(ip.split("%", 1)[0])
-        except ValueError:
-            reason: str | None = f"{ip!r} is not an IP address"
-        else:
-            if any(addr.version == n.version and addr in n for n in self._allow):
-                reason = None
-            else:
-                cat = address_category(addr)
-                reason = f"address {addr} is {cat}" if cat else None
-        if len(self._memo) < 65536:
-            self._memo[ip] = reason
-        return reason
-
-    def allows(self, ip: str) -> bool:
-        return self.block_reason(ip) is None
-
-
-_LEGACY_V4_PART = re.compile(r"^(0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*)$")
-_CANONICAL_V4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
-_HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
-
-
-def parse_legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
-    """What ``inet_aton``/``getaddrinfo`` would make of a numeric host: ``127.1``, ``0x7f000001``,
-    ``2130706433``, ``0177.0.0.1`` -> ``127.0.0.1``. ``None`` when ``host`` is not such a form."""
-    host = host.rstrip(".")
-    parts = host.split(".")
-    if not 1 <= len(parts) <= 4 or not all(_LEGACY_V4_PART.match(p) for p in parts):
-        return None
-    try:
-        nums = [int(p, 16) if p[:2].lower() == "0x" else int(p, 8) if len(p) > 1 and p[0] == "0" else int(p)
-                for p in (p if p.lower() != "0x" else "0x0" for p in parts)]
-    except ValueError:
-        return None
-    *head, last = nums
-    if any(n > 255 for n in head) or last >= 1 << (8 * (4 - len(head))):
-        return None
-    value = 0
-    for n in head:
-        value = value << 8 | n
-    value = value << (8 * (4 - len(head))) | last
-    return ipaddress.IPv4Address(value)
-
-
-def is_canonical_ipv4(host: str) -> bool:
-    return bool(_CANONICAL_V4.match(host))
-
-
 # --------------------------------------------------------------------------- URL preparation
+
+_HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
 class _Early(Exception):
@@ -453,127 +268,6 @@ def prepare_url(raw: str, relative_base: str | None) -> URL:
     if problem is not None:
         raise problem
     return url.with_fragment(None)
-
-
-# --------------------------------------------------------------------------- resolver and connector
-
-HostResolver = Callable[[str], Awaitable[Sequence[str]]]
-"""``async (host) -> [ip, ...]``. Swap in tests to map names onto loopback without real DNS."""
-
-
-class BlockedAddressError(OSError):
-    """Raised inside the connector when an address is refused by the :class:`AddressPolicy`."""
-
-
-class DNSLookupError(OSError):
-    pass
-
-
-async def system_resolve(host: str) -> list[str]:
-    """Resolve with the system resolver (``getaddrinfo`` in a thread), TCP addresses only."""
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise DNSLookupError(f"DNS lookup failed for {host!r}: {exc.strerror or exc}") from None
-    out: list[str] = []
-    for _family, _t, _p, _c, sockaddr in infos:
-        ip = str(sockaddr[0])
-        if ip not in out:
-            out.append(ip)
-    if not out:
-        raise DNSLookupError(f"DNS lookup for {host!r} returned no address")
-    return out
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that only ever hands out addresses the policy allows.
-
-    Lookups are memoised for the run (one DNS query per host; the addresses validated are the
-    addresses connected to: no second lookup can return something else). A host is refused when
-    *any* of its addresses is refused.
-    """
-
-    def __init__(self, policy: AddressPolicy, resolve: HostResolver = system_resolve) -> None:
-        self._policy = policy
-        self._resolve = resolve
-        self._memo: dict[str, asyncio.Future[list[str]]] = {}
-
-    async def lookup(self, host: str) -> list[str]:
-        """Validated addresses of ``host`` (a name or an IP literal); raises ``BlockedAddressError``
-        or ``DNSLookupError``."""
-        host = host.rstrip(".").lower() or host
-        fut = self._memo.get(host)
-        if fut is None:
-            fut = asyncio.get_running_loop().create_future()
-            self._memo[host] = fut
-            try:
-                fut.set_result(await self._lookup_uncached(host))
-            except BaseException as exc:  # noqa: BLE001 - re-raised to every waiter
-                fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-                fut.exception()  # mark retrieved
-        return list(await asyncio.shield(fut))
-
-    async def _lookup_uncached(self, host: str) -> list[str]:
-        try:
-            ipaddress.ip_address(host.split("%", 1)[0])
-            addrs = [host]
-        except ValueError:
-            addrs = list(await self._resolve(host))
-            if not addrs:
-                raise DNSLookupError(f"DNS lookup for {host!r} returned no address") from None
-        for ip in addrs:
-            reason = self._policy.block_reason(ip)
-            if reason:
-                if addrs == [host]:
-                    raise BlockedAddressError(reason)
-                raise BlockedAddressError(f"host {host!r} resolves to {ip}: {reason}")
-        return addrs
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results: list[ResolveResult] = []
-        for ip in await self.lookup(host):
-            fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
-            results.append(
-                {"hostname": host, "host": ip, "port": port, "family": fam, "proto": 0, "flags": socket.AI_NUMERICHOST}
-            )
-        return results
-
-    async def close(self) -> None:
-        self._memo.clear()
-
-
-def guarded_socket_factory(policy: AddressPolicy) -> Callable[[tuple[Any, ...]], socket.socket]:
-    """Socket factory for aiohttp/aiohappyeyeballs: refuses to even create a socket for an address
-    the policy blocks. This sees the exact address passed to ``connect()``, whatever path led there
-    (IP literals bypass resolvers in aiohttp)."""
-
-    def factory(addr_info: tuple[Any, ...]) -> socket.socket:
-        family, type_, proto, _canon, sockaddr = addr_info
-        reason = policy.block_reason(str(sockaddr[0]))
-        if reason:
-            raise BlockedAddressError(reason)
-        return socket.socket(family=family, type=type_, proto=proto)
-
-    return factory
-
-
-def make_connector(
-    policy: AddressPolicy, resolver: AbstractResolver | None = None, *, verify_tls: bool = True, limit: int = 0
-) -> aiohttp.TCPConnector:
-    """A TCPConnector that connects only to addresses ``policy`` allows (resolver + socket factory)."""
-    return aiohttp.TCPConnector(
-        resolver=resolver or GuardedResolver(policy),
-        use_dns_cache=False,  # GuardedResolver memoises per run
-        socket_factory=guarded_socket_factory(policy),
-        limit=limit,
-        limit_per_host=0,  # per-host limits are enforced by the checker's semaphores
-        ssl=None if verify_tls else False,
-        keepalive_timeout=30,
-        enable_cleanup_closed=False,
-    )
 
 
 # --------------------------------------------------------------------------- sniffing and reasons
@@ -864,156 +558,8 @@ class ImageChecker:
         return _Outcome("unreachable", None, f"unexpected error: {type(exc).__name__}: {exc}", final)
 
 
-# --------------------------------------------------------------------------- cache
-
-
-@runtime_checkable
-class VerdictCache(Protocol):
-    """Where verdicts outlive a run. Keys are the absolute URLs checked (after relative resolution).
-
-    Implementations store and return verdicts as given; the age limit is applied by the caller
-    (:func:`check_images`), so changing the TTLs takes effect immediately.
-    """
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, ImageVerdict]: ...
-
-    def put_many(self, verdicts: Mapping[str, ImageVerdict]) -> None: ...
-
-
-class InMemoryVerdictCache:
-    """A dict. For unit tests and single-process use."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, ImageVerdict] = {}
-        self.gets = 0
-        self.puts = 0
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, ImageVerdict]:
-        self.gets += 1
-        return {k: self.data[k] for k in keys if k in self.data}
-
-    def put_many(self, verdicts: Mapping[str, ImageVerdict]) -> None:
-        self.puts += 1
-        self.data.update(verdicts)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-
-CACHE_INDEX_MAPPING: dict[str, Any] = {
-    "dynamic": "strict",
-    "properties": {
-        "url": {"type": "keyword", "ignore_above": 4096},
-        "host": {"type": "keyword", "ignore_above": 256},
-        "status": {"type": "keyword"},
-        "http_code": {"type": "short"},
-        "transient": {"type": "boolean"},
-        "reason": {"type": "keyword", "ignore_above": 512},
-        "checked_at": {"type": "date", "format": "strict_date_optional_time||epoch_second"},
-        "final_url": {"type": "keyword", "index": False, "doc_values": False, "ignore_above": 4096},
-    },
-}
-"""Mapping of the cache index: small, strict, every field but ``final_url`` facetable."""
-
-
-def cache_doc_id(url: str) -> str:
-    """Document id of a cache entry: hex sha256 of the URL (UTF-8)."""
-    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-class OpenSearchVerdictCache:
-    """Verdict cache in an OpenSearch index (opensearch-py client): ``mget`` to look up,
-    ``bulk`` to write, one document per URL with id ``sha256(url)``.
-
-    The index is created on first write with :data:`CACHE_INDEX_MAPPING`. Lookups on a missing
-    index return nothing. Errors propagate; :func:`check_images` logs them and goes on uncached.
-    """
-
-    def __init__(self, client: Any, index: str = DEFAULT_CACHE_INDEX, *, chunk_size: int = 500,
-                 refresh: bool | str = False, number_of_replicas: int = 0) -> None:
-        self.client = client
-        self.index = index
-        self.chunk_size = chunk_size
-        self.refresh = refresh
-        self.number_of_replicas = number_of_replicas
-        self._index_ready = False
-
-    def ensure_index(self) -> None:
-        if self._index_ready:
-            return
-        if not self.client.indices.exists(index=self.index):
-            body = {"settings": {"index": {"number_of_shards": 1, "number_of_replicas": self.number_of_replicas}},
-                    "mappings": CACHE_INDEX_MAPPING}
-            try:
-                self.client.indices.create(index=self.index, body=body)
-            except Exception as exc:  # a concurrent worker may have created it first
-                if "resource_already_exists" not in str(exc):
-                    raise
-        self._index_ready = True
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, ImageVerdict]:
-        out: dict[str, ImageVerdict] = {}
-        keys = list(dict.fromkeys(keys))
-        for i in range(0, len(keys), self.chunk_size):
-            chunk = keys[i : i + self.chunk_size]
-            ids = {cache_doc_id(k): k for k in chunk}
-            try:
-                resp = self.client.mget(index=self.index, body={"ids": list(ids)})
-            except Exception as exc:
-                if getattr(exc, "status_code", None) == 404 or "index_not_found" in str(exc):
-                    return out
-                raise
-            for doc in resp.get("docs", []):
-                if not doc.get("found"):
-                    continue
-                src = doc.get("_source") or {}
-                key = ids.get(doc.get("_id", ""))
-                if key is None or src.get("url") != key:  # hash collision or foreign doc: ignore
-                    continue
-                try:
-                    out[key] = ImageVerdict.from_dict(src)
-                except (KeyError, TypeError, ValueError):
-                    continue
-        return out
-
-    def put_many(self, verdicts: Mapping[str, ImageVerdict]) -> None:
-        if not verdicts:
-            return
-        self.ensure_index()
-        items = list(verdicts.items())
-        for i in range(0, len(items), self.chunk_size):
-            body: list[dict[str, Any]] = []
-            for key, v in items[i : i + self.chunk_size]:
-                body.append({"index": {"_index": self.index, "_id": cache_doc_id(key)}})
-                body.append({
-                    "url": key,
-                    "host": (URL(key).raw_host or "") if key else "",
-                    "status": v.status,
-                    "http_code": v.http_code,
-                    "transient": v.transient,
-                    "reason": v.reason,
-                    "checked_at": v.checked_at,
-                    "final_url": v.final_url,
-                })
-            params = {"refresh": str(self.refresh).lower()} if self.refresh else None
-            resp = self.client.bulk(body=body, params=params) if params else self.client.bulk(body=body)
-            if resp.get("errors"):
-                first = next((it for it in resp.get("items", []) if next(iter(it.values())).get("error")), None)
-                raise RuntimeError(f"bulk write to {self.index} had errors, first: {first}")
-
 
 # --------------------------------------------------------------------------- public sync API
-
-
-def _is_fresh(v: ImageVerdict, now: float, config: ImageCheckConfig) -> bool:
-    if v.status not in _CACHEABLE_STATUSES:
-        return False
-    try:
-        age = now - parse_iso_utc(v.checked_at)
-    except (ValueError, OverflowError):
-        return False
-    ttl = config.transient_ttl if (v.transient or v.status == "blocked") else config.ok_ttl
-    return age < ttl
 
 
 async def check_images_async(
@@ -1057,7 +603,10 @@ async def check_images_async(
     if cache is not None and to_check:
         try:
             found = await asyncio.to_thread(cache.get_many, list(to_check))
-            cached = {k: v for k, v in found.items() if k in to_check and _is_fresh(v, run_start, config)}
+            cached = {
+                k: v for k, v in found.items()
+                if k in to_check and is_fresh(v, run_start, ok_ttl=config.ok_ttl, transient_ttl=config.transient_ttl)
+            }
         except Exception as exc:  # noqa: BLE001 - the cache is an optimisation, never a failure
             log.warning("image cache lookup failed, checking without it: %s", exc)
 
@@ -1086,7 +635,7 @@ async def check_images_async(
                      len(to_check), len(cached), len(pending), checker.requests_made)
 
         if cache is not None:
-            storable = {k: v for k, v in fresh.items() if k not in uncacheable and v.status in _CACHEABLE_STATUSES}
+            storable = {k: v for k, v in fresh.items() if k not in uncacheable and v.status in CACHEABLE_STATUSES}
             if storable:
                 try:
                     await asyncio.to_thread(cache.put_many, storable)

@@ -1,0 +1,178 @@
+"""Where image verdicts outlive a run: the :class:`VerdictCache` protocol, an in-memory cache for
+tests, the OpenSearch-backed cache used in production, and the age rule (:func:`is_fresh`).
+
+Only network-derived verdicts are stored (:data:`CACHEABLE_STATUSES`). A stored verdict is reused
+while younger than ``transient_ttl`` when it is transient (timeout, unreachable, 429, 5xx) or
+``blocked`` (a name's DNS answer may change), and while younger than ``ok_ttl`` otherwise. The age
+limit is applied when reading, so changing the TTLs takes effect immediately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from yarl import URL
+
+from .imagetypes import ImageVerdict, parse_iso_utc
+
+DEFAULT_CACHE_INDEX = "seednews-image-cache"
+
+CACHEABLE_STATUSES = frozenset({"ok", "broken", "not_image", "timeout", "unreachable", "blocked"})
+"""Statuses worth storing. ``invalid`` and ``relative`` need no network and are recomputed every run."""
+
+
+@runtime_checkable
+class VerdictCache(Protocol):
+    """Where verdicts outlive a run. Keys are the absolute URLs checked (after relative resolution).
+
+    Implementations store and return verdicts as given; the age limit is applied by the caller
+    (:func:`pipeline.images.check_images`, with :func:`is_fresh`), so changing the TTLs takes effect
+    immediately.
+    """
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, ImageVerdict]: ...
+
+    def put_many(self, verdicts: Mapping[str, ImageVerdict]) -> None: ...
+
+
+class InMemoryVerdictCache:
+    """A dict. For unit tests and single-process use."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, ImageVerdict] = {}
+        self.gets = 0
+        self.puts = 0
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, ImageVerdict]:
+        self.gets += 1
+        return {k: self.data[k] for k in keys if k in self.data}
+
+    def put_many(self, verdicts: Mapping[str, ImageVerdict]) -> None:
+        self.puts += 1
+        self.data.update(verdicts)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+CACHE_INDEX_MAPPING: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "url": {"type": "keyword", "ignore_above": 4096},
+        "host": {"type": "keyword", "ignore_above": 256},
+        "status": {"type": "keyword"},
+        "http_code": {"type": "short"},
+        "transient": {"type": "boolean"},
+        "reason": {"type": "keyword", "ignore_above": 512},
+        "checked_at": {"type": "date", "format": "strict_date_optional_time||epoch_second"},
+        "final_url": {"type": "keyword", "index": False, "doc_values": False, "ignore_above": 4096},
+    },
+}
+"""Mapping of the cache index: small, strict, every field but ``final_url`` facetable."""
+
+
+def cache_doc_id(url: str) -> str:
+    """Document id of a cache entry: hex sha256 of the URL (UTF-8)."""
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class OpenSearchVerdictCache:
+    """Verdict cache in an OpenSearch index (opensearch-py client): ``mget`` to look up,
+    ``bulk`` to write, one document per URL with id ``sha256(url)``.
+
+    The index is created on first write with :data:`CACHE_INDEX_MAPPING`. Lookups on a missing
+    index return nothing. Errors propagate; :func:`pipeline.images.check_images` logs them and goes on
+    uncached.
+    """
+
+    def __init__(self, client: Any, index: str = DEFAULT_CACHE_INDEX, *, chunk_size: int = 500,
+                 refresh: bool | str = False, number_of_replicas: int = 0) -> None:
+        self.client = client
+        self.index = index
+        self.chunk_size = chunk_size
+        self.refresh = refresh
+        self.number_of_replicas = number_of_replicas
+        self._index_ready = False
+
+    def ensure_index(self) -> None:
+        if self._index_ready:
+            return
+        if not self.client.indices.exists(index=self.index):
+            body = {"settings": {"index": {"number_of_shards": 1, "number_of_replicas": self.number_of_replicas}},
+                    "mappings": CACHE_INDEX_MAPPING}
+            try:
+                self.client.indices.create(index=self.index, body=body)
+            except Exception as exc:  # a concurrent worker may have created it first
+                if "resource_already_exists" not in str(exc):
+                    raise
+        self._index_ready = True
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, ImageVerdict]:
+        out: dict[str, ImageVerdict] = {}
+        keys = list(dict.fromkeys(keys))
+        for i in range(0, len(keys), self.chunk_size):
+            chunk = keys[i : i + self.chunk_size]
+            ids = {cache_doc_id(k): k for k in chunk}
+            try:
+                resp = self.client.mget(index=self.index, body={"ids": list(ids)})
+            except Exception as exc:
+                if getattr(exc, "status_code", None) == 404 or "index_not_found" in str(exc):
+                    return out
+                raise
+            for doc in resp.get("docs", []):
+                if not doc.get("found"):
+                    continue
+                src = doc.get("_source") or {}
+                key = ids.get(doc.get("_id", ""))
+                if key is None or src.get("url") != key:  # hash collision or foreign doc: ignore
+                    continue
+                try:
+                    out[key] = ImageVerdict.from_dict(src)
+                except (KeyError, TypeError, ValueError):
+                    continue
+        return out
+
+    def put_many(self, verdicts: Mapping[str, ImageVerdict]) -> None:
+        if not verdicts:
+            return
+        self.ensure_index()
+        items = list(verdicts.items())
+        for i in range(0, len(items), self.chunk_size):
+            body: list[dict[str, Any]] = []
+            for key, v in items[i : i + self.chunk_size]:
+                body.append({"index": {"_index": self.index, "_id": cache_doc_id(key)}})
+                body.append({
+                    "url": key,
+                    "host": (URL(key).raw_host or "") if key else "",
+                    "status": v.status,
+                    "http_code": v.http_code,
+                    "transient": v.transient,
+                    "reason": v.reason,
+                    "checked_at": v.checked_at,
+                    "final_url": v.final_url,
+                })
+            params = {"refresh": str(self.refresh).lower()} if self.refresh else None
+            resp = self.client.bulk(body=body, params=params) if params else self.client.bulk(body=body)
+            if resp.get("errors"):
+                first = next((it for it in resp.get("items", []) if next(iter(it.values())).get("error")), None)
+                raise RuntimeError(f"bulk write to {self.index} had errors, first: {first}")
+
+
+def is_fresh(v: ImageVerdict, now: float, *, ok_ttl: float, transient_ttl: float) -> bool:
+    """True when cached verdict ``v`` may be reused at epoch time ``now`` (see the module docstring)."""
+    if v.status not in CACHEABLE_STATUSES:
+        return False
+    try:
+        age = now - parse_iso_utc(v.checked_at)
+    except (ValueError, OverflowError):
+        return False
+    ttl = transient_ttl if (v.transient or v.status == "blocked") else ok_ttl
+    return age < ttl
+
+
+__all__ = [
+    "CACHEABLE_STATUSES", "CACHE_INDEX_MAPPING", "DEFAULT_CACHE_INDEX", "InMemoryVerdictCache",
+    "OpenSearchVerdictCache", "VerdictCache", "cache_doc_id", "is_fresh",
+]
