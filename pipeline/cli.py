@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # opensearch-py logs every failed attempt as a WARNING with a full traceback; our own
+        # "retrying" warnings and the final "error:" line say what matters
+        logging.getLogger("opensearch").setLevel(logging.ERROR)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -98,7 +98,10 @@ def ensure_alias(client, base: str) -> str:
         return current[-1]
     if client.indices.exists(index=base):
         raise IndexError_(f"{base!r} is a concrete index, not an alias; move its data and delete it first")
-    name = create_index(client, base)
+    # A first run that died between creating its index and adding the alias left that index behind:
+    # adopt the newest one rather than leaving an orphan (its documents are valid: writes are idempotent).
+    orphans = sorted(client.indices.get(index=versions_pattern(base), expand_wildcards="open").keys())
+    name = orphans[-1] if orphans else create_index(client, base)
     try:
         client.indices.update_aliases(body={"actions": [{"add": {"index": name, "alias": base, "is_write_index": True}}]})
     except Exception:

@@ -260,7 +260,10 @@ def _free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Could the node listen on ``port``? Like the JVM (``network.tcp.reuse_address``), bind with
+    SO_REUSEADDR: sockets an earlier node left in TIME_WAIT do not count, a live listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((BIND_HOST, port))
         except OSError:
