@@ -229,7 +229,7 @@ def _process_chunk(paths: list[str], *, client, settings: Settings, options: Run
                                             stage="index", target=target, run_id=run_id)
             if not res.retryable:
                 failures.append((doc, res))
-    report.dead_lettered = ix.dead_letter(client, settings.deadletter_index, failures, target)
+    report.dead_lettered = ix.dead_letter(client, settings.deadletter_index, failures, target, root)
     ix.resolve_dead_letters(client, settings.deadletter_index, indexed_ids, "reindexed")
     _drop_moved_articles(client, target, previous, outcomes, report)
     if ledger is not None:
@@ -270,6 +270,7 @@ def replay(client, settings: Settings, options: RunOptions, target: str, emit: C
                  version=int(dl["version"]))
         for dl in letters
     ]
+    roots = {dl["doc_id"]: dl.get("seed_root") or options.root for dl in letters}
     landed, still = [], []
     for res in ix.bulk_index(client, target, docs):
         if res.ok:
@@ -284,10 +285,11 @@ def replay(client, settings: Settings, options: RunOptions, target: str, emit: C
                                   "retryable": res.retryable})
     ix.resolve_dead_letters(client, settings.deadletter_index, landed, "replayed")
     by_id = {d.id: d for d in docs}
-    ix.dead_letter(client, settings.deadletter_index, [(by_id[r.id], r) for r in still if not r.retryable], target)
+    for r in still:
+        if not r.retryable:
+            ix.dead_letter(client, settings.deadletter_index, [(by_id[r.id], r)], target, roots[r.id])
     ledger = _ledger(client, settings, options)
     if ledger is not None and landed:
-        roots = {d.id: options.root for d in docs}
         ledger.record([LedgerEntry(root=roots[i], path=by_id[i].seed.rel, sha256=by_id[i].seed.sha256, state=INDEXED,
                                    doc_id=i, target=target, run_id=options.run_id, reason="replayed from dead letters")
                        for i in landed])

@@ -241,7 +241,8 @@ def bulk_index(
 
 
 # ----------------------------------------------------------------------------- dead letters
-def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, ItemResult]], target: str) -> int:
+def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, ItemResult]], target: str,
+                root: str = "") -> int:
     """Keep refused documents, whole, for replay. Returns how many were stored.
 
     The dead-letter id is the document id: re-failing the same document updates its one entry."""
@@ -258,6 +259,7 @@ def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, It
             "_id": doc.id,
             "_source": {
                 "doc_id": doc.id,
+                "seed_root": root,
                 "seed_path": doc.seed.rel,
                 "seed_sha256": doc.seed.sha256,
                 "target": target,

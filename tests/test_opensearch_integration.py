@@ -98,6 +98,7 @@ def test_mapping_rejection_goes_to_dead_letters(settings, client, seed_dir):
     assert failed["path"] == "000_9af88004a1e871b6.txt"
     (dl,) = client.search(index=settings.deadletter_index, body={"query": {"match_all": {}}})["hits"]["hits"]
     assert dl["_source"]["doc_id"] == failed["id"] and '"quality": 99999999999' in dl["_source"]["document"]
+    assert (dl["_source"]["seed_root"], dl["_source"]["seed_path"]) == (str(seed_dir.resolve()), "000_9af88004a1e871b6.txt")
 
 
 def test_full_rebuild_swaps_alias_and_failed_rebuild_keeps_old_index(settings, client, seed_dir):
