@@ -105,11 +105,12 @@ def ensure_alias(client, base: str) -> str:
     try:
         client.indices.update_aliases(body={"actions": [{"add": {"index": name, "alias": base, "is_write_index": True}}]})
     except Exception:
-        # two runs raced to create the alias: keep the winner's, drop ours if it is empty
-        if alias_indices(client, base):
-            client.indices.delete(index=name, ignore_unavailable=True)
-        else:
+        # two runs raced to create the alias: keep the winner's; drop ours if we created it just now
+        winners = alias_indices(client, base)
+        if not winners:
             raise
+        if not orphans and name not in winners:
+            client.indices.delete(index=name, ignore_unavailable=True)
     return alias_indices(client, base)[-1]
 
 
