@@ -23,6 +23,7 @@ from airflow.sdk import Param, dag, task
 
 DAG_ID = "seednews_index"
 CONN_ID = "seednews_opensearch"
+MAX_XCOM_ITEMS = 200  # per report list passed between tasks; the ledger index has every file
 DEFAULT_SEED_DIR = os.environ.get("SEEDNEWS_SEED_DIR", str(Path(__file__).resolve().parent.parent / "examples" / "seeds"))
 
 PARAMS = {
@@ -137,7 +138,7 @@ def seednews_index():
         report.merge(RunReport(quarantined=list(batch["refused"]), unchanged=batch["unchanged"],
                                files_seen=len(batch["refused"]) + batch["unchanged"]))
         print(report.render())
-        return report.to_dict()
+        return report.to_dict(max_items=MAX_XCOM_ITEMS)
 
     @task(trigger_rule="none_failed")
     def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
@@ -160,13 +161,12 @@ def seednews_index():
             print(total.render())
             raise AirflowFailException(str(exc)) from exc
         print(total.render())
-        if total.failed:
-            dead = sum(1 for f in total.failed if not f.get("retryable"))
+        if not total.ok:
             raise AirflowFailException(
-                f"{len(total.failed)} documents failed to index: {dead} kept in {settings.deadletter_index} for replay, "
-                f"{len(total.failed) - dead} retryable (the next run tries them again)"
+                f"{total.n('failed')} documents failed to index: {total.dead_lettered} kept in "
+                f"{settings.deadletter_index} for replay, the rest retryable (the next run tries them again)"
             )
-        return {"indexed": total.indexed, "quarantined": len(total.quarantined), "failed": len(total.failed),
+        return {"indexed": total.indexed, "quarantined": total.n("quarantined"), "failed": total.n("failed"),
                 "unchanged": total.unchanged, "files_seen": total.files_seen, "target": target}
 
     target = prepare_index()

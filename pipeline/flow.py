@@ -311,8 +311,8 @@ def finalize(client, settings: Settings, options: RunOptions, target: str, repor
         # In a fresh index each distinct article is "created" exactly once; later copies are updates.
         expected = report.created
         problems = []
-        if report.failed:
-            problems.append(f"{len(report.failed)} failed items")
+        if not report.ok:
+            problems.append(f"{report.n('failed')} failed items")
         if have != expected:
             problems.append(f"{have} documents, expected {expected}")
         ledger = _ledger(client, settings, options)

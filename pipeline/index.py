@@ -33,7 +33,7 @@ log = logging.getLogger("seednews.index")
 
 BULK_CHUNK = 500
 BULK_MAX_BYTES = 10 * 1024 * 1024
-BULK_MAX_RETRIES = 5
+BULK_MAX_RETRIES = 3  # the helper's own per-item 429 retries (1+2+4 s) inside each of our rounds
 BULK_INITIAL_BACKOFF = 1.0
 BULK_MAX_BACKOFF = 30.0
 

@@ -10,7 +10,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-MAX_LISTED = 20  # per section in the text summary; the data keeps everything
+MAX_LISTED = 20  # per section in the text summary
+MAX_XCOM_ITEMS = 200  # per list when the report travels through XCom; the ledger keeps every file
+LISTS = ("superseded", "duplicates", "quarantined", "failed")
 
 
 @dataclass
@@ -30,6 +32,11 @@ class RunReport:
     dry_run: bool = False
     target: str = ""
     notes: list[str] = field(default_factory=list)
+    omitted: dict[str, int] = field(default_factory=dict)  # list name -> items left out by to_dict(max_items)
+
+    def n(self, name: str) -> int:
+        """How many items a list section really has (kept + left out)."""
+        return len(getattr(self, name)) + self.omitted.get(name, 0)
 
     # -------------------------------------------------------------- building
     def merge(self, other: "RunReport") -> "RunReport":
@@ -38,6 +45,7 @@ class RunReport:
         for name in ("superseded", "duplicates", "quarantined", "failed", "notes"):
             getattr(self, name).extend(getattr(other, name))
         self.images = dict(Counter(self.images) + Counter(other.images))
+        self.omitted = dict(Counter(self.omitted) + Counter(other.omitted))
         self.dry_run = self.dry_run or other.dry_run
         self.target = self.target or other.target
         return self
@@ -45,11 +53,22 @@ class RunReport:
     @property
     def ok(self) -> bool:
         """True when every seed was indexed or deliberately set aside (quarantine/duplicate/superseded)."""
-        return not self.failed
+        return self.n("failed") == 0
 
     # -------------------------------------------------------------- (de)serialising for XCom
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, max_items: int | None = None) -> dict[str, Any]:
+        """JSON-able data. ``max_items`` caps each list (XCom is for small values); the counts stay
+        exact through ``omitted``."""
+        data = asdict(self)
+        if max_items is not None:
+            omitted = dict(self.omitted)
+            for name in LISTS:
+                extra = len(data[name]) - max_items
+                if extra > 0:
+                    data[name] = data[name][:max_items]
+                    omitted[name] = omitted.get(name, 0) + extra
+            data["omitted"] = omitted
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunReport":
@@ -63,8 +82,9 @@ class RunReport:
             + (f"{self.unchanged} unchanged, " if self.unchanged else "")
             + f"{self.indexed} {verb}"
             + (f" ({self.created} new, {self.updated} updated)" if not self.dry_run else "")
-            + f", {len(self.quarantined)} quarantined, {len(self.failed)} failed"
-            + (f", {len(self.duplicates) + len(self.superseded)} duplicates set aside" if self.duplicates or self.superseded else ""),
+            + f", {self.n('quarantined')} quarantined, {self.n('failed')} failed"
+            + (f", {self.n('duplicates') + self.n('superseded')} duplicates set aside"
+               if self.n("duplicates") or self.n("superseded") else ""),
         ]
         if self.target:
             lines.append(f"  target index: {self.target}")
@@ -72,21 +92,21 @@ class RunReport:
             lines.append(f"  text repaired in {self.repaired_docs} documents (mojibake, entities)")
         if self.images:
             lines.append("  images: " + ", ".join(f"{k} {v}" for k, v in sorted(self.images.items())))
-        lines += _section("quarantined", self.quarantined, lambda q: f"{q['path']}: {q['stage']}: {q['reason']}")
-        lines += _section("failed", self.failed,
+        lines += _section("quarantined", self.quarantined, self.n("quarantined"), lambda q: f"{q['path']}: {q['stage']}: {q['reason']}")
+        lines += _section("failed", self.failed, self.n("failed"),
                           lambda f: f"{f.get('path')}: id {f['id']}: HTTP {f['status']}: {f['reason']}"
                           + (" (retried next run)" if f.get("retryable") else " (kept in the dead-letter index for replay)"))
-        lines += _section("duplicates", self.duplicates, lambda d: f"{d['path']}: same article as {d['winner']} (newer file wins)")
-        lines += _section("superseded", self.superseded, lambda d: f"{d['path']}: {d['reason']}")
+        lines += _section("duplicates", self.duplicates, self.n("duplicates"), lambda d: f"{d['path']}: same article as {d['winner']} (newer file wins)")
+        lines += _section("superseded", self.superseded, self.n("superseded"), lambda d: f"{d['path']}: {d['reason']}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
-def _section(title: str, items: list[dict[str, Any]], fmt) -> list[str]:
-    if not items:
+def _section(title: str, items: list[dict[str, Any]], total: int, fmt) -> list[str]:
+    if not total:
         return []
-    out = [f"  {title} ({len(items)}):"]
+    out = [f"  {title} ({total}):"]
     out += [f"    - {fmt(i)}" for i in items[:MAX_LISTED]]
-    if len(items) > MAX_LISTED:
-        out.append(f"    … and {len(items) - MAX_LISTED} more (see the report data)")
+    if total > min(len(items), MAX_LISTED):
+        out.append(f"    … and {total - min(len(items), MAX_LISTED)} more (the ledger index lists every file)")
     return out
