@@ -5,9 +5,12 @@ Stages, one module each, with one named type at each boundary (see ``pipeline.ty
     discover  -> SeedFile       (pipeline.discover)
     parse     -> SeedRecord     (pipeline.parse)       | Quarantined
     normalize -> Document       (pipeline.normalize)   | Quarantined
-    images    -> Document + image verdicts (pipeline.images)
+    images    -> Document + image verdicts (pipeline.images; netsafe, imagecache, imagetypes)
     index     -> ItemResult     (pipeline.index)
+    ledger    -> LedgerEntry    (pipeline.ledger: what became of every seed file)
     report    -> RunReport      (pipeline.report)
+
+``pipeline.flow`` strings them together; ``pipeline.localnode`` runs a local OpenSearch for dev and tests.
 
 This package never imports Airflow; ``dags/`` wires it into Airflow, ``python -m pipeline`` runs it alone.
 """
