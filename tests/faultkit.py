@@ -131,21 +131,6 @@ class Cli:
         return self.err_path.read_text(encoding="utf-8", errors="replace")
 
 
-def port_bindable_by_a_server(port: int, host: str = "127.0.0.1") -> bool:
-    """Can a server that sets SO_REUSEADDR (as the OpenSearch JVM does: ``network.tcp.reuse_address``)
-    listen on ``port``? Sockets left in TIME_WAIT by an earlier process do not count; a live listener
-    does."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
