@@ -51,6 +51,22 @@ class RunReport:
         return self
 
     @property
+    def counts(self) -> dict[str, int]:
+        """Files per outcome state (``indexed``, ``unchanged``, ``quarantined``, ...); zero counts left out."""
+        failed = self.failed
+        retryable = sum(1 for f in failed if f.get("retryable"))
+        extra_failed = self.omitted.get("failed", 0)
+        raw = {
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "quarantined": self.n("quarantined"),
+            "duplicate": self.n("duplicates") + self.n("superseded"),
+            "failed": retryable,
+            "dead_letter": len(failed) - retryable + extra_failed,
+        }
+        return {k: v for k, v in raw.items() if v}
+
+    @property
     def ok(self) -> bool:
         """True when every seed was indexed or deliberately set aside (quarantine/duplicate/superseded)."""
         return self.n("failed") == 0
