@@ -2,13 +2,14 @@
 
 Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
 
-    prepare_index -> plan (a few batches of paths) -> process_batch (mapped, one per batch) -> finalize
+    prepare_index -> plan (a few batches of seed files) -> process_batch (mapped, one per batch) -> finalize
 
 - Nightly at 02:00 UTC; triggerable by hand with a form (the Params below).
 - OpenSearch comes from the Airflow connection ``seednews_opensearch`` (e.g. env
   ``AIRFLOW_CONN_SEEDNEWS_OPENSEARCH='{"conn_type": "http", "host": "127.0.0.1", "port": 9200}'``),
   else from env ``OPENSEARCH_URL`` / ``OPENSEARCH_USER`` / ``OPENSEARCH_PASSWORD``. Never from code.
-- Only small values cross XCom: an index name, lists of paths, per-batch report dicts.
+- Only small values cross XCom: an index name, batches of planned seed files (path, size, content
+  hash, ingest sequence: the worker re-checks the same file, it does not re-derive it), capped reports.
 - Every task is idempotent (explicit ids + external versions), so retries and re-runs are safe;
   ``max_active_runs=1`` keeps a manual run from overlapping the nightly one.
 """
@@ -37,6 +38,9 @@ PARAMS = {
                      description="Parse and normalize only; write nothing to OpenSearch."),
     "replay_dead_letters": Param(False, type="boolean", title="Replay dead letters",
                                  description="Send documents OpenSearch refused earlier again (after fixing the cause)."),
+    "allow_mass_delete": Param(False, type="boolean", title="Allow mass delete",
+                               description="Many seed files are gone on purpose: remove their articles anyway "
+                                           "(otherwise the run stops when more than 20% of the folder vanished)."),
     "max_batches": Param(4, type="integer", minimum=1, maximum=64, title="Batches",
                          description="Split the folder into at most this many parallel batches."),
     "index": Param("", type="string", title="Index alias",
@@ -74,6 +78,7 @@ def _options(params, run_id):
         run_id=run_id,
         replay_dead_letters=bool(params["replay_dead_letters"]),
         seed_dir=params["seed_dir"],
+        allow_mass_delete=bool(params.get("allow_mass_delete", False)),
         full_rebuild=bool(params["full_rebuild"]),
         dry_run=bool(params["dry_run"]),
         check_images=not params["skip_images"],
@@ -108,35 +113,43 @@ def seednews_index():
         return prepare(None if params["dry_run"] else _client(settings), settings, bool(params["full_rebuild"]), bool(params["dry_run"]))
 
     @task
-    def plan(params=None, run_id=None) -> list[dict]:
-        """Discover new or changed seed files (the ledger knows the rest); return a few batches of
-        paths, not one task per file. Paths discovery refused, and the count of unchanged files, ride
-        along with the first batch so they reach the report."""
+    def plan(target: str, params=None, run_id=None) -> list[dict]:
+        """Discover the folder and compare it with the ledger; return a few batches of planned seed
+        files, not one task per file. Refusals, unchanged and deleted files are settled here; their
+        report rides along with the first batch. A folder that looks unmounted fails the run here,
+        before anything is deleted (no retries: retrying won't help)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipeline.flow import VanishedFolderError
         from pipeline.flow import plan as make_plan
 
         settings, options = _settings(params), _options(params, run_id)
-        p = make_plan(options, None if options.dry_run else _client(settings), settings)
-        print(f"{p.files_seen} seed files: {p.unchanged} unchanged, {sum(map(len, p.batches))} to process "
-              f"in {len(p.batches)} batches, {len(p.refused)} refused by discovery")
-        batches = [{"paths": b, "refused": [], "unchanged": 0} for b in p.batches]
-        if not batches and (p.refused or p.unchanged):
-            batches = [{"paths": [], "refused": [], "unchanged": 0}]
-        if batches:
-            batches[0].update(refused=p.refused, unchanged=p.unchanged)
+        try:
+            p = make_plan(options, None if options.dry_run else _client(settings), settings, target)
+        except VanishedFolderError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        print(f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
+              f"in {len(p.batches)} batches")
+        print(p.report.render())
+        batches = [{"batch": b.to_dict(), "report": None} for b in p.batches]
+        if not batches:
+            batches = [{"batch": {"root": p.root, "real_root": p.real_root, "files": []}, "report": None}]
+        batches[0]["report"] = p.report.to_dict(max_items=MAX_XCOM_ITEMS)
         return batches
 
     @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=4)
     def process_batch(batch: dict, target: str, params=None, run_id=None) -> dict:
-        """parse -> normalize -> check images -> bulk index, for one batch of paths."""
+        """read -> parse -> normalize -> check images -> bulk index, for one batch of seed files."""
+        from pipeline.flow import Batch
         from pipeline.flow import process_batch as run_batch
         from pipeline.report import RunReport
 
         settings = _settings(params)
         options = _options(params, run_id)
-        report = run_batch(batch["paths"], client=None if options.dry_run else _client(settings), settings=settings,
-                           options=options, target=target, emit=print)
-        report.merge(RunReport(quarantined=list(batch["refused"]), unchanged=batch["unchanged"],
-                               files_seen=len(batch["refused"]) + batch["unchanged"]))
+        report = run_batch(Batch.from_dict(batch["batch"]), client=None if options.dry_run else _client(settings),
+                           settings=settings, options=options, target=target, emit=print)
+        if batch.get("report"):
+            report.merge(RunReport.from_dict(batch["report"]))
         print(report.render())
         return report.to_dict(max_items=MAX_XCOM_ITEMS)
 
@@ -156,21 +169,21 @@ def seednews_index():
         for r in reports or []:
             total.merge(RunReport.from_dict(r))
         try:
-            total = finish(None if options.dry_run else _client(settings), settings, options, target, total)
+            total = finish(None if options.dry_run else _client(settings), settings, options, target, total, emit=print)
         except ValidationFailed as exc:  # the new index is wrong; the alias still serves the old one
             print(total.render())
             raise AirflowFailException(str(exc)) from exc
         print(total.render())
         if not total.ok:
             raise AirflowFailException(
-                f"{total.n('failed')} documents failed to index: {total.dead_lettered} kept in "
-                f"{settings.deadletter_index} for replay, the rest retryable (the next run tries them again)"
+                f"{total.n('failed') + total.n('dead_letter')} documents failed to index: {total.n('dead_letter')} "
+                f"kept in {settings.deadletter_index} for replay, {total.n('failed')} retryable (the next run "
+                "tries them again)"
             )
-        return {"indexed": total.indexed, "quarantined": total.n("quarantined"), "failed": total.n("failed"),
-                "unchanged": total.unchanged, "files_seen": total.files_seen, "target": target}
+        return {"counts": total.counts, "files_seen": total.files_seen, "removed": total.removed, "target": target}
 
     target = prepare_index()
-    planned = plan()
+    planned = plan(target)
     reports = process_batch.partial(target=target).expand(batch=planned)
     finalize(target, reports)
 

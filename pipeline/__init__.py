@@ -2,11 +2,12 @@
 
 Stages, one module each, with one named type at each boundary (see ``pipeline.types``)::
 
-    discover  -> SeedFile       (pipeline.discover)
-    parse     -> SeedRecord     (pipeline.parse)       | Quarantined
-    normalize -> Document       (pipeline.normalize)   | Quarantined
+    discover  -> SeedFile       (pipeline.discover; pipeline.plan compares it with the ledger)
+    parse     -> SeedRecord     (pipeline.parse)       | SeedOutcome (quarantined)
+    normalize -> Document       (pipeline.normalize)
     images    -> Document + image verdicts (pipeline.images; netsafe, imagecache, imagetypes)
     index     -> ItemResult     (pipeline.index)
+    outcomes  -> SeedOutcome    (pipeline.outcomes: bulk results -> outcomes -> ledger + report)
     ledger    -> LedgerEntry    (pipeline.ledger: what became of every seed file)
     report    -> RunReport      (pipeline.report)
 

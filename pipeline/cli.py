@@ -5,8 +5,9 @@
     python -m pipeline facets                        # topic facet counts of the index
     python -m pipeline node start|stop|status        # the local OpenSearch node (pipeline.localnode)
 
-Exit codes: 0 all good; 1 some items failed to index (kept in the dead-letter index); 2 bad usage or
-an infrastructure error (message on stderr).
+Exit codes: 0 every file indexed, unchanged or deliberately set aside (quarantined, duplicate);
+1 some documents failed to index (retried next run, or kept in the dead-letter index); 2 bad usage,
+an infrastructure error, or the vanish guard stopped the run (message on stderr).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         check_images=not args.skip_images,
         max_batches=args.batches,
-        use_ledger=not args.no_ledger,
+        skip_unchanged=not args.no_ledger,
         replay_dead_letters=args.replay_dead_letters,
+        allow_mass_delete=args.allow_mass_delete,
     )
     report = run(settings, options)
     print(report.render())
@@ -80,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="parse and normalize only; write nothing")
     r.add_argument("--skip-images", action="store_true", help="do not check image URLs")
     r.add_argument("--replay-dead-letters", action="store_true", help="send refused documents again (after a fix)")
-    r.add_argument("--no-ledger", action="store_true", help="process every file, even unchanged ones")
+    r.add_argument("--no-ledger", action="store_true",
+                   help="process every file, even unchanged ones (the ledger is still written)")
+    r.add_argument("--allow-mass-delete", action="store_true",
+                   help="lift the vanish guard: many seed files are gone on purpose, delete their articles")
     r.add_argument("--batches", type=int, default=DEFAULT_MAX_BATCHES, help="split the folder into at most N batches")
     r.add_argument("--index", help="index base / alias name (default: SEEDNEWS_INDEX or seednews-articles)")
     r.add_argument("--local-node", action="store_true", help="start (or reuse) the local OpenSearch dev node")

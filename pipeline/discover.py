@@ -1,39 +1,51 @@
-"""Stage 1, discover: list the seed files under a root folder.
+"""Stage 1, discover: find the seed files under a folder, and read one back safely later.
 
-Rules (each one a trap somebody fell into):
-- only regular files whose name matches the seed pattern (``*.txt`` and ``*.md`` by default);
-- no hidden files or folders (``.foo``), no editor droppings (``foo~``, ``.foo.swp``, ``#foo#``);
-- a symbolic link is followed only if it resolves to a file *inside* the root; a link that points
-  out of the root is skipped and reported, never read;
-- the walk is deterministic (sorted), so batches and reports are stable from run to run.
+``walk`` yields a ``SeedFile`` (stat information, not yet hashed) for every seed it takes, and a
+``SeedOutcome`` (quarantined at stage ``discover``) for every seed-named path it refuses. Rules, each a
+trap somebody fell into:
+
+- only seed-named files (``*.txt``, ``*.md``); no hidden files or folders, no editor droppings
+  (``foo~``, ``.foo.swp``, ``#foo#``);
+- the folder's identity is its absolute path as given (``os.path.abspath``: relative names made
+  absolute, links kept), so ``examples/seeds`` and ``/work/x/examples/seeds`` are one folder and a
+  ``current -> 2026-11-22`` link that moves to the next drop stays the same folder. Files are read
+  from the folder's real path, resolved once when the run is planned;
+- a symbolic link to a file is taken only if it resolves to a regular file *inside* the folder; links
+  out of it, broken links and link loops are refused with a reason, never read; links to folders are
+  not followed (a folder reached twice through bind mounts is walked once);
+- a name that is not valid UTF-8 (``caf\\xe9.txt`` from an old share) is refused with the name shown
+  escaped: it cannot be stored, logged or searched as text;
+- FIFOs, devices and sockets are refused without being opened;
+- the walk is sorted (by the names' bytes), so batches and reports are stable from run to run.
+
+``read_seed`` re-opens a planned file for the worker without trusting the path: every component is
+opened relative to the real folder with ``O_NOFOLLOW``, ``O_NONBLOCK`` (a FIFO swapped in cannot hang
+the task), ``fstat`` must say regular file, the read is bounded, and the content hash must equal what
+was planned. Anything else ends as a ``changed`` outcome, which the next run picks up.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import replace
 
-from .types import Quarantined, SeedFile
+from .types import SeedFile, SeedOutcome, display_path, quarantine
 
 DEFAULT_PATTERNS: tuple[str, ...] = ("*.txt", "*.md")
 EDITOR_SUFFIXES: tuple[str, ...] = ("~", ".swp", ".swo", ".swx", ".tmp", ".part", ".bak", ".orig")
-HASH_CHUNK = 1 << 16
+READ_CHUNK = 1 << 16
+_O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 class SeedRootError(ValueError):
-    """The seed root itself is unusable (missing, not a folder). Raised: the whole run cannot start."""
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A path discovery saw and deliberately did not take, with the reason (for the report)."""
-
-    path: str
-    reason: str
+    """The seed folder itself is unusable (missing, not a folder). Raised: the whole run cannot start."""
 
 
 def is_seed_name(name: str, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> bool:
@@ -43,89 +55,213 @@ def is_seed_name(name: str, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> boo
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def resolve_root(seed_dir: str | os.PathLike[str]) -> tuple[str, str]:
+    """``(root, real_root)``: the folder's identity (absolute, links kept) and where it really is."""
+    root = os.path.abspath(os.fspath(seed_dir))
+    real = os.path.realpath(root)
+    if not os.path.isdir(real):
+        raise SeedRootError(f"seed folder {display_path(root)!r} does not exist or is not a folder")
+    try:
+        root.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SeedRootError(f"seed folder name {display_path(root)!r} is not valid UTF-8; rename it") from None
+    return root, real
+
+
+def _kind(mode: int) -> str:
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def walk(
-    root: str | os.PathLike[str], patterns: tuple[str, ...] = DEFAULT_PATTERNS
-) -> Iterator[SeedFile | Skipped]:
-    """Yield a ``SeedFile`` for every seed under ``root`` and a ``Skipped`` for every link refused.
+    seed_dir: str | os.PathLike[str], patterns: tuple[str, ...] = DEFAULT_PATTERNS
+) -> Iterator[SeedFile | SeedOutcome]:
+    """Every seed-named file under ``seed_dir``: a ``SeedFile`` (hash not computed) or a refusal.
 
-    Raises ``SeedRootError`` when ``root`` is not a readable folder.
-    """
-    root_path = Path(root)
-    if not root_path.is_dir():
-        raise SeedRootError(f"seed folder {str(root_path)!r} does not exist or is not a folder")
-    real_root = root_path.resolve()
-    for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not is_seed_name(name, patterns):
+    Raises ``SeedRootError`` when the folder itself is unusable."""
+    root, real_root = resolve_root(seed_dir)
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        here = os.path.join(real_root, rel_dir) if rel_dir else real_root
+        try:
+            st = os.stat(here)
+            if (st.st_dev, st.st_ino) in seen_dirs:
                 continue
-            full = Path(dirpath) / name
-            rel = str(full.relative_to(root_path))
-            if full.is_symlink():
-                target = full.resolve()
-                if not target.is_relative_to(real_root):
-                    yield Skipped(str(full), "symbolic link points outside the seed folder")
+            seen_dirs.add((st.st_dev, st.st_ino))
+            with os.scandir(here) as it:
+                entries = sorted(it, key=lambda e: os.fsencode(e.name))
+        except OSError as exc:
+            yield quarantine(SeedFile(root, rel_dir, real_root, rel_dir, 0), "discover",
+                             f"cannot read folder: {exc.strerror or exc}")
+            continue
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not name.startswith("."):
+                        subdirs.append(rel)
                     continue
-            try:
-                st = full.stat()
-            except OSError as exc:
-                yield Skipped(str(full), f"cannot stat: {exc.strerror}")
-                continue
-            if not full.is_file():
-                yield Skipped(str(full), "not a regular file")
-                continue
-            try:
-                digest = file_sha256(full)
-            except OSError as exc:
-                yield Skipped(str(full), f"cannot read: {exc.strerror}")
-                continue
-            yield SeedFile(path=str(full), rel=rel, size=st.st_size, sha256=digest, mtime_ns=st.st_mtime_ns)
+                if not is_seed_name(name, patterns):
+                    continue
+                yield _describe_entry(root, real_root, rel, entry.path, entry.stat(follow_symlinks=False))
+            except OSError as exc:  # vanished or unreadable while we looked
+                yield quarantine(SeedFile(root, rel, real_root, rel, 0), "discover", f"cannot stat: {exc.strerror or exc}")
+        stack.extend(reversed(subdirs))  # depth first, in sorted order
+
+
+def _describe_entry(root: str, real_root: str, rel: str, full: str, lst: os.stat_result) -> SeedFile | SeedOutcome:
+    seed = SeedFile(root, rel, real_root, rel, lst.st_size, lst.st_mtime_ns, lst.st_ctime_ns, lst.st_ino)
+    if not _is_utf8(rel):
+        return quarantine(seed, "discover", f"file name '{display_path(rel)}' is not valid UTF-8; rename it")
+    if stat.S_ISLNK(lst.st_mode):
+        try:
+            target_st = os.stat(full)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return quarantine(seed, "discover", "symbolic link loop")
+            if exc.errno == errno.ENOENT:
+                return quarantine(seed, "discover", "broken symbolic link (its target does not exist)")
+            return quarantine(seed, "discover", f"cannot follow symbolic link: {exc.strerror or exc}")
+        target = os.path.realpath(full)
+        if os.path.commonpath([target, real_root]) != real_root:
+            return quarantine(seed, "discover", "symbolic link points outside the seed folder")
+        if not stat.S_ISREG(target_st.st_mode):
+            return quarantine(seed, "discover", f"symbolic link to {_kind(target_st.st_mode)}, not a regular file")
+        source = os.path.relpath(target, real_root).replace(os.sep, "/")
+        return replace(seed, source=source, size=target_st.st_size, mtime_ns=target_st.st_mtime_ns,
+                       ctime_ns=target_st.st_ctime_ns, ino=target_st.st_ino)
+    if not stat.S_ISREG(lst.st_mode):
+        return quarantine(seed, "discover", f"{_kind(lst.st_mode)}, not a regular file")
+    return seed
 
 
 def discover(
-    root: str | os.PathLike[str], patterns: tuple[str, ...] = DEFAULT_PATTERNS
-) -> tuple[list[SeedFile], list[Quarantined]]:
-    """All seeds under ``root`` (sorted by relative path) and the refused paths as ``Quarantined``."""
+    seed_dir: str | os.PathLike[str], patterns: tuple[str, ...] = DEFAULT_PATTERNS
+) -> tuple[list[SeedFile], list[SeedOutcome]]:
+    """``walk`` split in two: the seeds taken (sorted, not hashed) and the refusals."""
     seeds: list[SeedFile] = []
-    refused: list[Quarantined] = []
-    for item in walk(root, patterns):
-        if isinstance(item, SeedFile):
-            seeds.append(item)
-        else:
-            refused.append(Quarantined(item.path, "discover", item.reason))
+    refused: list[SeedOutcome] = []
+    for item in walk(seed_dir, patterns):
+        (refused if isinstance(item, SeedOutcome) else seeds).append(item)  # type: ignore[arg-type]
     return seeds, refused
 
 
-def seed_from_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> SeedFile:
-    """Re-describe one known path (a batch worker gets paths, not ``SeedFile`` objects, via XCom)."""
-    p = Path(path)
-    st = p.stat()
-    rel = str(p.relative_to(root)) if root is not None and p.is_relative_to(root) else p.name
-    return SeedFile(path=str(p), rel=rel, size=st.st_size, sha256=file_sha256(p), mtime_ns=st.st_mtime_ns)
+def describe(root: str, rel: str, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> SeedFile | SeedOutcome | None:
+    """Look at one known file again (``root`` as stored in the ledger). ``None`` if it is gone."""
+    try:
+        _, real_root = resolve_root(root)
+        full = os.path.join(real_root, rel)
+        return _describe_entry(root, real_root, rel, full, os.lstat(full))
+    except (OSError, SeedRootError):
+        return None
 
 
-def make_batches(paths: list[str], max_batches: int, min_batch: int = 1) -> list[list[str]]:
-    """Split ``paths`` into at most ``max_batches`` contiguous, near-equal batches (never an empty one).
+# ----------------------------------------------------------------------------- reading safely
+class _Changed(Exception):
+    pass
 
-    Airflow maps one task per batch: a few big batches, not one task per file.
-    """
-    if not paths:
+
+def _open_under(real_root: str, source: str) -> int:
+    """Open ``real_root/source`` for reading, refusing a symbolic link at any step."""
+    parts = source.split("/")
+    dir_fd = os.open(real_root, _O_READ | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            next_fd = os.open(part, _O_READ | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = next_fd
+        return os.open(parts[-1], _O_READ | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _read_bounded(seed: SeedFile, max_bytes: int) -> tuple[bytes, os.stat_result]:
+    try:
+        fd = _open_under(seed.real_root, seed.source)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise _Changed("the file disappeared") from None
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+            raise _Changed("a symbolic link now stands in its path") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _Changed(f"it is now {_kind(st.st_mode)}")
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(READ_CHUNK, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
+def hash_seed(seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
+    """``seed`` with its content hash, read safely; a quarantine (too big, unreadable) or a ``changed``
+    outcome (it vanished or turned into something else while the run looked) otherwise."""
+    if seed.size > max_bytes:
+        return quarantine(seed, "read", f"file is {human_size(seed.size)}, over the {human_size(max_bytes)} limit for a seed")
+    try:
+        data, st = _read_bounded(seed, max_bytes)
+    except _Changed as exc:
+        return SeedOutcome(seed, "changed", "read", f"{exc} while the run was planned")
+    except OSError as exc:
+        return quarantine(seed, "read", f"cannot read file: {exc.strerror or exc}")
+    if len(data) > max_bytes:
+        return quarantine(seed, "read", f"file is over the {human_size(max_bytes)} limit for a seed")
+    return replace(seed, size=len(data), mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino,
+                   sha256=hashlib.sha256(data).hexdigest())
+
+
+def read_seed(seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:
+    """The bytes of a planned seed, if it is still the same regular file with the same content."""
+    try:
+        data, _ = _read_bounded(seed, max_bytes)
+    except _Changed as exc:
+        return SeedOutcome(seed, "changed", "read", f"changed since it was planned: {exc}")
+    except OSError as exc:
+        return quarantine(seed, "read", f"cannot read file: {exc.strerror or exc}")
+    if len(data) > max_bytes or hashlib.sha256(data).hexdigest() != seed.sha256:
+        return SeedOutcome(seed, "changed", "read", "changed since it was planned: its content is different")
+    return data
+
+
+def human_size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{int(n)} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def make_batches(items: list, max_batches: int, min_batch: int = 1) -> list[list]:
+    """Split ``items`` into at most ``max_batches`` contiguous, near-equal batches (never an empty one).
+
+    Airflow maps one task per batch: a few big batches, not one task per file."""
+    if not items:
         return []
     if max_batches < 1:
         raise ValueError("max_batches must be at least 1")
-    n = max(1, min(max_batches, len(paths) // max(1, min_batch)))
-    size, extra = divmod(len(paths), n)
+    n = max(1, min(max_batches, len(items) // max(1, min_batch)))
+    size, extra = divmod(len(items), n)
     batches, start = [], 0
     for i in range(n):
         end = start + size + (1 if i < extra else 0)
-        batches.append(paths[start:end])
+        batches.append(items[start:end])
         start = end
     return batches

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .times import utc_now
 from .types import Document, ItemResult
 
 MAPPINGS_DIR = Path(os.environ.get("SEEDNEWS_MAPPINGS_DIR", Path(__file__).resolve().parent.parent / "mappings"))
@@ -40,10 +41,6 @@ BULK_MAX_BACKOFF = 30.0
 
 class IndexError_(RuntimeError):
     """Index management failed in a way that needs a person (validation failed, alias is not an alias)."""
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def load_template(name: str = ARTICLES_TEMPLATE, pattern: str | None = None) -> dict[str, Any]:
@@ -95,6 +92,9 @@ def ensure_alias(client, base: str) -> str:
     ensure_templates(client, base)
     current = alias_indices(client, base)
     if current:
+        # fields added to the template since this index was created (additive: a strict mapping
+        # refuses documents with fields it does not know)
+        client.indices.put_mapping(index=current[-1], body=load_template()["template"]["mappings"])
         return current[-1]
     if client.indices.exists(index=base):
         raise IndexError_(f"{base!r} is a concrete index, not an alias; move its data and delete it first")
@@ -114,19 +114,26 @@ def ensure_alias(client, base: str) -> str:
     return alias_indices(client, base)[-1]
 
 
-def swap_alias(client, base: str, new_index: str, retention: int) -> list[str]:
+def swap_alias(client, base: str, new_index: str, retention: int, paired: dict[str, str] | None = None) -> list[str]:
     """Point the alias at ``new_index`` in one atomic request; delete indices beyond ``retention``.
 
-    Returns the names of the deleted indices."""
-    old = alias_indices(client, base)
-    actions: list[dict[str, Any]] = [{"remove": {"index": i, "alias": base}} for i in old if i != new_index]
-    actions.append({"add": {"index": new_index, "alias": base, "is_write_index": True}})
+    ``paired`` maps further aliases to the index each must point at from the same moment (the ledger
+    alias and the new index's ledger), so readers never see the new articles with the old ledger.
+    Returns the names of the deleted article indices (their paired indices go with them)."""
+    paired = paired or {}
+    actions: list[dict[str, Any]] = []
+    for alias, index in {base: new_index, **paired}.items():
+        actions += [{"remove": {"index": i, "alias": alias}} for i in alias_indices(client, alias) if i != index]
+        actions.append({"add": {"index": index, "alias": alias, "is_write_index": True}})
     client.indices.update_aliases(body={"actions": actions})
     all_versions = sorted(client.indices.get(index=versions_pattern(base), expand_wildcards="open").keys())
     keep = set(all_versions[-(retention + 1):]) | {new_index}
     doomed = [i for i in all_versions if i not in keep]
     for name in doomed:
         client.indices.delete(index=name, ignore_unavailable=True)
+        stamp = name[len(base) + 2:]
+        for alias in paired:
+            client.indices.delete(index=f"{alias}-v{stamp}", ignore_unavailable=True)
     return doomed
 
 
@@ -155,15 +162,15 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 BULK_ATTEMPTS = 5  # our own rounds on top of the helper's 429 retries
 
 
-def _item_result(ok: bool, info: dict[str, Any], seed: str | None) -> ItemResult:
+def _item_result(ok: bool, info: dict[str, Any]) -> ItemResult:
     doc_id = str(info.get("_id"))
     status = int(info.get("status", 0) or 0)
     if ok:
-        return ItemResult(doc_id, True, status, info.get("result", "indexed"), seed=seed)
+        return ItemResult(doc_id, True, status, info.get("result", "indexed"))
     if status == 409:
-        return ItemResult(doc_id, True, status, "superseded", "a newer seed file for this article is indexed", seed)
+        return ItemResult(doc_id, False, status, "conflict", "a copy of this article ingested later is indexed")
     retryable = status in RETRYABLE_STATUSES
-    return ItemResult(doc_id, False, status, "failed", _error_text(info.get("error")), seed, retryable=retryable)
+    return ItemResult(doc_id, False, status, "failed", _error_text(info.get("error"))[:1000], retryable=retryable)
 
 
 def bulk_index(
@@ -182,7 +189,7 @@ def bulk_index(
 
     Triage:
     - created/updated: acknowledged.
-    - 409 version conflict: a newer seed file for the same article is already indexed -> ``superseded`` (ok).
+    - 409 version conflict: a copy of the same article ingested later is already indexed -> ``conflict``.
     - 429/502/503/504 per item, or the whole request failing with those or a connection error: the
       affected documents are sent again, up to ``attempts`` rounds with exponential back-off (the
       helper itself already retries per-item 429s ``max_retries`` times). Still failing afterwards:
@@ -218,7 +225,7 @@ def bulk_index(
             ):
                 info = next(iter(item.values()))
                 doc = by_id.get(str(info.get("_id")))
-                res = _item_result(ok, info, doc.seed.rel if doc else None)
+                res = _item_result(ok, info)
                 done.add(res.id)
                 if res.retryable and attempt < attempts and doc is not None:
                     retry.append(doc)
@@ -242,8 +249,7 @@ def bulk_index(
 
 
 # ----------------------------------------------------------------------------- dead letters
-def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, ItemResult]], target: str,
-                root: str = "") -> int:
+def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, ItemResult]], target: str) -> int:
     """Keep refused documents, whole, for replay. Returns how many were stored.
 
     The dead-letter id is the document id: re-failing the same document updates its one entry."""
@@ -260,7 +266,7 @@ def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, It
             "_id": doc.id,
             "_source": {
                 "doc_id": doc.id,
-                "seed_root": root,
+                "seed_root": doc.seed.root,
                 "seed_path": doc.seed.rel,
                 "seed_sha256": doc.seed.sha256,
                 "target": target,

@@ -1,125 +1,186 @@
-"""The ledger of seed files: which file (root + path), with which content (sha256), became what.
+"""The ledger of seed files: which file (folder + path), with which content, became what.
 
-Kept in an OpenSearch index (``<base>-ledger``) because every Airflow worker already reaches OpenSearch
-and nothing else: it survives a wiped worker, needs no extra service, and analysts can read it in
-Dashboards next to the articles. One entry per file; its id is derived from root + path, so writing
-an entry again replaces it (idempotent).
+Kept in OpenSearch because every Airflow worker already reaches it: it survives a wiped worker, needs
+no extra service, and analysts read it in Dashboards next to the articles. One entry per file; its id
+is ``types.entry_key(root, path)``, so writing an entry again replaces it (idempotent).
 
-States a person can read:
+The ledger describes the article index the alias serves. ``<base>-ledger`` is an alias too, paired
+with the article index: ``<base>-v<stamp>`` has its ledger in ``<base>-ledger-v<stamp>``. A full
+rebuild writes a fresh pair, and one atomic alias update moves both, so a rebuild that fails
+validation never touches what the served ledger says (``index.swap_alias``).
+
+States (``types.State``) a person can read:
 
 ``indexed``      OpenSearch acknowledged the document built from this content
-``quarantined``  the content cannot become a document (reason says why); fixed content is picked up
-                 again because its hash changes
-``failed``       a retryable failure (cluster busy, 5xx): the next run tries it again
+``quarantined``  the file cannot become a document (stage and reason say why); its last good article,
+                 if any, stays in the index (``doc_id``) until the file is fixed or deleted
+``duplicate``    another file carries the same article and was ingested later (it wins)
+``failed``       a retryable failure (cluster busy, 5xx): the next run tries again
 ``dead_letter``  OpenSearch refused the document for good (mapping); kept whole in the dead-letter
                  index for replay
-``duplicate``    another file in the same run carries the same article and is newer
-``superseded``   a newer file for the same article was already indexed
+``changed``      the file changed between planning and reading; the next run takes the new content
+``deleted``      the file is gone; its article left the index unless another file still carries it
 
-Discovery skips a file whose content hash matches its entry in a settled state (``SETTLED``): an
-unchanged file is never re-parsed. ``failed`` files are always retried.
+``seq`` is the ingest sequence of the entry's content: new or edited content gets a number higher than
+any before it, and that number is the document's version, so the copy ingested last wins whatever its
+mtime. ``orphans`` lists articles this file used to carry and no longer does: ``finalize`` decides their
+fate (delete, keep, or promote another carrier) and clears the field.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .index import load_template, utc_now
+from .index import load_template
+from .times import utc_now
+from .types import SeedFile, State, display_path, entry_key
 
 LEDGER_TEMPLATE = "ledger.template.json"
 MGET_CHUNK = 1000
+PAGE = 5000
 
-INDEXED, QUARANTINED, FAILED, DEAD_LETTER, DUPLICATE, SUPERSEDED = (
-    "indexed", "quarantined", "failed", "dead_letter", "duplicate", "superseded",
-)
-STATES = (INDEXED, QUARANTINED, FAILED, DEAD_LETTER, DUPLICATE, SUPERSEDED)
-SETTLED = frozenset({INDEXED, QUARANTINED, DUPLICATE, SUPERSEDED, DEAD_LETTER})
+SETTLED: frozenset[str] = frozenset({"indexed", "quarantined", "duplicate", "dead_letter"})
+"""States an unchanged file keeps: it is not processed again until its content changes."""
+CARRYING: frozenset[str] = frozenset({"indexed", "quarantined", "duplicate", "failed", "dead_letter", "changed"})
+"""States whose ``doc_id`` still counts as carried by a file (an article leaves the index only when no
+entry in one of these states carries it)."""
 
 
 @dataclass(frozen=True)
 class LedgerEntry:
     root: str
-    path: str  # relative to root
-    sha256: str
-    state: str
+    path: str  # relative to root, as people see it (undecodable bytes escaped); the id uses the raw bytes
+    state: State
+    sha256: str = ""
     size: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    ino: int = 0
+    seq: int = 0
     stage: str | None = None
     reason: str | None = None
     doc_id: str | None = None
+    orphans: list[str] = field(default_factory=list)
     target: str | None = None
     run_id: str | None = None
     attempts: int = 1
     updated_at: str | None = None
+    key: str = ""
 
-    @property
-    def key(self) -> str:
-        return entry_key(self.root, self.path)
+    def same_stat(self, seed: SeedFile) -> bool:
+        """The cheap change filter (as git and rsync do): same size, mtime, ctime and inode."""
+        return bool(self.mtime_ns) and (self.size, self.mtime_ns, self.ctime_ns, self.ino) == (
+            seed.size, seed.mtime_ns, seed.ctime_ns, seed.ino)
+
+    @classmethod
+    def from_source(cls, src: dict[str, Any]) -> LedgerEntry:
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in src.items() if k in known}
+        data.setdefault("state", "indexed")
+        data["orphans"] = list(data.get("orphans") or [])
+        for name in ("size", "mtime_ns", "ctime_ns", "ino", "seq"):
+            data[name] = int(data.get(name) or 0)
+        return cls(**data)
 
 
-def entry_key(root: str, path: str) -> str:
-    return hashlib.sha256(f"{root}\0{path}".encode("utf-8")).hexdigest()
+def entry_for(seed: SeedFile, state: State, **kw: Any) -> LedgerEntry:
+    return LedgerEntry(root=seed.root, path=display_path(seed.rel), state=state, sha256=seed.sha256, size=seed.size,
+                       mtime_ns=seed.mtime_ns, ctime_ns=seed.ctime_ns, ino=seed.ino, seq=seed.seq, key=seed.key, **kw)
+
+
+class LedgerError(RuntimeError):
+    """The ledger could not be written: a ledger that silently lags would lie, so the task fails."""
 
 
 class Ledger:
-    """The ledger index. ``client`` is an ``opensearchpy.OpenSearch``; ``index`` its name."""
+    """One ledger index (or the ledger alias). ``client`` is an ``opensearchpy.OpenSearch``."""
 
     def __init__(self, client, index: str) -> None:
         self.client = client
         self.index = index
 
-    def ensure(self) -> None:
-        self.client.indices.put_index_template(name=self.index, body=load_template(LEDGER_TEMPLATE, self.index))
-        if not self.client.indices.exists(index=self.index):
-            try:
-                self.client.indices.create(index=self.index)
-            except Exception:
-                if not self.client.indices.exists(index=self.index):  # lost a creation race: fine
-                    raise
+    # ------------------------------------------------------------------ reads
+    def exists(self) -> bool:
+        return bool(self.client.indices.exists(index=self.index))
 
-    def lookup(self, root: str, paths: Iterable[str]) -> dict[str, LedgerEntry]:
-        """Entries for ``paths`` (relative to ``root``) that exist, keyed by path."""
-        paths = list(paths)
+    def lookup(self, keys: Iterable[str]) -> dict[str, LedgerEntry]:
+        """Entries for ``keys`` (``types.entry_key``) that exist."""
+        keys = list(keys)
         found: dict[str, LedgerEntry] = {}
-        if not paths or not self.client.indices.exists(index=self.index):
+        if not keys or not self.exists():
             return found
-        for i in range(0, len(paths), MGET_CHUNK):
-            ids = [entry_key(root, p) for p in paths[i:i + MGET_CHUNK]]
-            res = self.client.mget(index=self.index, body={"ids": ids})
+        for i in range(0, len(keys), MGET_CHUNK):
+            res = self.client.mget(index=self.index, body={"ids": keys[i:i + MGET_CHUNK]})
             for doc in res["docs"]:
                 if doc.get("found"):
-                    entry = LedgerEntry(**doc["_source"])
-                    found[entry.path] = entry
+                    found[doc["_id"]] = LedgerEntry.from_source({**doc["_source"], "key": doc["_id"]})
         return found
 
-    def record(self, entries: Iterable[LedgerEntry], previous: dict[str, LedgerEntry] | None = None) -> int:
-        """Write entries (replacing earlier ones). ``attempts`` counts consecutive tries of the same
-        content. Raises if OpenSearch refuses any write: a ledger that silently lags would lie."""
-        from opensearchpy import helpers
+    def _scan(self, query: dict[str, Any], page: int = PAGE) -> Iterator[LedgerEntry]:
+        """Every entry matching ``query``, paged with search_after on the ``key`` field."""
+        if not self.exists():
+            return
+        after = None
+        while True:
+            body: dict[str, Any] = {"size": page, "query": query, "sort": [{"key": "asc"}]}
+            if after:
+                body["search_after"] = after
+            hits = self.client.search(index=self.index, body=body)["hits"]["hits"]
+            for h in hits:
+                yield LedgerEntry.from_source({**h["_source"], "key": h["_id"]})
+            if len(hits) < page:
+                return
+            after = hits[-1]["sort"]
 
-        previous = previous or {}
-        now = utc_now()
-        actions: list[dict[str, Any]] = []
-        for e in entries:
-            prev = previous.get(e.path)
-            attempts = prev.attempts + 1 if prev and prev.sha256 == e.sha256 and prev.state == FAILED else 1
-            body = {**asdict(e), "attempts": attempts, "updated_at": now}
-            actions.append({"_op_type": "index", "_index": self.index, "_id": e.key, "_source": body})
-        if not actions:
+    def entries_for_root(self, root: str) -> dict[str, LedgerEntry]:
+        """Every entry of one seed folder, by key (planning compares the folder against it)."""
+        self.refresh()
+        return {e.key: e for e in self._scan({"term": {"root": root}})}
+
+    def carriers(self, doc_ids: Iterable[str]) -> dict[str, list[LedgerEntry]]:
+        """For each article id, the entries (any folder) that still carry it."""
+        ids = sorted(set(doc_ids))
+        out: dict[str, list[LedgerEntry]] = {i: [] for i in ids}
+        for i in range(0, len(ids), MGET_CHUNK):
+            query = {"bool": {"filter": [{"terms": {"doc_id": ids[i:i + MGET_CHUNK]}},
+                                         {"terms": {"state": sorted(CARRYING)}}]}}
+            for e in self._scan(query):
+                out[e.doc_id].append(e)  # type: ignore[index]
+        return out
+
+    def with_orphans(self) -> list[LedgerEntry]:
+        self.refresh()
+        return list(self._scan({"exists": {"field": "orphans"}}))
+
+    def doubly_indexed(self, limit: int = 10_000) -> dict[str, list[LedgerEntry]]:
+        """Articles that more than one entry says it indexed (parallel batches wrote copies of one
+        article; the one with the highest ``seq`` is what the index holds). Exact: one shard."""
+        self.refresh()
+        res = self.client.search(index=self.index, body={
+            "size": 0, "query": {"term": {"state": "indexed"}},
+            "aggs": {"d": {"terms": {"field": "doc_id", "min_doc_count": 2, "size": limit}}}})
+        ids = [b["key"] for b in res["aggregations"]["d"]["buckets"]]
+        out: dict[str, list[LedgerEntry]] = {}
+        for i in range(0, len(ids), MGET_CHUNK):
+            query = {"bool": {"filter": [{"terms": {"doc_id": ids[i:i + MGET_CHUNK]}}, {"term": {"state": "indexed"}}]}}
+            for e in self._scan(query):
+                out.setdefault(e.doc_id, []).append(e)  # type: ignore[arg-type]
+        return out
+
+    def max_seq(self) -> int:
+        if not self.exists():
             return 0
-        self.ensure()
-        ok, errors = helpers.bulk(self.client, actions, raise_on_error=False, max_retries=5)
-        if errors:
-            raise RuntimeError(f"ledger {self.index}: {len(errors)} entries not written: {errors[:2]}")
-        return ok
+        res = self.client.search(index=self.index, body={"size": 0, "aggs": {"m": {"max": {"field": "seq"}}}})
+        value = res["aggregations"]["m"]["value"]
+        return int(value) if value is not None else 0
 
     def counts(self, root: str | None = None) -> dict[str, int]:
-        """Entries per state (for reports and validation)."""
-        if not self.client.indices.exists(index=self.index):
+        """Entries per state (for reports)."""
+        if not self.exists():
             return {}
-        self.client.indices.refresh(index=self.index)
+        self.refresh()
         query = {"term": {"root": root}} if root else {"match_all": {}}
         res = self.client.search(
             index=self.index,
@@ -127,15 +188,89 @@ class Ledger:
         )
         return {b["key"]: b["doc_count"] for b in res["aggregations"]["s"]["buckets"]}
 
-    def indexed_doc_ids(self, run_id: str) -> int:
-        """How many distinct documents this run's entries say are indexed (exact up to 40,000)."""
-        self.client.indices.refresh(index=self.index)
-        res = self.client.search(
-            index=self.index,
-            body={
-                "size": 0,
-                "query": {"bool": {"filter": [{"term": {"run_id": run_id}}, {"term": {"state": INDEXED}}]}},
-                "aggs": {"d": {"cardinality": {"field": "doc_id", "precision_threshold": 40000}}},
-            },
-        )
-        return int(res["aggregations"]["d"]["value"])
+    def count_state(self, state: State) -> int:
+        """Exact number of entries in ``state`` (the ``count`` API, not an approximate aggregation)."""
+        if not self.exists():
+            return 0
+        self.refresh()
+        return int(self.client.count(index=self.index, body={"query": {"term": {"state": state}}})["count"])
+
+    def refresh(self) -> None:
+        if self.exists():
+            self.client.indices.refresh(index=self.index)
+
+    # ------------------------------------------------------------------ writes
+    def record(self, entries: Iterable[LedgerEntry]) -> int:
+        """Write entries (replacing earlier ones). Raises ``LedgerError`` if OpenSearch refuses any."""
+        now = utc_now()
+        actions = [{"_op_type": "index", "_index": self.index, "_id": e.key or entry_key(e.root, e.path),
+                    "_source": {**asdict(e), "key": e.key or entry_key(e.root, e.path), "updated_at": now}}
+                   for e in entries]
+        return self._bulk(actions)
+
+    def update(self, changes: dict[str, dict[str, Any]]) -> int:
+        """Partial updates by key (stat refresh, orphans cleared, duplicates demoted)."""
+        actions = [{"_op_type": "update", "_index": self.index, "_id": key, "doc": doc} for key, doc in changes.items()]
+        return self._bulk(actions)
+
+    def _bulk(self, actions: list[dict[str, Any]]) -> int:
+        from opensearchpy import helpers
+
+        if not actions:
+            return 0
+        ok, errors = helpers.bulk(self.client, actions, raise_on_error=False, max_retries=5)
+        if errors:
+            first = next(iter(errors[0].values()), {}) if isinstance(errors[0], dict) else errors[0]
+            raise LedgerError(f"ledger {self.index}: {len(errors)} entries not written (first: {str(first)[:300]})")
+        return ok
+
+
+# ----------------------------------------------------------------------------- the index behind the alias
+def paired_name(article_index: str, base: str, ledger_alias: str) -> str:
+    """``<base>-v<stamp>`` -> ``<ledger_alias>-v<stamp>``."""
+    prefix = f"{base}-v"
+    if not article_index.startswith(prefix):
+        raise ValueError(f"{article_index!r} is not an article index of {base!r}")
+    return f"{ledger_alias}-v{article_index[len(prefix):]}"
+
+
+def ensure_template(client, ledger_alias: str) -> None:
+    client.indices.put_index_template(name=ledger_alias, body=load_template(LEDGER_TEMPLATE, f"{ledger_alias}-v*"))
+
+
+def create_paired(client, ledger_alias: str, name: str) -> None:
+    ensure_template(client, ledger_alias)
+    if not client.indices.exists(index=name):
+        try:
+            client.indices.create(index=name)
+        except Exception:
+            if not client.indices.exists(index=name):  # lost a creation race: fine
+                raise
+
+
+def ensure_alias(client, ledger_alias: str, paired: str) -> None:
+    """Make ``ledger_alias`` an alias of the ledger paired with the served article index.
+
+    A ledger from before pairing (a concrete index named like the alias) is copied into the paired
+    index and replaced by the alias, once."""
+    if client.indices.exists_alias(name=ledger_alias):
+        return
+    create_paired(client, ledger_alias, paired)
+    try:
+        if client.indices.exists(index=ledger_alias) and not client.indices.exists_alias(name=ledger_alias):
+            # a legacy concrete ledger: copy it into the paired index, then let the alias take its name
+            body = load_template(LEDGER_TEMPLATE)["template"]["mappings"]
+            client.indices.put_mapping(index=ledger_alias, body=body)
+            client.reindex(body={"source": {"index": ledger_alias}, "dest": {"index": paired}},
+                           refresh=True, wait_for_completion=True)
+            client.indices.delete(index=ledger_alias)
+    except Exception:
+        if not client.indices.exists_alias(name=ledger_alias):  # a concurrent run migrated it: fine
+            raise
+        return
+    try:
+        client.indices.update_aliases(body={"actions": [{"add": {"index": paired, "alias": ledger_alias,
+                                                                  "is_write_index": True}}]})
+    except Exception:
+        if not client.indices.exists_alias(name=ledger_alias):  # another run added it first: fine
+            raise

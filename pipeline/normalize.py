@@ -2,7 +2,7 @@
 
 - Human text (titles, excerpts, provider names, topics; nested ``related[]`` too) is repaired with
   ``pipeline.textfix`` and every repair is recorded on the document.
-- Dates become UTC ISO-8601 (``2021-10-06T11:10:00Z``); a date-time without an offset is taken as UTC.
+- Dates become UTC ISO-8601 (``2021-10-06T11:10:00Z``, ``pipeline.times``); no offset means UTC.
 - Topics get one canonical form per topic, so facets do not split on case or spacing (``canonical_topic``).
 - Article URLs get a canonical form (``canonical_url``) and the document id is derived from it
   (``document_id``): the same article in two files is one document, and a re-run overwrites it.
@@ -16,45 +16,19 @@ import hashlib
 import json
 import re
 import unicodedata
-from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .textfix import fix_text
-from .types import Document, Quarantined, Repair, SeedRecord
+from .times import parse_datetime, utc_iso  # noqa: F401 - parse_datetime re-exported for callers
+from .types import Document, Repair, SeedOutcome, SeedRecord
 
 TOPICS_FILE = Path(__file__).parent / "data" / "topics.json"
 TRACKING_PARAMS = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.IGNORECASE)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 ID_HEX_CHARS = 32  # 128 bits of sha256: collisions are not a practical concern
-
-
-# ----------------------------------------------------------------------------- dates
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def parse_datetime(value: str | datetime | date) -> datetime:
-    """Parse an ISO-8601 date or date-time into an aware UTC datetime. Raises ``ValueError``."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day)
-    else:
-        text = value.strip()
-        if _DATE_ONLY.match(text):
-            text += "T00:00:00"
-        text = re.sub(r"(?i)z$", "+00:00", text.replace(" ", "T", 1) if "T" not in text else text)
-        dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
-
-
-def utc_iso(value: str | datetime | date) -> str:
-    """``2021-10-06T13:10:00+02:00`` -> ``2021-10-06T11:10:00Z`` (seconds precision)."""
-    return parse_datetime(value).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ----------------------------------------------------------------------------- URLs and ids
@@ -82,14 +56,6 @@ def document_id(url: str) -> str:
     canon = canonical_url(url)
     key = canon.split("://", 1)[1]
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
-
-
-def seed_version(mtime_ns: int) -> int:
-    """Which copy of an article wins: the most recently modified seed file.
-
-    Used as OpenSearch's external version (``version_type=external_gte``), so the rule holds whatever
-    order parallel batches write in, and re-indexing the same file is accepted (idempotent)."""
-    return mtime_ns // 1000
 
 
 # ----------------------------------------------------------------------------- topics
@@ -198,7 +164,7 @@ def _related(r: dict[str, Any], where: str, fix: _Repairs) -> dict[str, Any]:
 
 
 def to_document(record: SeedRecord) -> Document:
-    """Build the document for one validated record. Pure (no I/O). Raises ``ValueError`` on bad data."""
+    """Build the document for one validated record. Pure (no I/O); never fails on validated data."""
     f = record.fields
     fix = _Repairs()
     article_url = f.get("originalUrl") or f["webUrl"]
@@ -235,24 +201,23 @@ def to_document(record: SeedRecord) -> Document:
     }
     source["repairs"] = [{"field": r.field, "steps": list(r.steps)} for r in fix.items]
     source["repaired_fields"] = len(fix.items)
-    return Document(
-        id=doc_id, source=source, seed=record.seed, version=seed_version(record.seed.mtime_ns), repairs=tuple(fix.items)
-    )
+    if record.warnings:
+        source["warnings"] = list(record.warnings)
+    return Document(id=doc_id, source=source, seed=record.seed, version=record.seed.seq, repairs=tuple(fix.items))
 
 
-def normalize(record: SeedRecord) -> Document | Quarantined:
-    """``to_document`` as a stage: a record that cannot be normalized is quarantined, never raised."""
-    try:
-        return to_document(record)
-    except (ValueError, KeyError, TypeError) as exc:
-        return Quarantined(record.seed.path, "normalize", f"{type(exc).__name__}: {exc}")
+def normalize(record: SeedRecord) -> Document | SeedOutcome:
+    """``to_document`` as a stage. Validation already refused what cannot become a document, so an
+    exception here is a bug in this code, not bad data: it is raised and fails the task, instead of
+    being recorded as a quarantine that hides it."""
+    return to_document(record)
 
 
 def dedupe(docs: list[Document]) -> tuple[list[Document], list[tuple[Document, Document]]]:
     """Within a batch, keep one document per id: the highest ``(version, seed path)`` wins.
 
     Returns ``(winners, [(loser, winner), ...])``. Across batches the same rule is enforced by
-    OpenSearch's external versioning (see ``seed_version``)."""
+    OpenSearch's external versioning (the version is the seed's ingest sequence)."""
     best: dict[str, Document] = {}
     losers: list[tuple[Document, Document]] = []
     for d in docs:

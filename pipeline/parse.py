@@ -1,15 +1,19 @@
-"""Stage 2, parse: seed file bytes -> ``SeedRecord`` (fields as the file says) or ``Quarantined``.
+"""Stage 2, parse: seed file bytes -> ``SeedRecord`` (fields as the file says) or a quarantine outcome.
 
-Steps, each of which can quarantine the file with a reason naming the file and the step:
+Steps, each of which can quarantine the file with a reason naming the step (the outcome names the file):
 
-``read``        at most ``ParseConfig.max_bytes`` bytes are read (a bigger file is refused unread)
+``read``        an empty file is refused (the size limit is checked by discovery, before any read)
 ``decode``      UTF-8 (a BOM is stripped); a NUL byte means binary junk. Legacy Windows-1252 is accepted
                 only when it decodes without control characters (``ParseConfig.allow_cp1252``)
 ``frontmatter`` the text must open with a ``---`` line and close with a ``---`` (or ``...``) line
-``yaml``        ``pipeline.yamlsafe.load`` (no tags, no aliases, bounded nesting); errors give the line
-                *in the file*
+``yaml``        ``pipeline.yamlsafe.load`` (JSON-like values only, no aliases, bounded nesting and
+                numbers); errors give the line *in the file*
 ``validate``    the fields are checked against ``SCHEMA``: required fields present, types right, URLs
-                absolute http(s). Unknown fields are kept in ``SeedRecord.fields['_extra']``.
+                absolute http(s), dates real and within ``times.MIN_YEAR..MAX_YEAR``. One bad element
+                of a list (``topics: [AI, ~]``) is dropped with a warning instead of losing the article.
+                Unknown fields are kept in ``SeedRecord.fields['_extra']``.
+
+Reasons quote at most a short piece of the offending value (``types.short``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from . import yamlsafe
-from .types import Quarantined, SeedFile, SeedRecord
+from .discover import hash_seed, read_seed
+from .times import parse_datetime
+from .types import SeedFile, SeedOutcome, SeedRecord, quarantine, short
 
 MAX_SEED_BYTES = 1 << 20  # 1 MiB: real seeds are ~5 KB; anything this big is not a seed.
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -46,16 +52,6 @@ class SeedError(ValueError):
 
 
 # ----------------------------------------------------------------------------- bytes -> text
-def read_bytes(path: str, max_bytes: int) -> bytes:
-    with open(path, "rb") as fh:
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise SeedError("read", f"file is larger than the {_human(max_bytes)} limit for a seed")
-    if not data.strip():
-        raise SeedError("read", "file is empty")
-    return data
-
-
 def decode(data: bytes, allow_cp1252: bool = True) -> tuple[str, str]:
     """Return ``(text, encoding)``. Strips a UTF-8 BOM and normalizes CRLF/CR line ends to LF."""
     if data.startswith(UTF8_BOM):
@@ -110,6 +106,10 @@ def load_yaml(front: str) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- validation
+def _got(value: Any) -> str:
+    return _kind(value) if value is None else f"{_kind(value)} {short(value)}"
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -118,91 +118,110 @@ def _kind(value: Any) -> str:
     )
 
 
-def _str(value: Any, where: str) -> str:
+Warn = Callable[[str], None]
+
+
+def _str(value: Any, where: str, warn: Warn) -> str:
     if not isinstance(value, str):
-        raise SeedError("validate", f"field '{where}' must be a string, got {_kind(value)} {value!r}")
+        raise SeedError("validate", f"field '{where}' must be a string, got {_got(value)}")
     return value
 
 
-def _nonempty(value: Any, where: str) -> str:
-    if not _str(value, where).strip():
+def _nonempty(value: Any, where: str, warn: Warn) -> str:
+    if not _str(value, where, warn).strip():
         raise SeedError("validate", f"field '{where}' must not be empty")
     return value
 
 
-def _url(value: Any, where: str) -> str:
-    text = _str(value, where).strip()
-    parts = urlsplit(text)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise SeedError("validate", f"field '{where}' must be an absolute http(s) URL, got {value!r}")
+def _url(value: Any, where: str, warn: Warn) -> str:
+    text = _str(value, where, warn).strip()
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises for a port that is not a number in range
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an invalid port, a broken IPv6 literal
+        ok = False
+    if not ok:
+        raise SeedError("validate", f"field '{where}' must be an absolute http(s) URL, got {short(value)}")
     return text
 
 
-def _int(value: Any, where: str) -> int:
+def _int(value: Any, where: str, warn: Warn) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SeedError("validate", f"field '{where}' must be an integer, got {_kind(value)} {value!r}")
+        raise SeedError("validate", f"field '{where}' must be an integer, got {_got(value)}")
     return value
 
 
-def _bool(value: Any, where: str) -> bool:
+def _bool(value: Any, where: str, warn: Warn) -> bool:
     if not isinstance(value, bool):
-        raise SeedError("validate", f"field '{where}' must be true or false, got {_kind(value)} {value!r}")
+        raise SeedError("validate", f"field '{where}' must be true or false, got {_got(value)}")
     return value
 
 
-def _datetime(value: Any, where: str) -> str:
+def _datetime(value: Any, where: str, warn: Warn) -> str:
     if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    text = _str(value, where).strip()
-    from .normalize import parse_datetime  # one parser for dates, shared with normalize
-
+        value = value.isoformat()
+    text = _str(value, where, warn).strip()
     try:
         parse_datetime(text)
-    except ValueError:
-        raise SeedError("validate", f"field '{where}' is not a date-time: {value!r}") from None
+    except ValueError as exc:
+        detail = str(exc) if str(exc).startswith(("year", "date-time is out")) else ""
+        raise SeedError("validate", f"field '{where}' is not a date-time: {short(value)}"
+                        + (f" ({detail})" if detail else "")) from None
     return text
 
 
-def _image(value: Any, where: str) -> dict[str, Any]:
+def _image(value: Any, where: str, warn: Warn) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SeedError("validate", f"field '{where}' must be a mapping, got {_kind(value)}")
     out = dict(value)
     if out.get("url") is None:
         raise SeedError("validate", f"required field '{where}.url' is missing")
-    _nonempty(out["url"], f"{where}.url")
+    _nonempty(out["url"], f"{where}.url", warn)
     for key in ("width", "height"):
         if out.get(key) is not None:
-            _int(out[key], f"{where}.{key}")
+            _int(out[key], f"{where}.{key}", warn)
     if out.get("isCached") is not None:
-        _bool(out["isCached"], f"{where}.isCached")
+        _bool(out["isCached"], f"{where}.isCached", warn)
     return out
 
 
-def _list(value: Any, where: str, item: Callable[[Any, str], Any]) -> list[Any]:
+def _list(value: Any, where: str, warn: Warn, item: Callable[[Any, str, Warn], Any]) -> list[Any]:
+    """A list whose bad elements are dropped (each with a warning), not the whole article."""
     if not isinstance(value, list):
         raise SeedError("validate", f"field '{where}' must be a list, got {_kind(value)}")
-    return [item(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    out = []
+    for i, v in enumerate(value):
+        try:
+            out.append(item(v, f"{where}[{i}]", warn))
+        except SeedError as exc:
+            warn(f"dropped {where}[{i}]: {exc}")
+    return out
 
 
-def _provider(value: Any, where: str) -> dict[str, Any]:
+def _list_of(item: Callable[[Any, str, Warn], Any]) -> Callable[[Any, str, Warn], list[Any]]:
+    return lambda v, w, warn: _list(v, w, warn, item)
+
+
+def _provider(value: Any, where: str, warn: Warn) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SeedError("validate", f"field '{where}' must be a mapping, got {_kind(value)}")
     out = dict(value)
     for key in ("name", "domain"):
         if out.get(key) is not None:
-            _str(out[key], f"{where}.{key}")
+            _str(out[key], f"{where}.{key}", warn)
     if out.get("images") is not None:
-        out["images"] = _list(out["images"], f"{where}.images", _image)
+        out["images"] = _list(out["images"], f"{where}.images", warn, _image)
     return out
 
 
-def _related(value: Any, where: str) -> dict[str, Any]:
+def _related(value: Any, where: str, warn: Warn) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SeedError("validate", f"field '{where}' must be a mapping, got {_kind(value)}")
-    return _check_fields(value, RELATED_SCHEMA, where, keep_extra=True)
+    return _check_fields(value, RELATED_SCHEMA, where, warn)
 
 
-Field = tuple[Callable[[Any, str], Any], bool]  # (checker, required)
+Field = tuple[Callable[[Any, str, Warn], Any], bool]  # (checker, required)
 
 SCHEMA: dict[str, Field] = {
     "title": (_nonempty, True),
@@ -218,9 +237,9 @@ SCHEMA: dict[str, Field] = {
     "heat": (_int, False),
     "published": (_bool, False),
     "provider": (_provider, False),
-    "topics": (lambda v, w: _list(v, w, _nonempty), False),
-    "images": (lambda v, w: _list(v, w, _image), False),
-    "related": (lambda v, w: _list(v, w, _related), False),
+    "topics": (_list_of(_nonempty), False),
+    "images": (_list_of(_image), False),
+    "related": (_list_of(_related), False),
     "secured": (_str, False),
 }
 RELATED_SCHEMA: dict[str, Field] = {
@@ -235,11 +254,11 @@ RELATED_SCHEMA: dict[str, Field] = {
     "provider": (_provider, False),
     "quality": (_int, False),
     "heat": (_int, False),
-    "images": (lambda v, w: _list(v, w, _image), False),
+    "images": (_list_of(_image), False),
 }
 
 
-def _check_fields(data: dict[str, Any], schema: dict[str, Field], where: str, keep_extra: bool) -> dict[str, Any]:
+def _check_fields(data: dict[str, Any], schema: dict[str, Field], where: str, warn: Warn) -> dict[str, Any]:
     prefix = f"{where}." if where else ""
     out: dict[str, Any] = {}
     for name, (check, required) in schema.items():
@@ -248,45 +267,49 @@ def _check_fields(data: dict[str, Any], schema: dict[str, Field], where: str, ke
             if required:
                 raise SeedError("validate", f"required field '{prefix}{name}' is missing")
             continue
-        out[name] = check(value, f"{prefix}{name}")
-    extra = {str(k): v for k, v in data.items() if k not in schema}
-    if extra and keep_extra:
+        out[name] = check(value, f"{prefix}{name}", warn)
+    extra = {k: v for k, v in data.items() if k not in schema}
+    if extra:
         out["_extra"] = extra
     return out
 
 
-def validate(data: dict[str, Any]) -> dict[str, Any]:
-    fields = _check_fields(data, SCHEMA, "", keep_extra=True)
+def validate(data: dict[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
+    """Check ``data`` against ``SCHEMA``; what is dropped is appended to ``warnings``."""
+    sink = warnings if warnings is not None else []
+    fields = _check_fields(data, SCHEMA, "", sink.append)
     if "originalUrl" not in fields and "webUrl" not in fields:
         raise SeedError("validate", "the article has no URL: one of 'originalUrl' or 'webUrl' is required")
     return fields
 
 
 # ----------------------------------------------------------------------------- the stage
-def parse_text(text: str) -> dict[str, Any]:
+def parse_text(text: str, warnings: list[str] | None = None) -> dict[str, Any]:
     """Front-matter text -> validated fields (raises ``SeedError``). Pure; handy for tests."""
-    return validate(load_yaml(split_front_matter(text)))
+    return validate(load_yaml(split_front_matter(text)), warnings)
 
 
-def parse_seed(seed: SeedFile, config: ParseConfig = ParseConfig()) -> SeedRecord | Quarantined:
-    """One seed file -> ``SeedRecord``, or ``Quarantined`` naming the step and the reason."""
+def parse_bytes(seed: SeedFile, data: bytes, config: ParseConfig = ParseConfig()) -> SeedRecord | SeedOutcome:
+    """The bytes of one seed file -> ``SeedRecord``, or a quarantine naming the step and the reason."""
+    warnings: list[str] = []
     try:
-        if seed.size > config.max_bytes:
-            raise SeedError("read", f"file is {_human(seed.size)}, over the {_human(config.max_bytes)} limit for a seed")
-        text, encoding = decode(read_bytes(seed.path, config.max_bytes), config.allow_cp1252)
-        fields = parse_text(text)
+        if not data.strip():
+            raise SeedError("read", "file is empty")
+        text, encoding = decode(data, config.allow_cp1252)
+        fields = parse_text(text, warnings)
     except SeedError as exc:
-        return Quarantined(seed.path, exc.stage, str(exc))
-    except OSError as exc:
-        return Quarantined(seed.path, "read", f"cannot read file: {exc.strerror or exc}")
+        return quarantine(seed, exc.stage, str(exc))  # type: ignore[arg-type]
     if encoding != "utf-8":
         fields["_encoding"] = encoding
-    return SeedRecord(seed=seed, fields=fields)
+    return SeedRecord(seed=seed, fields=fields, warnings=tuple(warnings))
 
 
-def _human(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    raise AssertionError  # pragma: no cover
+def parse_seed(seed: SeedFile, config: ParseConfig = ParseConfig()) -> SeedRecord | SeedOutcome:
+    """Hash, read and parse one discovered file in one call (tests, benchmarks, one-off tools)."""
+    hashed = hash_seed(seed, config.max_bytes) if not seed.sha256 else seed
+    if isinstance(hashed, SeedOutcome):
+        return hashed
+    data = read_seed(hashed, config.max_bytes)
+    if isinstance(data, SeedOutcome):
+        return data
+    return parse_bytes(hashed, data, config)

@@ -1,44 +1,159 @@
 """The named types that cross stage boundaries.
 
-Every stage takes and returns these frozen dataclasses (or plain dicts for OpenSearch ``_source``),
-so a stage can be tested, replaced or run in another process without knowing its neighbours.
+The path of one seed::
+
+    discover  -> SeedFile                      | SeedOutcome (refused: link out of the folder, odd name...)
+    read      -> bytes (re-validated: same file, same content as planned)   | SeedOutcome ("changed")
+    parse     -> SeedRecord                    | SeedOutcome ("quarantined")
+    normalize -> Document                      | SeedOutcome ("quarantined")
+    index     -> ItemResult per bulk item      -> SeedOutcome (indexed, duplicate, failed, dead_letter)
+
+Every seed a run sees ends in exactly one ``SeedOutcome``; ``pipeline.outcomes`` is the one place that
+turns outcomes into ledger entries and report counts. Stages return values, they do not raise for bad
+data; an exception out of a stage is a bug or an infrastructure failure, and fails the task.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+State = Literal["indexed", "unchanged", "quarantined", "duplicate", "failed", "dead_letter", "changed", "deleted"]
+"""What became of one seed file in a run (see README "What a run leaves behind")."""
+STATES: tuple[State, ...] = get_args(State)
+
+Stage = Literal["discover", "read", "decode", "frontmatter", "yaml", "validate", "normalize", "index", "plan"]
+
+MAX_REASON_CHARS = 300
+"""Reasons are for people and travel through XCom and logs: a reason never carries a whole value."""
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for reasons that quote what the file said."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cap_reason(reason: str | None) -> str | None:
+    if reason is None or len(reason) <= MAX_REASON_CHARS:
+        return reason
+    return reason[: MAX_REASON_CHARS - 1] + "…"
+
+
+def display_path(path: str) -> str:
+    """A path as people and JSON can see it: bytes that are not UTF-8 (surrogate escapes from the file
+    system) are shown as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def entry_key(root: str, rel: str) -> str:
+    """The ledger id of one seed file: folder + path, from the raw bytes (so two names that only
+    differ in undecodable bytes never share a key)."""
+    return hashlib.sha256(os.fsencode(root) + b"\0" + os.fsencode(rel)).hexdigest()
 
 
 @dataclass(frozen=True)
 class SeedFile:
-    """A seed file found by discovery. ``rel`` is the path relative to the seed root (used in reports)."""
+    """One seed file as discovery found it, once; later stages never re-derive any of this.
 
-    path: str
+    ``root``       the seed folder as the run named it, made absolute (links in it kept): with ``rel``
+                   it is the file's identity in the ledger, however the folder was typed
+    ``rel``        the path under ``root`` as found, ``/``-separated
+    ``real_root``  ``root`` with links resolved when the run was planned: files are read from here,
+                   so a ``current -> 2026-11-22`` link that moves mid-run cannot mix two drops
+    ``source``     the path under ``real_root`` that is read (differs from ``rel`` for a link inside
+                   the folder)
+    ``size``, ``mtime_ns``, ``ctime_ns``, ``ino``: what ``stat`` said (the cheap change filter)
+    ``sha256``     the content hash (the truth; empty until hashed)
+    ``seq``        the ingest sequence of this content (the document's version: see ``pipeline.plan``)
+    """
+
+    root: str
     rel: str
+    real_root: str
+    source: str
     size: int
-    sha256: str
-    mtime_ns: int
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    ino: int = 0
+    sha256: str = ""
+    seq: int = 0
+
+    @property
+    def key(self) -> str:
+        return entry_key(self.root, self.rel)
+
+    @property
+    def path(self) -> str:
+        """Where the file is, for messages."""
+        return display_path(os.path.join(self.root, self.rel))
+
+    @property
+    def read_path(self) -> str:
+        return os.path.join(self.real_root, self.source)
+
+    # compact and JSON-able: batches of SeedFiles travel through XCom
+    def to_row(self) -> list[Any]:
+        return [self.rel, None if self.source == self.rel else self.source, self.size, self.mtime_ns,
+                self.ctime_ns, self.ino, self.sha256, self.seq]
+
+    @classmethod
+    def from_row(cls, row: list[Any], root: str, real_root: str) -> SeedFile:
+        rel, source, size, mtime_ns, ctime_ns, ino, sha256, seq = row
+        return cls(root, rel, real_root, source or rel, size, mtime_ns, ctime_ns, ino, sha256, seq)
 
 
 @dataclass(frozen=True)
-class Quarantined:
-    """A seed that could not become a document. Nothing is moved or deleted; this is the record of why."""
+class SeedOutcome:
+    """What became of one seed file. ``stage`` says where it ended, ``reason`` why (for people; at most
+    ``MAX_REASON_CHARS``), ``doc_id`` which article it carries (if any)."""
 
-    path: str
-    stage: str  # "discover" | "read" | "decode" | "frontmatter" | "yaml" | "validate" | "normalize"
-    reason: str
+    seed: SeedFile
+    state: State
+    stage: Stage | None = None
+    reason: str | None = None
+    doc_id: str | None = None
+    http_status: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in STATES:  # a typo in our own code, not bad data
+            raise ValueError(f"unknown outcome state {self.state!r}")
+        object.__setattr__(self, "reason", cap_reason(self.reason))
+
+    @property
+    def path(self) -> str:
+        return self.seed.path
+
+    def brief(self) -> dict[str, Any]:
+        """A small JSON-able summary for reports and XCom."""
+        out: dict[str, Any] = {"path": display_path(self.seed.rel), "state": self.state}
+        for name in ("stage", "reason", "doc_id", "http_status"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.stage}: {self.reason}"
+        return f"{self.seed.path}: {self.state}" + (f": {self.stage}" if self.stage else "") + (
+            f": {self.reason}" if self.reason else "")
+
+
+def quarantine(seed: SeedFile, stage: Stage, reason: str) -> SeedOutcome:
+    return SeedOutcome(seed, "quarantined", stage, reason)
 
 
 @dataclass(frozen=True)
 class SeedRecord:
-    """The front matter of one seed, as the file says it (checked for shape, not yet cleaned)."""
+    """The front matter of one seed, as the file says it (checked for shape, not yet cleaned).
+
+    ``warnings`` lists what validation dropped (a list element of the wrong type, say) without
+    quarantining the article."""
 
     seed: SeedFile
     fields: dict[str, Any]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,8 +168,8 @@ class Repair:
 class Document:
     """A clean document ready for OpenSearch: ``source`` is the ``_source`` body, ``id`` its ``_id``.
 
-    ``version`` orders copies of the same article (see ``pipeline.normalize.seed_version``).
-    """
+    ``version`` (OpenSearch's external version) is the seed's ingest sequence: the copy of an article
+    ingested last wins, whatever order parallel batches write in."""
 
     id: str
     source: dict[str, Any]
@@ -70,7 +185,6 @@ class ItemResult:
     id: str
     ok: bool
     status: int
-    result: str  # "created" | "updated" | "noop" | "superseded" | "failed"
+    result: str  # "created" | "updated" | "conflict" | "failed"
     error: str | None = None
-    seed: str | None = None
     retryable: bool = False  # failed for a passing reason (busy, 5xx): retry later, do not dead-letter

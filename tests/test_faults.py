@@ -30,7 +30,7 @@ from pipeline import index as ix
 from pipeline import localnode
 from pipeline.config import Settings, make_client
 from pipeline.flow import RunOptions, run
-from pipeline.ledger import INDEXED, Ledger
+from pipeline.ledger import Ledger
 from tests import faultkit as fk
 
 QUIET = lambda _msg: None  # noqa: E731
@@ -45,7 +45,7 @@ def ledger_indexed_doc_ids(client, settings: Settings, root: str) -> set[str]:
     client.indices.refresh(index=ledger)
     hits = client.search(index=ledger, body={
         "size": 10_000, "_source": ["doc_id"],
-        "query": {"bool": {"filter": [{"term": {"root": root}}, {"term": {"state": INDEXED}}]}},
+        "query": {"bool": {"filter": [{"term": {"root": root}}, {"term": {"state": "indexed"}}]}},
     })["hits"]["hits"]
     return {h["_source"]["doc_id"] for h in hits}
 
@@ -239,7 +239,7 @@ def test_busy_or_unavailable_node_slows_the_run_down_but_everything_lands(settin
     assert proxy.statuses == injected
     if injected[0] == 429 and proxy.items_refused:
         assert proxy.items_refused == 75 + 38  # 150 items in batch 1: 75 refused, then 38 of those
-    assert (report.failed, report.indexed, report.created, report.quarantined) == ([], n, n, [])
+    assert (report.failed, report.indexed, report.quarantined) == ([], n, [])
     # it slowed down: the retries came only after the back-off
     for k, at_least in gaps.items():
         waited = proxy.times[k - 1] - proxy.times[k - 2]
@@ -315,11 +315,11 @@ def test_node_that_stays_unavailable_ends_the_run_with_an_error_and_records_noth
     assert ledger.counts(root) == {"indexed": per_batch}
     entries = ledger.lookup(root, [f"s{i:05d}.txt" for i in range(n)])
     assert sorted(entries) == [f"s{i:05d}.txt" for i in range(per_batch)]  # batch 2: nothing recorded
-    assert {e.state for e in entries.values()} == {INDEXED}
+    assert {e.state for e in entries.values()} == {"indexed"}
     ix.refresh(client, settings.alias)
     assert ix.count(client, settings.alias) == per_batch  # batch 2 never reached the node
     assert_ledger_never_ahead_of_the_index(client, settings, root)
 
     report = run(settings, options, client=client, emit=QUIET)  # the healthy path
-    assert (report.unchanged, report.indexed, report.created, report.failed) == (per_batch, per_batch, per_batch, [])
+    assert (report.unchanged, report.indexed, report.failed) == (per_batch, per_batch, [])
     assert_exactly_indexed(client, settings, seed_dir, ids)

@@ -10,6 +10,7 @@ from pipeline import flow
 from pipeline import index as ix
 from pipeline.flow import RunOptions, run
 from pipeline.ledger import Ledger
+from pipeline.types import entry_key
 from tests.conftest import DATA
 
 SEED = '---\ntitle: "{title}"\npublishedDateTime: 2021-10-06T11:10:00Z\nwebUrl: "{url}"\ntopics: [{topic}]\n---\n'
@@ -44,14 +45,14 @@ def test_unchanged_files_are_not_reparsed_and_changed_ones_update_in_place(setti
     assert _run(settings, client, tmp_path).indexed == 2
 
     parsed = []
-    real_parse = flow.parse_seed
-    monkeypatch.setattr(flow, "parse_seed", lambda seed, cfg: parsed.append(seed.rel) or real_parse(seed, cfg))
-    _write(tmp_path, "a.txt", "second", "https://example.com/a", mtime=2_000)
+    real_parse = flow.parse_bytes
+    monkeypatch.setattr(flow, "parse_bytes", lambda seed, data, cfg: parsed.append(seed.rel) or real_parse(seed, data, cfg))
+    _write(tmp_path, "a.txt", "second", "https://example.com/a", mtime=500)  # older mtime (cp -p): still an edit
     report = _run(settings, client, tmp_path)
     assert parsed == ["a.txt"]  # b.txt is unchanged: never re-parsed
-    assert (report.unchanged, report.indexed, report.updated) == (1, 1, 1)
+    assert (report.unchanged, report.indexed) == (1, 1)
     assert _docs(client, settings) == [("https://example.com/a", "second"), ("https://example.com/b", "bee")]
-    assert _ledger(settings, client).counts(str(tmp_path.resolve())) == {"indexed": 2}
+    assert _ledger(settings, client).counts(str(tmp_path)) == {"indexed": 2}
 
 
 def test_quarantined_file_is_recorded_and_picked_up_once_fixed(settings, client, tmp_path):
@@ -59,8 +60,8 @@ def test_quarantined_file_is_recorded_and_picked_up_once_fixed(settings, client,
     shutil.copy(DATA / "seeds" / "bad" / "missing_title.txt", tmp_path / "bad.txt")
     _run(settings, client, tmp_path)
     ledger = _ledger(settings, client)
-    root = str(tmp_path.resolve())
-    entry = ledger.lookup(root, ["bad.txt"])["bad.txt"]
+    root = str(tmp_path)
+    (entry,) = ledger.lookup([entry_key(root, "bad.txt")]).values()
     assert (entry.state, entry.stage, entry.reason) == ("quarantined", "validate", "required field 'title' is missing")
     assert (tmp_path / "bad.txt").exists()  # nothing is moved or deleted
 
@@ -78,8 +79,10 @@ def test_changed_article_url_removes_the_old_document(settings, client, tmp_path
     _run(settings, client, tmp_path)
     _write(tmp_path, "a.txt", "v2", "https://example.com/new-url", mtime=2_000)
     report = _run(settings, client, tmp_path)
+    assert report.removed == 1
     assert _docs(client, settings) == [("https://example.com/new-url", "v2")]
-    assert any("article URL changed" in n for n in report.notes)
+    again = _run(settings, client, tmp_path)
+    assert (again.unchanged, again.removed) == (1, 0)
 
 
 def test_dead_letter_then_fix_then_replay(settings, client, tmp_path, monkeypatch):
@@ -98,13 +101,13 @@ def test_dead_letter_then_fix_then_replay(settings, client, tmp_path, monkeypatc
 
     monkeypatch.setattr(flow, "normalize", skewed)
     report = _run(settings, client, tmp_path)
-    assert report.indexed == 1 and report.dead_lettered == 1
+    assert report.indexed == 1 and report.n("dead_letter") == 1
     (failed,) = report.failed
-    assert failed["status"] == 400 and "strict_dynamic_mapping_exception" in failed["reason"]
-    assert failed["retryable"] is False
-    root = str(tmp_path.resolve())
+    assert failed["http_status"] == 400 and "strict_dynamic_mapping_exception" in failed["reason"]
+    assert failed["state"] == "dead_letter"
+    root = str(tmp_path)
     assert _ledger(settings, client).counts(root) == {"indexed": 1, "dead_letter": 1}
-    assert "(kept in the dead-letter index for replay)" in report.render()
+    assert "(kept for replay)" in report.render()
 
     # replay before the fix: still refused, still pending
     still = _run(settings, client, tmp_path, replay_dead_letters=True)
@@ -113,7 +116,7 @@ def test_dead_letter_then_fix_then_replay(settings, client, tmp_path, monkeypatc
     # the fix: the mapping learns the field; replay lands it
     client.indices.put_mapping(index=settings.alias, body={"properties": {"sentiment": {"type": "float"}}})
     replayed = _run(settings, client, tmp_path, replay_dead_letters=True)
-    assert replayed.failed == [] and replayed.indexed == 1
+    assert replayed.failed == [] and replayed.indexed == 1 and replayed.unchanged == 1
     assert [t for _, t in _docs(client, settings)] == ["fine", "skewed"]
     letters = client.search(index=settings.deadletter_index, body={"query": {"match_all": {}}})["hits"]["hits"]
     assert [(d["_source"]["pending"], d["_source"]["resolution"]) for d in letters] == [(False, "replayed")]
@@ -125,7 +128,7 @@ def test_full_rebuild_validates_against_the_ledger(settings, client, tmp_path):
         _write(tmp_path, f"{i}.txt", f"t{i}", f"https://example.com/{i}")
     _run(settings, client, tmp_path)
     report = _run(settings, client, tmp_path, full_rebuild=True)  # processes everything, ledger or not
-    assert report.created == 5 and report.unchanged == 0
+    assert report.indexed == 5 and report.unchanged == 0
     assert any(n.startswith("alias ") for n in report.notes)
     assert ix.count(client, settings.alias) == 5
 
@@ -144,11 +147,12 @@ def test_big_batches_are_processed_in_chunks(settings, client, tmp_path, monkeyp
     monkeypatch.setattr(flow, "CHUNK_SEEDS", 10)
     for i in range(25):
         _write(tmp_path, f"{i:02}.txt", f"t{i}", f"https://example.com/{i}")
-    # the same article twice, in different chunks: the newer file wins either way
+    # the same article twice, in different chunks: the newer file (first seen together) wins
     _write(tmp_path, "00_dup.txt", "old copy", "https://example.com/24", mtime=1_000)
     lines = []
     report = run(settings, RunOptions(seed_dir=str(tmp_path), check_images=False, max_batches=1), client=client, emit=lines.append)
     assert "batch progress: 10/26 files" in lines and "batch progress: 26/26 files" in lines
-    assert report.indexed + len(report.superseded) == 26 and report.failed == []
+    assert (report.indexed, report.n("duplicate")) == (25, 1) and report.failed == []
+    assert [d["path"] for d in report.listed("duplicate")] == ["00_dup.txt"]
     assert ix.count(client, settings.alias) == 25
     assert dict(_docs(client, settings))["https://example.com/24"] == "t24"

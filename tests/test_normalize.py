@@ -94,13 +94,16 @@ def test_correct_text_is_not_restyled(tmp_path):
     assert doc.repairs == ()
 
 
-def test_same_article_in_two_files_newest_file_wins(tmp_path):
+def test_same_article_in_two_files_the_copy_ingested_last_wins(tmp_path):
+    from dataclasses import replace
+
     body = '---\ntitle: "{t}"\npublishedDateTime: 2021-10-06\nwebUrl: "https://Example.com/a?utm_source=x"\n---\n'
     (tmp_path / "old.txt").write_text(body.format(t="old"), encoding="utf-8")
     (tmp_path / "new.txt").write_text(body.format(t="new"), encoding="utf-8")
-    os.utime(tmp_path / "old.txt", ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
-    os.utime(tmp_path / "new.txt", ns=(2_000_000_000_000_000_000, 2_000_000_000_000_000_000))
-    winners, losers = dedupe(sample_docs(tmp_path))
+    docs = sample_docs(tmp_path)
+    # the ingest sequence (planning assigns it), not the file's mtime, is the version
+    docs = [replace(d, version=2 if d.seed.rel == "new.txt" else 1) for d in docs]
+    winners, losers = dedupe(docs)
     assert [w.source["title"] for w in winners] == ["new"]
     assert [(l.seed.rel, w.seed.rel) for l, w in losers] == [("old.txt", "new.txt")]
 

@@ -57,8 +57,8 @@ def test_secured_blob_is_not_searchable(settings, client, seed_dir):
 def test_running_twice_leaves_exactly_two_documents(settings, client, seed_dir):
     first = _run(settings, client, seed_dir)
     second = _run(settings, client, seed_dir)  # the ledger knows both files: nothing is re-parsed
-    third = _run(settings, client, seed_dir, use_ledger=False)  # even without it, ids make it idempotent
-    assert (first.created, second.unchanged, second.indexed, third.created, third.updated) == (2, 2, 0, 0, 2)
+    third = _run(settings, client, seed_dir, skip_unchanged=False)  # even so, ids make it idempotent
+    assert (first.indexed, second.unchanged, second.indexed, third.indexed) == (2, 2, 0, 2)
     assert ix.count(client, settings.alias) == 2
 
 
@@ -68,7 +68,8 @@ def test_broken_seed_is_quarantined_and_the_rest_indexed(settings, client, seed_
     assert report.indexed == 2
     assert report.quarantined == [
         {
-            "path": str(seed_dir / "001_broken.txt"),
+            "path": "001_broken.txt",
+            "state": "quarantined",
             "stage": "yaml",
             "reason": "while scanning a quoted scalar at line 2, column 8: found unexpected end of stream at line 4, column 12",
         }
@@ -77,13 +78,15 @@ def test_broken_seed_is_quarantined_and_the_rest_indexed(settings, client, seed_
     assert ix.count(client, settings.alias) == 2
 
 
-def test_newest_file_wins_across_batches_in_any_order(settings, client, tmp_path):
+def test_the_copy_ingested_last_wins_across_batches_in_any_order(settings, client, tmp_path):
+    """Files first seen in one run are ordered by mtime, then path: a.txt (newer) wins although its
+    batch writes first."""
     body = '---\ntitle: "{t}"\npublishedDateTime: 2021-10-06\nwebUrl: "https://example.com/same"\n---\n'
     for name, title, mtime in (("a.txt", "newer", 2_000), ("b.txt", "older", 1_000)):
         (tmp_path / name).write_text(body.format(t=title), encoding="utf-8")
         os.utime(tmp_path / name, (mtime, mtime))
     report = _run(settings, client, tmp_path, max_batches=2)  # a.txt (newer) is written first
-    assert [s["path"] for s in report.superseded] == ["b.txt"]
+    assert [s["path"] for s in report.listed("duplicate")] == ["b.txt"] and report.indexed == 1
     (hit,) = _search(client, settings, {"match_all": {}})
     assert hit["_source"]["title"] == "newer"
 
@@ -92,13 +95,13 @@ def test_mapping_rejection_goes_to_dead_letters(settings, client, seed_dir):
     text = (seed_dir / "000_9af88004a1e871b6.txt").read_text(encoding="utf-8")
     (seed_dir / "000_9af88004a1e871b6.txt").write_text(text.replace("quality: 172", "quality: 99999999999"), encoding="utf-8")
     report = _run(settings, client, seed_dir)
-    assert report.indexed == 1 and report.dead_lettered == 1
+    assert report.indexed == 1 and report.n("dead_letter") == 1
     (failed,) = report.failed
-    assert failed["status"] == 400 and "mapper_parsing_exception" in failed["reason"]
+    assert failed["http_status"] == 400 and "mapper_parsing_exception" in failed["reason"]
     assert failed["path"] == "000_9af88004a1e871b6.txt"
     (dl,) = client.search(index=settings.deadletter_index, body={"query": {"match_all": {}}})["hits"]["hits"]
-    assert dl["_source"]["doc_id"] == failed["id"] and '"quality": 99999999999' in dl["_source"]["document"]
-    assert (dl["_source"]["seed_root"], dl["_source"]["seed_path"]) == (str(seed_dir.resolve()), "000_9af88004a1e871b6.txt")
+    assert dl["_source"]["doc_id"] == failed["doc_id"] and '"quality": 99999999999' in dl["_source"]["document"]
+    assert (dl["_source"]["seed_root"], dl["_source"]["seed_path"]) == (str(seed_dir), "000_9af88004a1e871b6.txt")
 
 
 def test_full_rebuild_swaps_alias_and_failed_rebuild_keeps_old_index(settings, client, seed_dir):

@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.discover import discover
 from pipeline.parse import MAX_SEED_BYTES, ParseConfig, parse_seed, parse_text
-from pipeline.types import Quarantined, SeedRecord
+from pipeline.types import SeedOutcome, SeedRecord
 from tests.conftest import DATA, SAMPLE_SEEDS
 
 BAD = DATA / "seeds" / "bad"
@@ -21,7 +21,7 @@ def _seed(folder, name):
 @pytest.mark.parametrize("name", sorted(EXPECTED_BAD))
 def test_bad_seed_is_quarantined_with_exact_reason(name):
     out = parse_seed(_seed(BAD, name))
-    assert isinstance(out, Quarantined)
+    assert isinstance(out, SeedOutcome) and out.state == "quarantined"
     assert out.path.endswith(name)  # the report names the file
     assert (out.stage, out.reason) == (EXPECTED_BAD[name]["stage"], EXPECTED_BAD[name]["reason"])
 
@@ -69,7 +69,7 @@ def test_oversized_file_is_refused_without_reading_it(tmp_path):
         fh.truncate(30 * 1024 * 1024)
     seeds, _ = discover(tmp_path)
     out = parse_seed(seeds[0])
-    assert isinstance(out, Quarantined)
+    assert isinstance(out, SeedOutcome) and out.state == "quarantined"
     assert (out.stage, out.reason) == ("read", "file is 30.0 MiB, over the 1.0 MiB limit for a seed")
 
 
@@ -78,7 +78,7 @@ def test_size_limit_is_configurable(tmp_path):
     f.write_text((SAMPLE_SEEDS / "000_9af88004a1e871b6.txt").read_text(encoding="utf-8"), encoding="utf-8")
     seeds, _ = discover(tmp_path)
     out = parse_seed(seeds[0], ParseConfig(max_bytes=100))
-    assert isinstance(out, Quarantined) and out.stage == "read"
+    assert isinstance(out, SeedOutcome) and out.state == "quarantined" and out.stage == "read"
     assert MAX_SEED_BYTES == 1 << 20
 
 
@@ -128,3 +128,23 @@ def test_fast_and_pure_loaders_agree_on_every_case_file():
         assert outcome(yamlsafe.FastUntrustedLoader, text) == outcome(yamlsafe.UntrustedLoader, text), path.name
         checked += 1
     assert checked >= 15
+
+
+@pytest.mark.parametrize("name, kept, warning", [
+    ("dropped_related.txt", ("related", [{"title": "ok"}]), "dropped related[1]: required field 'related[1].title' is missing"),
+    ("dropped_image.txt", ("images", []), "dropped images[0]: required field 'images[0].url' is missing"),
+])
+def test_one_bad_list_element_is_dropped_not_the_article(name, kept, warning):
+    rec = parse_seed(_seed(GOOD, name))
+    assert isinstance(rec, SeedRecord)
+    assert rec.fields[kept[0]] == kept[1]
+    assert rec.warnings == (warning,)
+
+
+def test_null_topic_is_dropped_with_a_warning():
+    warnings: list[str] = []
+    fields = parse_text('---\ntitle: t\npublishedDateTime: 2021-10-06\nwebUrl: "https://e.com/a"\ntopics: [AI, ~, " "]\n---\n',
+                        warnings)
+    assert fields["topics"] == ["AI"]
+    assert warnings == ["dropped topics[1]: field 'topics[1]' must be a string, got null",
+                        "dropped topics[2]: field 'topics[2]' must not be empty"]

@@ -1,0 +1,26 @@
+"""What one run is asked to do (``RunOptions``), separate from where it runs (``config.Settings``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .parse import ParseConfig
+from .plan import VanishGuard
+
+DEFAULT_MAX_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    seed_dir: str
+    full_rebuild: bool = False
+    dry_run: bool = False
+    check_images: bool = True
+    max_batches: int = DEFAULT_MAX_BATCHES
+    skip_unchanged: bool = True  # False: process every file again (the ledger is still written)
+    replay_dead_letters: bool = False
+    allow_mass_delete: bool = False  # lift the vanish guard for this run (deletions were on purpose)
+    vanish_guard: VanishGuard = field(default_factory=VanishGuard)
+    run_id: str = ""  # names this run in the ledger; the DAG passes Airflow's run_id
+    parse: ParseConfig = field(default_factory=ParseConfig)
+    image_config: object | None = None  # pipeline.images.ImageCheckConfig; None = its defaults

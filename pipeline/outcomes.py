@@ -1,0 +1,115 @@
+"""Outcomes: the one place where bulk results become ``SeedOutcome``s, and where outcomes become ledger
+entries and report counts.
+
+- ``index_documents`` sends documents and turns OpenSearch's per-item answers into outcomes. It is
+  used by normal runs, by promotions and by dead-letter replay alike. When several files of one
+  chunk carry the same article, the copy ingested last is sent first; if OpenSearch refuses it, the
+  next copy is sent, so a valid copy is never settled as a "duplicate" of one that did not land.
+- ``entry_for_outcome`` is the only function that builds ledger entries from outcomes, and
+  ``RunReport.add`` (``pipeline.report``) the only one that counts them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import replace
+
+from . import index as ix
+from .ledger import CARRYING, Ledger, LedgerEntry, entry_for
+from .report import RunReport
+from .types import Document, ItemResult, SeedOutcome
+
+log = logging.getLogger("seednews")
+
+
+def outcome_for_result(doc: Document, res: ItemResult) -> SeedOutcome:
+    """One bulk item's answer as the outcome of the seed file the document came from."""
+    if res.ok:
+        return SeedOutcome(doc.seed, "indexed", "index", None, doc.id)
+    if res.result == "conflict":
+        return SeedOutcome(doc.seed, "duplicate", "index", res.error, doc.id)
+    state = "failed" if res.retryable else "dead_letter"
+    why = f"HTTP {res.status}: {res.error}" + (" (retried next run)" if res.retryable else " (kept for replay)")
+    return SeedOutcome(doc.seed, state, "index", why, doc.id, res.status)
+
+
+def index_documents(client, target: str, deadletter_index: str, docs: Iterable[Document],
+                    resolution: str = "reindexed") -> list[SeedOutcome]:
+    """Index ``docs`` into ``target``; one outcome per document. Refused documents are stored in the
+    dead-letter index (before this returns, so nothing is lost); pending dead letters of documents
+    that landed are resolved."""
+    candidates: dict[str, list[Document]] = {}
+    for d in docs:
+        candidates.setdefault(d.id, []).append(d)
+    for copies in candidates.values():
+        copies.sort(key=lambda d: (d.version, d.seed.rel), reverse=True)  # ingested last first
+    outcomes: list[SeedOutcome] = []
+    round_no = 0
+    while candidates:
+        sending = {doc_id: copies[round_no] for doc_id, copies in candidates.items()}
+        failures: list[tuple[Document, ItemResult]] = []
+        landed: list[str] = []
+        for res in ix.bulk_index(client, target, sending.values()):
+            doc = sending[res.id]
+            out = outcome_for_result(doc, res)
+            outcomes.append(out)
+            if out.state == "dead_letter":
+                failures.append((doc, res))
+            if out.state in ("indexed", "duplicate"):
+                # the rest of the copies lose to this one, or to what the index already holds
+                winner = doc.seed.rel if out.state == "indexed" else None
+                for other in candidates[res.id][round_no + 1:]:
+                    why = (f"same article as {winner}, which was ingested later" if winner
+                           else "a copy of this article ingested later is indexed")
+                    outcomes.append(SeedOutcome(other.seed, "duplicate", "index", why, other.id))
+                del candidates[res.id]
+                if out.state == "indexed":
+                    landed.append(res.id)
+        ix.dead_letter(client, deadletter_index, failures, target)
+        ix.resolve_dead_letters(client, deadletter_index, landed, resolution)
+        round_no += 1
+        candidates = {i: c for i, c in candidates.items() if len(c) > round_no}
+    return outcomes
+
+
+# ----------------------------------------------------------------------------- ledger entries
+def entry_for_outcome(o: SeedOutcome, prev: LedgerEntry | None, *, run_id: str, target: str) -> LedgerEntry | None:
+    """The ledger entry an outcome leaves (``None`` for ``unchanged``: the entry stays as it was)."""
+    if o.state == "unchanged":
+        return None
+    carried_before = prev.doc_id if prev is not None and prev.state in CARRYING else None
+    doc_id = o.doc_id
+    if doc_id is None and o.state in ("quarantined", "changed", "failed"):
+        doc_id = carried_before  # a broken or half-read edit does not take the last good article away
+    if o.state == "deleted":
+        doc_id = None
+    orphans = list(prev.orphans) if prev is not None else []
+    if carried_before and carried_before != doc_id and carried_before not in orphans:
+        orphans.append(carried_before)
+    if doc_id in orphans:
+        orphans.remove(doc_id)
+    attempts = 1
+    if prev is not None and o.state == "failed" and prev.state == "failed" and prev.sha256 == o.seed.sha256:
+        attempts = prev.attempts + 1
+    seed = o.seed
+    if o.state == "deleted" and prev is not None:  # nothing left to stat: keep what was known
+        return replace(prev, state="deleted", stage=o.stage, reason=o.reason, doc_id=None, orphans=orphans,
+                       run_id=run_id, target=target, attempts=1)
+    return entry_for(seed, o.state, stage=o.stage, reason=o.reason, doc_id=doc_id, orphans=orphans,
+                     target=target, run_id=run_id, attempts=attempts)
+
+
+def settle(outcomes: list[SeedOutcome], *, ledger: Ledger | None, report: RunReport, run_id: str, target: str,
+           previous: dict[str, LedgerEntry] | None = None, emit=None) -> None:
+    """Record outcomes: ledger entries first (raises if they cannot be written), then the report."""
+    if ledger is not None:
+        if previous is None:
+            previous = ledger.lookup(o.seed.key for o in outcomes if o.state != "unchanged")
+        entries = [e for o in outcomes if (e := entry_for_outcome(o, previous.get(o.seed.key), run_id=run_id,
+                                                                  target=target)) is not None]
+        ledger.record(entries)
+    for o in outcomes:
+        report.add(o)
+        if emit is not None and o.state not in ("unchanged", "indexed"):
+            emit(str(o))

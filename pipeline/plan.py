@@ -1,0 +1,165 @@
+"""Planning: compare the seed folder with the ledger, decide what each file needs, split the work.
+
+For every seed-named file discovery finds, planning ends in one of:
+
+- a refusal (link out of the folder, odd name, too big, unreadable): recorded now, not read;
+- ``unchanged``: the ledger settled this file with the same content. The stat fingerprint (size,
+  mtime, ctime, inode) is the first filter, as git and rsync use it; when it differs the content hash
+  decides, so an unchanged file is never parsed again and rarely even read;
+- work: the ``SeedFile`` (with its content hash and ingest sequence) goes into a batch.
+
+Files the ledger knows that are gone become ``deleted`` outcomes, unless a large share of the folder
+vanished at once (``VanishGuard``): then the run stops before anything is deleted, because the folder
+is more likely unmounted or half-copied than emptied on purpose.
+
+**Ingest sequence.** Content the pipeline has not seen before gets a sequence number above every number
+in the ledger; content it has seen keeps its number. The number is the document's external version, so
+between two files carrying one article the copy ingested last wins, an edit always wins over the state
+it replaces (whatever the file's mtime says: ``cp -p``, ``rsync -t`` and tar restore old mtimes), and
+the winner is the same after a full rebuild. Files first seen in the same run are numbered in order of
+modification time, then path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .discover import hash_seed, make_batches, resolve_root, walk
+from .ledger import SETTLED, Ledger, LedgerEntry
+from .outcomes import settle
+from .report import RunReport
+from .types import SeedFile, SeedOutcome
+
+SEQ_SHIFT = 20  # sequence = milliseconds << 20 | position: a million new files per millisecond before it carries
+
+
+class VanishedFolderError(RuntimeError):
+    """Too many known seed files are gone at once; nothing was deleted."""
+
+
+@dataclass(frozen=True)
+class VanishGuard:
+    """Refuse to delete when more than ``share`` of the known files and more than ``min_files`` vanish."""
+
+    share: float = 0.2
+    min_files: int = 10
+
+    def check(self, vanished: int, known: int, root: str) -> None:
+        if vanished > self.min_files and vanished > self.share * known:
+            raise VanishedFolderError(
+                f"{vanished} of the {known} seed files the ledger knows in {root} are gone (more than "
+                f"{self.share:.0%} and more than {self.min_files}): the folder may be unmounted or half-copied, "
+                "so nothing was deleted. If the files were removed on purpose, run again with "
+                "--allow-mass-delete (DAG Param allow_mass_delete)."
+            )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One unit of work for a worker: seed files of one folder, as planned."""
+
+    root: str
+    real_root: str
+    seeds: tuple[SeedFile, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"root": self.root, "real_root": self.real_root, "files": [s.to_row() for s in self.seeds]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Batch:
+        root, real_root = data["root"], data["real_root"]
+        return cls(root, real_root, tuple(SeedFile.from_row(r, root, real_root) for r in data["files"]))
+
+
+@dataclass
+class Plan:
+    root: str
+    real_root: str
+    batches: list[Batch]
+    report: RunReport = field(default_factory=RunReport)
+
+    @property
+    def todo(self) -> int:
+        return sum(len(b.seeds) for b in self.batches)
+
+
+def seq_base(ledger: Ledger | None) -> int:
+    """The first ingest sequence number of this run: above the clock and above every number used."""
+    now = (time.time_ns() // 1_000_000) << SEQ_SHIFT
+    return max(now, ledger.max_seq() + 1) if ledger is not None else now
+
+
+def _same_refusal(prev: LedgerEntry | None, o: SeedOutcome) -> bool:
+    return (prev is not None and prev.state == o.state and prev.stage == o.stage and prev.reason == o.reason
+            and prev.same_stat(o.seed))
+
+
+def make_plan(options, client, settings, target: str, served: Ledger | None, ledger: Ledger | None) -> Plan:
+    """Discover ``options.seed_dir`` and plan the run.
+
+    ``served`` is the ledger of the index readers see (sequence numbers and what is known);
+    ``ledger`` the one this run writes (the same, or a rebuild's fresh one; ``None`` in a dry run)."""
+    root, real_root = resolve_root(options.seed_dir)
+    rebuild = options.full_rebuild
+    known = served.entries_for_root(root) if served is not None else {}
+    skip_unchanged = options.skip_unchanged and not rebuild and ledger is not None
+    max_bytes = options.parse.max_bytes
+    outcomes: list[SeedOutcome] = []
+    todo: list[SeedFile] = []
+    stat_refresh: dict[str, dict[str, int]] = {}
+    seen: set[str] = set()
+    for item in walk(options.seed_dir):
+        seed = item.seed if isinstance(item, SeedOutcome) else item
+        seen.add(seed.key)
+        prev = known.get(seed.key)
+        if isinstance(item, SeedOutcome):
+            unchanged = skip_unchanged and _same_refusal(prev, item)
+            outcomes.append(SeedOutcome(seed, "unchanged") if unchanged else item)
+            continue
+        settled = skip_unchanged and prev is not None and prev.state in SETTLED
+        # a dead letter of unchanged content gets its outcome from the replay (finalize), not from here
+        replayed = not rebuild and options.replay_dead_letters and prev is not None and prev.state == "dead_letter"
+        if (settled or replayed) and prev.same_stat(seed):  # type: ignore[union-attr]
+            if not replayed:
+                outcomes.append(SeedOutcome(seed, "unchanged"))
+            continue
+        hashed = hash_seed(seed, max_bytes)
+        if isinstance(hashed, SeedOutcome):
+            unchanged = skip_unchanged and _same_refusal(prev, hashed)
+            outcomes.append(SeedOutcome(seed, "unchanged") if unchanged else hashed)
+            continue
+        if prev is not None and prev.sha256 == hashed.sha256:
+            if settled or replayed:
+                if not replayed:
+                    outcomes.append(SeedOutcome(hashed, "unchanged"))
+                stat_refresh[prev.key] = {"size": hashed.size, "mtime_ns": hashed.mtime_ns,
+                                          "ctime_ns": hashed.ctime_ns, "ino": hashed.ino}
+                continue
+            hashed = replace(hashed, seq=prev.seq)  # seen before: keeps its place in the order
+        todo.append(hashed)
+
+    live = {k: e for k, e in known.items() if e.state != "deleted"}
+    vanished = [e for k, e in live.items() if k not in seen]
+    if vanished and not options.allow_mass_delete:
+        options.vanish_guard.check(len(vanished), len(live), root)
+    previous = dict(known)
+    for e in vanished:
+        gone = SeedFile(e.root, e.path, real_root, e.path, e.size, e.mtime_ns, e.ctime_ns, e.ino, e.sha256, e.seq)
+        previous[gone.key] = e  # the stored key is the truth (names that were not UTF-8 are shown escaped)
+        if not rebuild:
+            outcomes.append(SeedOutcome(gone, "deleted", "plan", "the file is gone", e.doc_id))
+
+    fresh = sorted((s for s in todo if not s.seq), key=lambda s: (s.mtime_ns, s.rel))
+    base = seq_base(served)
+    numbered = {s.key: replace(s, seq=base + i) for i, s in enumerate(fresh)}
+    todo = [numbered.get(s.key, s) for s in todo]
+
+    report = RunReport(dry_run=options.dry_run, target=target)
+    settle(outcomes, ledger=ledger, report=report, run_id=options.run_id, target=target,
+           previous={} if rebuild else previous)
+    if served is not None and stat_refresh:
+        served.update(stat_refresh)
+    batches = [Batch(root, real_root, tuple(b)) for b in make_batches(todo, options.max_batches)]
+    return Plan(root, real_root, batches, report)
