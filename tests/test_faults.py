@@ -31,6 +31,7 @@ from pipeline import localnode
 from pipeline.config import Settings, make_client
 from pipeline.flow import RunOptions, run
 from pipeline.ledger import Ledger
+from pipeline.types import entry_key
 from tests import faultkit as fk
 
 QUIET = lambda _msg: None  # noqa: E731
@@ -313,8 +314,8 @@ def test_node_that_stays_unavailable_ends_the_run_with_an_error_and_records_noth
 
     ledger = Ledger(client, settings.ledger_index)
     assert ledger.counts(root) == {"indexed": per_batch}
-    entries = ledger.lookup(root, [f"s{i:05d}.txt" for i in range(n)])
-    assert sorted(entries) == [f"s{i:05d}.txt" for i in range(per_batch)]  # batch 2: nothing recorded
+    entries = ledger.lookup([entry_key(root, f"s{i:05d}.txt") for i in range(n)])
+    assert sorted(e.path for e in entries.values()) == [f"s{i:05d}.txt" for i in range(per_batch)]  # batch 2: nothing
     assert {e.state for e in entries.values()} == {"indexed"}
     ix.refresh(client, settings.alias)
     assert ix.count(client, settings.alias) == per_batch  # batch 2 never reached the node
