@@ -123,8 +123,9 @@ def build_import_request(config: DashboardsConfig, ndjson: bytes, filename: str 
 class ImportResult:
     ok: bool
     success_count: int
-    errors: list[str]
+    errors: list[str]  # one readable line per saved object Dashboards refused
     message: str
+    status: int = 200  # HTTP status of the answer
 
 
 def _describe_error(err: Mapping[str, Any]) -> str:
@@ -151,10 +152,10 @@ def parse_import_response(status: int, body: bytes | str) -> ImportResult:
         data = None
     if not isinstance(data, dict):
         snippet = " ".join(text.split())[:300]
-        return ImportResult(False, 0, [], f"import failed: HTTP {status}, not a JSON answer: {snippet!r}")
+        return ImportResult(False, 0, [], f"import failed: HTTP {status}, not a JSON answer: {snippet!r}", status)
     if status != 200:
         reason = data.get("message") or data.get("error") or "no message"
-        return ImportResult(False, 0, [], f"import failed: HTTP {status}: {reason}")
+        return ImportResult(False, 0, [], f"import failed: HTTP {status}: {reason}", status)
     count = data.get("successCount") if isinstance(data.get("successCount"), int) else 0
     errors = [_describe_error(e) for e in data.get("errors") or [] if isinstance(e, Mapping)]
     if data.get("success") is True and not errors:
@@ -205,7 +206,8 @@ def add_subparser(sub) -> None:
 
 
 def cmd_dashboards(args: argparse.Namespace, session=None) -> int:
-    """0 all imported; 1 Dashboards refused some objects (named on stderr); 2 usage/unreachable."""
+    """0 all imported; 1 Dashboards refused some objects (named on stderr); 2 usage, unreachable or an
+    HTTP error answer (401, 5xx...)."""
     try:
         config = DashboardsConfig.from_env(url=args.url)
         print(f"OpenSearch Dashboards: {config.url}  file: {args.file}")
@@ -217,4 +219,4 @@ def cmd_dashboards(args: argparse.Namespace, session=None) -> int:
         print(result.message)
         return 0
     print(result.message, file=sys.stderr)
-    return 1
+    return 1 if result.status == 200 else 2
