@@ -686,3 +686,29 @@ def test_response_parsing_edge_cases():
     conflict = dash.parse_import_response(200, json.dumps({"success": False, "successCount": 0, "errors": [
         {"id": "a", "type": "search", "error": {"type": "conflict"}}]}))
     assert conflict.errors == ["search a: conflict"]
+
+
+def _readme_dql() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## For analysts: OpenSearch Dashboards", 1)[1].split("\n## ", 1)[0]
+    examples = section.split("**Example DQL queries**", 1)[1].split("\n\n", 2)[1]
+    return re.findall(r"`([^`]+)`", examples.replace("\n  ", " "))
+
+
+def test_readme_dql_examples_use_real_fields_and_answer_their_question(settings, client, indexed):
+    topic_provider, broken, unpublished = _readme_dql()
+    fields = _fields_of(objs.IP_ARTICLES)
+    for dql in (topic_provider, broken, unpublished):
+        _, used = DQL.translate(dql)
+        assert used and all(f in fields and _searchable(fields[f]) for f in used), dql
+
+    def names(dql: str) -> list[str]:
+        query, _ = DQL.translate(dql)
+        hits = client.search(index=settings.alias, body={"query": query})["hits"]["hits"]
+        return sorted(h["_source"]["provider"]["name"] for h in hits)
+
+    assert names(topic_provider) == []  # the samples were published in October 2021, not this week
+    assert names(topic_provider.replace("now-7d", "2021-10-04")) == ["TechCrunch"]
+    assert names(broken) == ["Common Dreams"]
+    assert names(unpublished) == ["Common Dreams"]
+    assert names('topics.folded:"computer vision"') == ["Common Dreams"]  # the README's case-insensitive hint
