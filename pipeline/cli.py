@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("node", help="manage the local OpenSearch dev node")
     n.add_argument("action", choices=["start", "stop", "status", "install"])
     n.set_defaults(func=cmd_node)
+
+    from .dashboards import add_subparser as add_dashboards  # python -m pipeline dashboards import
+    add_dashboards(sub)
     return parser
 
 

@@ -1,0 +1,222 @@
+"""Import the seednews saved objects into OpenSearch Dashboards: ``python -m pipeline dashboards import``.
+
+One request, idempotent (stable ids + ``overwrite=true``)::
+
+    POST {url}/api/saved_objects/_import?overwrite=true
+    osd-xsrf: true
+    Content-Type: multipart/form-data   (field "file" = dashboards/seednews.ndjson)
+
+Settings come from the command line and the environment, read once at the edge:
+
+``--url`` / ``DASHBOARDS_URL``             default ``http://127.0.0.1:5601`` (may carry a base path)
+``DASHBOARDS_USER`` / ``DASHBOARDS_PASSWORD`` basic auth, only when set; never printed
+``DASHBOARDS_VERIFY_CERTS``                ``true`` (default) / ``false``; anything else is an error
+``DASHBOARDS_TIMEOUT``                     seconds per socket operation (default 30)
+
+:func:`build_import_request` is pure (no I/O); :func:`send_import` takes an injectable
+``requests``-compatible session, so tests can swap the transport; :func:`parse_import_response` turns
+Dashboards' answer (``success``, ``successCount``, ``errors``) into an :class:`ImportResult` whose
+``message`` names each failing object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import split_credentials
+from .dashboard_objects import NDJSON_PATH
+
+DEFAULT_URL = "http://127.0.0.1:5601"
+DEFAULT_TIMEOUT = 30.0
+IMPORT_PATH = "/api/saved_objects/_import"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class DashboardsError(RuntimeError):
+    """Bad configuration or an unreachable Dashboards: a usage/infrastructure error (exit 2)."""
+
+
+def parse_bool(name: str, value: str | None, default: bool) -> bool:
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case); unset or blank -> ``default``."""
+    if value is None or not value.strip():
+        return default
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise DashboardsError(f"{name} must be true or false, not {value!r}")
+
+
+@dataclass(frozen=True)
+class DashboardsConfig:
+    url: str = DEFAULT_URL
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    verify_certs: bool = True
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, url: str | None = None) -> "DashboardsConfig":
+        env = os.environ if env is None else env
+        raw_url = (url or env.get("DASHBOARDS_URL") or DEFAULT_URL).strip()
+        clean_url, url_user, url_password = split_credentials(raw_url)
+        if not clean_url.lower().startswith(("http://", "https://")):
+            raise DashboardsError(f"Dashboards URL must start with http:// or https://: {clean_url!r}")
+        timeout_raw = env.get("DASHBOARDS_TIMEOUT") or str(DEFAULT_TIMEOUT)
+        try:
+            timeout = float(timeout_raw)
+        except ValueError:
+            raise DashboardsError(f"DASHBOARDS_TIMEOUT must be a number of seconds, not {timeout_raw!r}") from None
+        if not timeout > 0:
+            raise DashboardsError("DASHBOARDS_TIMEOUT must be > 0")
+        return cls(
+            url=clean_url.rstrip("/"),
+            username=env.get("DASHBOARDS_USER") or url_user,
+            password=env.get("DASHBOARDS_PASSWORD") or url_password,
+            verify_certs=parse_bool("DASHBOARDS_VERIFY_CERTS", env.get("DASHBOARDS_VERIFY_CERTS"), True),
+            timeout=timeout,
+        )
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """Everything ``requests`` needs for the import call (auth kept out of ``repr``)."""
+
+    method: str
+    url: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    files: dict[str, tuple[str, bytes, str]]
+    verify: bool
+    timeout: float
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+
+
+def build_import_request(config: DashboardsConfig, ndjson: bytes, filename: str = "seednews.ndjson") -> ImportRequest:
+    """The import request for ``ndjson`` (pure). Dashboards refuses a file whose name does not end in
+    ``.ndjson``, so that is checked here rather than discovered from a 415."""
+    if not filename.endswith(".ndjson"):
+        raise DashboardsError(f"the saved objects file must be named *.ndjson (Dashboards refuses others): {filename}")
+    return ImportRequest(
+        method="POST",
+        url=config.url + IMPORT_PATH,
+        params={"overwrite": "true"},
+        headers={"osd-xsrf": "true", "Accept": "application/json"},
+        files={"file": (filename, ndjson, "application/ndjson")},
+        verify=config.verify_certs,
+        timeout=config.timeout,
+        auth=(config.username, config.password or "") if config.username else None,
+    )
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    ok: bool
+    success_count: int
+    errors: list[str]  # one readable line per saved object Dashboards refused
+    message: str
+    status: int = 200  # HTTP status of the answer
+
+
+def _describe_error(err: Mapping[str, Any]) -> str:
+    meta = err.get("meta") if isinstance(err.get("meta"), Mapping) else {}
+    title = meta.get("title") or err.get("title")
+    what = f"{err.get('type', '?')} {err.get('id', '?')}" + (f" ({title!r})" if title else "")
+    detail = err.get("error") if isinstance(err.get("error"), Mapping) else {}
+    kind = detail.get("type", "unknown")
+    if kind == "missing_references":
+        refs = ", ".join(f"{r.get('type')} {r.get('id')}" for r in detail.get("references") or [])
+        return f"{what}: missing references: {refs}"
+    if kind == "unknown":
+        status = detail.get("statusCode")
+        return f"{what}: {detail.get('message', 'unknown error')}" + (f" (HTTP {status})" if status else "")
+    return f"{what}: {kind}"
+
+
+def parse_import_response(status: int, body: bytes | str) -> ImportResult:
+    """Dashboards' answer -> :class:`ImportResult`. HTTP 200 with ``success: true`` is the only success."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        snippet = " ".join(text.split())[:300]
+        return ImportResult(False, 0, [], f"import failed: HTTP {status}, not a JSON answer: {snippet!r}", status)
+    if status != 200:
+        reason = data.get("message") or data.get("error") or "no message"
+        return ImportResult(False, 0, [], f"import failed: HTTP {status}: {reason}", status)
+    count = data.get("successCount") if isinstance(data.get("successCount"), int) else 0
+    errors = [_describe_error(e) for e in data.get("errors") or [] if isinstance(e, Mapping)]
+    if data.get("success") is True and not errors:
+        return ImportResult(True, count, [], f"imported {count} saved objects")
+    lines = [f"import failed: {len(errors)} saved object(s) not imported ({count} imported):"]
+    lines += [f"  - {e}" for e in errors] or ["  - Dashboards answered success=false without naming an object"]
+    return ImportResult(False, count, errors, "\n".join(lines))
+
+
+def send_import(request: ImportRequest, session=None) -> ImportResult:
+    """Send ``request`` with ``session`` (a ``requests.Session`` or anything with its ``request``
+    method; default: a fresh one that ignores proxy settings from the environment)."""
+    import requests
+
+    own = session is None
+    if own:
+        session = requests.Session()
+        session.trust_env = False  # no HTTP(S)_PROXY detours, no ~/.netrc credentials
+    try:
+        response = session.request(
+            request.method, request.url, params=request.params, headers=request.headers, files=request.files,
+            auth=request.auth, verify=request.verify, timeout=request.timeout, allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise DashboardsError(f"cannot reach OpenSearch Dashboards at {request.url}: {type(exc).__name__}: {str(exc)[:300]}") from None
+    finally:
+        if own:
+            session.close()
+    return parse_import_response(response.status_code, response.content)
+
+
+def import_file(config: DashboardsConfig, path: Path | str = NDJSON_PATH, session=None) -> ImportResult:
+    path = Path(path)
+    try:
+        ndjson = path.read_bytes()
+    except OSError as exc:
+        raise DashboardsError(f"cannot read saved objects file {path}: {exc.strerror}") from None
+    return send_import(build_import_request(config, ndjson, path.name), session=session)
+
+
+# ------------------------------------------------------------------ command line (wired in cli.py)
+def add_subparser(sub) -> None:
+    d = sub.add_parser("dashboards", help="OpenSearch Dashboards saved objects (index patterns, dashboards)")
+    d.add_argument("action", choices=["import"], help="import dashboards/seednews.ndjson (overwrites by id)")
+    d.add_argument("--url", help=f"Dashboards base URL (default: DASHBOARDS_URL or {DEFAULT_URL})")
+    d.add_argument("--file", type=Path, default=NDJSON_PATH, help="saved objects NDJSON (default: %(default)s)")
+    d.set_defaults(func=cmd_dashboards)
+
+
+def cmd_dashboards(args: argparse.Namespace, session=None) -> int:
+    """0 all imported; 1 Dashboards refused some objects (named on stderr); 2 usage, unreachable or an
+    HTTP error answer (401, 5xx...)."""
+    try:
+        config = DashboardsConfig.from_env(url=args.url)
+        print(f"OpenSearch Dashboards: {config.url}  file: {args.file}")
+        result = import_file(config, args.file, session=session)
+    except DashboardsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result.ok:
+        print(result.message)
+        return 0
+    print(result.message, file=sys.stderr)
+    return 1 if result.status == 200 else 2
