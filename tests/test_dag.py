@@ -56,7 +56,8 @@ print(json.dumps({
     assert info["errors"] == {}
     assert info["tasks"] == ["finalize", "plan", "prepare_index", "process_batch"]
     assert all(r >= 1 for r in info["retries"].values())
-    assert info["params"] == ["dry_run", "full_rebuild", "index", "max_batches", "replay_dead_letters", "seed_dir", "skip_images"]
+    assert info["params"] == ["allow_mass_delete", "dry_run", "full_rebuild", "index", "max_batches", "replay_dead_letters",
+                              "seed_dir", "skip_images"]
     assert info["schedule"] == "0 2 * * *" and info["max_active_runs"] == 1 and info["catchup"] is False
 
 
@@ -94,8 +95,8 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
             logs.append(log)
             assert out.returncode == 0 and "DagRun Finished" in log and "state=success" in log, log[-4000:]
             # the first run indexes both; the re-run finds them unchanged in the ledger
-            assert ("3 seed files seen, 2 indexed (2 new, 0 updated), 1 quarantined" if attempt == 1
-                    else "3 seed files seen, 3 unchanged, 0 indexed") in log
+            assert ("3 seed files seen: 2 indexed, 1 quarantined" if attempt == 1
+                    else "3 seed files seen: 3 unchanged") in log
             client.indices.refresh(index=base)
             assert ix.count(client, base) == 2
             assert dict(ix.facet(client, base, "topics")) == {"AI": 2, "Computer Vision": 1}
