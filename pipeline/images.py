@@ -77,6 +77,7 @@ import copy
 import email.utils
 import ipaddress
 import logging
+import math
 import random
 import re
 import time
@@ -313,22 +314,55 @@ def _http_reason(code: int, extra: str = "") -> str:
     return f"HTTP {code}{' ' + phrase if phrase else ''}{extra}"
 
 
+MAX_RETRY_AFTER_SECONDS = 86400.0
+"""Longest wait :func:`parse_retry_after` reports (a day); anything beyond is clamped to it."""
+_DELTA_SECONDS = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit() is true for '²', '١'...
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or ``None``."""
-    if not value:
+    """Seconds to wait from a ``Retry-After`` header, or ``None`` when the value is not usable.
+
+    Only ASCII delta-seconds (``^[0-9]+$``) or an HTTP-date are understood; a date in the past is
+    0, anything above :data:`MAX_RETRY_AFTER_SECONDS` is clamped to it. Never raises: the value comes
+    from a host we know nothing about."""
+    if not value or not isinstance(value, str):
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _DELTA_SECONDS.fullmatch(value):
+        digits = value.lstrip("0") or "0"
+        return MAX_RETRY_AFTER_SECONDS if len(digits) > 9 else min(float(int(digits)), MAX_RETRY_AFTER_SECONDS)
+    if len(value) > 64:  # an HTTP-date is 29 characters
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        wait = when.timestamp() - now
+    except Exception:  # noqa: BLE001 - TypeError, ValueError, IndexError, OverflowError... all mean "not a date"
         return None
-    if when is None:
+    if not math.isfinite(wait):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - now)
+    return min(max(0.0, wait), MAX_RETRY_AFTER_SECONDS)
+
+
+MAX_REASON_CHARS = 400
+"""Longest ``ImageVerdict.reason``; the index keeps reasons up to 512 characters."""
+
+
+def _show(value: str, limit: int = 80) -> str:
+    """A host-supplied value for a reason: ``repr`` (lone surrogates from undecodable bytes are
+    escaped), cut to about ``limit`` characters."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value):,} characters)"
+
+
+def _clean(text: str) -> str:
+    """Make a reason safe to store: no lone surrogates (header bytes that are not UTF-8 reach us as
+    surrogate escapes and would fail JSON/UTF-8 encoding later), at most :data:`MAX_REASON_CHARS`."""
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if "\n" in text or "\r" in text:  # aiohttp's parser errors span lines; a reason is one line
+        text = " ".join(text.split())
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
 
 
 def _exc_chain(exc: BaseException) -> Iterable[BaseException]:
@@ -423,10 +457,10 @@ class ImageChecker:
             code, location = outcome_or_location
             try:
                 nxt = current.join(URL(location)).with_fragment(None)
-            except (ValueError, TypeError, UnicodeError):
-                return _Outcome("invalid", code, f"HTTP {code} redirect to an unparsable Location {location!r}",
+                problem = _host_problem(nxt)
+            except Exception:  # noqa: BLE001 - whatever yarl makes of a hostile Location, it is this URL's verdict
+                return _Outcome("invalid", code, f"HTTP {code} redirect to an unparsable Location {_show(location)}",
                                 str(current))
-            problem = _host_problem(nxt)
             if problem is not None:
                 return _Outcome(problem.status, code, f"redirect to {nxt}: {problem.reason}", str(nxt),
                                 cacheable=problem.status != "invalid")
@@ -591,7 +625,7 @@ async def check_images_async(
         try:
             url = prepare_url(raw, config.relative_base)
         except _Early as early:
-            results[raw] = ImageVerdict(raw, early.status, early.http_code, early.reason, stamp(), None)
+            results[raw] = ImageVerdict(raw, early.status, early.http_code, _clean(early.reason), stamp(), None)
             continue
         key = str(url)
         if key not in to_check:
@@ -620,9 +654,13 @@ async def check_images_async(
             async def one(key: str) -> None:
                 try:
                     out = await checker.check_url(prepared[key])
+                except Exception as exc:  # noqa: BLE001 - one URL's surprise must not end the whole call
+                    log.exception("unexpected error checking %s", key)
+                    out = _Outcome("unreachable", None, f"unexpected error: {type(exc).__name__}: {exc}", key,
+                                   cacheable=False)
                 finally:
                     window.release()
-                fresh[key] = ImageVerdict(key, out.status, out.http_code, out.reason, stamp(), out.final_url)
+                fresh[key] = ImageVerdict(key, out.status, out.http_code, _clean(out.reason), stamp(), out.final_url)
                 if not out.cacheable:
                     uncacheable.add(key)
 

@@ -1,7 +1,19 @@
 """A YAML loader for untrusted front matter.
 
-Built on PyYAML's pure-Python ``SafeLoader`` machinery, with four changes, each closing a known trap:
+Built on PyYAML's parsing machinery, with these changes, each closing a known trap:
 
+- **JSON-compatible values only**: the result is built from ``str``, ``int`` (signed 64-bit, what
+  OpenSearch calls ``long``), finite ``float``, ``bool``, ``None``, ``list`` and ``dict`` with ``str``
+  keys, by our own constructor; PyYAML's constructors are never called. Explicit tags are limited to
+  ``!!str !!int !!float !!bool !!null !!seq !!map`` and the non-specific ``!``; any other tag
+  (``!!binary``, ``!!set``, ``!!timestamp``, ``!!python/...``, ``!custom``) is an error, and so is
+  a value its tag does not fit (``!!int abc``, ``!!bool maybe``, ``!!float .inf``, a 5,000-digit
+  integer). Every such error is a ``yaml.MarkedYAMLError`` with the node's position, and shows at most
+  :data:`SHOW_CHARS` characters of the offending value;
+- **scalar mapping keys become strings**: ``1: x`` / ``true: y`` / ``null: z`` give the keys ``"1"``,
+  ``"true"``, ``"null"`` (their source text); a sequence or mapping used as a key is an error;
+- **duplicate keys are errors** (PyYAML silently keeps the last one), checked after the key
+  conversion above, so ``1:`` and ``"1":`` in one mapping are duplicates;
 - **no aliases**: ``*ref`` is an error, so a 300-byte "billion laughs" document cannot expand to
   hundreds of megabytes after loading (``safe_load`` does not bound alias expansion);
 - **bounded nesting**: more than ``MAX_DEPTH`` nested collections is an error, raised before Python's
@@ -12,30 +24,85 @@ Built on PyYAML's pure-Python ``SafeLoader`` machinery, with four changes, each 
 - **YAML 1.2-style scalars**: only ``true/false``, decimal numbers and ``null`` are typed; ``NO``,
   ``12:30:00`` and ``2021-10-06`` stay strings (YAML 1.1 would give False, 45000 and a date) and the
   validator decides what each field means;
-- **duplicate keys are errors** (PyYAML silently keeps the last one), and raw C1 control characters
-  (mojibake debris like U+009D) are accepted as text instead of refusing the whole document, so the
-  normalizer can repair them.
+- **C1 control characters are text**: raw U+0080..U+009F (mojibake debris like U+009D) are accepted
+  instead of refusing the whole document, so the normalizer can repair them. libyaml refuses them, so
+  :func:`load` swaps each for a private-use code point before parsing and swaps it back in every
+  resulting string; a document that already holds one of those private-use code points takes the
+  (slower, equivalent) pure-Python path.
+
+:func:`load` raises nothing but ``yaml.YAMLError`` (in practice always a ``MarkedYAMLError``); a
+failure of PyYAML itself on hostile input is reported as :class:`YAMLParseFailure`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 import yaml
 from yaml.composer import Composer
-from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.constructor import BaseConstructor
 from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.parser import Parser
-from yaml.reader import Reader
+from yaml.reader import Reader, ReaderError
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
 MAX_DEPTH = 32
+SHOW_CHARS = 60
+"""Most characters of a value (or tag) an error message shows; values can be a megabyte long."""
+
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class UnsafeYAMLError(yaml.MarkedYAMLError):
-    """The document uses a YAML feature refused for untrusted input (alias, deep nesting, duplicate key)."""
+    """The document uses a YAML feature refused for untrusted input (alias, deep nesting, duplicate key,
+    a non-scalar mapping key)."""
+
+
+class DisallowedTagError(UnsafeYAMLError):
+    """An explicit tag other than ``!!str !!int !!float !!bool !!null !!seq !!map`` and ``!``."""
+
+
+class BadValueError(yaml.MarkedYAMLError):
+    """A value its (explicit or implicit) tag does not fit: ``!!int abc``, an integer beyond 64 bits,
+    an infinite float, a string holding a lone surrogate, ``!!str`` on a mapping..."""
+
+
+class BadCharacterError(yaml.MarkedYAMLError):
+    """A character YAML does not allow in a document (a C0 control, a lone surrogate...): PyYAML's
+    ``ReaderError`` with a line and column instead of an offset."""
+
+
+class YAMLParseFailure(yaml.MarkedYAMLError):
+    """PyYAML itself failed on the document with something other than a ``YAMLError`` (e.g. the
+    pure-Python scanner's ``ValueError`` on ``"\\U00110000"``). Never expected, always caught."""
+
+
+def show(value: str, limit: int = SHOW_CHARS) -> str:
+    """``repr`` of ``value`` cut to about ``limit`` characters, saying how long the whole value is."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value):,} characters)"
+
+
+_TAG_PREFIX = "tag:yaml.org,2002:"
+
+
+def show_tag(tag: str) -> str:
+    """A tag the way a person wrote it: ``!!binary``, ``!custom``, ``!<urn:x>``; cut if long."""
+    if tag.startswith(_TAG_PREFIX):
+        text = "!!" + tag[len(_TAG_PREFIX):]
+    elif tag.startswith("!"):
+        text = tag
+    else:
+        text = f"!<{tag}>"
+    return text if len(text) <= SHOW_CHARS else text[:SHOW_CHARS] + "..."
+
+
+# ----------------------------------------------------------------------------- reading and composing
 
 
 class _Reader(Reader):
@@ -51,9 +118,8 @@ class _Composer(Composer):
     def compose_node(self, parent, index):  # type: ignore[override]
         if self.check_event(AliasEvent):
             event = self.peek_event()
-            raise UnsafeYAMLError(
-                None, None, f"YAML aliases are not allowed (found *{event.anchor})", event.start_mark
-            )
+            anchor = event.anchor if len(event.anchor) <= SHOW_CHARS else event.anchor[:SHOW_CHARS] + "..."
+            raise UnsafeYAMLError(None, None, f"YAML aliases are not allowed (found *{anchor})", event.start_mark)
         nested = self.check_event(MappingStartEvent) or self.check_event(SequenceStartEvent)
         if nested:
             self._depth += 1
@@ -68,19 +134,144 @@ class _Composer(Composer):
                 self._depth -= 1
 
 
-class _Constructor(SafeConstructor):
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
+# ----------------------------------------------------------------------------- constructing
+
+_STR, _INT, _FLOAT, _BOOL, _NULL, _SEQ, _MAP = (
+    _TAG_PREFIX + t for t in ("str", "int", "float", "bool", "null", "seq", "map")
+)
+_SCALAR_TAGS = frozenset({_STR, _INT, _FLOAT, _BOOL, _NULL})
+_KIND = {ScalarNode: "a scalar", SequenceNode: "a sequence", MappingNode: "a mapping"}
+
+# YAML 1.2 core schema forms (the implicit resolvers below accept a subset of these).
+_INT_FORMS = (
+    (re.compile(r"([-+]?)([0-9]+)"), 10, 19),  # 2**63 has 19 decimal digits
+    (re.compile(r"([-+]?)0x([0-9a-fA-F]+)"), 16, 16),
+    (re.compile(r"([-+]?)0o([0-7]+)"), 8, 21),
+)
+_FLOAT_FORM = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_NOT_FINITE = re.compile(r"[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)")
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _to_int(text: str) -> int | None:
+    """``text`` as a signed 64-bit integer; ``None`` when it is not an integer; ``OverflowError``
+    when it is one but out of range. Never calls ``int()`` on more than a few dozen digits."""
+    for form, base, max_digits in _INT_FORMS:
+        m = form.fullmatch(text)
+        if m is None:
+            continue
+        sign, digits = m.groups()
+        digits = digits.lstrip("0") or "0"
+        if len(digits) > max_digits:
+            raise OverflowError
+        value = int(digits, base)
+        if sign == "-":
+            value = -value
+        if not INT_MIN <= value <= INT_MAX:
+            raise OverflowError
+        return value
+    return None
+
+
+class _Constructor(BaseConstructor):
+    """Builds JSON-compatible values from the composed node tree (see the module docstring).
+
+    The composer bounds the tree's depth at ``MAX_DEPTH``, so plain recursion is safe here."""
+
+    _restore: dict[int, int] | None = None
+    """Private-use -> C1 translation table when :func:`load` substituted C1 characters."""
+
+    def construct_document(self, node):  # type: ignore[override]
+        return self._build(node)
+
+    def _text(self, node: ScalarNode) -> str:
+        value = node.value
+        if self._restore is not None and not value.isascii() and _PUA_USED.search(value):
+            value = value.translate(self._restore)
+        return value
+
+    def _build(self, node: Any) -> Any:
+        tag = node.tag
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, tag, self._text(node))
+        if isinstance(node, SequenceNode):
+            if tag != _SEQ:
+                self._bad_collection_tag(node)
+            return [self._build(item) for item in node.value]
+        if tag != _MAP:
+            self._bad_collection_tag(node)
+        return self._mapping(node)
+
+    def _bad_collection_tag(self, node: Any) -> None:
+        if node.tag in _SCALAR_TAGS or node.tag in (_SEQ, _MAP):
+            raise BadValueError(None, None, f"YAML tag {show_tag(node.tag)} cannot be used on {_KIND[type(node)]}",
+                                node.start_mark)
+        self._refuse_tag(node)
+
+    def _refuse_tag(self, node: Any) -> None:
+        tag = node.tag.translate(self._restore) if self._restore is not None else node.tag
+        raise DisallowedTagError(
+            None, None, f"YAML tag {show_tag(tag)} is not allowed (only plain JSON-like values)", node.start_mark
+        )
+
+    def _scalar(self, node: ScalarNode, tag: str, text: str) -> Any:
+        if tag == _STR:
+            if node.style == '"' and _SURROGATE.search(text):  # only escapes can make one
+                raise BadValueError(None, None, f"string {show(text)} holds a lone surrogate (invalid Unicode)",
+                                    node.start_mark)
+            return text
+        if tag == _INT:
             try:
-                duplicate = key in seen
-            except TypeError:
-                raise ConstructorError(None, None, "mapping keys must be plain scalars", key_node.start_mark)
-            if duplicate:
-                raise UnsafeYAMLError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+                value = _to_int(text)
+            except OverflowError:
+                raise BadValueError(None, None, f"integer {show(text)} out of range (more than 64 bits)",
+                                    node.start_mark) from None
+            if value is None:
+                raise BadValueError(None, None, f"!!int value {show(text)} is not an integer", node.start_mark)
+            return value
+        if tag == _FLOAT:
+            if _NOT_FINITE.fullmatch(text):
+                raise BadValueError(None, None, f"number {show(text)} is not finite (inf and nan are refused)",
+                                    node.start_mark)
+            if not _FLOAT_FORM.fullmatch(text):
+                raise BadValueError(None, None, f"!!float value {show(text)} is not a number", node.start_mark)
+            number = float(text)
+            if not math.isfinite(number):
+                raise BadValueError(None, None, f"number {show(text)} is out of range (not finite)",
+                                    node.start_mark)
+            return number
+        if tag == _BOOL:
+            try:
+                return _BOOLS[text]
+            except KeyError:
+                raise BadValueError(None, None, f"!!bool value {show(text)} is not true or false",
+                                    node.start_mark) from None
+        if tag == _NULL:
+            if text not in _NULLS:
+                raise BadValueError(None, None, f"!!null value {show(text)} is not null", node.start_mark)
+            return None
+        if tag in (_SEQ, _MAP):
+            raise BadValueError(None, None, f"YAML tag {show_tag(tag)} cannot be used on a scalar", node.start_mark)
+        self._refuse_tag(node)
+
+    def _mapping(self, node: MappingNode) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, ScalarNode):
+                raise UnsafeYAMLError(
+                    None, None, f"mapping keys must be plain scalars (found {_KIND[type(key_node)]})",
+                    key_node.start_mark,
+                )
+            text = self._text(key_node)
+            key = self._scalar(key_node, key_node.tag, text)  # validates: '!!int abc: x' is still an error
+            if not isinstance(key, str):
+                key = text  # 1 -> "1", true -> "true", null -> "null": keys stay as written
+            if key in out:
+                raise UnsafeYAMLError(None, None, f"duplicate key {show(key)}", key_node.start_mark)
+            out[key] = self._build(value_node)
+        return out
 
 
 class _Resolver(BaseResolver):
@@ -131,14 +322,75 @@ else:
             _Resolver.__init__(self)
 
 
-_C1 = re.compile("[\x80-\x9f]")  # libyaml refuses these; the pure-Python reader above accepts them
+# ----------------------------------------------------------------------------- entry point
+
+_C1 = re.compile("[\x80-\x9f]")  # libyaml refuses these (but U+0085, NEL, which it reads as a line break)
+_PUA_BASE = 0xF0000  # Supplementary Private Use Area-A: U+F0080..U+F009F stand in for U+0080..U+009F
+_C1_SWAP = re.compile("[\x80-\x84\x86-\x9f]")
+_FROM_PUA = {_PUA_BASE + c: c for c in range(0x80, 0xA0) if c != 0x85}
+
+
+def _to_pua(m: re.Match[str]) -> str:
+    return chr(_PUA_BASE + ord(m.group()))
+
+
+_PUA_USED = re.compile("[\U000F0080-\U000F009F]")
+# Text the fast path cannot take as it is: C1 (swapped, see above), our private-use stand-ins
+# (already there: pure path) and lone surrogates (libyaml's UTF-8 encoding would raise).
+_SPECIAL = re.compile("[\x80-\x84\x86-\x9f\ud800-\udfff\U000F0080-\U000F009F]")
+
+
+def _mark_at(text: str, index: int) -> yaml.Mark:
+    line = text.count("\n", 0, index)
+    return yaml.Mark("<unicode string>", index, line, index - (text.rfind("\n", 0, index) + 1), None, None)
+
+
+def _run(make_loader: Any, text: str, restore: dict[int, int] | None = None) -> Any:
+    loader = None
+    try:
+        loader = make_loader(text if restore is None else _C1_SWAP.sub(_to_pua, text))
+        loader._restore = restore
+        return loader.get_single_data()
+    except ReaderError as exc:  # not a MarkedYAMLError: give it a line and column
+        if make_loader is not UntrustedLoader:  # libyaml counts bytes: let the pure reader say where
+            return load_pure(text)
+        problem = f"unacceptable character #x{exc.character:04x}: {exc.reason}" if isinstance(exc.character, int) \
+            else f"unacceptable byte {exc.character!r}: {exc.reason}"
+        raise BadCharacterError(None, None, problem, _mark_at(text, min(exc.position, len(text)))) from None
+    except yaml.YAMLError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - PyYAML itself failing on hostile input; never let it escape
+        mark = None
+        try:
+            mark = loader.get_mark() if loader is not None else None
+        except Exception:  # noqa: BLE001 - CParser has no get_mark
+            pass
+        raise YAMLParseFailure(None, None, f"YAML cannot be read ({type(exc).__name__}: {show(str(exc))})",
+                               mark) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def load_pure(text: str) -> Any:
+    """:func:`load` with the pure-Python parser only (the reference the fast path must agree with)."""
+    return _run(UntrustedLoader, text)
+
+
+def load_fast(text: str) -> Any:
+    """:func:`load` through libyaml's event parser, C1 characters swapped out and back.
+    Text it cannot take (lone surrogates, our private-use stand-ins already present) goes to
+    :func:`load_pure`, as does everything when PyYAML has no libyaml."""
+    if FastUntrustedLoader is None:
+        return load_pure(text)
+    if _SPECIAL.search(text) is None:
+        return _run(FastUntrustedLoader, text)
+    if _SURROGATE.search(text) or _PUA_USED.search(text):
+        return load_pure(text)
+    return _run(FastUntrustedLoader, text, restore=_FROM_PUA)
 
 
 def load(text: str) -> Any:
-    """Load one YAML document from untrusted text. Raises ``yaml.YAMLError`` (with a mark) on any problem."""
-    use_fast = FastUntrustedLoader is not None and not _C1.search(text)
-    loader = FastUntrustedLoader(text) if use_fast else UntrustedLoader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
+    """Load one YAML document from untrusted text into JSON-compatible values (see the module
+    docstring). Raises only ``yaml.YAMLError`` (a ``MarkedYAMLError`` with a position) on any problem."""
+    return load_fast(text)

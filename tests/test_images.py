@@ -76,6 +76,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD" and body:
             self.wfile.write(body)
 
+    def _raw(self, status_line: bytes, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        """Send bytes exactly as given (http.server would refuse or re-encode hostile values)."""
+        out = status_line + b"\r\n" + b"".join(k + b": " + v + b"\r\n" for k, v in headers) + b"\r\n"
+        self.wfile.write(out + (b"" if self.command == "HEAD" else body))
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _hostile(self, kind: str, value: bytes) -> None:
+        close = (b"Connection", b"close")
+        if kind == "retry-after":
+            self._raw(b"HTTP/1.1 429 Too Many Requests", [(b"Retry-After", value), (b"Content-Length", b"0"), close])
+        elif kind == "location":
+            self._raw(b"HTTP/1.1 302 Found", [(b"Location", value), (b"Content-Length", b"0"), close])
+        elif kind == "content-length":
+            self._raw(b"HTTP/1.1 200 OK", [(b"Content-Type", b"image/jpeg"), (b"Content-Length", value), close], JPEG)
+        elif kind == "content-type":
+            self._raw(b"HTTP/1.1 200 OK", [(b"Content-Type", value), (b"Content-Length", str(len(JPEG)).encode()), close],
+                      JPEG)
+        elif kind == "status-line":
+            self._raw(value, [(b"Content-Type", b"image/jpeg"), (b"Content-Length", str(len(JPEG)).encode()), close], JPEG)
+        elif kind == "body":  # the GET fallback reads this body to sniff it
+            if self.command == "HEAD":
+                self._raw(b"HTTP/1.1 405 Method Not Allowed", [(b"Content-Length", b"0"), close])
+            else:
+                self._raw(b"HTTP/1.1 200 OK", [(b"Content-Type", b"application/octet-stream"), close], value)
+
     def do_HEAD(self) -> None:
         self._route()
 
@@ -191,8 +217,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/slow.jpg":
             time.sleep(0.2)
             self._send(200, {"Content-Type": "image/jpeg"}, JPEG)
+        elif path.startswith("/hostile/"):  # /hostile/<kind>/<i>: one malformed answer per case
+            _, _, kind, i = path.split("/", 3)
+            if kind in HOSTILE and i in {str(n) for n in range(len(HOSTILE[kind]))}:
+                self._hostile(kind, HOSTILE[kind][int(i)])
+            else:  # e.g. a relative Location resolved against /hostile/location/
+                self._send(404)
         else:
             self._send(404)
+
+
+HOSTILE: dict[str, list[bytes]] = {
+    "retry-after": [
+        "\u00b2".encode(), "\u0661".encode(), "\u00b2".encode("latin-1"), b"1e3", b"-5", b"5.5", b" 7 ", b"0x10",
+        b"9" * 400, b"99999999999999999999", b"Fri, 31 Dec 9999 23:59:59 GMT", b"Mon, 99 Foo 2020 99:99:99 GMT",
+        b"Wed, 21 Oct 2015 07:28:30 GMT", b"Thu, 01 Jan 1970 00:00:00 +9999", b"", b"\xff\xfe", b"nan", b"inf",
+    ],
+    "location": [
+        b"http://[::1", b"http://exa mple.com/x.jpg", b"http://" + b"a" * 2000 + b".com/x.jpg", b"/" + b"p" * 9000,
+        "http://b\u00fccher.example/x.jpg".encode(), b"http://\xe9x.com/x.jpg", b"http://\xff\xfe/", b"http:///x",
+        b"http://host:99999/", b"http://host:-1/", b"http://host:abc/", b"//", b":::", b"javascript:alert(1)",
+        b"http://[::1]:0/", b"http://[fe80::1%25eth0]/", b"http://user:pw@/", b"\xc3\x28", b"%zz", b"http://%00/",
+        b"http://0x7f.1/",
+    ],
+    "content-length": [b"abc", b"-1", b"1e3", b"99999999999999999999999999", b"64, 65", b"\xb2", b" "],
+    "content-type": [b"image/\xff\xfe", "image/j\u00e9pg".encode(), b";;;", b"\x00", b"image/jpeg; " + b"x" * 5000],
+    "status-line": [b"HTTP/1.1 abc OK", b"HTTP/1.1 999 Weird", b"HTTP/1.1 099 Low", b"HTTP/9.9 200 OK", b"garbage",
+                    b"HTTP/1.1 200 \xff\xfe", b"HTTP/1.1 20 OK"],
+    "body": [b"", b"\x89PNG", b"\xff" * 100, b"<svg" + b"\x00" * 100],
+}
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -806,3 +859,70 @@ def test_get_fallback_reuses_connection_for_small_bodies(server):
     out = check_images(urls, cfg(per_host=1))
     assert all(v.status == "ok" for v in out.values())
     assert server.stats.count() == 40 and server.stats.connections == 1
+
+
+# --------------------------------------------------------------------------- hostile hosts
+
+
+def _assert_usable_verdict(v: ImageVerdict) -> None:
+    import json
+
+    assert v.status in im.STATUSES, v
+    assert isinstance(v.reason, str) and 0 < len(v.reason) <= 600, v
+    json.dumps(v.to_dict() if hasattr(v, "to_dict") else v.__dict__, ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_host_answers_get_a_verdict_and_spare_the_other_urls(server, kind):
+    """Every malformed answer is a verdict for that URL only: nothing escapes check_images and the
+    well-behaved URLs checked in the same call are unaffected."""
+    hostile = [f"{server.base}/hostile/{kind}/{i}" for i in range(len(HOSTILE[kind]))]
+    good = [f"{server.base}/img/{kind}-{i}.jpg" for i in range(3)]
+    urls = [good[0], *hostile[: len(hostile) // 2], good[1], *hostile[len(hostile) // 2:], good[2]]
+    out = check_images(urls, cfg(timeout=2.0, retries=1, max_retry_after=0.05))
+    assert list(out) == urls
+    for u in hostile:
+        _assert_usable_verdict(out[u])
+    for u in good:
+        assert out[u].status == "ok", out[u]
+
+
+def test_unicode_digit_retry_after_is_ignored_not_fatal(server):
+    url = f"{server.base}/hostile/retry-after/0"  # Retry-After: ² (UTF-8)
+    out = check_images([url, f"{server.base}/ok.jpg"], cfg(retries=1, backoff=0.01))
+    assert (out[url].status, out[url].http_code) == ("broken", 429)
+    assert out[url].reason == "HTTP 429 Too Many Requests after 2 attempts"  # backoff used instead
+    assert out[f"{server.base}/ok.jpg"].status == "ok"
+
+
+def test_malformed_location_is_a_verdict_for_that_url(server):
+    bracket = f"{server.base}/hostile/location/0"  # Location: http://[::1
+    space = f"{server.base}/hostile/location/1"  # Location: http://exa mple.com/x.jpg
+    long = f"{server.base}/hostile/location/2"
+    out = check_images([bracket, space, long, f"{server.base}/ok.jpg"], cfg())
+    assert (out[bracket].status, out[bracket].http_code) == ("invalid", 302)
+    assert "unparsable Location" in out[bracket].reason
+    assert out[space].status == "invalid" and out[space].http_code == 302
+    assert out[long].status in ("invalid", "unreachable") and len(out[long].reason) <= 600
+    assert out[f"{server.base}/ok.jpg"].status == "ok"
+
+
+def test_garbage_content_length_is_a_verdict(server):
+    url = f"{server.base}/hostile/content-length/0"  # Content-Length: abc
+    out = check_images([url, f"{server.base}/ok.jpg"], cfg())
+    assert out[url].status == "unreachable" and "invalid HTTP response" in out[url].reason
+    assert out[f"{server.base}/ok.jpg"].status == "ok"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("\u00b2", None), ("\u0661", None), ("\udcb2", None), ("1e3", None), ("-5", None), ("5.5", None),
+        ("0x10", None), ("nan", None), ("inf", None), ("", None), (" 7 ", 7.0), ("0", 0.0),
+        ("9" * 400, im.MAX_RETRY_AFTER_SECONDS), ("Fri, 31 Dec 9999 23:59:59 GMT", im.MAX_RETRY_AFTER_SECONDS),
+        ("Mon, 99 Foo 2020 99:99:99 GMT", None), ("Thu, 01 Jan 1970 00:00:00 +9999", None), ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 10.0),
+    ],
+)
+def test_parse_retry_after_hostile_values(value, expected):
+    assert im.parse_retry_after(value, 1445412500.0) == expected
