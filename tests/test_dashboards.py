@@ -403,7 +403,7 @@ def indexed(settings, client, tmp_path):
         options = RunOptions(seed_dir=str(seeds), check_images=True,
                              image_config=ImageCheckConfig(allow_networks=("127.0.0.1/32",), timeout=5.0, retries=0))
         report = run(settings, options, client=client, emit=lambda _: None)
-    assert (report.indexed, len(report.quarantined), report.dead_lettered) == (2, 2, 1), report.render()
+    assert (report.indexed, len(report.quarantined), report.n("dead_letter")) == (2, 2, 1), report.render()
     client.indices.refresh(index=f"{settings.index_base}*")
     return report
 
