@@ -21,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,8 +97,6 @@ def load_yaml(front: str) -> dict[str, Any]:
         raise SeedError("yaml", reason) from None
     except yaml.YAMLError as exc:
         raise SeedError("yaml", str(exc).splitlines()[0]) from None
-    except RecursionError:  # belt and braces: MAX_DEPTH should stop this first
-        raise SeedError("yaml", "nesting too deep") from None
     if not isinstance(data, dict):
         raise SeedError("yaml", f"front matter must be a mapping of fields, got {_kind(data)}")
     return data
@@ -159,9 +156,7 @@ def _bool(value: Any, where: str, warn: Warn) -> bool:
 
 
 def _datetime(value: Any, where: str, warn: Warn) -> str:
-    if isinstance(value, (datetime, date)):
-        value = value.isoformat()
-    text = _str(value, where, warn).strip()
+    text = _str(value, where, warn).strip()  # yamlsafe never builds date objects: dates stay text
     try:
         parse_datetime(text)
     except ValueError as exc:

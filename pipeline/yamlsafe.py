@@ -133,6 +133,15 @@ class _Composer(Composer):
             if nested:
                 self._depth -= 1
 
+    def compose_scalar_node(self, anchor):  # type: ignore[override]
+        # The non-specific tag "!" makes a scalar a string (YAML 1.2, 6.9.1). libyaml's events say so;
+        # PyYAML's pure parser marks an empty "!" scalar implicit, which would resolve it to null.
+        event = self.peek_event()
+        node = super().compose_scalar_node(anchor)
+        if event.tag == "!":
+            node.tag = _TAG_PREFIX + "str"
+        return node
+
 
 # ----------------------------------------------------------------------------- constructing
 

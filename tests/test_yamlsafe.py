@@ -115,7 +115,7 @@ def test_allowed_tags_give_plain_values():
         "f: !!seq [1]\ng: !!map {k: v}\nh: ! 12\ni: !!int 0x1F\nj: !!int -0o17\nk: ! [x]\n"
     )
     assert load(doc) == {
-        "a": "12", "b": 42, "c": 1.0, "d": True, "e": None, "f": [1], "g": {"k": "v"}, "h": 12, "i": 31,
+        "a": "12", "b": 42, "c": 1.0, "d": True, "e": None, "f": [1], "g": {"k": "v"}, "h": "12", "i": 31,
         "j": -15, "k": ["x"],
     }
     assert type(load(doc)["c"]) is float
