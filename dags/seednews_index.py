@@ -54,8 +54,9 @@ PARAMS = {
                                  description="Send documents OpenSearch refused earlier again (after fixing the cause)."),
     "max_batches": Param(4, type="integer", minimum=1, maximum=64, title="Batches",
                          description="Split the folder into at most this many parallel batches."),
-    "index": Param(None, type=["null", "string"], title="Index alias",
-                   description="Alias to write (empty: SEEDNEWS_INDEX or seednews-articles)."),
+    "index": Param(None, type=["null", "string"], title="Index alias", pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$",
+                   description="Alias to write (empty: SEEDNEWS_INDEX or seednews-articles); lowercase letters, "
+                               "digits, '.', '_' and '-' only, as OpenSearch requires."),
     "max_quarantined_pct": Param(DEFAULT_MAX_QUARANTINED_PCT, type="number", minimum=0, maximum=100,
                                  title="Quarantine threshold (%)",
                                  description="Fail the run when more than this share of the files seen is "
