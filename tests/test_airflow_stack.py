@@ -252,7 +252,12 @@ def _shot(page, name: str) -> Path:
 
 
 def _login_and_open_form(page, stack):
-    page.goto(f"{stack['base']}/dags/{DAG_ID}")
+    page.goto(f"{stack['base']}/auth/login?next=" + urllib.parse.quote(f"/dags/{DAG_ID}", safe=""))
+    try:
+        page.locator("input[name=username]").wait_for(timeout=90_000)
+    except Exception:
+        _shot(page, "00-login-page-missing")
+        raise
     page.locator("input[name=username]").fill(stack["user"])
     page.locator("input[name=password]").fill(stack["password"])
     _shot(page, "01-login")
