@@ -1,29 +1,45 @@
-"""seednews_index: seed files -> clean, image-checked, faceted documents in OpenSearch.
+"""Developer notes (operators: see ``DOC_MD`` below, shown on the DAG's page in the Airflow UI).
 
 Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
 
     prepare_index -> plan (a few batches of seed files) -> process_batch (mapped, one per batch) -> finalize
 
 - Nightly at 02:00 UTC; triggerable by hand with a form (the Params below).
-- OpenSearch comes from the Airflow connection ``seednews_opensearch`` (e.g. env
-  ``AIRFLOW_CONN_SEEDNEWS_OPENSEARCH='{"conn_type": "http", "host": "127.0.0.1", "port": 9200}'``),
-  else from env ``OPENSEARCH_URL`` / ``OPENSEARCH_USER`` / ``OPENSEARCH_PASSWORD``. Never from code.
+- OpenSearch comes from the Airflow connection ``seednews_opensearch`` (type ``opensearch``, from the
+  official OpenSearch provider) when it exists, else from env ``OPENSEARCH_URL`` / ``OPENSEARCH_USER`` /
+  ``OPENSEARCH_PASSWORD``; any other error reading the connection (a secrets backend outage) fails the
+  task instead of silently writing to another cluster. Never from code.
 - Only small values cross XCom: an index name, batches of planned seed files (path, size, content
   hash, ingest sequence: the worker re-checks the same file, it does not re-derive it), capped reports.
 - Every task is idempotent (explicit ids + external versions), so retries and re-runs are safe;
   ``max_active_runs=1`` keeps a manual run from overlapping the nightly one.
+- Failures reach a person through ``seednews_notify.WebhookNotifier`` (``SEEDNEWS_ALERT_WEBHOOK``);
+  ``finalize`` writes a Markdown report per run, fails the run above the quarantine threshold and
+  updates the ``opensearch://seednews-articles`` Asset on success.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Param, dag, task
+import logging
+
+from airflow.sdk import Asset, Param, dag, task
+
+if str(Path(__file__).resolve().parent) not in map(str, sys.path):  # the DAGs folder (Airflow adds it too)
+    sys.path.append(str(Path(__file__).resolve().parent))
+from seednews_notify import WebhookNotifier  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 DAG_ID = "seednews_index"
 CONN_ID = "seednews_opensearch"
+ARTICLES_ASSET = Asset(name="seednews-articles", uri="opensearch://seednews-articles/", extra={"alias": "seednews-articles"})
+DASHBOARDS_URL = os.environ.get("SEEDNEWS_DASHBOARDS_URL", "http://localhost:5601")
+DEFAULT_MAX_QUARANTINED_PCT = float(os.environ.get("SEEDNEWS_MAX_QUARANTINED_PCT") or 20)
 MAX_XCOM_ITEMS = 200  # per report list passed between tasks; the ledger index has every file
 DEFAULT_SEED_DIR = os.environ.get("SEEDNEWS_SEED_DIR", str(Path(__file__).resolve().parent.parent / "examples" / "seeds"))
 
@@ -43,32 +59,105 @@ PARAMS = {
                                            "(otherwise the run stops when more than 20% of the folder vanished)."),
     "max_batches": Param(4, type="integer", minimum=1, maximum=64, title="Batches",
                          description="Split the folder into at most this many parallel batches."),
-    "index": Param("", type="string", title="Index alias",
-                   description="Alias to write (empty: SEEDNEWS_INDEX or seednews-articles)."),
+    "index": Param(None, type=["null", "string"], title="Index alias", pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$",
+                   description="Alias to write (empty: SEEDNEWS_INDEX or seednews-articles); lowercase letters, "
+                               "digits, '.', '_' and '-' only, as OpenSearch requires."),
+    "max_quarantined_pct": Param(DEFAULT_MAX_QUARANTINED_PCT, type="number", minimum=0, maximum=100,
+                                 title="Quarantine threshold (%)",
+                                 description="Fail the run when more than this share of the files seen is "
+                                             "quarantined (default: SEEDNEWS_MAX_QUARANTINED_PCT or 20)."),
 }
+
+DOC_MD = f"""
+### seednews: news seed files → the `seednews-articles` search index
+
+**What runs when.** Every night at **02:00 UTC** (one run at a time; a missed night is not caught up)
+this DAG reads the seed folder (`SEEDNEWS_SEED_DIR`), parses and cleans every new or changed file,
+checks image links and writes the articles to OpenSearch. Unchanged files are skipped. You can also
+press **Trigger** and fill in the form.
+
+**The form (Params).**
+
+| Param | What it does |
+| --- | --- |
+| Seed folder | folder to read (default: the nightly folder) |
+| Full rebuild | write a fresh index; searches switch to it only once it checks out |
+| Skip image checks | faster; images are marked `unchecked` |
+| Dry run | read and clean only; write nothing |
+| Replay dead letters | send again the articles OpenSearch refused earlier (after a fix) |
+| Batches | how many parallel pieces the folder is split into |
+| Index alias | another index name (empty: the usual `seednews-articles`) |
+| Quarantine threshold (%) | fail the run when more than this share of files is quarantined (default {DEFAULT_MAX_QUARANTINED_PCT:g}%) |
+
+**Where the report is.** The last task, `finalize`, prints the run summary in its log and writes a
+Markdown report (files per outcome, articles per topic and provider) whose path it prints
+(folder `SEEDNEWS_REPORT_DIR`). Every file's fate is also in the index `seednews-articles-ledger`.
+
+**When it fails.** A failed task sends an alert to the team's webhook (`SEEDNEWS_ALERT_WEBHOOK`) naming
+the DAG, run and task. Quarantined files (bad YAML, binary, too large...) are listed with the reason;
+fix the file and the next run picks it up. Documents OpenSearch refused are kept in
+`seednews-articles-deadletter`: fix the cause, then trigger with *Replay dead letters*.
+
+**Freshness.** Each successful run updates the Asset `opensearch://seednews-articles`
+(Assets page: "last updated").
+
+**Dashboards.** Open [OpenSearch Dashboards]({DASHBOARDS_URL}) → *Dashboards* → the **seednews** dashboards
+(articles per topic, provider and image health), or *Discover* on the `seednews-articles*` index pattern.
+"""
 
 
 def _settings(params):
-    """Settings from the Airflow connection if it exists, else from the environment (inside tasks only)."""
-    from pipeline.config import Settings
+    """Settings from the Airflow connection if it exists, else from the environment (inside tasks only).
+
+    Only "the connection does not exist" falls back to the environment; any other error (secrets backend
+    down, a malformed connection) fails the task, so a run never writes to the wrong cluster."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from pipeline.config import Settings, settings_from_connection
 
     overrides = {"index_base": params["index"]} if params.get("index") else {}
     try:
-        from airflow.sdk import Connection
-
         conn = Connection.get(CONN_ID)
-    except Exception:  # no such connection: fall back to the environment
-        return Settings.from_env(**overrides)
-    extra = conn.extra_dejson or {}
-    scheme = conn.schema if conn.schema in ("http", "https") else ("https" if extra.get("use_ssl") else "http")
-    url = f"{scheme}://{conn.host}:{conn.port or 9200}"
-    return Settings.from_env(
-        opensearch_url=url,
-        username=conn.login or None,
-        password=conn.password or None,
-        verify_certs=bool(extra.get("verify_certs", True)),
-        **overrides,
-    )
+    except AirflowNotFoundException:
+        settings = Settings.from_env(**overrides)
+        log.info("OpenSearch from the environment (no Airflow connection %r): %s", CONN_ID, settings.display_url)
+        return settings
+    settings = settings_from_connection(conn.host, conn.port, conn.schema, conn.login, conn.password,
+                                        conn.extra_dejson or {}, **overrides)
+    log.info("OpenSearch from the Airflow connection %r (type %s): %s, verify_certs=%s", CONN_ID,
+             conn.conn_type, settings.display_url, settings.verify_certs)
+    return settings
+
+
+def _after_finalize(total, settings, options, params, target, run_id) -> None:
+    """End of a good run: the Markdown report (its path in the log), the quarantine threshold (fails the
+    run, report attached) and the Asset event's extra (what was refreshed, when)."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipeline import alerts, runartifact
+
+    limit = params.get("max_quarantined_pct")
+    limit = alerts.max_quarantined_pct() if limit is None else float(limit)
+    breach = alerts.quarantine_breach(total.files_seen, total.n("quarantined"), limit)
+    facets = None
+    if not options.dry_run:
+        try:
+            facets = runartifact.query_facets(_client(settings), settings.alias)
+        except Exception as exc:  # the report is still worth writing without facets
+            log.warning("facet counts for the report failed: %s", exc)
+    text = runartifact.render_markdown(dag_id=DAG_ID, run_id=run_id, target=target, counts=total.counts,
+                                       files_seen=total.files_seen, facets=facets, summary=total.render(),
+                                       verdict="failed: " + breach if breach else "success")
+    path = runartifact.write(runartifact.report_dir(), run_id, text)
+    print(f"run report written to {path}")
+    if breach:
+        raise AirflowFailException(f"{breach}. Report: {path}")
+    context = get_current_context()
+    context["outlet_events"][ARTICLES_ASSET].extra = {
+        "alias": settings.alias, "target": target, "run_id": run_id, "dry_run": options.dry_run,
+        "indexed": total.indexed, "files_seen": total.files_seen, "counts": total.counts, "report": str(path)}
 
 
 def _options(params, run_id):
@@ -98,10 +187,13 @@ def _client(settings):
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
+    is_paused_upon_creation=False,  # a fresh deployment runs tonight without anyone unpausing it
     params=PARAMS,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
+                  "on_failure_callback": [WebhookNotifier()]},
     tags=["seednews"],
-    doc_md=__doc__,
+    description="Nightly 02:00 UTC: news seed files -> the seednews-articles OpenSearch index (report, alerts on failure)",
+    doc_md=DOC_MD,
 )
 def seednews_index():
     @task
@@ -153,7 +245,7 @@ def seednews_index():
         print(report.render())
         return report.to_dict(max_items=MAX_XCOM_ITEMS)
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", outlets=[ARTICLES_ASSET])
     def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
         """Replay dead letters if asked; refresh; validate and swap the alias on a full rebuild;
         print the run's summary. Data problems fail the task without retries (retrying won't help)."""
@@ -180,6 +272,7 @@ def seednews_index():
                 f"kept in {settings.deadletter_index} for replay, {total.n('failed')} retryable (the next run "
                 "tries them again)"
             )
+        _after_finalize(total, settings, options, params, target, run_id)
         return {"counts": total.counts, "files_seen": total.files_seen, "removed": total.removed, "target": target}
 
     target = prepare_index()

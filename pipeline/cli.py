@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    print(f"OpenSearch: {settings.opensearch_url}  alias: {settings.alias}")
+    print(f"OpenSearch: {settings.display_url}  alias: {settings.alias}")
     options = RunOptions(
         seed_dir=args.seed_dir,
         full_rebuild=args.full_rebuild,
@@ -123,8 +123,42 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # infrastructure errors: one clear line, not a traceback
         if args.verbose:
             raise
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 2
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a person: what went wrong with the cluster, never with a password in it."""
+    from .config import ConfigError, Settings, redact_url
+
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    try:
+        settings = Settings.from_env()
+        where, user = settings.display_url, settings.username
+    except ConfigError as bad:
+        return str(bad)
+    text = f"{type(exc).__name__}: {exc}"
+    try:
+        from opensearchpy.exceptions import AuthenticationException, AuthorizationException, SSLError
+    except ImportError:  # pragma: no cover
+        return redact_url(text)
+    if isinstance(exc, AuthenticationException):
+        who = f"user {user!r} with password ***" if user else "no credentials (set OPENSEARCH_USER / OPENSEARCH_PASSWORD)"
+        return f"OpenSearch at {where} refused the credentials (HTTP 401): {who}"
+    if isinstance(exc, AuthorizationException):
+        return f"OpenSearch at {where} denied user {user!r} (HTTP 403): missing permissions for this index"
+    if isinstance(exc, SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return (f"the TLS certificate of {where} is not trusted (verification is on): set OPENSEARCH_CA_CERTS "
+                f"to the CA bundle that signed it ({_short(text)})")
+    return _short(text)
+
+
+def _short(text: str, limit: int = 400) -> str:
+    from .config import redact_url
+
+    text = redact_url(" ".join(text.split()))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 if __name__ == "__main__":

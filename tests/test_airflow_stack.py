@@ -1,11 +1,15 @@
-"""The full Airflow stack, as operators use it: api-server + dag-processor + scheduler (LocalExecutor,
-SQLite metadata DB) on 127.0.0.1, against the real OpenSearch node.
+"""The Airflow deployment operators run, started with the project's own command (``./scripts/stack up``):
+PostgreSQL metadata DB, api-server with login (SimpleAuthManager), scheduler, dag-processor and
+triggerer on 127.0.0.1, against the real OpenSearch node. Stopped with ``./scripts/stack down --purge``.
 
-- The trigger form the UI renders is built from the DAG's params as the api-server serves them: every
-  Param is a scalar with a title, a type and a description.
-- A run triggered through the REST API with a form's conf (what the UI's "Trigger" button sends) is
-  scheduled, fans out into mapped batch tasks and succeeds; the index holds the sample articles.
-- Unpausing also lets the scheduler create the latest nightly run (catchup is off): it succeeds too.
+- REST API with a JWT from ``/auth/token``: a conf the Params accept runs to success and the documents
+  are in OpenSearch; a conf the Params reject is refused with the reason; no token, no access.
+- The DAG is unpaused by deployment, so the latest nightly run starts by itself and succeeds.
+- A run in which every file is quarantined fails, and the failure reaches a webhook receiver started
+  here on 127.0.0.1 with a message naming the DAG, run and task.
+- A real browser (Debian's Chromium, headless, driven by Playwright): log in, open the DAG, the trigger
+  form's Trigger button is enabled with every default untouched, change Params, trigger, see the run
+  succeed; wrong values are refused. Screenshots go to ``artifacts/screenshots/`` (paths printed).
 """
 
 from __future__ import annotations
@@ -13,21 +17,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLE_SEEDS
+from tests.conftest import DATA, ROOT, SAMPLE_SEEDS
 
-AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 DAG_ID = "seednews_index"
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 
 
 def _free_port() -> int:
@@ -36,13 +46,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _api(base: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
-    req = urllib.request.Request(
-        f"{base}{path}", method=method, data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json"},
-    )
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _token(base: str, user: str, password: str) -> str:
+    req = urllib.request.Request(f"{base}/auth/token", method="POST", headers={"Content-Type": "application/json"},
+                                 data=json.dumps({"username": user, "password": password}).encode())
     with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
+        return json.loads(resp.read())["access_token"]
+
+
+def _api(stack, path: str, method: str = "GET", body: dict | None = None, token: str | None = "default") -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {stack['token'] if token == 'default' else token}"
+    req = urllib.request.Request(f"{stack['base']}{path}", method=method, headers=headers,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read() or b"{}")
 
 
 def _wait(predicate, timeout: float, what: str):
@@ -53,10 +83,28 @@ def _wait(predicate, timeout: float, what: str):
             last = predicate()
             if last:
                 return last
-        except Exception as exc:  # not up yet
+        except Exception as exc:  # not there yet
             last = exc
         time.sleep(1)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def _run_state(stack, run_id: str, timeout: float = 300) -> str:
+    q = urllib.parse.quote(run_id, safe="")
+    return _wait(lambda: (s := _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]) in ("success", "failed") and s,
+                 timeout, f"run {run_id} to finish")
+
+
+def _task_states(stack, run_id: str) -> list[tuple]:
+    q = urllib.parse.quote(run_id, safe="")
+    tis = _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances")["task_instances"]
+    return sorted((t["task_id"], t["map_index"], t["state"]) for t in tis)
+
+
+def _client(url):
+    from pipeline.config import Settings, make_client
+
+    return make_client(Settings(opensearch_url=url))
 
 
 @pytest.fixture(scope="module")
@@ -64,90 +112,237 @@ def stack(tmp_path_factory, opensearch_url):
     home = tmp_path_factory.mktemp("airflow_stack")
     seeds = home / "seeds"
     shutil.copytree(SAMPLE_SEEDS, seeds)
-    port = _free_port()
     index = f"stack-{uuid.uuid4().hex[:8]}"
+    hook = type("Hook", (_Hook,), {"received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {
         **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # local test stack: no login
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "SEEDNEWS_STACK_HOME": str(home / "stack"),
+        "SEEDNEWS_AIRFLOW_PORT": str(_free_port()),
+        "SEEDNEWS_AIRFLOW_PASSWORD": f"pw-{uuid.uuid4().hex[:12]}",
         "OPENSEARCH_URL": opensearch_url,
-        "SEEDNEWS_SEED_DIR": str(seeds),  # the nightly run's folder
-        "SEEDNEWS_INDEX": f"{index}-nightly",  # the scheduled run's alias, kept apart from the manual run's
+        "SEEDNEWS_SEED_DIR": str(seeds),  # the nightly run's folder (and the form's default)
+        "SEEDNEWS_INDEX": f"{index}-nightly",  # the scheduled run's alias, apart from the manual runs'
+        "SEEDNEWS_ALERT_WEBHOOK": f"http://127.0.0.1:{server.server_address[1]}/alerts",
+        "SEEDNEWS_REPORT_DIR": str(home / "reports"),
     }
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    procs = []
-    for name, args in (("api-server", ["api-server"]), ("dag-processor", ["dag-processor"]), ("scheduler", ["scheduler"])):
-        log = open(home / f"{name}.log", "wb")
-        procs.append((subprocess.Popen([AIRFLOW, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True), log))
-    base = f"http://127.0.0.1:{port}"
+    t0 = time.monotonic()
+    up = subprocess.run([str(ROOT / "scripts" / "stack"), "up"], env=env, capture_output=True, text=True, timeout=600)
+    started = time.monotonic() - t0
     try:
-        _wait(lambda: _api(base, f"/api/v2/dags/{DAG_ID}/details")["dag_id"] == DAG_ID, 180, "the DAG to be served")
-        yield {"base": base, "home": home, "seeds": seeds, "index": index, "url": opensearch_url}
+        assert up.returncode == 0, (up.stdout + up.stderr)[-5000:]
+        print(f"\nstack up in {started:.1f}s:\n{up.stdout}")
+        state = json.loads((home / "stack" / "stack.json").read_text())
+        user, password = "admin", env["SEEDNEWS_AIRFLOW_PASSWORD"]
+        base = state["base_url"]
+        yield {"base": base, "home": home, "seeds": seeds, "index": index, "url": opensearch_url, "user": user,
+               "password": password, "token": _token(base, user, password), "hook": hook, "state": state,
+               "stdout": up.stdout}
     finally:
-        for p, _ in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p, log in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
-            log.close()
-        from pipeline.config import Settings, make_client
-
-        client = make_client(Settings(opensearch_url=opensearch_url))
+        subprocess.run([str(ROOT / "scripts" / "stack"), "down", "--purge"], env=env, capture_output=True, timeout=180)
+        server.shutdown()
+        client = _client(opensearch_url)
         client.indices.delete(index=f"{index}*", ignore_unavailable=True, expand_wildcards="all")
-        client.indices.delete_index_template(name=index, ignore=[404])
+        for name in (index, f"{index}-nightly", f"{index}-ui", f"{index}-bad"):
+            client.indices.delete_index_template(name=name, ignore=[404])
 
 
-def test_trigger_form_is_built_from_scalar_params(stack):
-    params = _api(stack["base"], f"/api/v2/dags/{DAG_ID}/details")["params"]
-    assert set(params) == {"seed_dir", "full_rebuild", "skip_images", "dry_run", "replay_dead_letters", "max_batches", "index"}
+def test_stack_runs_on_postgres_with_login_required(stack):
+    assert "postgresql+psycopg2://" in subprocess.run(
+        [str(ROOT / "scripts" / "stack"), "env"], env={**os.environ, "SEEDNEWS_STACK_HOME": str(stack["home"] / "stack")},
+        capture_output=True, text=True, check=True).stdout
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _api(stack, f"/api/v2/dags/{DAG_ID}", token=None)
+    assert err.value.code == 401
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _token(stack["base"], stack["user"], "wrong-password")
+    assert err.value.code == 401
+    dag = _api(stack, f"/api/v2/dags/{DAG_ID}")
+    assert dag["is_paused"] is False
+    assert "02:00 UTC" in dag["description"]
+    assert stack["password"] not in stack["stdout"]  # a password given by env is never printed
+
+
+def test_param_schema_for_the_form(stack):
+    params = _api(stack, f"/api/v2/dags/{DAG_ID}/details")["params"]
     for name, p in params.items():
-        assert p["schema"]["type"] in ("string", "boolean", "integer"), name  # no object/array form fields
+        types = p["schema"]["type"] if isinstance(p["schema"]["type"], list) else [p["schema"]["type"]]
+        assert set(types) <= {"string", "boolean", "integer", "number", "null"}, name  # scalar form fields
         assert p["schema"]["title"] and p["description"], name
+        if p["value"] in ("", None):  # optional: must be nullable, or the UI form marks it missing
+            assert "null" in types, name
     assert params["seed_dir"]["value"] == str(stack["seeds"])
-    assert params["full_rebuild"]["value"] is False and params["dry_run"]["value"] is False
-    assert params["max_batches"]["schema"]["minimum"] == 1
 
 
-def test_run_triggered_from_the_api_succeeds_on_the_scheduler(stack):
-    base = stack["base"]
+def test_conf_the_params_reject_is_refused_with_the_reason(stack):
+    for conf, reason in (({"max_batches": 0}, "0 is less than the minimum of 1"),
+                         ({"index": "Bad Name"}, "does not match"),
+                         ({"max_quarantined_pct": 250}, "greater than the maximum")):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
+        detail = json.loads(err.value.read())["detail"]
+        assert err.value.code == 400 and reason in detail and "Invalid input for param" in detail, detail
+
+
+def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
     conf = {"seed_dir": str(stack["seeds"]), "index": stack["index"], "skip_images": True, "max_batches": 2}
-    run = _api(base, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
-    _api(base, f"/api/v2/dags/{DAG_ID}", "PATCH", {"is_paused": False})
-    run_id = run["dag_run_id"]
-    quoted = urllib.request.quote(run_id, safe="")
-    state = _wait(lambda: (s := _api(base, f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}")["state"]) in ("success", "failed") and s,
-                  240, f"run {run_id} to finish")
-    tis = _api(base, f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances")["task_instances"]
-    summary = sorted((t["task_id"], t["map_index"], t["state"]) for t in tis)
+    run = _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
+    state = _run_state(stack, run["dag_run_id"])
+    summary = _task_states(stack, run["dag_run_id"])
     assert state == "success", summary
     assert summary == [("finalize", -1, "success"), ("plan", -1, "success"), ("prepare_index", -1, "success"),
                        ("process_batch", 0, "success"), ("process_batch", 1, "success")]
-
     from pipeline import index as ix
-    from pipeline.config import Settings, make_client
 
-    client = make_client(Settings(opensearch_url=stack["url"]))
+    client = _client(stack["url"])
     client.indices.refresh(index=stack["index"])
     assert ix.count(client, stack["index"]) == 2
     assert dict(ix.facet(client, stack["index"], "topics")) == {"AI": 2, "Computer Vision": 1}
+    # the Markdown report, and the Asset event saying when the index was refreshed
+    reports = list((stack["home"] / "reports").glob("seednews-manual__*.md"))
+    assert any("| indexed | 2 |" in r.read_text() for r in reports)
+    events = _api(stack, "/api/v2/assets/events?limit=50")["asset_events"]
+    assert any(e["source_run_id"] == run["dag_run_id"] and e["extra"].get("alias") == stack["index"] for e in events)
 
-    # the nightly run the scheduler created on unpause (one, not a catch-up backlog) into its own alias
-    runs = _wait(lambda: (r := _api(base, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"])
-                 and all(x["state"] in ("success", "failed") for x in r) and r, 240, "all runs to finish")
-    assert sorted((r["run_type"], r["state"]) for r in runs) == [("manual", "success"), ("scheduled", "success")]
+
+def test_nightly_run_starts_by_itself_after_deployment(stack):
+    runs = _wait(lambda: [r for r in _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
+                          if r["run_type"] == "scheduled" and r["state"] in ("success", "failed")],
+                 300, "the nightly run")
+    assert [r["state"] for r in runs] == ["success"]
+    client = _client(stack["url"])
     client.indices.refresh(index=f"{stack['index']}-nightly")
+    from pipeline import index as ix
+
     assert ix.count(client, f"{stack['index']}-nightly") == 2
+
+
+def test_all_quarantined_run_fails_and_alerts_a_person(stack):
+    bad = stack["home"] / "bad-seeds"
+    bad.mkdir()
+    for name in ("invalid_yaml.txt", "missing_title.txt", "no_frontmatter.txt"):
+        shutil.copy(DATA / "seeds" / "bad" / name, bad / name)
+    conf = {"seed_dir": str(bad), "index": f"{stack['index']}-bad", "skip_images": True}
+    run = _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
+    assert _run_state(stack, run["dag_run_id"]) == "failed"
+    assert ("finalize", -1, "failed") in _task_states(stack, run["dag_run_id"])
+    msgs = _wait(lambda: [m for m in stack["hook"].received if m.get("run_id") == run["dag_run_id"]], 60, "the alert")
+    text = msgs[0]["text"]
+    assert f"DAG {DAG_ID}" in text and run["dag_run_id"] in text and "task finalize" in text, text
+    assert "3 of 3 seed files quarantined (100%)" in text and "Report:" in text, text
+
+
+# ------------------------------------------------------------------ a real browser
+def _browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing (scripts/test installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    return pw, pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def _shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def _login_and_open_form(page, stack):
+    page.goto(f"{stack['base']}/auth/login?next=" + urllib.parse.quote(f"/dags/{DAG_ID}", safe=""))
+    try:
+        page.locator("input[name=username]").wait_for(timeout=90_000)
+    except Exception:
+        _shot(page, "00-login-page-missing")
+        raise
+    page.locator("input[name=username]").fill(stack["user"])
+    page.locator("input[name=password]").fill(stack["password"])
+    _shot(page, "01-login")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("trigger-dag-button").wait_for(timeout=60_000)
+    _shot(page, "02-dag")
+    page.get_by_test_id("trigger-dag-button").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Run Parameters").wait_for()
+    return dialog
+
+
+def _number_input(page, param: str):
+    target = page.locator(f"[id='number-input:element_{param}:inc']").get_attribute("aria-controls")
+    return page.locator(f"[id='{target}']")
+
+
+def test_browser_trigger_form_defaults_trigger_and_success(stack):
+    pw, browser = _browser()
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        dialog = _login_and_open_form(page, stack)
+        submit = page.get_by_test_id("trigger-dag-submit")
+        _shot(page, "03-trigger-form-defaults")
+        # every default untouched: nothing flagged, Trigger enabled
+        assert dialog.locator("[aria-invalid='true']").count() == 0
+        assert dialog.get_by_text("This field is required").count() == 0
+        assert submit.is_enabled()
+        # change Params: our own alias, no image checks, one batch
+        dialog.locator("input[name=element_index]").fill(f"{stack['index']}-ui")
+        dialog.locator("input[name=element_skip_images]").locator("xpath=..").click()
+        batches = _number_input(page, "max_batches")
+        batches.fill("1")
+        batches.press("Tab")
+        _shot(page, "04-trigger-form-changed")
+        assert submit.is_enabled()
+        submit.click()
+        page.wait_for_url("**/runs/**", timeout=30_000)
+        run_id = urllib.parse.unquote(page.url.rstrip("/").split("/runs/")[1].split("/")[0])
+        assert _run_state(stack, run_id) == "success", _task_states(stack, run_id)
+        q = urllib.parse.quote(run_id, safe="")
+        conf = _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["conf"]
+        assert conf["index"] == f"{stack['index']}-ui" and conf["skip_images"] is True and conf["max_batches"] == 1
+        page.reload()
+        page.get_by_text("success").first.wait_for(timeout=30_000)  # the UI shows the run's state
+        _shot(page, "05-run-succeeded")
+        client = _client(stack["url"])
+        client.indices.refresh(index=f"{stack['index']}-ui")
+        from pipeline import index as ix
+
+        assert ix.count(client, f"{stack['index']}-ui") == 2
+    finally:
+        browser.close()
+        pw.stop()
+
+
+def test_browser_wrong_values_are_refused(stack):
+    pw, browser = _browser()
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        dialog = _login_and_open_form(page, stack)
+        submit = page.get_by_test_id("trigger-dag-submit")
+        # a required value removed: the reason next to the field, Trigger disabled
+        seed = dialog.locator("input[name=element_seed_dir]")
+        seed.fill("")
+        seed.press("Tab")
+        field = seed.locator("xpath=ancestor::*[@data-scope='field'][1]")
+        field.get_by_text("This field is required").wait_for(timeout=10_000)
+        assert not submit.is_enabled()
+        _shot(page, "06-required-field-missing")
+        seed.fill(str(stack["seeds"]))
+        seed.press("Tab")
+        # max_batches=0: the number field does not keep a value below the Param's minimum (1)
+        batches = _number_input(page, "max_batches")
+        batches.fill("0")
+        batches.press("Tab")
+        assert batches.input_value() == "1"
+        _shot(page, "07-max-batches-clamped")
+        # an index name OpenSearch would refuse: the api-server refuses the run, the UI says so
+        before = len(_api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"])
+        dialog.locator("input[name=element_index]").fill("Bad Name")
+        submit.click()
+        page.get_by_text("Failed to Trigger Dag").first.wait_for(timeout=15_000)
+        _shot(page, "08-bad-index-refused")
+        assert len(_api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]) == before
+    finally:
+        browser.close()
+        pw.stop()

@@ -48,6 +48,12 @@ print(json.dumps({
   "schedule": str(dag.timetable.expression),
   "max_active_runs": dag.max_active_runs,
   "catchup": dag.catchup,
+  "paused_upon_creation": dag.is_paused_upon_creation,
+  "description": dag.description,
+  "doc_md": dag.doc_md,
+  "on_failure": [type(c).__name__ for c in (dag.default_args.get("on_failure_callback") or [])],
+  "outlets": [a.uri for a in dag.get_task("finalize").outlets],
+  "param_schemas": {k: dag.params.get_param(k).schema for k in dag.params.keys()},
 }))
 """
     out = subprocess.run([sys.executable, "-c", code, str(DAGS)], env=airflow_env, capture_output=True, text=True, timeout=120)
@@ -56,9 +62,19 @@ print(json.dumps({
     assert info["errors"] == {}
     assert info["tasks"] == ["finalize", "plan", "prepare_index", "process_batch"]
     assert all(r >= 1 for r in info["retries"].values())
-    assert info["params"] == ["allow_mass_delete", "dry_run", "full_rebuild", "index", "max_batches", "replay_dead_letters",
-                              "seed_dir", "skip_images"]
+    assert {"allow_mass_delete", "dry_run", "full_rebuild", "index", "max_batches", "max_quarantined_pct",
+            "replay_dead_letters", "seed_dir", "skip_images"} <= set(info["params"])
     assert info["schedule"] == "0 2 * * *" and info["max_active_runs"] == 1 and info["catchup"] is False
+    # operators' view: runs without anyone unpausing it, says what it is, alerts, and marks freshness
+    assert info["paused_upon_creation"] is False
+    assert "02:00 UTC" in info["description"] and "seednews-articles" in info["description"]
+    for words in ("What runs when", "Params", "report", "Dashboards", "SEEDNEWS_ALERT_WEBHOOK"):
+        assert words in info["doc_md"], words
+    assert info["on_failure"] == ["WebhookNotifier"]
+    assert info["outlets"] == ["opensearch://seednews-articles/"]
+    # optional values are nullable, so the UI's trigger form does not mark them as missing
+    assert info["param_schemas"]["index"]["type"] == ["null", "string"]
+    assert info["param_schemas"]["max_quarantined_pct"]["minimum"] == 0
 
 
 def test_dag_file_does_no_heavy_imports_at_top_level():
@@ -85,7 +101,7 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
 
     shutil.copy(DATA / "seeds" / "bad" / "invalid_yaml.txt", seed_dir / "001_broken.txt")
     base = f"dagtest-{uuid.uuid4().hex[:8]}"
-    conf = {"seed_dir": str(seed_dir), "index": base, "max_batches": 2}
+    conf = {"seed_dir": str(seed_dir), "index": base, "max_batches": 2, "max_quarantined_pct": 50}  # 1 of 3 bad
     client = make_client(Settings(opensearch_url=opensearch_url))
     try:
         logs = []
@@ -111,6 +127,10 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
             assert doc["image_health"] in ("none_ok", "no_images")
         assert "001_broken.txt: yaml: while scanning a quoted scalar at line 2" in logs[0]  # named, with the reason
         assert "images: " in logs[0]  # the run report has image totals per verdict
+        # the Markdown report for people: its path in the task log, counts per outcome and per topic
+        report = Path(logs[0].split("run report written to ")[1].split()[0])
+        text = report.read_text(encoding="utf-8")
+        assert "| indexed | 2 |" in text and "| quarantined | 1 |" in text and "| AI | 2 |" in text
     finally:
         client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
         client.indices.delete_index_template(name=base, ignore=[404])
