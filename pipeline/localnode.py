@@ -474,8 +474,11 @@ def download(url: str, dest: Path, progress: Progress = print, *, sha512: str | 
         algorithm, label, expected = "sha512", "SHA-512", sha512.lower()
     else:
         algorithm, label, expected = "sha1", "sha1", _expected_sha1(url)
-    if dest.exists() and _hash_of(dest, algorithm) == expected:
-        return dest
+    if dest.exists():
+        if _hash_of(dest, algorithm) == expected:
+            return dest
+        progress(f"cached {dest.name} does not match its {label}; downloading it again")
+        dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     last: Exception | None = None
@@ -1114,24 +1117,60 @@ def _config_files(dist: Path, home: Path, java: Path, http_port: int,
     }
 
 
-def _prepare_home(home: Path, ident: tuple[int, int] | None) -> None:
-    """Create the node home (if missing) and, when root, hand it to the node user.
+def _trusted_dir(st: os.stat_result) -> bool:
+    """A directory only root can change entries in (root-owned; not writable by others, or sticky)."""
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == 0
+            and (not st.st_mode & 0o022 or bool(st.st_mode & stat.S_ISVTX)))
 
-    Root touches nothing inside it: only the directory itself, through a descriptor
-    opened with O_NOFOLLOW (a symlink is refused), is fchown-ed, and only if root
-    owns it. Its parents must be root-owned and not writable by others (or sticky,
-    like /tmp), else the node user could swap the home for a link."""
-    if ident is None:
-        home.mkdir(parents=True, exist_ok=True)
-        return
-    home.parent.mkdir(parents=True, exist_ok=True)
-    for parent in home.parents:
-        st = os.lstat(parent)
-        if stat.S_ISLNK(st.st_mode) or st.st_uid != 0 or (
-                st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+
+def _trusted_path(path: Path, hops: int = 0) -> Path:
+    """The real path of ``path``, walked as root without trusting anything the node user controls.
+
+    Every directory on the way must be :func:`_trusted_dir`; a symlink on the way
+    (the last component included) is followed only if root owns it (it then sits
+    in a trusted directory, so nobody else can have planted or swapped it);
+    missing intermediate directories are created by root. The last component is
+    returned as is (it may not exist)."""
+    if hops > 32:
+        raise RuntimeError(f"too many levels of symlinks in {path}")
+    parts = Path(os.path.abspath(path)).parts
+    cur = Path(parts[0])
+    for i, part in enumerate(parts[1:], start=1):
+        last = i == len(parts) - 1
+        if not _trusted_dir(os.lstat(cur)):
             raise RuntimeError(
-                f"{parent} is not a root-owned directory closed to other users, so as root the node"
-                f" home {home} cannot be kept safe in it; choose a data dir under {cache_dir()}")
+                f"{cur} is not a root-owned directory closed to other users, so as root the node"
+                f" home {path} cannot be kept safe in it; choose a data dir under {cache_dir()}")
+        nxt = cur / part
+        try:
+            st = os.lstat(nxt)
+        except FileNotFoundError:
+            if last:
+                return nxt
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(nxt, 0o755)
+            st = os.lstat(nxt)
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid != 0:
+                raise RuntimeError(f"{nxt} is a symlink owned by uid {st.st_uid}; as root it is not"
+                                   " followed")
+            nxt = _trusted_path(cur / os.readlink(nxt), hops + 1)
+        cur = nxt
+    return cur
+
+
+def _prepare_home(home: Path, ident: tuple[int, int] | None) -> Path:
+    """Create the node home (if missing) and, when root, hand it to the node user; its real path.
+
+    When root, the path is walked with :func:`_trusted_path` (no directory on the
+    way is writable by the node user), and nothing inside the home is touched:
+    only the directory itself, through a descriptor opened with O_NOFOLLOW (a
+    symlink is refused), is fchown-ed, and only if root owns it."""
+    if ident is None:
+        home = home.resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    home = _trusted_path(home)
     with contextlib.suppress(FileExistsError):
         os.mkdir(home, 0o750)
     try:
@@ -1147,6 +1186,7 @@ def _prepare_home(home: Path, ident: tuple[int, int] | None) -> None:
             os.fchown(fd, *ident)
     finally:
         os.close(fd)
+    return home
 
 
 def _check_external(url: str) -> LocalNode:
@@ -1195,8 +1235,8 @@ def start(
         _sweep_stale_homes(base)
         home = Path(tempfile.mkdtemp(prefix="node-", dir=base))  # fresh, root-owned, 0700
     else:
-        home = Path(data_dir).resolve()
-    _prepare_home(home, ident)
+        home = Path(data_dir)
+    home = _prepare_home(home, ident)
     if ident is not None:
         _check_traversable(home)
 
