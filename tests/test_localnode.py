@@ -469,6 +469,9 @@ def _fake_distribution_zip(path: Path) -> bytes:
         info = zipfile.ZipInfo(f"opensearch-{localnode.OPENSEARCH_VERSION}/bin/opensearch")
         info.external_attr = 0o100755 << 16
         zf.writestr(info, "#!/bin/sh\necho not OpenSearch\n")
+        for module in localnode.REQUIRED_MODULES:  # complete enough for the old code to install it
+            zf.writestr(f"opensearch-{localnode.OPENSEARCH_VERSION}/modules/{module}/"
+                        "plugin-descriptor.properties", f"name={module}\n")
     path.write_bytes(buf.getvalue())
     return buf.getvalue()
 
