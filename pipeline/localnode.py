@@ -13,6 +13,30 @@ OpenSearch refuses to run as root. When this module runs as root it creates an
 unprivileged system user (:data:`NODE_USER`) and starts the JVM as that user;
 the cache then lives in a world-readable place (``/var/cache/seednews``).
 
+Started as root, this module treats everything the node user can write (the
+node's home with its config/, data/, logs/ and pid file) as hostile:
+
+* root never creates, opens for writing or chowns anything inside a node home.
+  Root only creates the home directory itself (in a root-owned parent) and
+  hands it over with ``fchown`` on a descriptor opened with ``O_NOFOLLOW``; the
+  config files, the pid file and the console log are written by a small
+  ``/bin/sh`` launcher that already runs as the node user and then ``exec``s
+  ``bin/opensearch`` (so links planted there can only reach what the node user
+  could write anyway);
+* log tails and pid files read by root are opened component by component with
+  ``O_NOFOLLOW``/``O_NONBLOCK``, must be regular files (fstat) and are read
+  bounded (the last :data:`TAIL_BYTES`), so a link to /dev/zero or a FIFO
+  cannot hang the start;
+* the distribution zip (and any module jar) must match the SHA-512 pinned in
+  this file (:data:`OPENSEARCH_ZIP_SHA512`); the server's own checksums are
+  not trusted. The unpacked distribution is root-owned, not writable by the
+  node user, and re-verified against a manifest (written by root next to it in
+  the root-owned cache) before every use: layout, types, modes and owners of
+  every entry, plus a stat fingerprint (inode, size, mtime, ctime, which no
+  non-root user can forge) of every file; a file whose fingerprint changed is
+  re-hashed (SHA-256). A distribution that fails verification is reinstalled
+  from the pinned zip, with a message saying what was wrong.
+
 If the environment variable ``OPENSEARCH_URL`` is set, :func:`start` starts
 nothing and only checks that the cluster at that URL answers.
 
@@ -66,6 +90,28 @@ DISTRIBUTION_PATH = (
 )
 MODULE_JAR_PATH = "org/opensearch/plugin/{artifact}/{v}/{artifact}-{v}.jar"
 
+#: SHA-512 of ``opensearch-3.6.0.zip`` (integ-test-zip). Computed from the file
+#: downloaded from Maven Central and cross-checked against the ``.sha1``,
+#: ``.sha256`` and ``.sha512`` files Maven Central publishes next to it (sha1
+#: 8549f483e338699fbfc1e9bfca831900d578bdf4, sha256 a91faa1dc1cadc78cb278b4f638
+#: 47e19e1627a4e9de698e14e7efc14ee37b286). Changing OPENSEARCH_VERSION needs a new pin.
+OPENSEARCH_ZIP_SHA512 = (
+    "b82066a97902879c47e26608848d068c09e74d2128edee2802e622867abd451d"
+    "34a366acc6519d0b40fc97acc89d61c5bb330ab8b2086cf6ffa0f9fe4b9acaa4"
+)
+#: SHA-512 of the module jars that :func:`_install_missing_modules` may fetch
+#: (the 3.6.0 zip already ships both; obtained and cross-checked like the zip).
+MODULE_JAR_SHA512: dict[str, str] = {
+    "analysis-common": (
+        "afcd2e0b9ba3218ba54bf014e9399e5b5707fee4ee43b5283fb08b63ff863a0a"
+        "d73e42436db800f9d9a9a7e9ea76fa5f29afac1de511da3445c8ebbc3751132b"
+    ),
+    "mapper-extras-client": (
+        "f6ebcc2fdbc77725166e8ce8614fb4106fc5edd1248b5fd5506ac76b6dcc9211"
+        "634a80cd600871ffedc5762fa204952b706ac4ed565399bfe1e5b8065566d534"
+    ),
+}
+
 #: Environment variables.
 ENV_OPENSEARCH_URL = "OPENSEARCH_URL"
 ENV_CACHE_DIR = "SEEDNEWS_CACHE_DIR"
@@ -91,9 +137,13 @@ DOWNLOAD_ATTEMPTS = 4
 DOWNLOAD_TIMEOUT = 60.0  # seconds per socket operation
 HEALTH_POLL_INTERVAL = 0.5
 LOG_TAIL_LINES = 60
+#: At most this many bytes of a node-controlled file are read (log tails, pid files).
+TAIL_BYTES = 64 * 1024
 INSTALLED_MARKER = ".seednews-installed"
 STATE_FILE_NAME = "localnode.json"
 PID_FILE_NAME = "localnode.pid"
+#: Manifest of the unpacked distribution, next to it in the (root-owned) cache.
+MANIFEST_NAME = f".opensearch-{OPENSEARCH_VERSION}.manifest.json"
 
 #: Run by a small watchdog process next to a non-detached node: it blocks on a
 #: pipe held by the process that started the node; on EOF (that process ended,
@@ -122,6 +172,33 @@ if ephemeral:
     shutil.rmtree(home, ignore_errors=True)
 """
 BOOTSTRAP_CLASS = "org.opensearch.bootstrap.OpenSearch"
+
+#: Prepares the node home and starts the node. It runs as the node user (when we
+#: are root), so nothing it creates or opens in the home can reach a file the
+#: node user could not write anyway; it also replaces links, foreign files and
+#: non-regular files where it writes, so links planted there do not break the
+#: start. ``$$`` is the pid of the JVM: bin/opensearch ``exec``s it.
+#: Arguments: home, bin/opensearch, then (name, content) pairs of config files.
+_LAUNCH_SCRIPT = r"""
+set -eu
+home=$1 launcher=$2
+shift 2
+cd -- "$home"
+umask 027
+for d in config data logs tmp; do
+  if [ -L "$d" ] || [ ! -d "$d" ] || [ ! -O "$d" ]; then rm -rf -- "$d"; mkdir -- "$d"; fi
+done
+while [ "$#" -ge 2 ]; do
+  rm -rf -- "config/$1"
+  printf '%s' "$2" > "config/$1"
+  shift 2
+done
+rm -rf -- localnode.pid
+echo "$$" > localnode.pid
+f=logs/console.log
+if [ -L "$f" ] || [ ! -f "$f" ] || [ ! -O "$f" ]; then rm -rf -- "$f"; fi
+exec "$launcher" >> "$f" 2>&1
+"""
 
 Progress = Callable[[str], object]
 
@@ -177,9 +254,15 @@ def cache_dir() -> Path:
     else:
         path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seednews"
     path.mkdir(parents=True, exist_ok=True)
+    path = path.resolve()
     if _is_root():
-        path.chmod(0o755)
-    return path.resolve()
+        st = os.lstat(path)
+        if st.st_uid != 0:  # the node user could swap the distribution or the node homes
+            raise RuntimeError(f"cache dir {path} is owned by uid {st.st_uid}, not root; as root,"
+                               f" set {ENV_CACHE_DIR} to a root-owned directory")
+        if stat.S_IMODE(st.st_mode) != 0o755:
+            os.chmod(path, 0o755)
+    return path
 
 
 def distribution_home() -> Path:
@@ -230,27 +313,74 @@ def _node_identity() -> tuple[int, int] | None:
     return _ensure_node_user() if _is_root() else None
 
 
-def _chown_tree(path: Path, uid: int, gid: int) -> None:
-    os.chown(path, uid, gid)
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
-
-
 def _make_world_readable(path: Path) -> None:
-    """chmod -R a+rX: the node user must read the distribution / JDK."""
+    """chmod -R a+rX,go-w: the node user must read, and must not write, the distribution / JDK.
+
+    Only used on trees root itself just created (staging dirs); symlinks are left alone."""
     for root, dirs, files in os.walk(path):
         for name in dirs:
             p = os.path.join(root, name)
-            os.chmod(p, os.stat(p).st_mode | 0o555)
+            if not os.path.islink(p):
+                os.chmod(p, (os.lstat(p).st_mode | 0o555) & ~0o022)
         for name in files:
             p = os.path.join(root, name)
             mode = os.lstat(p).st_mode
             if stat.S_ISLNK(mode):
                 continue
             extra = 0o444 | (0o111 if mode & 0o100 else 0)
-            os.chmod(p, mode | extra)
-    os.chmod(path, os.stat(path).st_mode | 0o555)
+            os.chmod(p, (mode | extra) & ~0o022)
+    os.chmod(path, (os.lstat(path).st_mode | 0o555) & ~0o022)
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
+
+
+def _open_dir_nofollow(path: Path | str, dir_fd: int | None = None) -> int:
+    """Open a directory refusing a symlink as its last component."""
+    return os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
+
+
+def _read_untrusted(base: Path, rel: str, limit: int = TAIL_BYTES) -> bytes:
+    """The last ``limit`` bytes of the regular file ``base/rel``, read safely as root.
+
+    ``base`` is trusted; every component of ``rel`` is opened relative to its parent's
+    descriptor with ``O_NOFOLLOW``, so symlinks anywhere below ``base`` are refused.
+    The file is lstat-ed first and fstat-ed after the (``O_NONBLOCK``) open: anything
+    but a regular file (FIFO, device, socket) raises ``OSError`` without blocking.
+    """
+    parts = [p for p in rel.split("/") if p]
+    fd = _open_dir_nofollow(base)
+    try:
+        for part in parts[:-1]:
+            sub = _open_dir_nofollow(part, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        if not stat.S_ISREG(os.stat(parts[-1], dir_fd=fd, follow_symlinks=False).st_mode):
+            raise OSError(f"{base / rel} is not a regular file")
+        ffd = os.open(parts[-1], os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_NOCTTY | _O_CLOEXEC,
+                      dir_fd=fd)
+    finally:
+        os.close(fd)
+    try:
+        st = os.fstat(ffd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{base / rel} is not a regular file")
+        os.lseek(ffd, max(0, st.st_size - limit), os.SEEK_SET)
+        chunks: list[bytes] = []
+        remaining = limit
+        while remaining > 0:
+            chunk = os.read(ffd, remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(ffd)
 
 
 def _free_port() -> int:
@@ -271,14 +401,16 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def _tail(path: Path, lines: int = LOG_TAIL_LINES, base: Path | None = None) -> str:
+    """Last ``lines`` lines of a (possibly node-controlled) log file, bounded and link-safe.
+
+    Components below ``base`` (default: the file's directory) must not be symlinks."""
+    base = base or path.parent
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 64 * 1024))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+        data = _read_untrusted(base, str(path.relative_to(base)))
+    except (OSError, ValueError) as exc:
+        return f"(not shown: {exc})"
+    text = data.decode("utf-8", "replace")
     return "\n".join(text.splitlines()[-lines:])
 
 
@@ -316,34 +448,48 @@ def _expected_sha1(url: str) -> str:
     return digest
 
 
-def _sha1_of(path: Path) -> str:
-    h = hashlib.sha1()
+def _hash_of(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def download(url: str, dest: Path, progress: Progress = print) -> Path:
-    """Download ``url`` to ``dest`` verifying Maven's sha1; cached and atomic.
+def _sha1_of(path: Path) -> str:
+    return _hash_of(path, "sha1")
 
-    The file is written to a temporary name and renamed only once its sha1
-    matches, so an interrupted download never looks cached. Failed attempts are
+
+def download(url: str, dest: Path, progress: Progress = print, *, sha512: str | None = None) -> Path:
+    """Download ``url`` to ``dest``, verified; cached and atomic.
+
+    With ``sha512`` (a digest pinned in code) the file must have exactly that
+    SHA-512, and nothing the server says about it is trusted; without it,
+    Maven's ``<file>.sha1`` is checked (that only catches transfer errors).
+    The file is written to a temporary name and renamed only once it matches,
+    so an interrupted or wrong download never looks cached. Failed attempts are
     retried (with resume when the server supports ranges).
     """
-    expected = _expected_sha1(url)
-    if dest.exists() and _sha1_of(dest) == expected:
-        return dest
+    if sha512 is not None:
+        algorithm, label, expected = "sha512", "SHA-512", sha512.lower()
+    else:
+        algorithm, label, expected = "sha1", "sha1", _expected_sha1(url)
+    if dest.exists():
+        if _hash_of(dest, algorithm) == expected:
+            return dest
+        progress(f"cached {dest.name} does not match its {label}; downloading it again")
+        dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     last: Exception | None = None
     for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
         try:
             _download_once(url, part, progress)
-            actual = _sha1_of(part)
+            actual = _hash_of(part, algorithm)
             if actual != expected:
                 part.unlink(missing_ok=True)
-                raise RuntimeError(f"sha1 mismatch for {url}: got {actual}, want {expected}")
+                pinned = " (pinned in pipeline/localnode.py); refusing to use it" if sha512 else ""
+                raise RuntimeError(f"{label} mismatch for {url}: got {actual}, want {expected}{pinned}")
             os.replace(part, dest)
             return dest
         except Exception as exc:  # noqa: BLE001 - retried, then re-raised below
@@ -384,13 +530,15 @@ def _download_once(url: str, part: Path, progress: Progress) -> None:
 
 
 def _extract_zip(archive: Path, target: Path) -> None:
-    """Unpack keeping the Unix permission bits (zipfile drops them otherwise)."""
+    """Unpack keeping the Unix permission bits (zipfile drops them otherwise).
+
+    ``target`` is a fresh directory of ours; modes are made a+rX,go-w."""
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             extracted = Path(zf.extract(info, target))
             mode = (info.external_attr >> 16) & 0o777
             if mode and not info.is_dir():
-                extracted.chmod(mode)
+                extracted.chmod(mode & 0o755)
 
 
 def _install_missing_modules(home: Path, progress: Progress) -> None:
@@ -403,8 +551,12 @@ def _install_missing_modules(home: Path, progress: Progress) -> None:
         url = f"{MAVEN_BASE_URL}/" + MODULE_JAR_PATH.format(
             artifact=spec.artifact, v=OPENSEARCH_VERSION
         )
+        pin = MODULE_JAR_SHA512.get(spec.artifact)
+        if pin is None:
+            raise RuntimeError(f"no SHA-512 pinned for {spec.artifact}-{OPENSEARCH_VERSION}.jar;"
+                               " refusing to install it unverified")
         module_dir.mkdir(parents=True, exist_ok=True)
-        download(url, module_dir / f"{spec.artifact}-{OPENSEARCH_VERSION}.jar", progress)
+        download(url, module_dir / f"{spec.artifact}-{OPENSEARCH_VERSION}.jar", progress, sha512=pin)
         extends = spec.extends if (home / "modules" / spec.extends).is_dir() else ""
         (module_dir / "plugin-descriptor.properties").write_text(
             f"description={spec.description}\n"
@@ -419,21 +571,215 @@ def _install_missing_modules(home: Path, progress: Progress) -> None:
         )
 
 
-def ensure_installed(progress: Progress = print) -> Path:
+def manifest_file() -> Path:
+    """Manifest of the unpacked distribution (in the cache, next to it; root-owned when root)."""
+    return cache_dir() / MANIFEST_NAME
+
+
+def _scan_tree(top: Path) -> dict[str, os.stat_result]:
+    """lstat of every entry under ``top`` by relative path (``"."`` is ``top``); links are not followed."""
+    found = {".": os.lstat(top)}
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        with os.scandir(top / rel if rel else top) as entries:
+            for entry in entries:
+                sub = f"{rel}/{entry.name}" if rel else entry.name
+                st = entry.stat(follow_symlinks=False)
+                found[sub] = st
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append(sub)
+    return found
+
+
+def _entry_problem(rel: str, st: os.stat_result) -> str | None:
+    """Why ``rel`` may not be part of a trusted distribution, or None.
+
+    Only directories and regular files; when root, owned by root and writable
+    by nobody else (group write only for group root, as earlier installs had)."""
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
+        return f"{rel} is a {kind}"
+    if st.st_mode & 0o002 or (_is_root() and st.st_mode & 0o020 and st.st_gid != 0):
+        return f"{rel} is writable by other users (mode {oct(stat.S_IMODE(st.st_mode))})"
+    if _is_root() and st.st_uid != 0:
+        return f"{rel} is owned by uid {st.st_uid}, not root"
+    return None
+
+
+def _fingerprint(st: os.stat_result) -> list[int]:
+    """Changes whenever a file is written, replaced, chmod-ed or touched (ctime cannot be set)."""
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _build_manifest(dist: Path) -> dict[str, object]:
+    entries: dict[str, dict[str, object]] = {}
+    for rel, st in sorted(_scan_tree(dist).items()):
+        problem = _entry_problem(rel, st)
+        if problem:
+            raise RuntimeError(f"cannot trust the distribution in {dist}: {problem}")
+        item: dict[str, object] = {"type": "d" if stat.S_ISDIR(st.st_mode) else "f",
+                                   "mode": stat.S_IMODE(st.st_mode)}
+        if stat.S_ISREG(st.st_mode):
+            item.update(size=st.st_size, sha256=_hash_of(dist / rel, "sha256"), stat=_fingerprint(st))
+        entries[rel] = item
+    return {"version": OPENSEARCH_VERSION, "zip_sha512": OPENSEARCH_ZIP_SHA512, "entries": entries}
+
+
+def _write_manifest(path: Path, manifest: dict[str, object]) -> None:
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w") as out:
+        json.dump(manifest, out, sort_keys=True)
+        out.write("\n")
+    os.replace(tmp, path)
+
+
+def _load_manifest(path: Path) -> dict[str, dict[str, object]] | str:
+    """The manifest's entries, or why it cannot be used."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return f"no manifest {path}"
+    problem = _entry_problem(path.name, st) or (None if stat.S_ISREG(st.st_mode) else "not a file")
+    if problem:
+        return f"manifest {path}: {problem}"
+    try:
+        data = json.loads(path.read_text())
+        entries = data["entries"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"manifest {path} is unreadable ({exc})"
+    if data.get("version") != OPENSEARCH_VERSION or data.get("zip_sha512") != OPENSEARCH_ZIP_SHA512:
+        return f"manifest {path} is for another distribution"
+    return entries  # type: ignore[no-any-return]
+
+
+def _verify_distribution(dist: Path, manifest: Path, *, refresh: bool = False,
+                         full: bool = False) -> str | None:
+    """None if ``dist`` is exactly what the manifest describes, else what is wrong.
+
+    Checks every entry (nothing missing or extra, only files and directories,
+    type, mode, owner, size); files whose stat fingerprint changed (or all, with
+    ``full``) are re-hashed. ``refresh`` records new fingerprints of files whose
+    content is unchanged (call it under the install lock)."""
+    expected = _load_manifest(manifest)
+    if isinstance(expected, str):
+        return expected
+    try:
+        found = _scan_tree(dist)
+    except OSError as exc:
+        return f"cannot read {dist}: {exc}"
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        return f"unexpected file {extra[0]}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        return f"missing file {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+    to_hash: list[str] = []
+    for rel, st in found.items():
+        problem = _entry_problem(rel, st)
+        if problem:
+            return problem
+        want = expected[rel]
+        if ("d" if stat.S_ISDIR(st.st_mode) else "f") != want.get("type"):
+            return f"{rel} changed type"
+        if stat.S_IMODE(st.st_mode) != want.get("mode"):
+            return f"{rel} changed mode to {oct(stat.S_IMODE(st.st_mode))}"
+        if stat.S_ISREG(st.st_mode):
+            if st.st_size != want.get("size"):
+                return f"{rel} was modified (size {st.st_size}, want {want.get('size')})"
+            if full or _fingerprint(st) != want.get("stat"):
+                to_hash.append(rel)
+    changed = False
+    for rel in to_hash:
+        if _hash_of(dist / rel, "sha256") != expected[rel].get("sha256"):
+            return f"{rel} was modified (SHA-256 differs from the manifest)"
+        fingerprint = _fingerprint(found[rel])
+        if fingerprint != expected[rel].get("stat"):
+            expected[rel]["stat"] = fingerprint
+            changed = True
+    if changed:
+        if not refresh:
+            return "files were touched on disk (content unchanged)"
+        _write_manifest(manifest, {"version": OPENSEARCH_VERSION,
+                                   "zip_sha512": OPENSEARCH_ZIP_SHA512, "entries": expected})
+    return None
+
+
+def _zip_problem(dist: Path, archive: Path) -> str | None:
+    """None if ``dist`` (an install without manifest) holds exactly the (pinned) zip's files."""
+    prefix = f"opensearch-{OPENSEARCH_VERSION}/"
+    want: dict[str, str | None] = {".": None}  # rel -> sha256, None for directories
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            if not info.filename.startswith(prefix):
+                return f"unexpected entry {info.filename} in {archive}"
+            rel = info.filename[len(prefix):].rstrip("/")
+            parts = rel.split("/") if rel else []
+            for i in range(1, len(parts)):
+                want.setdefault("/".join(parts[:i]), None)
+            if not rel:
+                continue
+            if info.is_dir():
+                want[rel] = None
+            else:
+                h = hashlib.sha256()
+                with zf.open(info) as member:
+                    for chunk in iter(lambda: member.read(1 << 20), b""):
+                        h.update(chunk)
+                want[rel] = h.hexdigest()
+    want[INSTALLED_MARKER] = hashlib.sha256((_sha1_of(archive) + "\n").encode()).hexdigest()
+    try:
+        found = _scan_tree(dist)
+    except OSError as exc:
+        return f"cannot read {dist}: {exc}"
+    if set(found) != set(want):
+        odd = sorted(set(found) ^ set(want))
+        return f"{odd[0]} is {'unexpected' if odd[0] in found else 'missing'}"
+    for rel, st in found.items():
+        problem = _entry_problem(rel, st)
+        if problem:
+            return problem
+        if (want[rel] is None) != stat.S_ISDIR(st.st_mode):
+            return f"{rel} has the wrong type"
+        if want[rel] is not None and _hash_of(dist / rel, "sha256") != want[rel]:
+            return f"{rel} differs from the zip"
+    return None
+
+
+def ensure_installed(progress: Progress = print, *, full_check: bool = False) -> Path:
     """Download, verify and unpack OpenSearch into the cache; idempotent.
 
-    Returns the distribution home (``<cache>/opensearch-<version>``).
+    Returns the distribution home (``<cache>/opensearch-<version>``) after
+    verifying it against its manifest (see :func:`_verify_distribution`;
+    ``full_check`` re-hashes every file). A distribution that fails the check is
+    reinstalled from the zip, which must match :data:`OPENSEARCH_ZIP_SHA512`.
     """
     cache = cache_dir()
     home = distribution_home()
-    if (home / INSTALLED_MARKER).exists():
+    manifest = cache / MANIFEST_NAME
+    if not full_check and _verify_distribution(home, manifest) is None:
         return home
     with _file_lock(cache / ".install.lock"):
-        if (home / INSTALLED_MARKER).exists():  # another process finished it
+        problem = _verify_distribution(home, manifest, refresh=True, full=full_check)
+        if problem is None:  # fine, or another process finished it
             return home
         url = f"{MAVEN_BASE_URL}/" + DISTRIBUTION_PATH.format(v=OPENSEARCH_VERSION)
-        progress(f"downloading OpenSearch {OPENSEARCH_VERSION} from {url}")
-        archive = download(url, cache / "downloads" / url.rsplit("/", 1)[-1], progress)
+        progress(f"fetching/verifying OpenSearch {OPENSEARCH_VERSION} from {url} (SHA-512 pinned)")
+        archive = download(url, cache / "downloads" / url.rsplit("/", 1)[-1], progress,
+                           sha512=OPENSEARCH_ZIP_SHA512)
+        if os.path.lexists(home) and not os.path.lexists(manifest):
+            progress(f"checking {home} (installed without a manifest) against the pinned zip")
+            problem = _zip_problem(home, archive)
+            if problem is None:
+                _write_manifest(manifest, _build_manifest(home))
+                progress(f"OpenSearch {OPENSEARCH_VERSION} in {home} verified")
+                return home
+        if os.path.lexists(home):
+            progress(f"the cached OpenSearch in {home} failed verification ({problem});"
+                     " reinstalling it from the pinned zip")
         progress(f"unpacking into {home}")
         staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=cache))
         try:
@@ -442,11 +788,14 @@ def ensure_installed(progress: Progress = print) -> Path:
             if not (unpacked / "bin" / "opensearch").exists():
                 raise RuntimeError(f"{archive} does not look like an OpenSearch distribution")
             _install_missing_modules(unpacked, progress)
-            _make_world_readable(unpacked)
             (unpacked / INSTALLED_MARKER).write_text(_sha1_of(archive) + "\n")
-            if home.exists():  # a half-done earlier install without marker
-                shutil.rmtree(home)
+            _make_world_readable(unpacked)
+            with contextlib.suppress(FileNotFoundError):
+                manifest.unlink()
+            if os.path.lexists(home):  # moved aside in one rename: running nodes keep their files
+                os.rename(home, staging / "replaced")
             os.replace(unpacked, home)
+            _write_manifest(manifest, _build_manifest(home))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         progress(f"OpenSearch {OPENSEARCH_VERSION} installed in {home}")
@@ -745,10 +1094,9 @@ def _jvm_options(dist: Path, home: Path, java: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_config(dist: Path, home: Path, java: Path, http_port: int, transport_port: int) -> None:
-    config = home / "config"
-    for sub in ("config", "data", "logs", "tmp"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
+def _config_files(dist: Path, home: Path, java: Path, http_port: int,
+                  transport_port: int) -> dict[str, str]:
+    """Contents of the node's config/ files (written by the launcher, as the node user)."""
     settings = {
         "cluster.name": CLUSTER_NAME,
         "node.name": NODE_NAME,
@@ -761,12 +1109,84 @@ def _write_config(dist: Path, home: Path, java: Path, http_port: int, transport_
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "bootstrap.memory_lock": "false",
     }
-    (config / "opensearch.yml").write_text(
-        "# written by pipeline.localnode; rewritten at every start\n"
-        + "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items())
-    )
-    (config / "jvm.options").write_text(_jvm_options(dist, home, java))
-    shutil.copy2(dist / "config" / "log4j2.properties", config / "log4j2.properties")
+    return {
+        "opensearch.yml": "# written by pipeline.localnode; rewritten at every start\n"
+        + "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items()),
+        "jvm.options": _jvm_options(dist, home, java),
+        "log4j2.properties": (dist / "config" / "log4j2.properties").read_text(),
+    }
+
+
+def _trusted_dir(st: os.stat_result) -> bool:
+    """A directory only root can change entries in (root-owned; not writable by others, or sticky)."""
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == 0
+            and (not st.st_mode & 0o022 or bool(st.st_mode & stat.S_ISVTX)))
+
+
+def _trusted_path(path: Path, hops: int = 0) -> Path:
+    """The real path of ``path``, walked as root without trusting anything the node user controls.
+
+    Every directory on the way must be :func:`_trusted_dir`; a symlink on the way
+    (the last component included) is followed only if root owns it (it then sits
+    in a trusted directory, so nobody else can have planted or swapped it);
+    missing intermediate directories are created by root. The last component is
+    returned as is (it may not exist)."""
+    if hops > 32:
+        raise RuntimeError(f"too many levels of symlinks in {path}")
+    parts = Path(os.path.abspath(path)).parts
+    cur = Path(parts[0])
+    for i, part in enumerate(parts[1:], start=1):
+        last = i == len(parts) - 1
+        if not _trusted_dir(os.lstat(cur)):
+            raise RuntimeError(
+                f"{cur} is not a root-owned directory closed to other users, so as root the node"
+                f" home {path} cannot be kept safe in it; choose a data dir under {cache_dir()}")
+        nxt = cur / part
+        try:
+            st = os.lstat(nxt)
+        except FileNotFoundError:
+            if last:
+                return nxt
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(nxt, 0o755)
+            st = os.lstat(nxt)
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid != 0:
+                raise RuntimeError(f"{nxt} is a symlink owned by uid {st.st_uid}; as root it is not"
+                                   " followed")
+            nxt = _trusted_path(cur / os.readlink(nxt), hops + 1)
+        cur = nxt
+    return cur
+
+
+def _prepare_home(home: Path, ident: tuple[int, int] | None) -> Path:
+    """Create the node home (if missing) and, when root, hand it to the node user; its real path.
+
+    When root, the path is walked with :func:`_trusted_path` (no directory on the
+    way is writable by the node user), and nothing inside the home is touched:
+    only the directory itself, through a descriptor opened with O_NOFOLLOW (a
+    symlink is refused), is fchown-ed, and only if root owns it."""
+    if ident is None:
+        home = home.resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    home = _trusted_path(home)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(home, 0o750)
+    try:
+        fd = _open_dir_nofollow(home)
+    except OSError as exc:
+        raise RuntimeError(f"node home {home} is not a plain directory: {exc}") from None
+    try:
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != ident:
+            if st.st_uid not in (0, ident[0]):
+                raise RuntimeError(f"node home {home} is owned by uid {st.st_uid}, neither root"
+                                   f" nor {NODE_USER}")
+            os.fchown(fd, *ident)
+    finally:
+        os.close(fd)
+    return home
 
 
 def _check_external(url: str) -> LocalNode:
@@ -813,20 +1233,18 @@ def start(
         base = cache_dir() / "nodes"
         base.mkdir(exist_ok=True)
         _sweep_stale_homes(base)
-        home = Path(tempfile.mkdtemp(prefix="node-", dir=base))
+        home = Path(tempfile.mkdtemp(prefix="node-", dir=base))  # fresh, root-owned, 0700
     else:
-        home = Path(data_dir).resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        if ident is not None:
-            _check_traversable(home)
+        home = Path(data_dir)
+    home = _prepare_home(home, ident)
+    if ident is not None:
+        _check_traversable(home)
 
     http_port = port or _free_port()
     transport_port = _free_port()
     while transport_port == http_port:
         transport_port = _free_port()
-    _write_config(dist, home, java_dir / "bin" / "java", http_port, transport_port)
-    if ident is not None:
-        _chown_tree(home, *ident)
+    files = _config_files(dist, home, java_dir / "bin" / "java", http_port, transport_port)
 
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -843,18 +1261,18 @@ def start(
         user_kwargs = {"user": ident[0], "group": ident[1], "extra_groups": []}
 
     url = f"http://{BIND_HOST}:{http_port}"
-    console = home / "logs" / "console.log"
     progress(f"starting OpenSearch {OPENSEARCH_VERSION} on {url} (home {home})")
-    with open(console, "ab") as out:
-        if ident is not None:
-            os.fchown(out.fileno(), *ident)
-        # bin/opensearch `exec`s the JVM, so the pid is the JVM's pid.
-        process = subprocess.Popen(  # type: ignore[call-overload]
-            [str(dist / "bin" / "opensearch")],
-            cwd=str(home), env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True, **user_kwargs,
-        )
-    (home / PID_FILE_NAME).write_text(f"{process.pid}\n")
+    argv = ["/bin/sh", "-c", _LAUNCH_SCRIPT, "seednews-launch", str(home), str(dist / "bin" / "opensearch")]
+    for name, content in files.items():
+        argv += [name, content]
+    # The launcher's own errors (before it execs into the node, whose output goes to
+    # logs/console.log) land in this private, already unlinked file of root's.
+    launch_errors = tempfile.TemporaryFile()
+    # bin/opensearch `exec`s the JVM, so the pid is the JVM's pid.
+    process = subprocess.Popen(  # type: ignore[call-overload]
+        argv, cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=launch_errors,
+        stderr=subprocess.STDOUT, start_new_session=True, **user_kwargs,
+    )
     node = LocalNode(url=url, pid=process.pid, home=home, ephemeral=ephemeral, _process=process)
     if not detach:
         node._watchdog = subprocess.Popen(
@@ -870,7 +1288,7 @@ def start(
     deadline = started + wait
     while True:
         if process.poll() is not None:
-            tail = _log_tail(home)
+            tail = _launch_errors(launch_errors) + _log_tail(home)
             if ephemeral:
                 shutil.rmtree(home, ignore_errors=True)
             raise RuntimeError(
@@ -880,12 +1298,13 @@ def start(
         if _is_healthy(url) and _local_node_pid(url) == process.pid:
             break
         if time.monotonic() > deadline:
-            tail = _log_tail(home)
+            tail = _launch_errors(launch_errors) + _log_tail(home)
             node.stop()
             raise RuntimeError(
                 f"OpenSearch did not become healthy within {wait:.0f}s at {url}. Log tail:\n{tail}"
             )
         time.sleep(HEALTH_POLL_INTERVAL)
+    launch_errors.close()
     progress(f"OpenSearch is up at {url} (pid {process.pid}, {time.monotonic() - started:.1f}s)")
     return node
 
@@ -901,11 +1320,25 @@ def _check_traversable(home: Path) -> None:
             )
 
 
+def _launch_errors(handle: object) -> str:
+    """What the launcher printed before exec-ing into the node (usually nothing)."""
+    try:
+        handle.seek(0)  # type: ignore[attr-defined]
+        text = handle.read(TAIL_BYTES).decode("utf-8", "replace").strip()  # type: ignore[attr-defined]
+        handle.close()  # type: ignore[attr-defined]
+    except (OSError, ValueError):
+        return ""
+    return f"--- launcher ---\n{text}\n" if text else ""
+
+
 def _sweep_stale_homes(base: Path) -> None:
-    """Remove temporary node homes left by processes that were killed."""
+    """Remove temporary node homes left by processes that were killed.
+
+    The pid file is node-controlled: read bounded and link-safe (:func:`_read_untrusted`);
+    ``shutil.rmtree`` does not follow symlinks (fd-based on Linux)."""
     for home in base.glob("node-*"):
         try:
-            pid = int((home / PID_FILE_NAME).read_text())
+            pid = int(_read_untrusted(home, PID_FILE_NAME, 64))
         except (OSError, ValueError):
             if time.time() - home.stat().st_mtime > 3600:  # died before writing it
                 shutil.rmtree(home, ignore_errors=True)
@@ -915,10 +1348,11 @@ def _sweep_stale_homes(base: Path) -> None:
 
 
 def _log_tail(home: Path) -> str:
-    parts = [f"--- {home / 'logs' / 'console.log'} ---", _tail(home / "logs" / "console.log")]
+    """Tails of the node's console and main log (node-controlled files: see :func:`_tail`)."""
+    parts = [f"--- {home / 'logs' / 'console.log'} ---", _tail(home / "logs" / "console.log", base=home)]
     main_log = home / "logs" / f"{CLUSTER_NAME}.log"
-    if main_log.exists():
-        parts += [f"--- {main_log} ---", _tail(main_log, 25)]
+    if os.path.lexists(main_log):
+        parts += [f"--- {main_log} ---", _tail(main_log, 25, base=home)]
     return "\n".join(parts)
 
 
@@ -1024,7 +1458,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "install":
-            print(ensure_installed(progress=_stderr))
+            print(ensure_installed(progress=_stderr, full_check=True))
             return 0
         state = args.state_file or default_state_file()
         if args.command == "start":
