@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import split_credentials
+from .config import ConfigError, split_credentials
+from .config import parse_bool as config_parse_bool
 from .dashboard_objects import shipped_ndjson
 
 NDJSON_PATH = shipped_ndjson()
@@ -39,24 +40,19 @@ DEFAULT_URL = "http://127.0.0.1:5601"
 DEFAULT_TIMEOUT = 30.0
 IMPORT_PATH = "/api/saved_objects/_import"
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
 class DashboardsError(RuntimeError):
     """Bad configuration or an unreachable Dashboards: a usage/infrastructure error (exit 2)."""
 
 
 def parse_bool(name: str, value: str | None, default: bool) -> bool:
-    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case); unset or blank -> ``default``."""
+    """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case, the words ``config.parse_bool``
+    knows); unset or blank -> ``default``."""
     if value is None or not value.strip():
         return default
-    v = value.strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise DashboardsError(f"{name} must be true or false, not {value!r}")
+    try:
+        return config_parse_bool(value, name=name)
+    except ConfigError:
+        raise DashboardsError(f"{name} must be true or false, not {value!r}") from None
 
 
 @dataclass(frozen=True)
