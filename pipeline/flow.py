@@ -65,6 +65,7 @@ def prepare(client, settings: Settings, full_rebuild: bool, dry_run: bool = Fals
         return settings.alias
     if full_rebuild:
         name = ix.create_index(client, settings.index_base)
+        ix.pause_refresh(client, name)  # resumed in finalize, before validation
         lg.create_paired(client, settings.ledger_index, lg.paired_name(name, settings.index_base, settings.ledger_index))
         return name
     current = ix.ensure_alias(client, settings.index_base)
@@ -274,6 +275,8 @@ def finalize(client, settings: Settings, options: RunOptions, target: str, repor
         return report
     if options.replay_dead_letters:
         report.merge(replay(client, settings, options, target, emit))
+    if options.full_rebuild:
+        ix.resume_refresh(client, target)
     ix.refresh(client, target)
     ledger = ledger_for(client, settings, target)
     reconcile(ledger, options.run_id, report)
