@@ -23,6 +23,7 @@ from dataclasses import replace
 
 from . import index as ix
 from . import ledger as lg
+from . import timing
 from .config import Settings
 from .discover import describe, hash_seed, read_seed
 from .ledger import Ledger
@@ -64,6 +65,7 @@ def prepare(client, settings: Settings, full_rebuild: bool, dry_run: bool = Fals
         return settings.alias
     if full_rebuild:
         name = ix.create_index(client, settings.index_base)
+        ix.pause_refresh(client, name)  # resumed in finalize, before validation
         lg.create_paired(client, settings.ledger_index, lg.paired_name(name, settings.index_base, settings.ledger_index))
         return name
     current = ix.ensure_alias(client, settings.index_base)
@@ -99,13 +101,20 @@ def build_documents(seeds: Iterable[SeedFile], options: RunOptions, report: RunR
     """read -> parse -> normalize, one file at a time: each ends in a document or an outcome."""
     docs: list[Document] = []
     outcomes: list[SeedOutcome] = []
+    clock = time.perf_counter
     for seed in seeds:
+        t0 = clock()
         got: bytes | SeedRecord | Document | SeedOutcome = read_seed(seed, options.parse.max_bytes)
+        t1 = clock()
+        timing.add("read", t1 - t0)
         if isinstance(got, bytes):
             got = parse_bytes(seed, got, options.parse)
+            t0, t1 = t1, clock()
+            timing.add("parse", t1 - t0)
         if isinstance(got, SeedRecord):
             report.warned_docs += bool(got.warnings)
             got = normalize(got)
+            timing.add("normalize", clock() - t1)
         if isinstance(got, SeedOutcome):
             outcomes.append(got)
         else:
@@ -135,16 +144,19 @@ def process_seeds(seeds: list[SeedFile], *, client, settings: Settings, options:
     """One chunk of seed files, end to end; every file's outcome is in the ledger when this returns."""
     report = RunReport(dry_run=options.dry_run, target=target)
     docs, outcomes = build_documents(seeds, options, report, _Progress(len(seeds), "parsed", emit))
-    docs = check_images(docs, None if options.dry_run else client, settings, options, report)
+    with timing.stage("images"):
+        docs = check_images(docs, None if options.dry_run else client, settings, options, report)
     if options.dry_run:
         winners, losers = dedupe(docs)
         outcomes += [SeedOutcome(d.seed, "indexed", doc_id=d.id) for d in winners]
         outcomes += [SeedOutcome(lo.seed, "duplicate", "index", f"same article as {w.seed.rel}", lo.id) for lo, w in losers]
         settle(outcomes, ledger=None, report=report, run_id=options.run_id, target=target)
         return report
-    outcomes += index_documents(client, target, settings.deadletter_index, docs)
-    settle(outcomes, ledger=ledger_for(client, settings, target), report=report, run_id=options.run_id,
-           target=target, emit=emit)
+    with timing.stage("bulk"):
+        outcomes += index_documents(client, target, settings.deadletter_index, docs)
+    with timing.stage("ledger"):
+        settle(outcomes, ledger=ledger_for(client, settings, target), report=report, run_id=options.run_id,
+               target=target, emit=emit)
     return report
 
 
@@ -263,6 +275,8 @@ def finalize(client, settings: Settings, options: RunOptions, target: str, repor
         return report
     if options.replay_dead_letters:
         report.merge(replay(client, settings, options, target, emit))
+    if options.full_rebuild:
+        ix.resume_refresh(client, target)
     ix.refresh(client, target)
     ledger = ledger_for(client, settings, target)
     reconcile(ledger, options.run_id, report)
@@ -310,12 +324,15 @@ def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[st
         from .config import make_client
 
         client = make_client(settings)
-    target = prepare(client, settings, options.full_rebuild, options.dry_run)
-    the_plan = plan(options, client, settings, target)
+    with timing.stage("prepare"):
+        target = prepare(client, settings, options.full_rebuild, options.dry_run)
+    with timing.stage("plan"):
+        the_plan = plan(options, client, settings, target)
     report = the_plan.report
     emit(f"discovered {report.files_seen + the_plan.todo} seed files in {options.seed_dir}: {report.unchanged} unchanged, "
          f"{the_plan.todo} to process in {len(the_plan.batches)} batches")
     for i, batch in enumerate(the_plan.batches, 1):
         emit(f"batch {i}/{len(the_plan.batches)}: {len(batch.seeds)} files")
         report.merge(process_batch(batch, client=client, settings=settings, options=options, target=target, emit=emit))
-    return finalize(client, settings, options, target, report, emit)
+    with timing.stage("finalize"):
+        return finalize(client, settings, options, target, report, emit)

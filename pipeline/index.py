@@ -45,8 +45,9 @@ ARTICLES_TEMPLATE = "articles.template.json"
 DEADLETTER_TEMPLATE = "deadletter.template.json"
 log = logging.getLogger("seednews.index")
 
-BULK_CHUNK = 500
-BULK_MAX_BYTES = 10 * 1024 * 1024
+BULK_CHUNK = 5000  # documents per bulk request at most; in practice the byte limit below decides
+BULK_MAX_BYTES = 5 * 1024 * 1024  # ~5 MB requests: what this node class indexes best (bench/bench_scale.py)
+FAST_JSON = True  # serialize ``_source`` with orjson (same JSON value as the client's json.dumps); False: reference path
 BULK_MAX_RETRIES = 3  # the helper's own per-item 429 retries (1+2+4 s) inside each of our rounds
 BULK_INITIAL_BACKOFF = 1.0
 BULK_MAX_BACKOFF = 30.0
@@ -151,6 +152,24 @@ def swap_alias(client, base: str, new_index: str, retention: int, paired: dict[s
 
 
 # ----------------------------------------------------------------------------- bulk
+try:
+    import orjson as _orjson
+except ImportError:  # optional: the client's own json.dumps is used instead
+    _orjson = None
+
+
+def source_body(source: dict[str, Any]) -> dict[str, Any] | str:
+    """``source`` pre-serialized with orjson (the bulk helpers pass a string ``_source`` through
+    unchanged), or the dict itself for the client to serialize: when orjson is missing or switched
+    off, or for values orjson refuses (a lone surrogate, an integer beyond 64 bits)."""
+    if _orjson is None or not FAST_JSON:
+        return source
+    try:
+        return _orjson.dumps(source).decode("utf-8")
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+        return source
+
+
 def to_action(doc: Document, index: str, indexed_at: str) -> dict[str, Any]:
     """A plain opensearch-py action dict for one document."""
     return {
@@ -159,7 +178,7 @@ def to_action(doc: Document, index: str, indexed_at: str) -> dict[str, Any]:
         "_id": doc.id,
         "version": doc.version,
         "version_type": "external_gte",
-        "_source": {**doc.source, "indexed_at": indexed_at},
+        "_source": source_body({**doc.source, "indexed_at": indexed_at}),
     }
 
 
@@ -335,6 +354,20 @@ def pending_dead_letters(client, deadletter_index: str, page: int = 500) -> Iter
 # ----------------------------------------------------------------------------- reads
 def refresh(client, index: str) -> None:
     client.indices.refresh(index=index)
+
+
+def template_refresh_interval() -> str:
+    return str(load_template()["template"]["settings"]["index"].get("refresh_interval", "1s"))
+
+
+def pause_refresh(client, index: str) -> None:
+    """No periodic refresh while a full rebuild fills ``index`` (nobody reads it before the swap)."""
+    client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})
+
+
+def resume_refresh(client, index: str) -> None:
+    """Back to the template's refresh interval (before the rebuild is validated and served)."""
+    client.indices.put_settings(index=index, body={"index": {"refresh_interval": template_refresh_interval()}})
 
 
 def count(client, index: str) -> int:

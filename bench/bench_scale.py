@@ -1,0 +1,376 @@
+"""Speed at scale: every way of indexing one generated corpus, side by side, against one node, in one run.
+
+    .venv/bin/python bench/bench_scale.py --n 10000 [--n 100000] [--airflow] [--json out.json]
+
+Paths (each pipeline path in a fresh subprocess: its CPU time and peak RSS are its own, not the node's):
+
+  raw        ``_bulk`` of pre-built NDJSON for the same documents (one thread, ~5 MB requests); the
+             documents are built before the clock starts. The ceiling the pipeline is measured against.
+  pipeline   ``pipeline.flow.run`` end to end (full rebuild into a fresh index, images off).
+  airflow    ``airflow dags test seednews_index`` with the same conf (``--airflow``; slow to start).
+  naive      pure-Python ``yaml.safe_load``, ``ftfy.fix_text`` on every string, one ``index`` call per
+             document, on a subsample (``--naive-n``), EXTRAPOLATED to N.
+  rerun      the pipeline again, nothing changed (the ledger says ``unchanged``).
+  rerun-1%   the pipeline again after 1 % of the files were edited.
+
+All rates are seed files per second (N / wall seconds) so the paths compare directly. Node: $OPENSEARCH_URL,
+else ``pipeline.localnode.start()``. The load average (the machine is shared) is recorded with every table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+RAW_REQUEST_BYTES = 5 * 1024 * 1024
+TARGETS = {
+    "pipeline_vs_raw": 0.5, "pipeline_vs_naive": 20.0, "airflow_overhead": 0.10,
+    "rerun_share": 0.02, "rerun1_share": 0.05, "rss_mb": 250.0, "rss_growth": 0.10,
+}
+
+
+def _usage() -> tuple[float, float]:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024.0
+
+
+def _children_usage() -> tuple[float, float]:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024.0
+
+
+# ----------------------------------------------------------------------------- workers (subprocesses)
+def _client(url: str):
+    from pipeline.config import Settings, make_client
+
+    return make_client(Settings(opensearch_url=url, timeout=300))
+
+
+def worker_raw(args) -> dict:
+    """Build the documents (untimed), write NDJSON, then time only the ``_bulk`` POSTs."""
+    from pipeline import index as ix
+    from pipeline.discover import discover
+    from pipeline.normalize import normalize
+    from pipeline.parse import parse_seed
+    from pipeline.types import SeedOutcome
+
+    client = _client(args.url)
+    seeds, _ = discover(args.folder)
+    lines: list[bytes] = []
+    indexed_at = "2026-01-01T00:00:00Z"
+    ids = set()
+    for i, s in enumerate(seeds):
+        rec = parse_seed(s)
+        if isinstance(rec, SeedOutcome):
+            continue
+        doc = normalize(rec)
+        if doc.id in ids:
+            continue
+        ids.add(doc.id)
+        lines.append(json.dumps({"index": {"_index": args.index, "_id": doc.id, "version": i + 1,
+                                           "version_type": "external_gte"}}).encode() + b"\n"
+                     + json.dumps({**doc.source, "indexed_at": indexed_at}, ensure_ascii=False).encode() + b"\n")
+    bodies: list[bytes] = []
+    cur: list[bytes] = []
+    size = 0
+    for line in lines:
+        if cur and size + len(line) > RAW_REQUEST_BYTES:
+            bodies.append(b"".join(cur))
+            cur, size = [], 0
+        cur.append(line)
+        size += len(line)
+    if cur:
+        bodies.append(b"".join(cur))
+    del lines
+    ix.ensure_templates(client, args.base)
+    client.indices.create(index=args.index)
+    c0, _ = _usage()
+    t0 = time.perf_counter()
+    errors = 0
+    for body in bodies:
+        res = client.bulk(body=body)
+        errors += sum(1 for it in res["items"] if next(iter(it.values())).get("status", 500) >= 300) if res.get("errors") else 0
+    client.indices.refresh(index=args.index)
+    wall = time.perf_counter() - t0
+    c1, rss = _usage()
+    return {"wall": wall, "cpu": c1 - c0, "rss_mb": rss, "docs": len(ids), "errors": errors, "requests": len(bodies),
+            "bytes": sum(map(len, bodies))}
+
+
+def worker_pipeline(args) -> dict:
+    from pipeline import timing
+    from pipeline.config import Settings
+    from pipeline.flow import RunOptions, run
+
+    if args.levers_off:  # the reference: client json.dumps, 500-document requests, refresh on
+        from pipeline import index as ix
+
+        ix.FAST_JSON, ix.BULK_CHUNK, ix.BULK_MAX_BYTES = False, 500, 10 * 1024 * 1024
+        ix.pause_refresh = lambda client, index: None
+        ix.bulk_index.__kwdefaults__["chunk_size"] = 500
+    settings = Settings(opensearch_url=args.url, index_base=args.base, timeout=300)
+    c0, _ = _usage()
+    t0 = time.perf_counter()
+    report = run(settings, RunOptions(seed_dir=args.folder, check_images=False, full_rebuild=args.full_rebuild),
+                 emit=lambda m: None)
+    wall = time.perf_counter() - t0
+    c1, rss = _usage()
+    return {"wall": wall, "cpu": c1 - c0, "rss_mb": rss, "counts": report.counts, "stages": timing.snapshot()}
+
+
+def _yaml_front(text: str) -> str:
+    lines = text.split("\n")
+    end = next(i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "..."))
+    return "\n".join(lines[1:end])
+
+
+def worker_naive(args) -> dict:
+    """The obvious implementation: safe_load, fix_text on every string, one request per document."""
+    import hashlib
+
+    import ftfy
+    import yaml
+
+    client = _client(args.url)
+    files = sorted(Path(args.folder).rglob("*.txt"))[: args.naive_n]
+
+    def fix(v):
+        if isinstance(v, str):
+            return ftfy.fix_text(v)
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        return v
+
+    c0, _ = _usage()
+    t0 = time.perf_counter()
+    done = bad = 0
+    for p in files:
+        try:
+            data = yaml.load(_yaml_front(p.read_text(encoding="utf-8")), Loader=yaml.SafeLoader)
+            if not isinstance(data, dict) or "title" not in data:
+                raise ValueError("no title")
+        except Exception:  # noqa: BLE001 - the naive way: skip what does not load
+            bad += 1
+            continue
+        doc = {k: str(v) if hasattr(v, "isoformat") else v for k, v in fix(data).items()}
+        url = doc.get("originalUrl") or doc.get("webUrl") or str(p)
+        client.index(index=args.index, id=hashlib.sha256(url.encode()).hexdigest()[:32], body=doc)
+        done += 1
+    client.indices.refresh(index=args.index)
+    wall = time.perf_counter() - t0
+    c1, rss = _usage()
+    return {"wall": wall, "cpu": c1 - c0, "rss_mb": rss, "files": len(files), "docs": done, "bad": bad}
+
+
+WORKERS = {"raw": worker_raw, "pipeline": worker_pipeline, "naive": worker_naive}
+
+
+def run_worker(kind: str, **kw) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind]
+    for k, v in kw.items():
+        if v is True:
+            cmd.append(f"--{k.replace('_', '-')}")
+        elif v not in (None, False):
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- airflow
+def airflow_env(home: Path, url: str) -> dict[str, str]:
+    return {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False", "OPENSEARCH_URL": url}
+
+
+def run_airflow(env: dict[str, str], folder: str, base: str, full_rebuild: bool) -> dict:
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    conf = {"seed_dir": folder, "skip_images": True, "index": base, "full_rebuild": full_rebuild, "max_batches": 4}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run([airflow, "dags", "test", "seednews_index", "-c", json.dumps(conf)], env=env,
+                         capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    log = out.stdout + out.stderr
+    if out.returncode != 0 or "state=success" not in log:
+        raise RuntimeError(f"airflow dags test failed:\n{log[-3000:]}")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"wall": wall, "cpu": cpu, "rss_mb": after.ru_maxrss / 1024.0}
+
+
+# ----------------------------------------------------------------------------- the table
+def measure(n: int, url: str, args) -> dict:
+    from corpus import generate, touch
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-scale-{n}-"))
+    folder = tmp / "seeds"
+    tag = uuid.uuid4().hex[:6]
+    client = _client(url)
+    rows: dict[str, dict] = {}
+    try:
+        t0 = time.perf_counter()
+        info = generate(folder, n, seed=args.seed)
+        print(f"[N={n}] corpus: {info.n} files ({info.mojibake} mojibake, {info.broken} broken, "
+              f"{info.duplicates} duplicates) in {time.perf_counter() - t0:.1f}s", flush=True)
+        load0 = os.getloadavg()
+        rows["raw"] = run_worker("raw", url=url, folder=str(folder), base=f"bsraw-{tag}", index=f"bsraw-{tag}-v1")
+        print(f"[N={n}] raw: {rows['raw']['wall']:.1f}s", flush=True)
+        rows["pipeline"] = run_worker("pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}", full_rebuild=True)
+        print(f"[N={n}] pipeline: {rows['pipeline']['wall']:.1f}s", flush=True)
+        if args.compare_levers:
+            rows["pipeline_levers_off"] = run_worker("pipeline", url=url, folder=str(folder), base=f"bsoff-{tag}",
+                                                     full_rebuild=True, levers_off=True)
+            print(f"[N={n}] pipeline, levers off: {rows['pipeline_levers_off']['wall']:.1f}s", flush=True)
+            rows["raw_again"] = run_worker("raw", url=url, folder=str(folder), base=f"bsraw2-{tag}",
+                                           index=f"bsraw2-{tag}-v1")
+            print(f"[N={n}] raw again: {rows['raw_again']['wall']:.1f}s", flush=True)
+        if args.airflow:
+            home = tmp / "airflow"
+            home.mkdir()
+            env = airflow_env(home, url)
+            subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
+                           capture_output=True)
+            rows["airflow"] = run_airflow(env, str(folder), f"bsair-{tag}", True)
+            print(f"[N={n}] airflow: {rows['airflow']['wall']:.1f}s", flush=True)
+        naive_n = min(n, args.naive_n)
+        rows["naive"] = run_worker("naive", url=url, folder=str(folder), index=f"bsnaive-{tag}", naive_n=naive_n)
+        rows["naive"]["extrapolated_from"] = rows["naive"]["files"]
+        scale = n / rows["naive"]["files"]
+        rows["naive"]["wall"] *= scale
+        rows["naive"]["cpu"] *= scale
+        print(f"[N={n}] naive: {rows['naive']['wall']:.1f}s (extrapolated x{scale:.1f})", flush=True)
+        rows["rerun"] = run_worker("pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}")
+        touched = touch(folder, 0.01, seed=args.seed + 1)
+        rows["rerun_1pct"] = run_worker("pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}")
+        rows["rerun_1pct"]["touched"] = len(touched)
+        load1 = os.getloadavg()
+    finally:
+        for base in (f"bsraw-{tag}", f"bsraw2-{tag}", f"bspipe-{tag}", f"bsoff-{tag}", f"bsair-{tag}", f"bsnaive-{tag}"):
+            client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
+            client.indices.delete_index_template(name=base, ignore=[404])
+            client.indices.delete_index_template(name=f"{base}-ledger", ignore=[404])
+        shutil.rmtree(tmp, ignore_errors=True)
+    for r in rows.values():
+        r["rate"] = n / r["wall"]
+        r["cpu_per_1k"] = 1000 * r["cpu"] / n
+    best_raw = max(rows[k]["rate"] for k in ("raw", "raw_again") if k in rows)  # the stricter baseline
+    for r in rows.values():
+        r["vs_raw"] = r["rate"] / best_raw
+    return {"n": n, "rows": rows, "loadavg_start": load0, "loadavg_end": load1, "cores": os.cpu_count(),
+            "corpus": {"mojibake": info.mojibake, "broken": info.broken, "duplicates": info.duplicates}}
+
+
+def render(result: dict) -> str:
+    n, rows = result["n"], result["rows"]
+    la0 = " ".join(f"{x:.2f}" for x in result["loadavg_start"])
+    la1 = " ".join(f"{x:.2f}" for x in result["loadavg_end"])
+    out = [f"N = {n:,} seed files; {result['cores']} cores; load average {la0} (start) -> {la1} (end)", "",
+           "| path | wall s | files/s | x raw | CPU s / 1k files | peak RSS MB |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    names = {"raw": "raw _bulk (pre-built NDJSON)", "raw_again": "raw _bulk, again (after the pipeline runs)",
+             "pipeline": "pipeline (flow.run, full rebuild)", "pipeline_levers_off": "pipeline, levers off (reference)",
+             "airflow": "Airflow (dags test)", "naive": "naive (extrapolated)", "rerun": "re-run, no change",
+             "rerun_1pct": "re-run, 1% changed"}
+    for key, label in names.items():
+        if key in rows:
+            r = rows[key]
+            if key == "naive":
+                label = f"naive (from {r['extrapolated_from']:,} files, extrapolated)"
+            rss = "node" if key == "raw" and False else f"{r['rss_mb']:.0f}"
+            out.append(f"| {label} | {r['wall']:.1f} | {r['rate']:,.0f} | {r['vs_raw']:.2f} | {r['cpu_per_1k']:.2f} | {rss} |")
+    p = rows["pipeline"]
+    stages = p.get("stages", {})
+    total = sum(v["seconds"] for v in stages.values()) or 1
+    out += ["", "pipeline stage split (wall s): " + ", ".join(
+        f"{k} {v['seconds']:.1f} ({100 * v['seconds'] / p['wall']:.0f}%)"
+        for k, v in sorted(stages.items(), key=lambda kv: -kv[1]["seconds"]))]
+    out.append(f"(timed stages cover {total:.1f} of {p['wall']:.1f} s; outcomes: {p['counts']})")
+    return "\n".join(out)
+
+
+def targets(results: list[dict]) -> str:
+    out = ["", "| target | measured | ok |", "| --- | --- | --- |"]
+    for res in results:
+        n, rows = res["n"], res["rows"]
+        p = rows["pipeline"]
+
+        def line(what, value, ok):
+            out.append(f"| N={n:,}: {what} | {value} | {'yes' if ok else 'NO'} |")
+
+        line(f"end-to-end >= {TARGETS['pipeline_vs_raw']} x raw", f"{p['vs_raw']:.2f} x", p["vs_raw"] >= TARGETS["pipeline_vs_raw"])
+        ratio = p["rate"] / rows["naive"]["rate"]
+        line(f">= {TARGETS['pipeline_vs_naive']:.0f} x naive", f"{ratio:.1f} x", ratio >= TARGETS["pipeline_vs_naive"])
+        if "airflow" in rows:
+            over = rows["airflow"]["wall"] / p["wall"] - 1
+            line(f"Airflow overhead <= {TARGETS['airflow_overhead']:.0%}", f"{over:+.0%}", over <= TARGETS["airflow_overhead"])
+        share = rows["rerun"]["wall"] / p["wall"]
+        line(f"no-change re-run <= {TARGETS['rerun_share']:.0%} of full", f"{share:.1%}", share <= TARGETS["rerun_share"])
+        share1 = rows["rerun_1pct"]["wall"] / p["wall"]
+        line(f"1%-changed re-run <= {TARGETS['rerun1_share']:.0%} of full", f"{share1:.1%}", share1 <= TARGETS["rerun1_share"])
+        rss = max(rows[k]["rss_mb"] for k in ("pipeline", "rerun", "rerun_1pct"))
+        line(f"peak RSS <= {TARGETS['rss_mb']:.0f} MB", f"{rss:.0f} MB", rss <= TARGETS["rss_mb"])
+    if len(results) >= 2:
+        a, b = results[0]["rows"]["pipeline"]["rss_mb"], results[-1]["rows"]["pipeline"]["rss_mb"]
+        growth = b / a - 1
+        out.append(f"| RSS N={results[0]['n']:,} -> N={results[-1]['n']:,} within {TARGETS['rss_growth']:.0%} | "
+                   f"{a:.0f} -> {b:.0f} MB ({growth:+.0%}) | {'yes' if abs(growth) <= TARGETS['rss_growth'] else 'NO'} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, action="append")
+    ap.add_argument("--json")
+    ap.add_argument("--airflow", action="store_true")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--naive-n", type=int, default=1000)
+    # worker-only
+    ap.add_argument("--worker", choices=sorted(WORKERS))
+    ap.add_argument("--url")
+    ap.add_argument("--folder")
+    ap.add_argument("--base")
+    ap.add_argument("--index")
+    ap.add_argument("--full-rebuild", action="store_true")
+    ap.add_argument("--levers-off", action="store_true")
+    ap.add_argument("--compare-levers", action="store_true", help="also run the pipeline with the levers off, and raw twice")
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](args)))
+        return
+    node = None
+    url = os.environ.get("OPENSEARCH_URL")
+    if not url:
+        from pipeline import localnode
+
+        node = localnode.start(progress=lambda m: None)
+        url = node.url
+    try:
+        results = [measure(n, url, args) for n in (args.n or [10_000])]
+    finally:
+        if node is not None:
+            node.stop()
+    text = "\n\n".join(render(r) for r in results) + "\n" + targets(results)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"results": results, "table": text}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
