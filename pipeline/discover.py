@@ -211,17 +211,26 @@ def _read_bounded(seed: SeedFile, max_bytes: int) -> tuple[bytes, os.stat_result
         os.close(fd)
 
 
+def _read_or_outcome(seed: SeedFile, max_bytes: int, changed: str) -> tuple[bytes, os.stat_result] | SeedOutcome:
+    """``_read_bounded``, with its failures as outcomes: ``changed`` (``changed`` formats the reason)
+    or a quarantine for a file that cannot be read."""
+    try:
+        return _read_bounded(seed, max_bytes)
+    except _Changed as exc:
+        return SeedOutcome(seed, "changed", "read", changed.format(exc))
+    except OSError as exc:
+        return quarantine(seed, "read", f"cannot read file: {exc.strerror or exc}")
+
+
 def hash_seed(seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
     """``seed`` with its content hash, read safely; a quarantine (too big, unreadable) or a ``changed``
     outcome (it vanished or turned into something else while the run looked) otherwise."""
     if seed.size > max_bytes:
         return quarantine(seed, "read", f"file is {human_size(seed.size)}, over the {human_size(max_bytes)} limit for a seed")
-    try:
-        data, st = _read_bounded(seed, max_bytes)
-    except _Changed as exc:
-        return SeedOutcome(seed, "changed", "read", f"{exc} while the run was planned")
-    except OSError as exc:
-        return quarantine(seed, "read", f"cannot read file: {exc.strerror or exc}")
+    got = _read_or_outcome(seed, max_bytes, "{} while the run was planned")
+    if isinstance(got, SeedOutcome):
+        return got
+    data, st = got
     if len(data) > max_bytes:
         return quarantine(seed, "read", f"file is over the {human_size(max_bytes)} limit for a seed")
     return replace(seed, size=len(data), mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino,
@@ -230,12 +239,10 @@ def hash_seed(seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
 
 def read_seed(seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:
     """The bytes of a planned seed, if it is still the same regular file with the same content."""
-    try:
-        data, _ = _read_bounded(seed, max_bytes)
-    except _Changed as exc:
-        return SeedOutcome(seed, "changed", "read", f"changed since it was planned: {exc}")
-    except OSError as exc:
-        return quarantine(seed, "read", f"cannot read file: {exc.strerror or exc}")
+    got = _read_or_outcome(seed, max_bytes, "changed since it was planned: {}")
+    if isinstance(got, SeedOutcome):
+        return got
+    data = got[0]
     if len(data) > max_bytes or hashlib.sha256(data).hexdigest() != seed.sha256:
         return SeedOutcome(seed, "changed", "read", "changed since it was planned: its content is different")
     return data
