@@ -50,9 +50,14 @@ def index_documents(client, target: str, deadletter_index: str, docs: Iterable[D
         sending = {doc_id: copies[round_no] for doc_id, copies in candidates.items()}
         failures: list[tuple[Document, ItemResult]] = []
         landed: list[str] = []
-        for res in ix.bulk_index(client, target, sending.values()):
+        results = list(ix.bulk_index(client, target, sending.values()))
+        already = _holding_this_content(client, target, [sending[r.id] for r in results if r.result == "conflict"])
+        for res in results:
             doc = sending[res.id]
             out = outcome_for_result(doc, res)
+            if out.state == "duplicate" and doc.id in already:
+                # a concurrent run wrote this very file's content with another ingest number
+                out = SeedOutcome(doc.seed, "indexed", "index", None, doc.id)
             outcomes.append(out)
             if out.state == "dead_letter":
                 failures.append((doc, res))
@@ -71,6 +76,17 @@ def index_documents(client, target: str, deadletter_index: str, docs: Iterable[D
         round_no += 1
         candidates = {i: c for i, c in candidates.items() if len(c) > round_no}
     return outcomes
+
+
+def _holding_this_content(client, target: str, docs: list[Document]) -> set[str]:
+    """Ids (of ``docs`` refused with a version conflict) whose indexed copy is this same file's
+    content: for those the index already holds what the file says, so the file is ``indexed``."""
+    if not docs:
+        return set()
+    res = client.mget(index=target, body={"ids": [d.id for d in docs]}, _source_includes=["seed"])
+    seen = {h["_id"]: h["_source"].get("seed", {}) for h in res["docs"] if h.get("found")}
+    return {d.id for d in docs
+            if (s := seen.get(d.id)) and (s.get("path"), s.get("sha256")) == (d.seed.rel, d.seed.sha256)}
 
 
 # ----------------------------------------------------------------------------- ledger entries

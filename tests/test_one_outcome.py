@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from dataclasses import replace
 import pytest
 
 from pipeline import index as ix
@@ -293,3 +294,22 @@ def test_a_batch_travels_as_json_and_comes_back_equal(tmp_path):
     assert [(s.rel, s.source) for s in again.seeds] == [("link.txt", "x/a.txt"), ("x/a.txt", "x/a.txt")]
     assert all(s.sha256 and s.seq for s in again.seeds)
     assert len({s.seq for s in again.seeds}) == 2  # new content: one ingest number each
+
+
+def test_the_same_file_written_by_two_runs_is_indexed_not_a_duplicate_of_itself(settings, client, tmp_path):
+    """Two overlapping runs number the same new content differently; the one that loses the version
+    race still finds its own content in the index, so its file is `indexed` (seen once in CI as 20
+    files ending `duplicate`)."""
+    from pipeline.flow import build_documents
+    from pipeline.outcomes import index_documents
+    from pipeline.report import RunReport
+
+    write(tmp_path / "a.txt", "A", "https://example.com/a")
+    options, target, p = _planned(settings, client, tmp_path)
+    (seed,) = p.batches[0].seeds
+    (doc,), _ = build_documents([seed], options, RunReport())
+    newer = replace(doc, version=doc.version + 10, seed=replace(seed, seq=seed.seq + 10))
+    assert [o.state for o in index_documents(client, target, settings.deadletter_index, [newer])] == ["indexed"]
+    assert [o.state for o in index_documents(client, target, settings.deadletter_index, [doc])] == ["indexed"]
+    other = replace(doc, seed=replace(seed, rel="b.txt", source="b.txt"))  # another file, same article
+    assert [o.state for o in index_documents(client, target, settings.deadletter_index, [other])] == ["duplicate"]
