@@ -57,7 +57,7 @@ def main() -> None:
         print(f"parse+normalize: {args.n} seeds in {dt:.2f}s = {args.n / dt:,.0f} seeds/s "
               f"({1000 * dt / args.n:.2f} ms/seed, {dc:.2f} CPU s)")
 
-        from pipeline import localnode
+        from devtools import localnode
         from pipeline.config import Settings, make_client
         from pipeline.flow import RunOptions, run
 

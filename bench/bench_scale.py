@@ -14,7 +14,7 @@ Paths (each pipeline path in a fresh subprocess: its CPU time and peak RSS are i
   rerun-1%   the pipeline again after 1 % of the files were edited.
 
 All rates are seed files per second (N / wall seconds) so the paths compare directly. Node: $OPENSEARCH_URL,
-else ``pipeline.localnode.start()``. The load average (the machine is shared) is recorded with every table.
+else ``devtools.localnode.start()``. The load average (the machine is shared) is recorded with every table.
 """
 
 from __future__ import annotations
@@ -357,7 +357,7 @@ def main() -> None:
     node = None
     url = os.environ.get("OPENSEARCH_URL")
     if not url:
-        from pipeline import localnode
+        from devtools import localnode
 
         node = localnode.start(progress=lambda m: None)
         url = node.url

@@ -11,7 +11,7 @@ Stages, one module each, with one named type at each boundary (see ``pipeline.ty
     ledger    -> LedgerEntry    (pipeline.ledger: what became of every seed file)
     report    -> RunReport      (pipeline.report)
 
-``pipeline.flow`` strings them together; ``pipeline.localnode`` runs a local OpenSearch for dev and tests.
+``pipeline.flow`` strings them together; ``devtools.localnode`` runs a local OpenSearch for dev and tests.
 
 This package never imports Airflow; ``dags/`` wires it into Airflow, ``python -m pipeline`` runs it alone.
 """

@@ -1,9 +1,10 @@
 """Command line: ``python -m pipeline`` (or ``seednews``).
 
     python -m pipeline run examples/seeds            # index a folder (OPENSEARCH_URL or 127.0.0.1:9200)
-    python -m pipeline run examples/seeds --local-node   # start/reuse the local dev node first
     python -m pipeline facets                        # topic facet counts of the index
-    python -m pipeline node start|stop|status        # the local OpenSearch node (pipeline.localnode)
+
+The local OpenSearch dev node is development tooling, outside this package: ``python -m devtools.localnode
+start|stop|status`` from a checkout.
 
 Exit codes: 0 every file indexed, unchanged or deliberately set aside (quarantined, duplicate);
 1 some documents failed to index (retried next run, or kept in the dead-letter index); 2 bad usage,
@@ -23,10 +24,6 @@ from .flow import DEFAULT_MAX_BATCHES, RunOptions, run
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    if getattr(args, "local_node", False) and not os.environ.get("OPENSEARCH_URL"):
-        from . import localnode
-
-        os.environ["OPENSEARCH_URL"] = localnode.ensure_running(progress=lambda m: print(m, file=sys.stderr)).url
     overrides = {"index_base": args.index} if getattr(args, "index", None) else {}
     return Settings.from_env(**overrides)
 
@@ -65,12 +62,6 @@ def cmd_facets(args: argparse.Namespace, settings: Settings | None = None) -> in
     return 0
 
 
-def cmd_node(args: argparse.Namespace) -> int:
-    from . import localnode
-
-    return localnode.main([args.action])
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -88,7 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lift the vanish guard: many seed files are gone on purpose, delete their articles")
     r.add_argument("--batches", type=int, default=DEFAULT_MAX_BATCHES, help="split the folder into at most N batches")
     r.add_argument("--index", help="index base / alias name (default: SEEDNEWS_INDEX or seednews-articles)")
-    r.add_argument("--local-node", action="store_true", help="start (or reuse) the local OpenSearch dev node")
     r.add_argument("--facets", action="store_true", help="print topic facet counts at the end")
     r.add_argument("--field", default="topics", help=argparse.SUPPRESS)
     r.add_argument("--json", action="store_true", help="also print the report as JSON")
@@ -97,12 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("facets", help="print facet counts of the index")
     f.add_argument("--field", default="topics")
     f.add_argument("--index")
-    f.add_argument("--local-node", action="store_true")
     f.set_defaults(func=cmd_facets)
-
-    n = sub.add_parser("node", help="manage the local OpenSearch dev node")
-    n.add_argument("action", choices=["start", "stop", "status", "install"])
-    n.set_defaults(func=cmd_node)
 
     from .dashboards import add_subparser as add_dashboards  # python -m pipeline dashboards import
     add_dashboards(sub)

@@ -36,6 +36,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # devtools/ (the local OpenSearch node) lives in the checkout, not in the wheel
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 DAG_ID = "seednews_index"
@@ -222,7 +223,7 @@ def opensearch_connection(progress) -> tuple[str, dict]:
     from pipeline.config import Settings
 
     if not os.environ.get("OPENSEARCH_URL"):
-        from pipeline import localnode
+        from devtools import localnode
 
         progress("no OPENSEARCH_URL: starting (or reusing) the local OpenSearch dev node")
         os.environ["OPENSEARCH_URL"] = localnode.ensure_running(progress=progress).url

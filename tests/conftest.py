@@ -1,4 +1,4 @@
-"""Shared fixtures. Integration tests use a REAL OpenSearch node: ``pipeline.localnode`` starts one on
+"""Shared fixtures. Integration tests use a REAL OpenSearch node: ``devtools.localnode`` starts one on
 127.0.0.1 (or uses ``OPENSEARCH_URL`` if set). One node serves the whole session; every test gets its
 own index base name, so tests never see each other's data."""
 
@@ -17,7 +17,7 @@ SAMPLE_SEEDS = ROOT / "examples" / "seeds"
 
 @pytest.fixture(scope="session")
 def opensearch_node():
-    from pipeline import localnode
+    from devtools import localnode
 
     node = localnode.start()
     try:

@@ -44,7 +44,7 @@ def test_every_service_the_readme_names_exists():
 
 
 def test_images_are_pinned_and_opensearch_matches_the_tested_version():
-    from pipeline.localnode import OPENSEARCH_VERSION
+    from devtools.localnode import OPENSEARCH_VERSION
 
     for name, svc in SERVICES.items():
         image = svc["image"]

@@ -27,7 +27,7 @@ import pytest
 from opensearchpy.exceptions import TransportError
 
 from pipeline import index as ix
-from pipeline import localnode
+from devtools import localnode
 from pipeline.config import Settings, make_client
 from pipeline.flow import RunOptions, run
 from pipeline.ledger import Ledger

@@ -1,4 +1,4 @@
-"""pipeline.localnode: a REAL single-node OpenSearch started without Docker.
+"""devtools.localnode: a REAL single-node OpenSearch started without Docker.
 
 One node is started for this module (independently of the session node in
 conftest, because one test stops it). ``OPENSEARCH_URL`` is removed for the
@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import localnode
+from devtools import localnode
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,7 +129,7 @@ def test_cli_start_reuse_status_stop(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "pipeline.localnode", *args, "--state-file", str(state)],
+            [sys.executable, "-m", "devtools.localnode", *args, "--state-file", str(state)],
             capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False)
 
     first = cli("start", "--data-dir", str(work / "home"))
@@ -317,7 +317,7 @@ def test_failed_root_start_pid_and_console_links_and_fifo_log(private_cache: Pat
     os.mkfifo(fifo)
     os.chown(fifo, uid, gid)
     before = {p: _snapshot(p) for p in (console, pid)}
-    code = ("import sys; from pathlib import Path; from pipeline import localnode as ln\n"
+    code = ("import sys; from pathlib import Path; from devtools import localnode as ln\n"
             "ln.HEAP_MAX = '1x'\n"
             "try:\n    ln.start(data_dir=Path(sys.argv[1]), wait=120, progress=lambda m: None)\n"
             "except RuntimeError as exc:\n    print(exc); sys.exit(3)\n")
@@ -348,7 +348,7 @@ def test_log_tail_refuses_devices_fifos_and_links_and_is_bounded(tmp_path: Path)
     big = tmp_path / "big"
     (big / "logs").mkdir(parents=True)
     (big / "logs" / "console.log").write_text("".join(f"line {i}\n" for i in range(600_000)))
-    code = ("import json, resource, sys; from pathlib import Path; from pipeline import localnode as ln\n"
+    code = ("import json, resource, sys; from pathlib import Path; from devtools import localnode as ln\n"
             "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
             "print(json.dumps([ln._log_tail(Path(h)) for h in sys.argv[1:]]))\n")
     try:

@@ -20,7 +20,8 @@ def test_wheel_works_outside_the_checkout(tmp_path, opensearch_url):
     (wheel,) = wheels.glob("seednews-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipeline/mappings/articles.template.json" in names and "pipeline/savedobjects/seednews.ndjson" in names
-    assert not any(n.startswith(("tests/", "dags/", "bench/")) for n in names)
+    assert not any(n.startswith(("tests/", "dags/", "bench/", "devtools/")) for n in names)
+    assert not any("localnode" in n for n in names)  # the dev node is tooling, not runtime
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

@@ -42,10 +42,10 @@ nothing and only checks that the cluster at that URL answers.
 
 Command line::
 
-    python -m pipeline.localnode install   # download, verify and unpack only
-    python -m pipeline.localnode start     # start a detached node, print its URL
-    python -m pipeline.localnode status    # print URL/pid of the running node
-    python -m pipeline.localnode stop      # stop it
+    python -m devtools.localnode install   # download, verify and unpack only
+    python -m devtools.localnode start     # start a detached node, print its URL
+    python -m devtools.localnode status    # print URL/pid of the running node
+    python -m devtools.localnode stop      # stop it
 """
 
 from __future__ import annotations
@@ -488,7 +488,7 @@ def download(url: str, dest: Path, progress: Progress = print, *, sha512: str | 
             actual = _hash_of(part, algorithm)
             if actual != expected:
                 part.unlink(missing_ok=True)
-                pinned = " (pinned in pipeline/localnode.py); refusing to use it" if sha512 else ""
+                pinned = " (pinned in devtools/localnode.py); refusing to use it" if sha512 else ""
                 raise RuntimeError(f"{label} mismatch for {url}: got {actual}, want {expected}{pinned}")
             os.replace(part, dest)
             return dest
@@ -1110,7 +1110,7 @@ def _config_files(dist: Path, home: Path, java: Path, http_port: int,
         "bootstrap.memory_lock": "false",
     }
     return {
-        "opensearch.yml": "# written by pipeline.localnode; rewritten at every start\n"
+        "opensearch.yml": "# written by devtools.localnode; rewritten at every start\n"
         + "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items()),
         "jvm.options": _jvm_options(dist, home, java),
         "log4j2.properties": (dist / "config" / "log4j2.properties").read_text(),
@@ -1437,7 +1437,7 @@ def _stderr(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.localnode",
+        prog="python -m devtools.localnode",
         description=f"Run a local single-node OpenSearch {OPENSEARCH_VERSION} without Docker.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
