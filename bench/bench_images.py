@@ -1,4 +1,4 @@
-"""Benchmark of pipeline.images (prints figures; not a test).
+"""Benchmark of pipeline.stages.images (prints figures; not a test).
 
 Loopback servers that add a fixed latency run in a separate process (the machine has 2 cores and the
 server side eats CPU too). Several hosts = several ports on 127.0.0.1 (every origin is its own
@@ -25,7 +25,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from pipeline.images import ImageCheckConfig, check_images, summarize  # noqa: E402
+from pipeline.stages.images.annotate import summarize
+from pipeline.stages.images.checker import check_images  # noqa: E402
+from pipeline.stages.images.config import ImageCheckConfig
 
 BODY = b"\xff\xd8\xff\xe0" + b"\x00" * 60
 HEAD_RESP = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(BODY)
@@ -159,7 +161,7 @@ def run_scenario(args, latency: float) -> dict[str, float]:
                 best = (wall, cpu)
         wall, cpu = best
         rate = args.n / wall
-        print(f"pipeline.images (aiohttp): {rate:8.0f} URLs/s   wall {wall:.2f}s   "
+        print(f"pipeline.stages.images (aiohttp): {rate:8.0f} URLs/s   wall {wall:.2f}s   "
               f"CPU {cpu / args.n * 1000:.3f} s/1000 checks")
         if latency > 0:
             print(f"  latency-bound ideal {ideal:.0f} URLs/s  (min(concurrency, hosts*per_host)={slots} / {latency}s)"
@@ -184,15 +186,15 @@ def run_scenario(args, latency: float) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pipeline import images
+    from pipeline.stages.images import config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=2000, help="unique URLs per measured run (default 2000)")
     p.add_argument("--latency", type=float, action="append", help="added server latency in s (repeatable; "
                    "default 0.05 and 0)")
     p.add_argument("--hosts", type=int, default=16, help="server ports = distinct origins (default 16)")
-    p.add_argument("--concurrency", type=int, default=images.DEFAULT_CONCURRENCY)
-    p.add_argument("--per-host", type=int, default=images.DEFAULT_PER_HOST)
+    p.add_argument("--concurrency", type=int, default=config.DEFAULT_CONCURRENCY)
+    p.add_argument("--per-host", type=int, default=config.DEFAULT_PER_HOST)
     p.add_argument("--repeat", type=int, default=3, help="measured runs per scenario, best is shown")
     p.add_argument("--sample", type=int, default=100, help="URLs for the naive sequential baseline (0 = skip)")
     p.add_argument("--threads-sample", type=int, default=1000, help="URLs for requests+threads (0 = skip)")

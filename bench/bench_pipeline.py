@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.discover import discover  # noqa: E402
-from pipeline.normalize import normalize  # noqa: E402
-from pipeline.parse import parse_seed  # noqa: E402
+from pipeline.stages.discover import discover  # noqa: E402
+from pipeline.stages.normalize import normalize  # noqa: E402
+from pipeline.stages.parse import parse_seed  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "seeds" / "002_2c91f7d39cae87f0.txt"
 
@@ -59,7 +59,7 @@ def main() -> None:
 
         from devtools import localnode
         from pipeline.config import Settings, make_client
-        from pipeline.flow import RunOptions, run
+        from pipeline.run.flow import RunOptions, run
 
         node = localnode.start(progress=lambda m: None)
         try:

@@ -6,7 +6,7 @@ Paths (each pipeline path in a fresh subprocess: its CPU time and peak RSS are i
 
   raw        ``_bulk`` of pre-built NDJSON for the same documents (one thread, ~5 MB requests); the
              documents are built before the clock starts. The ceiling the pipeline is measured against.
-  pipeline   ``pipeline.flow.run`` end to end (full rebuild into a fresh index, images off).
+  pipeline   ``pipeline.run.flow.run`` end to end (full rebuild into a fresh index, images off).
   airflow    ``airflow dags test seednews_index`` with the same conf (``--airflow``; slow to start).
   naive      pure-Python ``yaml.safe_load``, ``ftfy.fix_text`` on every string, one ``index`` call per
              document, on a subsample (``--naive-n``), EXTRAPOLATED to N.
@@ -61,10 +61,10 @@ def _client(url: str):
 
 def worker_raw(args) -> dict:
     """Build the documents (untimed), write NDJSON, then time only the ``_bulk`` POSTs."""
-    from pipeline import index as ix
-    from pipeline.discover import discover
-    from pipeline.normalize import normalize
-    from pipeline.parse import parse_seed
+    from pipeline.stages.discover import discover
+    from pipeline.stages.normalize import normalize
+    from pipeline.stages.parse import parse_seed
+    from pipeline.stores import indices
     from pipeline.types import SeedOutcome
 
     client = _client(args.url)
@@ -95,7 +95,7 @@ def worker_raw(args) -> dict:
     if cur:
         bodies.append(b"".join(cur))
     del lines
-    ix.ensure_templates(client, args.base)
+    indices.ensure_templates(client, args.base)
     client.indices.create(index=args.index)
     c0, _ = _usage()
     t0 = time.perf_counter()
@@ -111,15 +111,16 @@ def worker_raw(args) -> dict:
 
 
 def worker_pipeline(args) -> dict:
-    from pipeline import timing
     from pipeline.config import Settings
-    from pipeline.flow import RunOptions, run
+    from pipeline.run import timing
+    from pipeline.run.flow import RunOptions, run
 
     if args.levers_off:  # the reference: client json.dumps, 500-document requests, refresh on
-        from pipeline import index as ix
+        from pipeline.stages import index as ix
+        from pipeline.stores import indices
 
         ix.FAST_JSON, ix.BULK_CHUNK, ix.BULK_MAX_BYTES = False, 500, 10 * 1024 * 1024
-        ix.pause_refresh = lambda client, index: None
+        indices.pause_refresh = lambda client, index: None
         ix.bulk_index.__kwdefaults__["chunk_size"] = 500
     settings = Settings(opensearch_url=args.url, index_base=args.base, timeout=300)
     c0, _ = _usage()

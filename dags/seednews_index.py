@@ -20,12 +20,11 @@ Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-
-import logging
 
 from airflow.sdk import Asset, Param, dag, task
 
@@ -136,7 +135,8 @@ def _after_finalize(total, settings, options, params, target, run_id) -> None:
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException
 
-    from pipeline import alerts, runartifact
+    from pipeline.run import alerts
+    from pipeline.run import artifact as runartifact
 
     limit = params.get("max_quarantined_pct")
     limit = alerts.max_quarantined_pct() if limit is None else float(limit)
@@ -161,7 +161,7 @@ def _after_finalize(total, settings, options, params, target, run_id) -> None:
 
 
 def _options(params, run_id):
-    from pipeline.flow import RunOptions
+    from pipeline.run.flow import RunOptions
 
     return RunOptions(
         run_id=run_id,
@@ -199,7 +199,7 @@ def seednews_index():
     @task
     def prepare_index(params=None) -> str:
         """Template + alias (incremental) or a brand-new versioned index (full rebuild)."""
-        from pipeline.flow import prepare
+        from pipeline.run.flow import prepare
 
         settings = _settings(params)
         return prepare(None if params["dry_run"] else _client(settings), settings, bool(params["full_rebuild"]), bool(params["dry_run"]))
@@ -212,8 +212,8 @@ def seednews_index():
         before anything is deleted (no retries: retrying won't help)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from pipeline.flow import VanishedFolderError
-        from pipeline.flow import plan as make_plan
+        from pipeline.run.flow import VanishedFolderError
+        from pipeline.run.flow import plan as make_plan
 
         settings, options = _settings(params), _options(params, run_id)
         try:
@@ -232,9 +232,9 @@ def seednews_index():
     @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=4)
     def process_batch(batch: dict, target: str, params=None, run_id=None) -> dict:
         """read -> parse -> normalize -> check images -> bulk index, for one batch of seed files."""
-        from pipeline.flow import Batch
-        from pipeline.flow import process_batch as run_batch
-        from pipeline.report import RunReport
+        from pipeline.run.flow import Batch
+        from pipeline.run.flow import process_batch as run_batch
+        from pipeline.run.report import RunReport
 
         settings = _settings(params)
         options = _options(params, run_id)
@@ -251,9 +251,9 @@ def seednews_index():
         print the run's summary. Data problems fail the task without retries (retrying won't help)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from pipeline.flow import ValidationFailed
-        from pipeline.flow import finalize as finish
-        from pipeline.report import RunReport
+        from pipeline.run.flow import ValidationFailed
+        from pipeline.run.flow import finalize as finish
+        from pipeline.run.report import RunReport
 
         settings = _settings(params)
         options = _options(params, run_id)

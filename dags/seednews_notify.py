@@ -3,7 +3,7 @@
 The webhook URL comes from the environment of the process that runs the callback
 (``SEEDNEWS_ALERT_WEBHOOK``), read when the failure happens, never at DAG parse time; unset means
 "no alert channel", which is logged as a warning in the failed task's log. The message is built by
-``pipeline.alerts`` (no Airflow there): DAG id, run id, task id, try, the exception and the log URL.
+``pipeline.run.alerts`` (no Airflow there): DAG id, run id, task id, try, the exception and the log URL.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class WebhookNotifier(BaseNotifier):
         self.env_var = env_var
 
     def notify(self, context) -> None:
-        from pipeline.alerts import failure_payload, post_webhook
+        from pipeline.run.alerts import failure_payload, post_webhook
 
         url = self.url or os.environ.get(self.env_var)
         if not url:

@@ -1,5 +1,8 @@
 """Obtain and run a real single-node OpenSearch on 127.0.0.1 without Docker.
 
+(Long on purpose: when run as root this module is one security argument, from the pinned download
+to the node user's home, and it is reviewed as one; it is checkout-only tooling, never shipped.)
+
 Used by the test suite and by the README quick start. The node is the official
 OpenSearch ``integ-test-zip`` distribution from Maven Central (it ships the core
 modules, among them ``analysis-common`` and ``mapper-extras``), started with its

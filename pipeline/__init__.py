@@ -2,16 +2,16 @@
 
 Stages, one module each, with one named type at each boundary (see ``pipeline.types``)::
 
-    discover  -> SeedFile       (pipeline.discover; pipeline.plan compares it with the ledger)
-    parse     -> SeedRecord     (pipeline.parse)       | SeedOutcome (quarantined)
-    normalize -> Document       (pipeline.normalize)
-    images    -> Document + image verdicts (pipeline.images; netsafe, imagecache, imagetypes)
-    index     -> ItemResult     (pipeline.index)
-    outcomes  -> SeedOutcome    (pipeline.outcomes: bulk results -> outcomes -> ledger + report)
-    ledger    -> LedgerEntry    (pipeline.ledger: what became of every seed file)
-    report    -> RunReport      (pipeline.report)
+    discover  -> SeedFile       (pipeline.stages.discover; pipeline.stages.plan compares it with the ledger)
+    parse     -> SeedRecord     (pipeline.stages.parse)       | SeedOutcome (quarantined)
+    normalize -> Document       (pipeline.stages.normalize)
+    images    -> Document + image verdicts (pipeline.stages.images; netsafe, imagecache, imagetypes)
+    index     -> ItemResult     (pipeline.stages.index)
+    outcomes  -> SeedOutcome    (pipeline.stages.outcomes: bulk results -> outcomes -> ledger + report)
+    ledger    -> LedgerEntry    (pipeline.stores.ledger: what became of every seed file)
+    report    -> RunReport      (pipeline.run.report)
 
-``pipeline.flow`` strings them together; ``devtools.localnode`` runs a local OpenSearch for dev and tests.
+``pipeline.run.flow`` strings them together; ``devtools.localnode`` runs a local OpenSearch for dev and tests.
 
 This package never imports Airflow; ``dags/`` wires it into Airflow, ``python -m pipeline`` runs it alone.
 """

@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
-from .config import Settings, make_client
-from .flow import DEFAULT_MAX_BATCHES, RunOptions, run
+from pipeline.config import Settings, make_client
+from pipeline.run.flow import DEFAULT_MAX_BATCHES, RunOptions, run
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -51,13 +50,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_facets(args: argparse.Namespace, settings: Settings | None = None) -> int:
-    from . import index as ix
+    from pipeline.stores import indices
 
     settings = settings or _settings(args)
     client = make_client(settings)
-    total = ix.count(client, settings.alias)
+    total = indices.count(client, settings.alias)
     print(f"{total} documents in {settings.alias}; facet '{args.field}':")
-    for value, n in ix.facet(client, settings.alias, args.field):
+    for value, n in indices.facet(client, settings.alias, args.field):
         print(f"  {value}: {n}")
     return 0
 
@@ -89,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--index")
     f.set_defaults(func=cmd_facets)
 
-    from .dashboards import add_subparser as add_dashboards  # python -m pipeline dashboards import
+    from pipeline.dashboards.load import (
+        add_subparser as add_dashboards,  # python -m pipeline dashboards import
+    )
     add_dashboards(sub)
     return parser
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def describe_error(exc: BaseException) -> str:
     """One line for a person: what went wrong with the cluster, never with a password in it."""
-    from .config import ConfigError, Settings, redact_url
+    from pipeline.config import ConfigError, Settings, redact_url
 
     if isinstance(exc, ConfigError):
         return str(exc)
@@ -125,7 +126,11 @@ def describe_error(exc: BaseException) -> str:
         return str(bad)
     text = f"{type(exc).__name__}: {exc}"
     try:
-        from opensearchpy.exceptions import AuthenticationException, AuthorizationException, SSLError
+        from opensearchpy.exceptions import (
+            AuthenticationException,
+            AuthorizationException,
+            SSLError,
+        )
     except ImportError:  # pragma: no cover
         return redact_url(text)
     if isinstance(exc, AuthenticationException):
@@ -140,7 +145,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _short(text: str, limit: int = 400) -> str:
-    from .config import redact_url
+    from pipeline.config import redact_url
 
     text = redact_url(" ".join(text.split()))
     return text if len(text) <= limit else text[:limit] + "..."

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from pipeline.errors import ConfigError
+
 DEFAULT_OPENSEARCH_URL = "http://127.0.0.1:9200"
 DEFAULT_INDEX_BASE = "seednews-articles"
 DEFAULT_TIMEOUT = 60.0
@@ -19,10 +21,6 @@ DEFAULT_RETENTION = 2  # old article indices kept after a full rebuild swaps the
 DEFAULT_MAX_RETRIES = 3  # client-side retries of one request (connection errors, timeouts)
 TRUE_WORDS = ("1", "true", "yes", "on", "y", "t")
 FALSE_WORDS = ("0", "false", "no", "off", "n", "f", "")
-
-
-class ConfigError(ValueError):
-    """A setting that cannot be used as given; the message never contains a password."""
 
 
 def parse_bool(value: object, *, name: str = "value", default: bool | None = None) -> bool:

@@ -5,7 +5,9 @@ Every timestamp the pipeline writes is UTC, seconds precision, ``2021-10-06T11:1
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
 from datetime import date, datetime, timezone
 
 MIN_YEAR = 1800
@@ -52,3 +54,19 @@ def parse_datetime(value: str | datetime | date) -> datetime:
 def utc_iso(value: str | datetime | date) -> str:
     """``2021-10-06T13:10:00+02:00`` -> ``2021-10-06T11:10:00Z`` (seconds precision)."""
     return parse_datetime(value).replace(microsecond=0).strftime(UTC_FORMAT)
+
+
+def iso_utc(ts: float) -> str:
+    """``1700000000.0`` -> ``"2023-11-14T22:13:20Z"``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def parse_iso_utc(s: str) -> float:
+    """Inverse of :func:`iso_utc` (also accepts offsets and fractions)."""
+    try:
+        return float(calendar.timegm(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()

@@ -8,7 +8,7 @@ The path of one seed::
     normalize -> Document                      | SeedOutcome ("quarantined")
     index     -> ItemResult per bulk item      -> SeedOutcome (indexed, duplicate, failed, dead_letter)
 
-Every seed a run sees ends in exactly one ``SeedOutcome``; ``pipeline.outcomes`` is the one place that
+Every seed a run sees ends in exactly one ``SeedOutcome``; ``pipeline.stages.outcomes`` is the one place that
 turns outcomes into ledger entries and report counts. Stages return values, they do not raise for bad
 data; an exception out of a stage is a bug or an infrastructure failure, and fails the task.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -67,7 +68,7 @@ class SeedFile:
                    the folder)
     ``size``, ``mtime_ns``, ``ctime_ns``, ``ino``: what ``stat`` said (the cheap change filter)
     ``sha256``     the content hash (the truth; empty until hashed)
-    ``seq``        the ingest sequence of this content (the document's version: see ``pipeline.plan``)
+    ``seq``        the ingest sequence of this content (the document's version: see ``pipeline.stages.plan``)
     """
 
     root: str
@@ -188,3 +189,46 @@ class ItemResult:
     result: str  # "created" | "updated" | "conflict" | "failed"
     error: str | None = None
     retryable: bool = False  # failed for a passing reason (busy, 5xx): retry later, do not dead-letter
+
+
+@dataclass(frozen=True)
+class ImageVerdict:
+    """The outcome of checking one URL. ``url`` is the URL exactly as given by the caller."""
+
+    url: str
+    status: str
+    http_code: int | None
+    reason: str
+    checked_at: str
+    final_url: str | None = None
+
+    @property
+    def transient(self) -> bool:
+        """True when checking again later may well give another answer (cached for less time)."""
+        if self.status in ("timeout", "unreachable"):
+            return True
+        if self.status == "broken" and self.http_code is not None:
+            return self.http_code in (408, 425, 429) or self.http_code >= 500
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "status": self.status,
+            "http_code": self.http_code,
+            "reason": self.reason,
+            "checked_at": self.checked_at,
+            "final_url": self.final_url,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ImageVerdict:
+        code = d.get("http_code")
+        return cls(
+            url=str(d["url"]),
+            status=str(d["status"]),
+            http_code=int(code) if code is not None else None,
+            reason=str(d.get("reason") or ""),
+            checked_at=str(d["checked_at"]),
+            final_url=d.get("final_url"),
+        )

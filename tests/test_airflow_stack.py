@@ -19,7 +19,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -193,12 +192,12 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
     assert state == "success", summary
     assert summary == [("finalize", -1, "success"), ("plan", -1, "success"), ("prepare_index", -1, "success"),
                        ("process_batch", 0, "success"), ("process_batch", 1, "success")]
-    from pipeline import index as ix
+    from pipeline.stores import indices
 
     client = _client(stack["url"])
     client.indices.refresh(index=stack["index"])
-    assert ix.count(client, stack["index"]) == 2
-    assert dict(ix.facet(client, stack["index"], "topics")) == {"AI": 2, "Computer Vision": 1}
+    assert indices.count(client, stack["index"]) == 2
+    assert dict(indices.facet(client, stack["index"], "topics")) == {"AI": 2, "Computer Vision": 1}
     # the Markdown report, and the Asset event saying when the index was refreshed
     reports = list((stack["home"] / "reports").glob("seednews-manual__*.md"))
     assert any("| indexed | 2 |" in r.read_text() for r in reports)
@@ -213,9 +212,9 @@ def test_nightly_run_starts_by_itself_after_deployment(stack):
     assert [r["state"] for r in runs] == ["success"]
     client = _client(stack["url"])
     client.indices.refresh(index=f"{stack['index']}-nightly")
-    from pipeline import index as ix
+    from pipeline.stores import indices
 
-    assert ix.count(client, f"{stack['index']}-nightly") == 2
+    assert indices.count(client, f"{stack['index']}-nightly") == 2
 
 
 def test_all_quarantined_run_fails_and_alerts_a_person(stack):
@@ -306,9 +305,9 @@ def test_browser_trigger_form_defaults_trigger_and_success(stack):
         _shot(page, "05-run-succeeded")
         client = _client(stack["url"])
         client.indices.refresh(index=f"{stack['index']}-ui")
-        from pipeline import index as ix
+        from pipeline.stores import indices
 
-        assert ix.count(client, f"{stack['index']}-ui") == 2
+        assert indices.count(client, f"{stack['index']}-ui") == 2
     finally:
         browser.close()
         pw.stop()

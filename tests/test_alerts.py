@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipeline import alerts, runartifact
+from pipeline.run import alerts
+from pipeline.run import artifact as runartifact
 
 
 class _Sink(BaseHTTPRequestHandler):

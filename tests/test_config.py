@@ -18,7 +18,13 @@ def test_env_credentials_win_and_defaults_are_local():
 # ---------------------------------------------------------------- URL credentials
 import pytest
 
-from pipeline.config import ConfigError, parse_bool, redact_url, settings_from_connection, split_credentials
+from pipeline.config import (
+    ConfigError,
+    parse_bool,
+    redact_url,
+    settings_from_connection,
+    split_credentials,
+)
 
 
 def test_url_credentials_are_percent_decoded():

@@ -7,11 +7,12 @@ from datetime import datetime
 
 import pytest
 
-from pipeline import images
-from pipeline.discover import discover
-from pipeline.index import article_mapping, load_template
-from pipeline.normalize import normalize
-from pipeline.parse import parse_seed
+from pipeline import types as types_
+from pipeline.stages.discover import discover
+from pipeline.stages.images import annotate
+from pipeline.stages.normalize import normalize
+from pipeline.stages.parse import parse_seed
+from pipeline.stores.indices import article_mapping, load_template
 from tests.conftest import DATA, SAMPLE_SEEDS
 
 COMPATIBLE = {
@@ -28,11 +29,11 @@ def _documents():
         seeds, _ = discover(folder)
         out += [normalize(parse_seed(s)) for s in seeds]
     verdicts = {
-        u: images.ImageVerdict(url=u, status="broken", http_code=404, reason="HTTP 404 Not Found",
+        u: types_.ImageVerdict(url=u, status="broken", http_code=404, reason="HTTP 404 Not Found",
                                checked_at="2026-11-22T00:00:00Z")
-        for d in out for u in images.collect_image_urls(d.source)
+        for d in out for u in annotate.collect_image_urls(d.source)
     }
-    return [{**images.annotate_document(d.source, verdicts), "indexed_at": "2026-11-22T00:00:00Z"} for d in out]
+    return [{**annotate.annotate_document(d.source, verdicts), "indexed_at": "2026-11-22T00:00:00Z"} for d in out]
 
 
 def _check(value, mapping: dict, path: str, problems: list[str]) -> None:
@@ -76,8 +77,8 @@ def test_mapping_is_strict_and_secured_is_not_indexed():
 
 def test_image_mapping_matches_the_checker():
     props = article_mapping()["properties"]
-    assert props["images"]["properties"]["check"] == images.IMAGE_CHECK_MAPPING
-    for name, spec in images.DOCUMENT_FACETS_MAPPING.items():
+    assert props["images"]["properties"]["check"] == annotate.IMAGE_CHECK_MAPPING
+    for name, spec in annotate.DOCUMENT_FACETS_MAPPING.items():
         assert props[name] == spec
 
 

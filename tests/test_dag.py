@@ -96,8 +96,8 @@ def _dags_test(airflow_env, opensearch_url, conf: dict) -> subprocess.CompletedP
 
 
 def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
-    from pipeline import index as ix
     from pipeline.config import Settings, make_client
+    from pipeline.stores import indices
 
     shutil.copy(DATA / "seeds" / "bad" / "invalid_yaml.txt", seed_dir / "001_broken.txt")
     base = f"dagtest-{uuid.uuid4().hex[:8]}"
@@ -114,8 +114,8 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
             assert ("3 seed files seen: 2 indexed, 1 quarantined" if attempt == 1
                     else "3 seed files seen: 3 unchanged") in log
             client.indices.refresh(index=base)
-            assert ix.count(client, base) == 2
-            assert dict(ix.facet(client, base, "topics")) == {"AI": 2, "Computer Vision": 1}
+            assert indices.count(client, base) == 2
+            assert dict(indices.facet(client, base, "topics")) == {"AI": 2, "Computer Vision": 1}
         hits = client.search(index=base, body={"query": {"match_phrase": {"excerpt": "surveillance—a development"}}})
         assert [h["_source"]["provider"]["name"] for h in hits["hits"]["hits"]] == ["Common Dreams"]
         # image checks ran inside the batch tasks: the public image hosts are unreachable from here, and

@@ -1,5 +1,5 @@
-"""OpenSearch Dashboards as code (dashboards/seednews.ndjson, pipeline/dashboard_objects.py,
-pipeline/dashboards.py).
+"""OpenSearch Dashboards as code (dashboards/seednews.ndjson, pipeline/dashboards/objects.py,
+pipeline/dashboards/load.py).
 
 Dashboards itself cannot run here, so this tests what can be tested without it:
 
@@ -26,15 +26,14 @@ import threading
 from contextlib import contextmanager
 from email.parser import BytesParser
 from email.policy import HTTP
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline import cli
-from pipeline import dashboard_objects as objs
-from pipeline import dashboards as dash
-from pipeline.normalize import canonical_topic
+from pipeline.dashboards import load as dash
+from pipeline.dashboards import objects as objs
+from pipeline.stages.normalize import canonical_topic
 from tests.conftest import DATA, ROOT, SAMPLE_SEEDS
 
 NDJSON = ROOT / "dashboards" / "seednews.ndjson"
@@ -81,7 +80,7 @@ def _index_pattern_of(obj: dict[str, Any]) -> str:
 
 # ============================================================================ the file
 def test_committed_file_is_the_generator_output():
-    assert NDJSON.read_text(encoding="utf-8") == objs.render(), "run: .venv/bin/python -m pipeline.dashboard_objects"
+    assert NDJSON.read_text(encoding="utf-8") == objs.render(), "run: .venv/bin/python -m pipeline.dashboards.objects"
     assert objs.main(["--check"]) == 0
 
 
@@ -383,8 +382,8 @@ def indexed(settings, client, tmp_path):
     """The two sample seeds (their image URLs served by a loopback server: TechCrunch's image is fine,
     Common Dreams' is a 404), two seeds that are quarantined (bad YAML, bad date) and one whose document
     OpenSearch refuses (quality overflows an integer: dead letter). Returns the run report."""
-    from pipeline.flow import RunOptions, run
-    from pipeline.images import ImageCheckConfig
+    from pipeline.run.flow import RunOptions, run
+    from pipeline.stages.images.config import ImageCheckConfig
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from pipeline.discover import SeedRootError, discover, is_seed_name, make_batches
+from pipeline.stages.discover import SeedRootError, discover, is_seed_name, make_batches
 
 
 @pytest.mark.parametrize("name", ["000_9af88004a1e871b6.txt", "a.md"])

@@ -19,13 +19,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from corpus import generate  # noqa: E402
 
-from pipeline import index as ix  # noqa: E402
-from pipeline import normalize as nz  # noqa: E402
-from pipeline import yamlsafe  # noqa: E402
-from pipeline.discover import discover  # noqa: E402
-from pipeline.normalize import normalize  # noqa: E402
-from pipeline.parse import parse_seed  # noqa: E402
-from pipeline.textfix import HUMAN_TEXT, Fixed  # noqa: E402
+from pipeline.safety import yamlsafe  # noqa: E402
+from pipeline.stages import index as ix  # noqa: E402
+from pipeline.stages import normalize as nz  # noqa: E402
+from pipeline.stages.discover import discover  # noqa: E402
+from pipeline.stages.normalize import normalize  # noqa: E402
+from pipeline.stages.parse import parse_seed  # noqa: E402
+from pipeline.stages.textfix import HUMAN_TEXT, Fixed  # noqa: E402
 from pipeline.types import SeedOutcome  # noqa: E402
 
 
@@ -109,7 +109,7 @@ def test_bulk_bodies_are_the_clients_json(corpus):
 def test_fast_and_plain_runs_leave_the_same_index(corpus, opensearch_url, monkeypatch):
     """End to end against the node: same outcome counts, same stored documents."""
     from pipeline.config import Settings, make_client
-    from pipeline.flow import RunOptions, run
+    from pipeline.run.flow import RunOptions, run
 
     stored, reports = [], []
     client = make_client(Settings(opensearch_url=opensearch_url))

@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 from opensearchpy.exceptions import TransportError
 
-from pipeline import index as ix
 from devtools import localnode
 from pipeline.config import Settings, make_client
-from pipeline.flow import RunOptions, run
-from pipeline.ledger import Ledger
+from pipeline.run.flow import RunOptions, run
+from pipeline.stores import indices
+from pipeline.stores.ledger import Ledger
 from pipeline.types import entry_key
 from tests import faultkit as fk
 
@@ -75,19 +75,19 @@ def assert_exactly_indexed(client, settings: Settings, seed_dir: Path, ids: list
     behind the alias, and a ledger saying ``indexed`` for every file and nothing else."""
     n = len(ids)
     assert len(set(ids)) == n
-    ix.refresh(client, settings.alias)
-    behind = ix.alias_indices(client, settings.alias)
+    indices.refresh(client, settings.alias)
+    behind = indices.alias_indices(client, settings.alias)
     assert len(behind) == 1, behind
-    versions = sorted(client.indices.get(index=ix.versions_pattern(settings.index_base), expand_wildcards="all"))
+    versions = sorted(client.indices.get(index=indices.versions_pattern(settings.index_base), expand_wildcards="all"))
     assert versions == behind, f"stray article indices: {versions}"
-    assert ix.count(client, settings.alias) == n
+    assert indices.count(client, settings.alias) == n
     missing = set(ids) - present(client, settings.alias, ids)
     assert not missing, f"{len(missing)} seeds have no document, e.g. {sorted(missing)[:3]}"
     root = str(seed_dir.resolve())
     assert Ledger(client, settings.ledger_index).counts(root) == {"indexed": n}
     assert ledger_indexed_doc_ids(client, settings, root) == set(ids)
     if client.indices.exists(index=settings.deadletter_index):
-        assert ix.count(client, settings.deadletter_index) == 0
+        assert indices.count(client, settings.deadletter_index) == 0
 
 
 # ----------------------------------------------------------------------------- 1. node crash
@@ -132,8 +132,8 @@ def test_opensearch_killed_mid_bulk_then_restarted(tmp_path, monkeypatch):
 
         # what survived the crash: every file the ledger calls indexed is in the index (acknowledged
         # writes are durable), and the ledger holds whole batches only
-        ix.refresh(client, settings.alias)
-        survived = ix.count(client, settings.alias)
+        indices.refresh(client, settings.alias)
+        survived = indices.count(client, settings.alias)
         claimed = assert_ledger_never_ahead_of_the_index(client, settings, root)
         assert len(claimed) % per_batch == 0 and per_batch <= len(claimed) <= n
         if observed < 2 * per_batch:  # killed while batch 2 was being written: only batch 1 recorded
@@ -271,8 +271,8 @@ def test_worker_killed_mid_batch_then_rerun(settings, client, tmp_path):
         cli.kill()
     observed = seen[-1]
 
-    ix.refresh(client, settings.alias)
-    in_index = ix.count(client, settings.alias)
+    indices.refresh(client, settings.alias)
+    in_index = indices.count(client, settings.alias)
     claimed = assert_ledger_never_ahead_of_the_index(client, settings, root)
     assert len(claimed) in (per_batch, n) and in_index >= len(claimed)
     if observed < n:  # killed while batch 2 was being written
@@ -317,8 +317,8 @@ def test_node_that_stays_unavailable_ends_the_run_with_an_error_and_records_noth
     entries = ledger.lookup([entry_key(root, f"s{i:05d}.txt") for i in range(n)])
     assert sorted(e.path for e in entries.values()) == [f"s{i:05d}.txt" for i in range(per_batch)]  # batch 2: nothing
     assert {e.state for e in entries.values()} == {"indexed"}
-    ix.refresh(client, settings.alias)
-    assert ix.count(client, settings.alias) == per_batch  # batch 2 never reached the node
+    indices.refresh(client, settings.alias)
+    assert indices.count(client, settings.alias) == per_batch  # batch 2 never reached the node
     assert_ledger_never_ahead_of_the_index(client, settings, root)
 
     report = run(settings, options, client=client, emit=QUIET)  # the healthy path

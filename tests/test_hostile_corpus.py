@@ -9,9 +9,9 @@ import resource
 import shutil
 import threading
 
-from pipeline import index as ix
-from pipeline.flow import RunOptions, run
-from pipeline.ledger import Ledger
+from pipeline.run.flow import RunOptions, run
+from pipeline.stores import indices
+from pipeline.stores.ledger import Ledger
 from tests.conftest import DATA, SAMPLE_SEEDS
 
 EXPECTED_BAD = json.loads((DATA / "seeds" / "expected_bad.json").read_text(encoding="utf-8"))
@@ -53,7 +53,7 @@ def test_hostile_corpus(settings, client, tmp_path):
     assert [d["path"] for d in report.listed("duplicate")] == ["dup_of_commondreams.txt"]
     assert report.failed == []
     good = 7 + 2  # tests/data/seeds/good + the two samples
-    assert report.indexed == good and ix.count(client, settings.alias) == good
+    assert report.indexed == good and indices.count(client, settings.alias) == good
 
     counts = Ledger(client, settings.ledger_index).counts(str(root))
     # every seed-named file has its one outcome in the ledger too, the link out of the folder included
@@ -93,8 +93,8 @@ def test_two_runs_at_once_do_not_corrupt_anything(settings, tmp_path):
         assert errors == []
         assert all(r.failed == [] for r in reports)
         client.indices.refresh(index=settings.alias)
-        assert ix.count(client, settings.alias) == n
-        assert len(ix.alias_indices(client, settings.alias)) == 1  # no second index from a creation race
+        assert indices.count(client, settings.alias) == n
+        assert len(indices.alias_indices(client, settings.alias)) == 1  # no second index from a creation race
         assert Ledger(client, settings.ledger_index).counts(str(root)) == {"indexed": n}
     finally:
         client.indices.delete(index=f"{settings.index_base}*", ignore_unavailable=True, expand_wildcards="all")

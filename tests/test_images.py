@@ -1,4 +1,4 @@
-"""Tests of pipeline.images against REAL HTTP servers on loopback (no mocked HTTP client).
+"""Tests of pipeline.stages.images against REAL HTTP servers on loopback (no mocked HTTP client).
 
 No test sends traffic to a non-loopback address: host names are mapped by an injected resolver,
 and URLs naming other addresses (10.0.0.1, ::1, 127.0.0.2 ...) must be refused before any connect.
@@ -18,18 +18,20 @@ from contextlib import contextmanager
 import aiohttp
 import pytest
 
-from pipeline import images as im
-from pipeline.images import (
-    AddressPolicy,
-    ImageCheckConfig,
-    ImageVerdict,
-    InMemoryVerdictCache,
-    OpenSearchVerdictCache,
+from pipeline import times
+from pipeline.safety import netsafe
+from pipeline.safety.netsafe import AddressPolicy
+from pipeline.stages.images import config, responses
+from pipeline.stages.images.annotate import (
     annotate_document,
-    check_images,
     collect_image_urls,
     summarize,
 )
+from pipeline.stages.images.checker import check_images
+from pipeline.stages.images.config import ImageCheckConfig
+from pipeline.stores import imagecache
+from pipeline.stores.imagecache import InMemoryVerdictCache, OpenSearchVerdictCache
+from pipeline.types import ImageVerdict
 
 LOOPBACK = ("127.0.0.1/32",)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 56
@@ -298,7 +300,7 @@ def check1(url: str, config: ImageCheckConfig | None = None, **kw) -> ImageVerdi
 
 
 NOW = "2026-11-22T03:30:00Z"
-NOW_TS = im.parse_iso_utc(NOW)
+NOW_TS = times.parse_iso_utc(NOW)
 
 
 # --------------------------------------------------------------------------- basic verdicts
@@ -484,7 +486,7 @@ def test_hostname_resolving_to_blocked_address(server):
 
 def test_dns_failure_is_unreachable():
     async def resolver(host):
-        raise im.DNSLookupError(f"DNS lookup failed for {host!r}: Name or service not known")
+        raise netsafe.DNSLookupError(f"DNS lookup failed for {host!r}: Name or service not known")
 
     v = check1("http://nowhere.test/a.jpg", cfg(), resolver=resolver)
     assert (v.status, v.reason) == ("unreachable", "DNS lookup failed for 'nowhere.test': Name or service not known")
@@ -506,13 +508,13 @@ def test_connector_checks_the_address_actually_connected(server):
 
     async def go():
         policy = AddressPolicy()
-        async with aiohttp.ClientSession(connector=im.make_connector(policy), trust_env=False) as session:
+        async with aiohttp.ClientSession(connector=netsafe.make_connector(policy), trust_env=False) as session:
             with pytest.raises(aiohttp.ClientConnectorError) as ei:
                 await session.get(server.base + "/ok.jpg")
             return ei.value
 
     err = asyncio.run(go())
-    assert any(isinstance(e, im.BlockedAddressError) for e in im._exc_chain(err))
+    assert any(isinstance(e, netsafe.BlockedAddressError) for e in responses._exc_chain(err))
     time.sleep(0.05)
     assert server.stats.connections == 0
 
@@ -628,7 +630,7 @@ def test_second_run_makes_no_requests(server):
     assert (server.stats.total, server.stats.connections) == (requests, connections)
     assert {k: v for k, v in second.items() if k != "/relative.jpg"} == {
         k: v for k, v in first.items() if k != "/relative.jpg"}
-    assert second["/relative.jpg"].checked_at == im.iso_utc(NOW_TS + 60)  # recomputed, not cached
+    assert second["/relative.jpg"].checked_at == times.iso_utc(NOW_TS + 60)  # recomputed, not cached
     assert "/relative.jpg" not in cache.data  # static verdicts are never cached
 
 
@@ -641,7 +643,7 @@ def test_cache_age_limits(server):
     # two hours later: the transient 503 is checked again, definite answers are not
     out = check_images([ok, gone, flaky], config, cache=cache, now=NOW_TS + 7200)
     assert server.stats.requests - before == Counter({("HEAD", "/503.jpg"): 1})
-    assert out[ok].checked_at == NOW and out[flaky].checked_at == im.iso_utc(NOW_TS + 7200)
+    assert out[ok].checked_at == NOW and out[flaky].checked_at == times.iso_utc(NOW_TS + 7200)
     # eight days later everything is checked again
     before = server.stats.requests.copy()
     check_images([ok, gone, flaky], config, cache=cache, now=NOW_TS + 8 * 86400)
@@ -684,7 +686,7 @@ def test_opensearch_cache_against_real_node(server, opensearch_url):
         mapping = client.indices.get_mapping(index=index)[index]["mappings"]
         assert mapping["dynamic"] == "strict"
         client.indices.refresh(index=index)
-        doc = client.get(index=index, id=im.cache_doc_id(server.base + "/missing.jpg"))["_source"]
+        doc = client.get(index=index, id=imagecache.cache_doc_id(server.base + "/missing.jpg"))["_source"]
         assert doc["status"] == "broken" and doc["http_code"] == 404 and doc["host"] == "127.0.0.1"
         aggs = client.search(index=index, body={"size": 0, "aggs": {"s": {"terms": {"field": "status"}}}})
         assert {b["key"]: b["doc_count"] for b in aggs["aggregations"]["s"]["buckets"]} == {
@@ -697,31 +699,34 @@ def test_opensearch_cache_against_real_node(server, opensearch_url):
 # --------------------------------------------------------------------------- module layout
 
 
-def test_split_modules_are_re_exported():
-    """``pipeline.images`` stays the entry point: the names that moved out are the same objects here."""
-    from pipeline import imagecache, imagetypes, netsafe
+def test_package_exports_the_checker_api():
+    """``pipeline.stages.images`` is the entry point: every name it exports is the defining module's object."""
+    import importlib
 
-    for mod in (netsafe, imagecache, imagetypes):
-        for name in mod.__all__:
-            assert getattr(im, name) is getattr(mod, name), f"{mod.__name__}.{name}"
+    from pipeline.stages import images as im
+
     for name in im.__all__:
-        assert hasattr(im, name), name
+        obj = getattr(im, name)
+        home = getattr(obj, "__module__", None)
+        if home:  # classes and functions: the package hands out the very object its home module defines
+            assert getattr(importlib.import_module(home), name) is obj, name
+    assert {"check_images", "annotate_document", "summarize", "ImageCheckConfig"} <= set(im.__all__)
 
 
 # --------------------------------------------------------------------------- small pure helpers
 
 
 def test_parse_retry_after():
-    assert im.parse_retry_after("5", 0) == 5.0
-    assert im.parse_retry_after(None, 0) is None and im.parse_retry_after("soon", 0) is None
-    assert im.parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", 1445412500.0) == 10.0
+    assert responses.parse_retry_after("5", 0) == 5.0
+    assert responses.parse_retry_after(None, 0) is None and responses.parse_retry_after("soon", 0) is None
+    assert responses.parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", 1445412500.0) == 10.0
 
 
 def test_sniff_image():
-    assert im.sniff_image(PNG) == "PNG" and im.sniff_image(JPEG) == "JPEG"
-    assert im.sniff_image(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WebP"
-    assert im.sniff_image(b"<?xml version='1.0'?><svg xmlns='...'/>") == "SVG"
-    assert im.sniff_image(b"<html>") is None
+    assert responses.sniff_image(PNG) == "PNG" and responses.sniff_image(JPEG) == "JPEG"
+    assert responses.sniff_image(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WebP"
+    assert responses.sniff_image(b"<?xml version='1.0'?><svg xmlns='...'/>") == "SVG"
+    assert responses.sniff_image(b"<html>") is None
 
 
 def test_transient_classification():
@@ -737,7 +742,7 @@ def test_summarize():
     vs = [ImageVerdict("a", "ok", 200, "", NOW), ImageVerdict("b", "broken", 404, "", NOW),
           ImageVerdict("c", "ok", 200, "", NOW)]
     s = summarize(vs)
-    assert s["ok"] == 2 and s["broken"] == 1 and s["timeout"] == 0 and set(s) == set(im.STATUSES)
+    assert s["ok"] == 2 and s["broken"] == 1 and s["timeout"] == 0 and set(s) == set(config.STATUSES)
 
 
 def test_config_validation():
@@ -867,7 +872,7 @@ def test_get_fallback_reuses_connection_for_small_bodies(server):
 def _assert_usable_verdict(v: ImageVerdict) -> None:
     import json
 
-    assert v.status in im.STATUSES, v
+    assert v.status in config.STATUSES, v
     assert isinstance(v.reason, str) and 0 < len(v.reason) <= 600, v
     json.dumps(v.to_dict() if hasattr(v, "to_dict") else v.__dict__, ensure_ascii=False).encode("utf-8")
 
@@ -919,10 +924,10 @@ def test_garbage_content_length_is_a_verdict(server):
     [
         ("\u00b2", None), ("\u0661", None), ("\udcb2", None), ("1e3", None), ("-5", None), ("5.5", None),
         ("0x10", None), ("nan", None), ("inf", None), ("", None), (" 7 ", 7.0), ("0", 0.0),
-        ("9" * 400, im.MAX_RETRY_AFTER_SECONDS), ("Fri, 31 Dec 9999 23:59:59 GMT", im.MAX_RETRY_AFTER_SECONDS),
+        ("9" * 400, responses.MAX_RETRY_AFTER_SECONDS), ("Fri, 31 Dec 9999 23:59:59 GMT", responses.MAX_RETRY_AFTER_SECONDS),
         ("Mon, 99 Foo 2020 99:99:99 GMT", None), ("Thu, 01 Jan 1970 00:00:00 +9999", None), ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
         ("Wed, 21 Oct 2015 07:28:30 GMT", 10.0),
     ],
 )
 def test_parse_retry_after_hostile_values(value, expected):
-    assert im.parse_retry_after(value, 1445412500.0) == expected
+    assert responses.parse_retry_after(value, 1445412500.0) == expected

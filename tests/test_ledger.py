@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 
-from pipeline import flow
-from pipeline import index as ix
-from pipeline.flow import RunOptions, run
-from pipeline.ledger import Ledger
+from pipeline.run import flow
+from pipeline.run.flow import RunOptions, run
+from pipeline.stores import indices
+from pipeline.stores.ledger import Ledger
 from pipeline.types import entry_key
 from tests.conftest import DATA
 
@@ -111,7 +111,7 @@ def test_dead_letter_then_fix_then_replay(settings, client, tmp_path, monkeypatc
 
     # replay before the fix: still refused, still pending
     still = _run(settings, client, tmp_path, replay_dead_letters=True)
-    assert len(still.failed) == 1 and ix.count(client, settings.alias) == 1
+    assert len(still.failed) == 1 and indices.count(client, settings.alias) == 1
 
     # the fix: the mapping learns the field; replay lands it
     client.indices.put_mapping(index=settings.alias, body={"properties": {"sentiment": {"type": "float"}}})
@@ -130,7 +130,7 @@ def test_full_rebuild_validates_against_the_ledger(settings, client, tmp_path):
     report = _run(settings, client, tmp_path, full_rebuild=True)  # processes everything, ledger or not
     assert report.indexed == 5 and report.unchanged == 0
     assert any(n.startswith("alias ") for n in report.notes)
-    assert ix.count(client, settings.alias) == 5
+    assert indices.count(client, settings.alias) == 5
 
 
 def test_old_indices_beyond_retention_are_removed(settings, client, tmp_path):
@@ -138,9 +138,9 @@ def test_old_indices_beyond_retention_are_removed(settings, client, tmp_path):
     _run(settings, client, tmp_path)
     for _ in range(4):
         _run(settings, client, tmp_path, full_rebuild=True)
-    versions = sorted(client.indices.get(index=ix.versions_pattern(settings.index_base)).keys())
+    versions = sorted(client.indices.get(index=indices.versions_pattern(settings.index_base)).keys())
     assert len(versions) == settings.retention + 1  # the serving index + `retention` previous ones
-    assert ix.alias_indices(client, settings.alias) == [versions[-1]]
+    assert indices.alias_indices(client, settings.alias) == [versions[-1]]
 
 
 def test_big_batches_are_processed_in_chunks(settings, client, tmp_path, monkeypatch):
@@ -154,5 +154,5 @@ def test_big_batches_are_processed_in_chunks(settings, client, tmp_path, monkeyp
     assert "batch progress: 10/26 files" in lines and "batch progress: 26/26 files" in lines
     assert (report.indexed, report.n("duplicate")) == (25, 1) and report.failed == []
     assert [d["path"] for d in report.listed("duplicate")] == ["00_dup.txt"]
-    assert ix.count(client, settings.alias) == 25
+    assert indices.count(client, settings.alias) == 25
     assert dict(_docs(client, settings))["https://example.com/24"] == "t24"

@@ -1,4 +1,4 @@
-"""Property tests of pipeline.netsafe: which addresses the SSRF guard refuses (in every embedded
+"""Property tests of pipeline.safety.netsafe: which addresses the SSRF guard refuses (in every embedded
 form), what the allow-list opens, and how numeric host tricks are read.
 
 Nothing here sends traffic: the one ``check_images`` call uses non-canonical numeric hosts, which are
@@ -13,10 +13,10 @@ import socket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import netsafe as ns
-from pipeline.images import ImageCheckConfig, check_images
-from pipeline.netsafe import AddressPolicy
-
+from pipeline.safety import netsafe as ns
+from pipeline.safety.netsafe import AddressPolicy
+from pipeline.stages.images.checker import check_images
+from pipeline.stages.images.config import ImageCheckConfig
 
 # --------------------------------------------------------------------------- address policy properties
 

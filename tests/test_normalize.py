@@ -1,10 +1,9 @@
 import json
-import os
 
 import pytest
 
-from pipeline.discover import discover
-from pipeline.normalize import (
+from pipeline.stages.discover import discover
+from pipeline.stages.normalize import (
     canonical_topic,
     canonical_topics,
     canonical_url,
@@ -13,7 +12,7 @@ from pipeline.normalize import (
     normalize,
     utc_iso,
 )
-from pipeline.parse import parse_seed
+from pipeline.stages.parse import parse_seed
 from pipeline.types import Document
 from tests.conftest import DATA, SAMPLE_SEEDS
 

@@ -8,11 +8,20 @@ import os
 import shutil
 import threading
 from dataclasses import replace
+
 import pytest
 
-from pipeline import index as ix
-from pipeline.flow import RunOptions, VanishedFolderError, ValidationFailed, plan, prepare, process_batch, run
-from pipeline.ledger import Ledger
+from pipeline.run.flow import (
+    RunOptions,
+    ValidationFailed,
+    VanishedFolderError,
+    plan,
+    prepare,
+    process_batch,
+    run,
+)
+from pipeline.stores import indices
+from pipeline.stores.ledger import Ledger
 from pipeline.types import entry_key
 from tests.conftest import SAMPLE_SEEDS
 
@@ -71,7 +80,7 @@ def test_a_bad_value_quarantines_its_file_and_never_its_neighbours(settings, cli
         "validate", "field 'publishedDateTime' is not a date-time: '0001-01-01T00:00:00+01:00' (year 1 is outside 1800..2200)")
     assert all(stage == "yaml" for name, (stage, _) in reasons.items() if name != "early_date.txt"), reasons
     assert all(len(r) <= 300 for _, r in reasons.values())
-    assert ix.count(client, settings.alias) == 2
+    assert indices.count(client, settings.alias) == 2
 
 
 # ----------------------------------------------------------------------------- bad names
@@ -182,10 +191,10 @@ def test_the_vanish_guard_stops_mass_deletes(settings, client, tmp_path):
         (tmp_path / f"{i:02}.txt").unlink()
     with pytest.raises(VanishedFolderError, match=r"15 of the 20 seed files .* may be unmounted"):
         go(settings, client, tmp_path)
-    assert ix.count(client, settings.alias) == 20  # nothing deleted
+    assert indices.count(client, settings.alias) == 20  # nothing deleted
     report = go(settings, client, tmp_path, allow_mass_delete=True)
     assert (report.n("deleted"), report.removed, report.unchanged) == (15, 15, 5)
-    assert ix.count(client, settings.alias) == 5
+    assert indices.count(client, settings.alias) == 5
 
 
 def test_a_failed_rebuild_leaves_the_served_ledger_alone(settings, client, tmp_path):
@@ -221,7 +230,7 @@ def test_a_file_swapped_for_a_link_after_planning_is_not_read(settings, client, 
     (out,) = report.listed("changed")
     assert out["reason"] == "changed since it was planned: a symbolic link now stands in its path"
     assert "TOP-SECRET" not in repr(report.to_dict())
-    assert ix.count(client, settings.alias) == 0
+    assert indices.count(client, settings.alias) == 0
     # the next run sees what is there now: a link out of the folder, refused unread
     again = go(settings, client, folder)
     assert again.quarantined[0]["reason"] == "symbolic link points outside the seed folder"
@@ -256,7 +265,7 @@ def test_content_edited_after_planning_is_left_for_the_next_run(settings, client
 
 # ----------------------------------------------------------------------------- our own bugs are not bad data
 def test_a_bug_in_our_code_fails_the_run_instead_of_quarantining(settings, client, tmp_path, monkeypatch):
-    from pipeline import normalize
+    from pipeline.stages import normalize
 
     write(tmp_path / "a.txt")
     monkeypatch.setattr(normalize, "canonical_topics", lambda topics: {}["boom"])
@@ -266,7 +275,7 @@ def test_a_bug_in_our_code_fails_the_run_instead_of_quarantining(settings, clien
 
 
 def test_size_is_checked_before_anything_is_read(tmp_path, monkeypatch):
-    from pipeline import discover
+    from pipeline.stages import discover
 
     with open(tmp_path / "huge.txt", "wb") as fh:
         fh.truncate(30 * 1024 * 1024)
@@ -300,9 +309,9 @@ def test_the_same_file_written_by_two_runs_is_indexed_not_a_duplicate_of_itself(
     """Two overlapping runs number the same new content differently; the one that loses the version
     race still finds its own content in the index, so its file is `indexed` (seen once in CI as 20
     files ending `duplicate`)."""
-    from pipeline.flow import build_documents
-    from pipeline.outcomes import index_documents
-    from pipeline.report import RunReport
+    from pipeline.run.flow import build_documents
+    from pipeline.run.report import RunReport
+    from pipeline.stages.outcomes import index_documents
 
     write(tmp_path / "a.txt", "A", "https://example.com/a")
     options, target, p = _planned(settings, client, tmp_path)

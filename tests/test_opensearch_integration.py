@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from pipeline import index as ix
-from pipeline.flow import RunOptions, ValidationFailed, run
+from pipeline.run.flow import RunOptions, ValidationFailed, run
+from pipeline.stores import indices
 from tests.conftest import DATA
 
 
@@ -24,10 +24,10 @@ def _search(client, settings, query):
 def test_sample_seeds_are_indexed_with_topic_facets(settings, client, seed_dir):
     report = _run(settings, client, seed_dir)
     assert (report.files_seen, report.indexed, report.quarantined, report.failed) == (2, 2, [], [])
-    assert ix.count(client, settings.alias) == 2
-    assert dict(ix.facet(client, settings.alias, "topics")) == {"AI": 2, "Computer Vision": 1}
-    assert dict(ix.facet(client, settings.alias, "provider.name")) == {"TechCrunch": 1, "Common Dreams": 1}
-    assert dict(ix.facet(client, settings.alias, "published")) == {"true": 1, "false": 1}
+    assert indices.count(client, settings.alias) == 2
+    assert dict(indices.facet(client, settings.alias, "topics")) == {"AI": 2, "Computer Vision": 1}
+    assert dict(indices.facet(client, settings.alias, "provider.name")) == {"TechCrunch": 1, "Common Dreams": 1}
+    assert dict(indices.facet(client, settings.alias, "published")) == {"true": 1, "false": 1}
 
 
 def test_repaired_em_dash_is_searchable(settings, client, seed_dir):
@@ -59,7 +59,7 @@ def test_running_twice_leaves_exactly_two_documents(settings, client, seed_dir):
     second = _run(settings, client, seed_dir)  # the ledger knows both files: nothing is re-parsed
     third = _run(settings, client, seed_dir, skip_unchanged=False)  # even so, ids make it idempotent
     assert (first.indexed, second.unchanged, second.indexed, third.indexed) == (2, 2, 0, 2)
-    assert ix.count(client, settings.alias) == 2
+    assert indices.count(client, settings.alias) == 2
 
 
 def test_broken_seed_is_quarantined_and_the_rest_indexed(settings, client, seed_dir):
@@ -75,7 +75,7 @@ def test_broken_seed_is_quarantined_and_the_rest_indexed(settings, client, seed_
         }
     ]
     assert "001_broken.txt: yaml: while scanning a quoted scalar" in report.render()
-    assert ix.count(client, settings.alias) == 2
+    assert indices.count(client, settings.alias) == 2
 
 
 def test_the_copy_ingested_last_wins_across_batches_in_any_order(settings, client, tmp_path):
@@ -106,14 +106,14 @@ def test_mapping_rejection_goes_to_dead_letters(settings, client, seed_dir):
 
 def test_full_rebuild_swaps_alias_and_failed_rebuild_keeps_old_index(settings, client, seed_dir):
     _run(settings, client, seed_dir)
-    (old,) = ix.alias_indices(client, settings.alias)
+    (old,) = indices.alias_indices(client, settings.alias)
     _run(settings, client, seed_dir, full_rebuild=True)
-    (new,) = ix.alias_indices(client, settings.alias)
-    assert new != old and ix.count(client, settings.alias) == 2
+    (new,) = indices.alias_indices(client, settings.alias)
+    assert new != old and indices.count(client, settings.alias) == 2
 
     text = (seed_dir / "000_9af88004a1e871b6.txt").read_text(encoding="utf-8")
     (seed_dir / "000_9af88004a1e871b6.txt").write_text(text.replace("quality: 172", "quality: 99999999999"), encoding="utf-8")
     with pytest.raises(ValidationFailed, match="not promoted"):
         _run(settings, client, seed_dir, full_rebuild=True)
-    assert ix.alias_indices(client, settings.alias) == [new]
-    assert ix.count(client, settings.alias) == 2
+    assert indices.alias_indices(client, settings.alias) == [new]
+    assert indices.count(client, settings.alias) == 2

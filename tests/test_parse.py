@@ -1,10 +1,9 @@
 import json
-import os
 
 import pytest
 
-from pipeline.discover import discover
-from pipeline.parse import MAX_SEED_BYTES, ParseConfig, parse_seed, parse_text
+from pipeline.stages.discover import discover
+from pipeline.stages.parse import MAX_SEED_BYTES, ParseConfig, parse_seed, parse_text
 from pipeline.types import SeedOutcome, SeedRecord
 from tests.conftest import DATA, SAMPLE_SEEDS
 
@@ -103,8 +102,8 @@ def test_fast_and_pure_loaders_agree_on_every_case_file():
     """The libyaml-backed loader is an optimisation only: same data, same errors, on every case."""
     import yaml
 
-    from pipeline import yamlsafe
-    from pipeline.parse import decode, split_front_matter
+    from pipeline.safety import yamlsafe
+    from pipeline.stages.parse import decode, split_front_matter
 
     assert yamlsafe.FastUntrustedLoader is not None  # PyYAML here is built with libyaml
 

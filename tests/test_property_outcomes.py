@@ -16,13 +16,14 @@ import shutil
 import tempfile
 import uuid
 
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from pipeline.config import Settings, make_client
-from pipeline.discover import walk
-from pipeline.flow import RunOptions, run
-from pipeline.ledger import CARRYING, Ledger
+from pipeline.run.flow import RunOptions, run
+from pipeline.stages.discover import walk
+from pipeline.stores.ledger import CARRYING, Ledger
 from pipeline.types import SeedOutcome, display_path
 
 NAMES = ["a.txt", "b.txt", "sub/a.txt", "sub/deep/b.txt", "x y.md", "ünï.txt", b"caf\xe9.txt", "-dash.txt",

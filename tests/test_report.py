@@ -1,4 +1,4 @@
-from pipeline.report import MAX_SAMPLES, RunReport
+from pipeline.run.report import MAX_SAMPLES, RunReport
 from pipeline.types import SeedFile, SeedOutcome
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pipeline.textfix import fix_text
+from pipeline.stages.textfix import fix_text
 from tests.conftest import DATA
 
 CASES = json.loads((DATA / "textfix_cases.json").read_text(encoding="utf-8"))["cases"]

@@ -21,7 +21,8 @@ def test_wheel_works_outside_the_checkout(tmp_path, opensearch_url):
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipeline/mappings/articles.template.json" in names and "pipeline/savedobjects/seednews.ndjson" in names
     assert not any(n.startswith(("tests/", "dags/", "bench/", "devtools/")) for n in names)
-    assert not any("localnode" in n for n in names)  # the dev node is tooling, not runtime
+    assert not any("localnode" in n for n in names)
+    assert "pipeline/py.typed" in names and "pipeline/stages/images/checker.py" in names  # the dev node is tooling, not runtime
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
@@ -42,6 +43,6 @@ def test_wheel_works_outside_the_checkout(tmp_path, opensearch_url):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 seed files seen: 2 indexed" in out.stdout
     assert "AI: 2" in out.stdout
-    where = subprocess.run([str(py), "-c", "import pipeline, pipeline.index as i; print(pipeline.__file__, i.MAPPINGS_DIR)"],
+    where = subprocess.run([str(py), "-c", "import pipeline, pipeline.stores.indices as i; print(pipeline.__file__, i.MAPPINGS_DIR)"],
                            capture_output=True, text=True, cwd=tmp_path, env=env, check=True).stdout
     assert str(ROOT) not in where  # the code and the templates came from the wheel, not from this checkout

@@ -1,4 +1,4 @@
-"""pipeline.yamlsafe: whatever a seed holds, ``load`` gives JSON-compatible values or a ``yaml.YAMLError``.
+"""pipeline.safety.yamlsafe: whatever a seed holds, ``load`` gives JSON-compatible values or a ``yaml.YAMLError``.
 
 The example tests each pin one case that used to escape as a stray exception (or as a value JSON
 cannot hold); the Hypothesis tests check the two promises on generated text and documents:
@@ -15,8 +15,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import yamlsafe
-from pipeline.yamlsafe import load
+from pipeline.safety import yamlsafe
+from pipeline.safety.yamlsafe import load
 
 
 def refused(text: str) -> yaml.MarkedYAMLError:

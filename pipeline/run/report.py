@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .types import STATES, SeedOutcome
+from pipeline.types import STATES, SeedOutcome
 
 MAX_LISTED = 20  # per section in the text summary
 MAX_SAMPLES = 1000  # per state kept in memory; counts stay exact

@@ -6,7 +6,7 @@ Steps, each of which can quarantine the file with a reason naming the step (the 
 ``decode``      UTF-8 (a BOM is stripped); a NUL byte means binary junk. Legacy Windows-1252 is accepted
                 only when it decodes without control characters (``ParseConfig.allow_cp1252``)
 ``frontmatter`` the text must open with a ``---`` line and close with a ``---`` (or ``...``) line
-``yaml``        ``pipeline.yamlsafe.load`` (JSON-like values only, no aliases, bounded nesting and
+``yaml``        ``pipeline.safety.yamlsafe.load`` (JSON-like values only, no aliases, bounded nesting and
                 numbers); errors give the line *in the file*
 ``validate``    the fields are checked against ``SCHEMA``: required fields present, types right, URLs
                 absolute http(s), dates real and within ``times.MIN_YEAR..MAX_YEAR``. One bad element
@@ -26,10 +26,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import yamlsafe
-from .discover import hash_seed, read_seed
-from .times import parse_datetime
-from .types import SeedFile, SeedOutcome, SeedRecord, quarantine, short
+from pipeline.errors import SeedError
+from pipeline.safety import yamlsafe
+from pipeline.stages.discover import hash_seed, read_seed
+from pipeline.times import parse_datetime
+from pipeline.types import SeedFile, SeedOutcome, SeedRecord, quarantine, short
 
 MAX_SEED_BYTES = 1 << 20  # 1 MiB: real seeds are ~5 KB; anything this big is not a seed.
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -40,14 +41,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 class ParseConfig:
     max_bytes: int = MAX_SEED_BYTES
     allow_cp1252: bool = True
-
-
-class SeedError(ValueError):
-    """One seed failed one parse step. ``stage`` names the step; ``str()`` is the reason."""
-
-    def __init__(self, stage: str, reason: str) -> None:
-        super().__init__(reason)
-        self.stage = stage
 
 
 # ----------------------------------------------------------------------------- bytes -> text

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .parse import ParseConfig
-from .plan import VanishGuard
+from pipeline.stages.parse import ParseConfig
+from pipeline.stages.plan import VanishGuard
 
 DEFAULT_MAX_BATCHES = 4
 
@@ -23,4 +23,4 @@ class RunOptions:
     vanish_guard: VanishGuard = field(default_factory=VanishGuard)
     run_id: str = ""  # names this run in the ledger; the DAG passes Airflow's run_id
     parse: ParseConfig = field(default_factory=ParseConfig)
-    image_config: object | None = None  # pipeline.images.ImageCheckConfig; None = its defaults
+    image_config: object | None = None  # pipeline.stages.images.ImageCheckConfig; None = its defaults

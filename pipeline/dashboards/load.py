@@ -30,19 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, split_credentials
-from .config import parse_bool as config_parse_bool
-from .dashboard_objects import shipped_ndjson
+from pipeline.config import ConfigError, split_credentials
+from pipeline.config import parse_bool as config_parse_bool
+from pipeline.dashboards.objects import shipped_ndjson
+from pipeline.errors import DashboardsError
 
 NDJSON_PATH = shipped_ndjson()
 
 DEFAULT_URL = "http://127.0.0.1:5601"
 DEFAULT_TIMEOUT = 30.0
 IMPORT_PATH = "/api/saved_objects/_import"
-
-class DashboardsError(RuntimeError):
-    """Bad configuration or an unreachable Dashboards: a usage/infrastructure error (exit 2)."""
-
 
 def parse_bool(name: str, value: str | None, default: bool) -> bool:
     """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case, the words ``config.parse_bool``

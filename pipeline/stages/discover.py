@@ -34,7 +34,8 @@ import stat
 from collections.abc import Iterator
 from dataclasses import replace
 
-from .types import SeedFile, SeedOutcome, display_path, quarantine
+from pipeline.errors import SeedRootError
+from pipeline.types import SeedFile, SeedOutcome, display_path, quarantine
 
 DEFAULT_PATTERNS: tuple[str, ...] = ("*.txt", "*.md")
 EDITOR_SUFFIXES: tuple[str, ...] = ("~", ".swp", ".swo", ".swx", ".tmp", ".part", ".bak", ".orig")
@@ -42,10 +43,6 @@ READ_CHUNK = 1 << 16
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-class SeedRootError(ValueError):
-    """The seed folder itself is unusable (missing, not a folder). Raised: the whole run cannot start."""
 
 
 def is_seed_name(name: str, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> bool:

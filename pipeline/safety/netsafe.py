@@ -1,4 +1,4 @@
-"""May we connect to this address? The SSRF guard of the image checker (:mod:`pipeline.images`).
+"""May we connect to this address? The SSRF guard of the image checker (:mod:`pipeline.stages.images`).
 
 Image URLs come from documents, so their hosts are chosen by whoever wrote the documents. Only
 addresses on the public internet may be connected to:
@@ -21,7 +21,7 @@ addresses on the public internet may be connected to:
 Refusals raise :class:`BlockedAddressError`, failed lookups :class:`DNSLookupError` (both
 ``OSError``). Not handled here, because they are about HTTP rather than addresses: the http/https
 scheme rule, hop-by-hop redirect re-validation and ignoring proxy environment variables (all in
-:mod:`pipeline.images`).
+:mod:`pipeline.stages.images`).
 
 The address part (:func:`address_category`, :class:`AddressPolicy`, :func:`parse_legacy_ipv4`,
 :func:`is_canonical_ipv4`) uses the standard library only; aiohttp is imported because

@@ -3,8 +3,8 @@
 
 Regenerate after editing this module (a test fails while the committed file differs)::
 
-    .venv/bin/python -m pipeline.dashboard_objects            # rewrites dashboards/seednews.ndjson
-    .venv/bin/python -m pipeline.dashboard_objects --check    # exit 1 if the file is stale
+    .venv/bin/python -m pipeline.dashboards.objects            # rewrites dashboards/seednews.ndjson
+    .venv/bin/python -m pipeline.dashboards.objects --check    # exit 1 if the file is stale
 
 Objects use the current saved-object shape: a visualization or search names its index pattern through
 ``kibanaSavedObjectMeta.searchSourceJSON.indexRefName`` + ``references`` and a dashboard its panels
@@ -26,12 +26,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-NDJSON_PATH = Path(__file__).resolve().parent.parent / "dashboards" / "seednews.ndjson"  # the committed file
+NDJSON_PATH = Path(__file__).resolve().parent.parent.parent / "dashboards" / "seednews.ndjson"  # the committed file
 
 
 def shipped_ndjson():
     """The saved objects file, from the checkout or from the installed wheel."""
-    from .index import data_dir
+    from pipeline.resources import data_dir
 
     return data_dir("pipeline.savedobjects", "dashboards") / "seednews.ndjson"
 
@@ -84,7 +84,7 @@ DASH_OPERATORS = "seednews-dashboard-operators"
 Q_QUARANTINED = "state:quarantined"
 Q_PENDING = "pending:true"
 Q_UNPUBLISHED = "published:false"
-# image_health is no_images / unchecked / all_ok / some_broken / none_ok (pipeline/images.py
+# image_health is no_images / unchecked / all_ok / some_broken / none_ok (pipeline/stages/images.py
 # annotate_document); images_broken > 0 exactly when it is some_broken or none_ok.
 Q_BROKEN_IMAGES = "image_health:(some_broken or none_ok) or images_broken > 0"
 
@@ -351,7 +351,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.dashboard_objects", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.dashboards.objects", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed file differs")
     parser.add_argument("--output", type=Path, default=NDJSON_PATH)
     args = parser.parse_args(argv)
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
         if current != text:
-            print(f"{args.output} is stale: run python -m pipeline.dashboard_objects", file=sys.stderr)
+            print(f"{args.output} is stale: run python -m pipeline.dashboards.objects", file=sys.stderr)
             return 1
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)

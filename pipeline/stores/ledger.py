@@ -33,9 +33,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .index import load_template
-from .times import utc_now
-from .types import SeedFile, State, display_path, entry_key
+from pipeline.errors import LedgerError
+from pipeline.stores.indices import load_template
+from pipeline.times import utc_now
+from pipeline.types import SeedFile, State, display_path, entry_key
 
 LEDGER_TEMPLATE = "ledger.template.json"
 MGET_CHUNK = 1000
@@ -88,10 +89,6 @@ class LedgerEntry:
 def entry_for(seed: SeedFile, state: State, **kw: Any) -> LedgerEntry:
     return LedgerEntry(root=seed.root, path=display_path(seed.rel), state=state, sha256=seed.sha256, size=seed.size,
                        mtime_ns=seed.mtime_ns, ctime_ns=seed.ctime_ns, ino=seed.ino, seq=seed.seq, key=seed.key, **kw)
-
-
-class LedgerError(RuntimeError):
-    """The ledger could not be written: a ledger that silently lags would lie, so the task fails."""
 
 
 class Ledger:

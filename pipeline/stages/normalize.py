@@ -1,7 +1,7 @@
 """Stage 3, normalize: ``SeedRecord`` -> ``Document`` (the OpenSearch ``_source`` plus its ``_id``).
 
 - Human text (titles, excerpts, provider names, topics; nested ``related[]`` too) is repaired with
-  ``pipeline.textfix`` and every repair is recorded on the document.
+  ``pipeline.stages.textfix`` and every repair is recorded on the document.
 - Dates become UTC ISO-8601 (``2021-10-06T11:10:00Z``, ``pipeline.times``); no offset means UTC.
 - Topics get one canonical form per topic, so facets do not split on case or spacing (``canonical_topic``).
 - Article URLs get a canonical form (``canonical_url``) and the document id is derived from it
@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .textfix import fix_text
-from .times import parse_datetime, utc_iso  # noqa: F401 - parse_datetime re-exported for callers
-from .types import Document, Repair, SeedOutcome, SeedRecord
+from pipeline.stages.textfix import fix_text
+from pipeline.times import parse_datetime, utc_iso  # noqa: F401 - parse_datetime re-exported for callers
+from pipeline.types import Document, Repair, SeedOutcome, SeedRecord
 
-TOPICS_FILE = Path(__file__).parent / "data" / "topics.json"
+TOPICS_FILE = Path(__file__).resolve().parent.parent / "data" / "topics.json"  # pipeline/data/, package data
 TRACKING_PARAMS = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.IGNORECASE)
 DEFAULT_PORTS = {"http": 80, "https": 443}
 ID_HEX_CHARS = 32  # 128 bits of sha256: collisions are not a practical concern

@@ -26,17 +26,14 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .discover import hash_seed, make_batches, resolve_root, walk
-from .ledger import SETTLED, Ledger, LedgerEntry
-from .outcomes import settle
-from .report import RunReport
-from .types import SeedFile, SeedOutcome
+from pipeline.errors import VanishedFolderError
+from pipeline.run.report import RunReport
+from pipeline.stages.discover import hash_seed, make_batches, resolve_root, walk
+from pipeline.stages.outcomes import settle
+from pipeline.stores.ledger import SETTLED, Ledger, LedgerEntry
+from pipeline.types import SeedFile, SeedOutcome
 
 SEQ_SHIFT = 20  # sequence = milliseconds << 20 | position: a million new files per millisecond before it carries
-
-
-class VanishedFolderError(RuntimeError):
-    """Too many known seed files are gone at once; nothing was deleted."""
 
 
 @dataclass(frozen=True)

@@ -21,29 +21,26 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from . import index as ix
-from . import ledger as lg
-from . import timing
-from .config import Settings
-from .discover import describe, hash_seed, read_seed
-from .ledger import Ledger
-from .normalize import dedupe, normalize
-from .options import DEFAULT_MAX_BATCHES, RunOptions  # noqa: F401 - re-exported for callers
-from .outcomes import index_documents, settle
-from .parse import parse_bytes
-from .plan import Batch, Plan, VanishedFolderError, make_plan, seq_base  # noqa: F401 - re-exported
-from .report import RunReport
-from .times import utc_now
-from .types import Document, SeedFile, SeedOutcome, SeedRecord
+from pipeline.config import Settings
+from pipeline.errors import ValidationFailed
+from pipeline.run import timing
+from pipeline.run.options import DEFAULT_MAX_BATCHES, RunOptions  # noqa: F401 - re-exported for callers
+from pipeline.run.report import RunReport
+from pipeline.stages.discover import describe, hash_seed, read_seed
+from pipeline.stages.normalize import dedupe, normalize
+from pipeline.stages.outcomes import index_documents, settle
+from pipeline.stages.parse import parse_bytes
+from pipeline.stages.plan import Batch, Plan, VanishedFolderError, make_plan, seq_base  # noqa: F401 - re-exported
+from pipeline.stores import deadletters, indices
+from pipeline.stores import ledger as lg
+from pipeline.stores.ledger import Ledger
+from pipeline.times import utc_now
+from pipeline.types import Document, SeedFile, SeedOutcome, SeedRecord
 
 log = logging.getLogger("seednews")
 
 CHUNK_SEEDS = 1000  # files read, checked and indexed together inside a batch (bounds memory)
 PROGRESS_EVERY_SECONDS = 5.0
-
-
-class ValidationFailed(RuntimeError):
-    """A full rebuild did not validate; the aliases still point at the old index and ledger."""
 
 
 def new_run_id() -> str:
@@ -64,11 +61,11 @@ def prepare(client, settings: Settings, full_rebuild: bool, dry_run: bool = Fals
     if dry_run:
         return settings.alias
     if full_rebuild:
-        name = ix.create_index(client, settings.index_base)
-        ix.pause_refresh(client, name)  # resumed in finalize, before validation
+        name = indices.create_index(client, settings.index_base)
+        indices.pause_refresh(client, name)  # resumed in finalize, before validation
         lg.create_paired(client, settings.ledger_index, lg.paired_name(name, settings.index_base, settings.ledger_index))
         return name
-    current = ix.ensure_alias(client, settings.index_base)
+    current = indices.ensure_alias(client, settings.index_base)
     lg.ensure_alias(client, settings.ledger_index, lg.paired_name(current, settings.index_base, settings.ledger_index))
     return settings.alias
 
@@ -127,16 +124,17 @@ def build_documents(seeds: Iterable[SeedFile], options: RunOptions, report: RunR
 
 def check_images(docs: list[Document], client, settings: Settings, options: RunOptions, report: RunReport) -> list[Document]:
     """Annotate every document with image verdicts (never drops a document)."""
-    from . import images
+    from pipeline.stages.images import annotate, checker, config
+    from pipeline.stores import imagecache
 
     if not options.check_images:
-        return [replace(d, source=images.annotate_document(d.source, None)) for d in docs]
-    urls = [u for d in docs for u in images.collect_image_urls(d.source)]
-    cache = images.OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
-    config = options.image_config or images.ImageCheckConfig(relative_base=settings.image_relative_base)
-    verdicts = images.check_images(urls, config, cache=cache)
-    report.images = images.summarize(verdicts.values())
-    return [replace(d, source=images.annotate_document(d.source, verdicts)) for d in docs]
+        return [replace(d, source=annotate.annotate_document(d.source, None)) for d in docs]
+    urls = [u for d in docs for u in annotate.collect_image_urls(d.source)]
+    cache = imagecache.OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
+    config = options.image_config or config.ImageCheckConfig(relative_base=settings.image_relative_base)
+    verdicts = checker.check_images(urls, config, cache=cache)
+    report.images = annotate.summarize(verdicts.values())
+    return [replace(d, source=annotate.annotate_document(d.source, verdicts)) for d in docs]
 
 
 def process_seeds(seeds: list[SeedFile], *, client, settings: Settings, options: RunOptions, target: str,
@@ -181,7 +179,7 @@ def replay(client, settings: Settings, options: RunOptions, target: str, emit: C
     """Send every pending dead letter again (after its cause was fixed), through the same outcome
     function as a normal run. A letter whose file has moved on since is resolved, not replayed."""
     report = RunReport(target=target)
-    letters = list(ix.pending_dead_letters(client, settings.deadletter_index))
+    letters = list(deadletters.pending_dead_letters(client, settings.deadletter_index))
     if not letters:
         emit("no pending dead letters to replay")
         return report
@@ -195,7 +193,7 @@ def replay(client, settings: Settings, options: RunOptions, target: str, emit: C
     current = [d for d in docs if (p := previous.get(d.seed.key)) is not None and p.state == "dead_letter"
                and p.sha256 == d.seed.sha256]
     stale = [d.id for d in docs if d not in current]
-    ix.resolve_dead_letters(client, settings.deadletter_index, stale, "superseded")
+    deadletters.resolve_dead_letters(client, settings.deadletter_index, stale, "superseded")
     outcomes = index_documents(client, target, settings.deadletter_index, current, resolution="replayed")
     landed = [o.doc_id for o in outcomes if o.state == "indexed"]
     settle(outcomes, ledger=ledger, report=report, run_id=options.run_id, target=target, previous=previous, emit=emit)
@@ -276,14 +274,14 @@ def finalize(client, settings: Settings, options: RunOptions, target: str, repor
     if options.replay_dead_letters:
         report.merge(replay(client, settings, options, target, emit))
     if options.full_rebuild:
-        ix.resume_refresh(client, target)
-    ix.refresh(client, target)
+        indices.resume_refresh(client, target)
+    indices.refresh(client, target)
     ledger = ledger_for(client, settings, target)
     reconcile(ledger, options.run_id, report)
     if not options.full_rebuild:
         sweep_orphans(client, settings, options, target, ledger, report, emit)
     else:
-        have = ix.count(client, target)
+        have = indices.count(client, target)
         in_ledger = ledger.count_state("indexed")
         problems = []
         if not report.ok:
@@ -294,12 +292,12 @@ def finalize(client, settings: Settings, options: RunOptions, target: str, repor
         if problems:
             raise ValidationFailed(f"rebuild index {target} not promoted: {'; '.join(problems)}; alias "
                                    f"{settings.alias} still serves the old index and ledger")
-        deleted = ix.swap_alias(client, settings.index_base, target, settings.retention,
+        deleted = indices.swap_alias(client, settings.index_base, target, settings.retention,
                                 paired={settings.ledger_index: ledger.index})
         report.notes.append(f"alias {settings.alias} now points at {target} (ledger: {ledger.index})")
         if deleted:
             report.notes.append("removed old indices: " + ", ".join(deleted))
-    ix.refresh(client, target)
+    indices.refresh(client, target)
     counts = Ledger(client, settings.ledger_index).counts(plan_root(options))
     if counts:
         report.notes.append("ledger for this folder: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -307,7 +305,7 @@ def finalize(client, settings: Settings, options: RunOptions, target: str, repor
 
 
 def plan_root(options: RunOptions) -> str:
-    from .discover import resolve_root
+    from pipeline.stages.discover import resolve_root
 
     return resolve_root(options.seed_dir)[0]
 
@@ -315,13 +313,13 @@ def plan_root(options: RunOptions) -> str:
 # ----------------------------------------------------------------------------- one process
 def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[str], None] = print) -> RunReport:
     """Run the whole flow in this process (the CLI). Returns the merged report."""
-    from .discover import resolve_root
+    from pipeline.stages.discover import resolve_root
 
     resolve_root(options.seed_dir)  # a missing folder is a usage error before anything is touched
     if not options.run_id:
         options = replace(options, run_id=new_run_id())
     if client is None and not options.dry_run:
-        from .config import make_client
+        from pipeline.config import make_client
 
         client = make_client(settings)
     with timing.stage("prepare"):

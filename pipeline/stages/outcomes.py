@@ -6,7 +6,7 @@ entries and report counts.
   chunk carry the same article, the copy ingested last is sent first; if OpenSearch refuses it, the
   next copy is sent, so a valid copy is never settled as a "duplicate" of one that did not land.
 - ``entry_for_outcome`` is the only function that builds ledger entries from outcomes, and
-  ``RunReport.add`` (``pipeline.report``) the only one that counts them.
+  ``RunReport.add`` (``pipeline.run.report``) the only one that counts them.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import logging
 from collections.abc import Iterable
 from dataclasses import replace
 
-from . import index as ix
-from .ledger import CARRYING, Ledger, LedgerEntry, entry_for
-from .report import RunReport
-from .types import Document, ItemResult, SeedOutcome
+from pipeline.run.report import RunReport
+from pipeline.stages import index as ix
+from pipeline.stores import deadletters
+from pipeline.stores.ledger import CARRYING, Ledger, LedgerEntry, entry_for
+from pipeline.types import Document, ItemResult, SeedOutcome
 
 log = logging.getLogger("seednews")
 
@@ -71,8 +72,8 @@ def index_documents(client, target: str, deadletter_index: str, docs: Iterable[D
                 del candidates[res.id]
                 if out.state == "indexed":
                     landed.append(res.id)
-        ix.dead_letter(client, deadletter_index, failures, target)
-        ix.resolve_dead_letters(client, deadletter_index, landed, resolution)
+        deadletters.dead_letter(client, deadletter_index, failures, target)
+        deadletters.resolve_dead_letters(client, deadletter_index, landed, resolution)
         round_no += 1
         candidates = {i: c for i, c in candidates.items() if len(c) > round_no}
     return outcomes

@@ -15,7 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from yarl import URL
 
-from .imagetypes import ImageVerdict, parse_iso_utc
+from pipeline.errors import ImageCacheError
+from pipeline.times import parse_iso_utc
+from pipeline.types import ImageVerdict
 
 DEFAULT_CACHE_INDEX = "seednews-image-cache"
 
@@ -28,7 +30,7 @@ class VerdictCache(Protocol):
     """Where verdicts outlive a run. Keys are the absolute URLs checked (after relative resolution).
 
     Implementations store and return verdicts as given; the age limit is applied by the caller
-    (:func:`pipeline.images.check_images`, with :func:`is_fresh`), so changing the TTLs takes effect
+    (:func:`pipeline.stages.images.check_images`, with :func:`is_fresh`), so changing the TTLs takes effect
     immediately.
     """
 
@@ -83,7 +85,7 @@ class OpenSearchVerdictCache:
     ``bulk`` to write, one document per URL with id ``sha256(url)``.
 
     The index is created on first write with :data:`CACHE_INDEX_MAPPING`. Lookups on a missing
-    index return nothing. Errors propagate; :func:`pipeline.images.check_images` logs them and goes on
+    index return nothing. Errors propagate; :func:`pipeline.stages.images.check_images` logs them and goes on
     uncached.
     """
 
@@ -157,7 +159,17 @@ class OpenSearchVerdictCache:
             resp = self.client.bulk(body=body, params=params) if params else self.client.bulk(body=body)
             if resp.get("errors"):
                 first = next((it for it in resp.get("items", []) if next(iter(it.values())).get("error")), None)
-                raise RuntimeError(f"bulk write to {self.index} had errors, first: {first}")
+                raise ImageCacheError(f"bulk write to {self.index} had errors, first: {_first_error(first)}")
+
+
+def _first_error(item: Mapping[str, Any] | None) -> str:
+    """``index <id>: <type>: <reason>`` of one failed bulk item, not the raw response dict."""
+    if not item:
+        return "(no item reported an error)"
+    op, info = next(iter(item.items()))
+    error = info.get("error") or {}
+    kind, reason = (error.get("type", "error"), error.get("reason", "")) if isinstance(error, dict) else ("error", error)
+    return f"{op} {info.get('_id')}: {kind}: {str(reason)[:200]}"
 
 
 def is_fresh(v: ImageVerdict, now: float, *, ok_ttl: float, transient_ttl: float) -> bool:

@@ -1,0 +1,1 @@
+"""OpenSearch Dashboards: the saved objects analysts use (``objects``) and their import (``load``)."""

@@ -1,0 +1,1 @@
+"""Guards against hostile input: the hardened YAML loader and the SSRF rules of outbound HTTP."""

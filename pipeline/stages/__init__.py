@@ -1,0 +1,1 @@
+"""The stages, in order: discover -> plan -> parse -> normalize (textfix) -> images -> index -> outcomes."""

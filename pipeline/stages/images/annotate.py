@@ -1,0 +1,131 @@
+"""Documents and verdicts: which image URLs a document has, its ``image_health``, the run summary."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pipeline.stages.images.config import _JUDGED_STATUSES, STATUSES, UNCHECKED
+from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
+from pipeline.types import ImageVerdict
+
+log = logging.getLogger("pipeline.stages.images")
+
+# --------------------------------------------------------------------------- documents
+
+
+def summarize(verdicts: Iterable[ImageVerdict]) -> dict[str, int]:
+    """``{status: count}`` for every status in :data:`STATUSES` (zeros included), for the run report."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for v in verdicts:
+        counts[v.status] = counts.get(v.status, 0) + 1
+    return counts
+
+
+def _image_lists(doc: Mapping[str, Any]) -> Iterable[tuple[bool, list[Any]]]:
+    """``(counts_for_health, images list)`` for every image list of a document, in order."""
+    def lists_of(obj: Any, own: bool) -> Iterable[tuple[bool, list[Any]]]:
+        if not isinstance(obj, Mapping):
+            return
+        imgs = obj.get("images")
+        if isinstance(imgs, list):
+            yield own, imgs
+        prov = obj.get("provider")
+        if isinstance(prov, Mapping) and isinstance(prov.get("images"), list):
+            yield own, prov["images"]
+
+    yield from lists_of(doc, True)
+    related = doc.get("related")
+    if isinstance(related, list):
+        for rel in related:
+            yield from lists_of(rel, False)
+
+
+def collect_image_urls(doc: Mapping[str, Any]) -> list[str]:
+    """Every image URL of a normalized document, in document order, duplicates removed:
+    ``images``, ``provider.images``, then each ``related[].images`` and ``related[].provider.images``.
+    Images without a non-empty string ``url`` are skipped."""
+    out: dict[str, None] = {}
+    for _own, imgs in _image_lists(doc):
+        for img in imgs:
+            if isinstance(img, Mapping):
+                u = img.get("url")
+                if isinstance(u, str) and u.strip():
+                    out.setdefault(u, None)
+    return list(out)
+
+
+def annotate_document(doc: Mapping[str, Any], verdicts: Mapping[str, ImageVerdict] | None) -> dict[str, Any]:
+    """Return a NEW document with image check results; ``doc`` is not modified.
+
+    Every image object (in ``images``, ``provider.images``, ``related[].images``,
+    ``related[].provider.images``) gets ``"check": {"status", "http_code", "checked_at", "reason"}``;
+    an image without a verdict gets status ``"unchecked"`` and nulls (an image without a usable
+    ``url`` gets ``"invalid"`` when verdicts were given).
+
+    Document-level facets count only the article's own images and its provider's images, not those
+    of related articles (those belong to other articles and get their own checks):
+
+    * ``images_checked``: images with a judging verdict (``unchecked`` and ``relative`` excluded:
+      a relative URL with no base configured says nothing about the image);
+    * ``images_broken``: of those, the ones whose status is not ``ok`` (broken, not_image, timeout,
+      unreachable, blocked, invalid);
+    * ``image_health``: ``no_images`` when there are no such images at all; ``unchecked`` when none
+      was judged (always the case when ``verdicts`` is ``None``); otherwise ``all_ok`` /
+      ``some_broken`` / ``none_ok`` over the judged images.
+    """
+    out = copy.deepcopy(dict(doc))
+    checked = broken = total = 0
+    for own, imgs in _image_lists(out):
+        for i, img in enumerate(imgs):
+            if not isinstance(img, dict):
+                continue
+            img = imgs[i] = dict(img)
+            url = img.get("url")
+            v = verdicts.get(url) if (verdicts is not None and isinstance(url, str)) else None
+            if v is not None:
+                check = {"status": v.status, "http_code": v.http_code, "checked_at": v.checked_at, "reason": v.reason}
+            elif verdicts is not None and not (isinstance(url, str) and url.strip()):
+                check = {"status": "invalid", "http_code": None, "checked_at": None, "reason": "image has no URL"}
+            else:
+                check = {"status": UNCHECKED, "http_code": None, "checked_at": None, "reason": None}
+            img["check"] = check
+            if own:
+                total += 1
+                if check["status"] in _JUDGED_STATUSES:
+                    checked += 1
+                    broken += check["status"] != "ok"
+    if total == 0:
+        health = "no_images"
+    elif checked == 0:
+        health = "unchecked"
+    elif broken == 0:
+        health = "all_ok"
+    elif broken == checked:
+        health = "none_ok"
+    else:
+        health = "some_broken"
+    out["image_health"] = health
+    out["images_broken"] = broken
+    out["images_checked"] = checked
+    return out
+
+
+IMAGE_CHECK_MAPPING: dict[str, Any] = {
+    "properties": {
+        "status": {"type": "keyword"},
+        "http_code": {"type": "short"},
+        "checked_at": {"type": "date"},
+        "reason": {"type": "keyword", "ignore_above": 512},
+    }
+}
+"""Mapping of the ``check`` object added to every image (merge into the document index mapping)."""
+
+DOCUMENT_FACETS_MAPPING: dict[str, Any] = {
+    "image_health": {"type": "keyword"},
+    "images_broken": {"type": "integer"},
+    "images_checked": {"type": "integer"},
+}
+"""Mapping of the document-level facets :func:`annotate_document` adds."""

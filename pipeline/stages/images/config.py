@@ -1,0 +1,98 @@
+"""Limits and policy of one image-check run: named defaults, the verdict statuses, ``ImageCheckConfig``."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from yarl import URL
+
+from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
+
+log = logging.getLogger("pipeline.stages.images")
+
+# --------------------------------------------------------------------------- defaults
+
+DEFAULT_CONCURRENCY = 64
+"""Requests in flight at once, over all hosts."""
+DEFAULT_PER_HOST = 8
+"""Requests in flight at once to one origin (host name and port), as politeness towards CDNs."""
+DEFAULT_TIMEOUT = 10.0
+"""Whole-request deadline in seconds: connect + send + headers + body read, per HTTP request."""
+DEFAULT_MAX_BYTES = 16 * 1024
+"""Most body bytes a GET fallback reads (enough to sniff image magic numbers)."""
+DEFAULT_MAX_REDIRECTS = 5
+DEFAULT_RETRIES = 2
+"""Extra attempts after a 429/503."""
+DEFAULT_BACKOFF = 0.5
+"""First backoff in seconds when 429/503 has no Retry-After; doubles each retry (with jitter)."""
+DEFAULT_MAX_RETRY_AFTER = 10.0
+"""Longest wait honoured; a longer Retry-After ends the retries at once."""
+DEFAULT_OK_TTL = 7 * 24 * 3600.0
+"""Cache age limit for definite verdicts (ok, 404, not an image, ...)."""
+DEFAULT_TRANSIENT_TTL = 3600.0
+"""Cache age limit for transient verdicts (timeouts, 429, 5xx, unreachable, DNS-blocked)."""
+DEFAULT_USER_AGENT = "seednews-imagecheck/1.0"
+
+MAX_URL_LENGTH = 8192
+HEAD_FALLBACK_STATUSES = frozenset({400, 403, 405, 406, 500, 501})
+"""HEAD answers that many hosts give wrongly; the check is redone with a short GET."""
+RETRY_STATUSES = frozenset({429, 503})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/binary"})
+
+STATUSES = ("ok", "broken", "not_image", "timeout", "unreachable", "blocked", "invalid", "relative")
+UNCHECKED = "unchecked"
+HEALTH_VALUES = ("all_ok", "some_broken", "none_ok", "unchecked", "no_images")
+
+# Statuses that say something about the image itself. ``relative`` does not (nothing was fetched).
+_JUDGED_STATUSES = frozenset(STATUSES) - {"relative"}
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class ImageCheckConfig:
+    """Limits and policy of one check run. All durations are seconds."""
+
+    concurrency: int = DEFAULT_CONCURRENCY
+    per_host: int = DEFAULT_PER_HOST
+    timeout: float = DEFAULT_TIMEOUT
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    retries: int = DEFAULT_RETRIES
+    backoff: float = DEFAULT_BACKOFF
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
+    ok_ttl: float = DEFAULT_OK_TTL
+    transient_ttl: float = DEFAULT_TRANSIENT_TTL
+    allow_networks: tuple[str, ...] = ()
+    """CIDRs exempted from the SSRF block (tests: ``("127.0.0.1/32",)``). Empty = closed."""
+    relative_base: str | None = None
+    """Absolute URL relative image URLs are joined to; ``None`` reports them ``relative``."""
+    user_agent: str = DEFAULT_USER_AGENT
+    verify_tls: bool = True
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.per_host < 1:
+            raise ValueError("concurrency and per_host must be >= 1")
+        if self.timeout <= 0 or self.max_bytes < 0 or self.max_redirects < 0 or self.retries < 0:
+            raise ValueError("timeout must be > 0; max_bytes, max_redirects, retries >= 0")
+        for cidr in self.allow_networks:
+            ipaddress.ip_network(cidr, strict=False)  # raises ValueError on nonsense
+        if self.relative_base is not None:
+            base = URL(self.relative_base)
+            if not base.is_absolute() or base.scheme not in ("http", "https"):
+                raise ValueError(f"relative_base must be an absolute http(s) URL: {self.relative_base!r}")
+
+
+def _to_epoch(now: datetime | float | None) -> float | None:
+    if now is None:
+        return None
+    if isinstance(now, datetime):
+        return (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).timestamp()
+    return float(now)
+
+

@@ -1,0 +1,164 @@
+"""Stage 5, index: templates, versioned indices behind a read alias, and bulk writes with per-item results.
+
+- The index template (``mappings/articles.template.json``) is the single source of truth for the shape.
+- Concrete indices are ``<base>-v<UTC stamp>``; readers and Dashboards use the alias ``<base>``.
+  Incremental runs write through the alias; a full rebuild writes a new index and ``swap_alias`` moves
+  the alias atomically once the new index is validated, then prunes old indices beyond a retention count.
+- Bulk writes use ``opensearchpy.helpers.streaming_bulk`` with explicit ``_id``s (so a resent request
+  can never duplicate), external versions (``version_type=external_gte``: the newest seed file wins,
+  whatever order batches run in), ``raise_on_error=False`` + ``max_retries`` (so per-item 429s are retried
+  with back-off instead of raised) and ``raise_on_exception=True`` (a dead cluster is an infrastructure
+  error: it raises, and Airflow retries the task; every write is idempotent).
+- Every item yields an ``ItemResult``. Non-retryable failures go to the dead-letter index with the full
+  document, so they can be replayed after the cause is fixed: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pipeline.times import utc_now
+from pipeline.types import Document, ItemResult
+
+log = logging.getLogger("seednews.index")
+
+
+BULK_CHUNK = 5000  # documents per bulk request at most; in practice the byte limit below decides
+BULK_MAX_BYTES = 5 * 1024 * 1024  # ~5 MB requests: what this node class indexes best (bench/bench_scale.py)
+FAST_JSON = True  # serialize ``_source`` with orjson (same JSON value as the client's json.dumps); False: reference path
+BULK_MAX_RETRIES = 3  # the helper's own per-item 429 retries (1+2+4 s) inside each of our rounds
+BULK_INITIAL_BACKOFF = 1.0
+BULK_MAX_BACKOFF = 30.0
+
+
+# ----------------------------------------------------------------------------- bulk
+try:
+    import orjson as _orjson
+except ImportError:  # optional: the client's own json.dumps is used instead
+    _orjson = None
+
+
+def source_body(source: dict[str, Any]) -> dict[str, Any] | str:
+    """``source`` pre-serialized with orjson (the bulk helpers pass a string ``_source`` through
+    unchanged), or the dict itself for the client to serialize: when orjson is missing or switched
+    off, or for values orjson refuses (a lone surrogate, an integer beyond 64 bits)."""
+    if _orjson is None or not FAST_JSON:
+        return source
+    try:
+        return _orjson.dumps(source).decode("utf-8")
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
+        return source
+
+
+def to_action(doc: Document, index: str, indexed_at: str) -> dict[str, Any]:
+    """A plain opensearch-py action dict for one document."""
+    return {
+        "_op_type": "index",
+        "_index": index,
+        "_id": doc.id,
+        "version": doc.version,
+        "version_type": "external_gte",
+        "_source": source_body({**doc.source, "indexed_at": indexed_at}),
+    }
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        reason = error.get("reason") or ""
+        caused = error.get("caused_by", {}).get("reason")
+        return f"{error.get('type', 'error')}: {reason}" + (f" ({caused})" if caused else "")
+    return str(error)
+
+
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+BULK_ATTEMPTS = 5  # our own rounds on top of the helper's 429 retries
+
+
+def _item_result(ok: bool, info: dict[str, Any]) -> ItemResult:
+    doc_id = str(info.get("_id"))
+    status = int(info.get("status", 0) or 0)
+    if ok:
+        return ItemResult(doc_id, True, status, info.get("result", "indexed"))
+    if status == 409:
+        return ItemResult(doc_id, False, status, "conflict", "a copy of this article ingested later is indexed")
+    retryable = status in RETRYABLE_STATUSES
+    return ItemResult(doc_id, False, status, "failed", _error_text(info.get("error"))[:1000], retryable=retryable)
+
+
+def bulk_index(
+    client,
+    index: str,
+    docs: Iterable[Document],
+    *,
+    chunk_size: int = BULK_CHUNK,
+    max_retries: int = BULK_MAX_RETRIES,
+    initial_backoff: float = BULK_INITIAL_BACKOFF,
+    max_backoff: float = BULK_MAX_BACKOFF,
+    attempts: int = BULK_ATTEMPTS,
+    sleep=None,
+) -> Iterator[ItemResult]:
+    """Index ``docs`` into ``index`` (an index or a write alias); yield one ``ItemResult`` per document.
+
+    Triage:
+    - created/updated: acknowledged.
+    - 409 version conflict: a copy of the same article ingested later is already indexed -> ``conflict``.
+    - 429/502/503/504 per item, or the whole request failing with those or a connection error: the
+      affected documents are sent again, up to ``attempts`` rounds with exponential back-off (the
+      helper itself already retries per-item 429s ``max_retries`` times). Still failing afterwards:
+      per-item -> ``failed`` with ``retryable=True`` (the ledger retries next run); request-level ->
+      the last error is raised, because the cluster is unusable (Airflow retries the task).
+    - anything else (400 mapping errors...): ``failed``, not retryable: a dead letter.
+    Re-sending is always safe: explicit ids + external versions make every write idempotent."""
+    import time
+
+    from opensearchpy import helpers
+    from opensearchpy.exceptions import ConnectionError as OSConnectionError
+    from opensearchpy.exceptions import TransportError
+
+    sleep = sleep or time.sleep
+    pending = list(docs)
+    by_id = {d.id: d for d in pending}
+    indexed_at = utc_now()
+    for attempt in range(1, attempts + 1):
+        retry: list[Document] = []
+        done: set[str] = set()
+        last: ItemResult | None = None
+        try:
+            for ok, item in helpers.streaming_bulk(
+                client,
+                (to_action(d, index, indexed_at) for d in pending),
+                chunk_size=chunk_size,
+                max_chunk_bytes=BULK_MAX_BYTES,
+                raise_on_error=False,
+                raise_on_exception=True,
+                max_retries=max_retries,
+                initial_backoff=initial_backoff,
+                max_backoff=max_backoff,
+            ):
+                info = next(iter(item.values()))
+                doc = by_id.get(str(info.get("_id")))
+                res = _item_result(ok, info)
+                done.add(res.id)
+                if res.retryable and attempt < attempts and doc is not None:
+                    retry.append(doc)
+                    last = res
+                else:
+                    yield res
+        except (OSConnectionError, TransportError) as exc:
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int) and status not in RETRYABLE_STATUSES and not isinstance(exc, OSConnectionError):
+                raise
+            if attempt == attempts:
+                raise
+            retry += [d for d in pending if d.id not in done]
+            log.warning("bulk request failed (%s); retrying %d documents (round %d/%d)", exc, len(retry), attempt, attempts)
+        if not retry:
+            return
+        if last is not None:
+            log.warning("%d bulk items were refused (%s); retrying (round %d/%d)", len(retry), last.error, attempt, attempts)
+        sleep(min(max_backoff, initial_backoff * 2 ** (attempt - 1)))
+        pending = retry
+
+

@@ -1,0 +1,146 @@
+"""The article indices in OpenSearch: templates (``mappings/``, the one source of the shapes), versioned
+indices ``<base>-v<stamp>`` behind the read alias ``<base>``, the atomic alias swap of a full rebuild,
+refresh control and the reads the CLI uses (count, facets)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import IndexManagementError
+from pipeline.resources import data_dir
+
+MAPPINGS_DIR = Path(os.environ["SEEDNEWS_MAPPINGS_DIR"]) if os.environ.get("SEEDNEWS_MAPPINGS_DIR") else data_dir(
+    "pipeline.mappings", "mappings")
+ARTICLES_TEMPLATE = "articles.template.json"
+DEADLETTER_TEMPLATE = "deadletter.template.json"
+log = logging.getLogger("seednews.index")
+
+
+
+def load_template(name: str = ARTICLES_TEMPLATE, pattern: str | None = None) -> dict[str, Any]:
+    """The template JSON from ``mappings/``; ``pattern`` replaces its index pattern (another index base)."""
+    body = json.loads((MAPPINGS_DIR / name).read_text(encoding="utf-8"))
+    if pattern is not None:
+        body["index_patterns"] = [pattern]
+    return body
+
+
+def versions_pattern(base: str) -> str:
+    """Concrete article indices are ``<base>-v<stamp>``: the pattern never matches the dead-letter or
+    cache indices that share the base name."""
+    return f"{base}-v*"
+
+
+def article_mapping() -> dict[str, Any]:
+    return copy.deepcopy(load_template()["template"]["mappings"])
+
+
+def ensure_templates(client, base: str) -> None:
+    """Install (or update) the article template for ``<base>-*``. Idempotent."""
+    client.indices.put_index_template(name=base, body=load_template(ARTICLES_TEMPLATE, versions_pattern(base)))
+
+
+def new_index_name(base: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{base}-v{now.strftime('%Y%m%d%H%M%S%f')}"
+
+
+def create_index(client, base: str) -> str:
+    """Create a fresh concrete index (the template supplies settings and mappings)."""
+    ensure_templates(client, base)
+    name = new_index_name(base)
+    client.indices.create(index=name)
+    return name
+
+
+def alias_indices(client, alias: str) -> list[str]:
+    if not client.indices.exists_alias(name=alias):
+        return []
+    return sorted(client.indices.get_alias(name=alias).keys())
+
+
+def ensure_alias(client, base: str) -> str:
+    """Make sure the read/write alias ``base`` exists; return the concrete index behind it.
+
+    If ``base`` is a concrete index (someone indexed without the alias), refuse rather than guess."""
+    ensure_templates(client, base)
+    current = alias_indices(client, base)
+    if current:
+        # fields added to the template since this index was created (additive: a strict mapping
+        # refuses documents with fields it does not know)
+        client.indices.put_mapping(index=current[-1], body=load_template()["template"]["mappings"])
+        return current[-1]
+    if client.indices.exists(index=base):
+        raise IndexManagementError(f"{base!r} is a concrete index, not an alias; move its data and delete it first")
+    # A first run that died between creating its index and adding the alias left that index behind:
+    # adopt the newest one rather than leaving an orphan (its documents are valid: writes are idempotent).
+    orphans = sorted(client.indices.get(index=versions_pattern(base), expand_wildcards="open").keys())
+    name = orphans[-1] if orphans else create_index(client, base)
+    try:
+        client.indices.update_aliases(body={"actions": [{"add": {"index": name, "alias": base, "is_write_index": True}}]})
+    except Exception:
+        # two runs raced to create the alias: keep the winner's; drop ours if we created it just now
+        winners = alias_indices(client, base)
+        if not winners:
+            raise
+        if not orphans and name not in winners:
+            client.indices.delete(index=name, ignore_unavailable=True)
+    return alias_indices(client, base)[-1]
+
+
+def swap_alias(client, base: str, new_index: str, retention: int, paired: dict[str, str] | None = None) -> list[str]:
+    """Point the alias at ``new_index`` in one atomic request; delete indices beyond ``retention``.
+
+    ``paired`` maps further aliases to the index each must point at from the same moment (the ledger
+    alias and the new index's ledger), so readers never see the new articles with the old ledger.
+    Returns the names of the deleted article indices (their paired indices go with them)."""
+    paired = paired or {}
+    actions: list[dict[str, Any]] = []
+    for alias, index in {base: new_index, **paired}.items():
+        actions += [{"remove": {"index": i, "alias": alias}} for i in alias_indices(client, alias) if i != index]
+        actions.append({"add": {"index": index, "alias": alias, "is_write_index": True}})
+    client.indices.update_aliases(body={"actions": actions})
+    all_versions = sorted(client.indices.get(index=versions_pattern(base), expand_wildcards="open").keys())
+    keep = set(all_versions[-(retention + 1):]) | {new_index}
+    doomed = [i for i in all_versions if i not in keep]
+    for name in doomed:
+        client.indices.delete(index=name, ignore_unavailable=True)
+        stamp = name[len(base) + 2:]
+        for alias in paired:
+            client.indices.delete(index=f"{alias}-v{stamp}", ignore_unavailable=True)
+    return doomed
+
+
+# ----------------------------------------------------------------------------- reads
+def refresh(client, index: str) -> None:
+    client.indices.refresh(index=index)
+
+
+def template_refresh_interval() -> str:
+    return str(load_template()["template"]["settings"]["index"].get("refresh_interval", "1s"))
+
+
+def pause_refresh(client, index: str) -> None:
+    """No periodic refresh while a full rebuild fills ``index`` (nobody reads it before the swap)."""
+    client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})
+
+
+def resume_refresh(client, index: str) -> None:
+    """Back to the template's refresh interval (before the rebuild is validated and served)."""
+    client.indices.put_settings(index=index, body={"index": {"refresh_interval": template_refresh_interval()}})
+
+
+def count(client, index: str) -> int:
+    return int(client.count(index=index)["count"])
+
+
+def facet(client, index: str, field: str, size: int = 50) -> list[tuple[str, int]]:
+    """Terms aggregation on ``field``: ``[(value, doc_count), ...]`` most common first."""
+    res = client.search(index=index, body={"size": 0, "aggs": {"f": {"terms": {"field": field, "size": size}}}})
+    return [(b["key_as_string"] if "key_as_string" in b else b["key"], b["doc_count"]) for b in res["aggregations"]["f"]["buckets"]]
