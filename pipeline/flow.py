@@ -25,7 +25,6 @@ from . import index as ix
 from . import ledger as lg
 from . import timing
 from .config import Settings
-from .discover import describe, hash_seed, read_seed
 from .ledger import Ledger
 from .normalize import dedupe, normalize
 from .options import DEFAULT_MAX_BATCHES, RunOptions  # noqa: F401 - re-exported for callers
@@ -33,6 +32,7 @@ from .outcomes import index_documents, settle
 from .parse import parse_bytes
 from .plan import Batch, Plan, VanishedFolderError, make_plan, seq_base  # noqa: F401 - re-exported
 from .report import RunReport
+from .sources import Sources, open_source, root_of
 from .times import utc_now
 from .types import Document, SeedFile, SeedOutcome, SeedRecord
 
@@ -102,9 +102,10 @@ def build_documents(seeds: Iterable[SeedFile], options: RunOptions, report: RunR
     docs: list[Document] = []
     outcomes: list[SeedOutcome] = []
     clock = time.perf_counter
+    sources = Sources(options.s3_client)
     for seed in seeds:
         t0 = clock()
-        got: bytes | SeedRecord | Document | SeedOutcome = read_seed(seed, options.parse.max_bytes)
+        got: bytes | SeedRecord | Document | SeedOutcome = sources.read(seed, options.parse.max_bytes)
         t1 = clock()
         timing.add("read", t1 - t0)
         if isinstance(got, bytes):
@@ -253,9 +254,9 @@ def sweep_orphans(client, settings: Settings, options: RunOptions, target: str, 
     if promote:
         base = seq_base(ledger)
         seeds = []
+        sources = Sources(options.s3_client)
         for i, e in enumerate(promote):
-            found = describe(e.root, e.path)
-            hashed = hash_seed(found, options.parse.max_bytes) if isinstance(found, SeedFile) else found
+            hashed = sources.describe_and_hash(e.root, e.path, options.parse.max_bytes)
             if isinstance(hashed, SeedFile):
                 seeds.append(replace(hashed, seq=base + i))
         if seeds:
@@ -307,17 +308,17 @@ def finalize(client, settings: Settings, options: RunOptions, target: str, repor
 
 
 def plan_root(options: RunOptions) -> str:
-    from .discover import resolve_root
-
-    return resolve_root(options.seed_dir)[0]
+    return root_of(options.seed_dir)
 
 
 # ----------------------------------------------------------------------------- one process
 def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[str], None] = print) -> RunReport:
     """Run the whole flow in this process (the CLI). Returns the merged report."""
-    from .discover import resolve_root
-
-    resolve_root(options.seed_dir)  # a missing folder is a usage error before anything is touched
+    # a missing folder or bucket is a usage error before anything is touched
+    source = open_source(options.seed_dir, s3_client=options.s3_client)
+    source.check()
+    if options.s3_client is None and getattr(source, "client", None) is not None:
+        options = replace(options, s3_client=source.client)  # one S3 client (from the environment) for the run
     if not options.run_id:
         options = replace(options, run_id=new_run_id())
     if client is None and not options.dry_run:
