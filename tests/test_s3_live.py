@@ -261,3 +261,42 @@ def test_the_cli_runs_from_s3_with_credentials_from_the_environment(settings, cl
                          timeout=300, cwd=ROOT)
     assert bad.returncode == 2 and "SignatureDoesNotMatch" in bad.stderr, bad.stdout + bad.stderr
     assert "wrong-secret" not in bad.stdout + bad.stderr
+
+
+# ----------------------------------------------------------------------------- the DAG
+def test_the_dag_reads_s3_with_the_amazon_providers_connection(store, s3_server, opensearch_url, tmp_path):
+    """``airflow dags test`` with ``seed_dir=s3://...``: the credentials and the endpoint come from the
+    Airflow connection ``aws_default`` (type aws), none from the environment."""
+    import json
+
+    pytest.importorskip("airflow.providers.amazon", reason="apache-airflow-providers-amazon is not installed "
+                                                           "(the airflow extra; not in requirements.lock yet)")
+    from pipeline.config import Settings, make_client
+
+    for p in SAMPLE_SEEDS.iterdir():
+        store.put(f"nightly/{p.name}", p.read_bytes())
+    airflow = str(ROOT / ".venv" / "bin" / "airflow") if (ROOT / ".venv" / "bin" / "airflow").exists() else "airflow"
+    home = tmp_path / "airflow_home"
+    conn = {"conn_type": "aws", "login": s3_server.access_key, "password": s3_server.secret_key,
+            "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"}}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEEDNEWS_S3"))}
+    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+                "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn), "OPENSEARCH_URL": opensearch_url})
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    base = f"dags3-{uuid.uuid4().hex[:8]}"
+    conf = {"seed_dir": store.url("nightly"), "index": base, "skip_images": True, "max_batches": 2}
+    out = subprocess.run([airflow, "dags", "test", "seednews_index", "-c", json.dumps(conf)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    log = out.stdout + out.stderr
+    os_client = make_client(Settings(opensearch_url=opensearch_url))
+    try:
+        assert out.returncode == 0 and "state=success" in log, log[-4000:]
+        assert "S3 from the Airflow connection 'aws_default'" in log
+        assert s3_server.secret_key not in log
+        assert "2 seed files seen: 2 indexed" in log
+        os_client.indices.refresh(index=base)
+        assert ix.count(os_client, base) == 2
+    finally:
+        os_client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
+        os_client.indices.delete_index_template(name=base, ignore=[404])
