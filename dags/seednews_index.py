@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DAG_ID = "seednews_index"
 CONN_ID = "seednews_opensearch"
+AWS_CONN_ID = os.environ.get("SEEDNEWS_AWS_CONN_ID") or "aws_default"  # for s3:// seed locations
 ARTICLES_ASSET = Asset(name="seednews-articles", uri="opensearch://seednews-articles/", extra={"alias": "seednews-articles"})
 DASHBOARDS_URL = os.environ.get("SEEDNEWS_DASHBOARDS_URL", "http://localhost:5601")
 DEFAULT_MAX_QUARANTINED_PCT = float(os.environ.get("SEEDNEWS_MAX_QUARANTINED_PCT") or 20)
@@ -44,7 +45,9 @@ DEFAULT_SEED_DIR = os.environ.get("SEEDNEWS_SEED_DIR", str(Path(__file__).resolv
 
 PARAMS = {
     "seed_dir": Param(DEFAULT_SEED_DIR, type="string", title="Seed folder",
-                      description="Folder to read seed files from (default: the nightly folder)."),
+                      description="Folder to read seed files from (default: the nightly folder), or an "
+                                  "s3://bucket/prefix in object storage (Airflow connection SEEDNEWS_AWS_CONN_ID, "
+                                  "default aws_default)."),
     "full_rebuild": Param(False, type="boolean", title="Full rebuild",
                           description="Write a fresh index and switch the alias to it once it validates."),
     "skip_images": Param(False, type="boolean", title="Skip image checks",
@@ -160,10 +163,40 @@ def _after_finalize(total, settings, options, params, target, run_id) -> None:
         "indexed": total.indexed, "files_seen": total.files_seen, "counts": total.counts, "report": str(path)}
 
 
+def _s3_client(seed_dir: str):
+    """A boto3 client for an ``s3://`` seed location, with the credentials of the Amazon provider's
+    connection ``AWS_CONN_ID`` (keys, role, ``endpoint_url`` and ``region_name`` extras) and the project's
+    timeouts and retries; without that connection, from the environment like the CLI. ``None`` for a
+    folder. Built inside tasks only; credentials are never logged."""
+    from pipeline.sources import is_object_url
+
+    if not is_object_url(seed_dir):
+        return None
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from pipeline.sources.s3 import make_client, redact_endpoint
+
+    try:
+        Connection.get(AWS_CONN_ID)
+    except AirflowNotFoundException:
+        log.info("S3 from the environment (no Airflow connection %r)", AWS_CONN_ID)
+        return make_client()
+    from airflow.providers.amazon.aws.hooks.s3 import (
+        S3Hook,  # the airflow extra installs the provider
+    )
+
+    hook = S3Hook(aws_conn_id=AWS_CONN_ID)
+    endpoint = hook.conn_config.get_service_endpoint_url("s3")
+    log.info("S3 from the Airflow connection %r: %s", AWS_CONN_ID, redact_endpoint(endpoint))
+    return make_client(endpoint_url=endpoint, region_name=hook.conn_region_name, session=hook.get_session())
+
+
 def _options(params, run_id):
     from pipeline.run.flow import RunOptions
 
     return RunOptions(
+        s3_client=_s3_client(params["seed_dir"]),
         run_id=run_id,
         replay_dead_letters=bool(params["replay_dead_letters"]),
         seed_dir=params["seed_dir"],

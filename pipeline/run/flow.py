@@ -26,7 +26,7 @@ from pipeline.errors import ValidationFailed
 from pipeline.run import timing
 from pipeline.run.options import DEFAULT_MAX_BATCHES, RunOptions  # noqa: F401 - re-exported for callers
 from pipeline.run.report import RunReport
-from pipeline.stages.discover import describe, hash_seed, read_seed
+from pipeline.sources import Sources, open_source, root_of
 from pipeline.stages.normalize import dedupe, normalize
 from pipeline.stages.outcomes import index_documents, settle
 from pipeline.stages.parse import parse_bytes
@@ -99,9 +99,10 @@ def build_documents(seeds: Iterable[SeedFile], options: RunOptions, report: RunR
     docs: list[Document] = []
     outcomes: list[SeedOutcome] = []
     clock = time.perf_counter
+    sources = Sources(options.s3_client)
     for seed in seeds:
         t0 = clock()
-        got: bytes | SeedRecord | Document | SeedOutcome = read_seed(seed, options.parse.max_bytes)
+        got: bytes | SeedRecord | Document | SeedOutcome = sources.read(seed, options.parse.max_bytes)
         t1 = clock()
         timing.add("read", t1 - t0)
         if isinstance(got, bytes):
@@ -122,19 +123,26 @@ def build_documents(seeds: Iterable[SeedFile], options: RunOptions, report: RunR
     return docs, outcomes
 
 
-def check_images(docs: list[Document], client, settings: Settings, options: RunOptions, report: RunReport) -> list[Document]:
-    """Annotate every document with image verdicts (never drops a document)."""
-    from pipeline.stages.images import annotate, checker, config
-    from pipeline.stores import imagecache
+def annotate_images(docs: list[Document], client, settings: Settings, options: RunOptions,
+                    report: RunReport) -> list[Document]:
+    """Annotate every document with the verdicts of its image URLs (never drops a document)."""
+    from pipeline.stages.images import (
+        ImageCheckConfig,
+        annotate_document,
+        check_images,
+        collect_image_urls,
+        summarize,
+    )
+    from pipeline.stores.imagecache import OpenSearchVerdictCache
 
     if not options.check_images:
-        return [replace(d, source=annotate.annotate_document(d.source, None)) for d in docs]
-    urls = [u for d in docs for u in annotate.collect_image_urls(d.source)]
-    cache = imagecache.OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
-    config = options.image_config or config.ImageCheckConfig(relative_base=settings.image_relative_base)
-    verdicts = checker.check_images(urls, config, cache=cache)
-    report.images = annotate.summarize(verdicts.values())
-    return [replace(d, source=annotate.annotate_document(d.source, verdicts)) for d in docs]
+        return [replace(d, source=annotate_document(d.source, None)) for d in docs]
+    urls = [u for d in docs for u in collect_image_urls(d.source)]
+    cache = OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
+    config = options.image_config or ImageCheckConfig(relative_base=settings.image_relative_base)
+    verdicts = check_images(urls, config, cache=cache)
+    report.images = summarize(verdicts.values())
+    return [replace(d, source=annotate_document(d.source, verdicts)) for d in docs]
 
 
 def process_seeds(seeds: list[SeedFile], *, client, settings: Settings, options: RunOptions, target: str,
@@ -143,7 +151,7 @@ def process_seeds(seeds: list[SeedFile], *, client, settings: Settings, options:
     report = RunReport(dry_run=options.dry_run, target=target)
     docs, outcomes = build_documents(seeds, options, report, _Progress(len(seeds), "parsed", emit))
     with timing.stage("images"):
-        docs = check_images(docs, None if options.dry_run else client, settings, options, report)
+        docs = annotate_images(docs, None if options.dry_run else client, settings, options, report)
     if options.dry_run:
         winners, losers = dedupe(docs)
         outcomes += [SeedOutcome(d.seed, "indexed", doc_id=d.id) for d in winners]
@@ -251,9 +259,9 @@ def sweep_orphans(client, settings: Settings, options: RunOptions, target: str, 
     if promote:
         base = seq_base(ledger)
         seeds = []
+        sources = Sources(options.s3_client)
         for i, e in enumerate(promote):
-            found = describe(e.root, e.path)
-            hashed = hash_seed(found, options.parse.max_bytes) if isinstance(found, SeedFile) else found
+            hashed = sources.describe_and_hash(e.root, e.path, options.parse.max_bytes)
             if isinstance(hashed, SeedFile):
                 seeds.append(replace(hashed, seq=base + i))
         if seeds:
@@ -305,17 +313,17 @@ def finalize(client, settings: Settings, options: RunOptions, target: str, repor
 
 
 def plan_root(options: RunOptions) -> str:
-    from pipeline.stages.discover import resolve_root
-
-    return resolve_root(options.seed_dir)[0]
+    return root_of(options.seed_dir)
 
 
 # ----------------------------------------------------------------------------- one process
 def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[str], None] = print) -> RunReport:
     """Run the whole flow in this process (the CLI). Returns the merged report."""
-    from pipeline.stages.discover import resolve_root
-
-    resolve_root(options.seed_dir)  # a missing folder is a usage error before anything is touched
+    # a missing folder or bucket is a usage error before anything is touched
+    source = open_source(options.seed_dir, s3_client=options.s3_client)
+    source.check()
+    if options.s3_client is None and getattr(source, "client", None) is not None:
+        options = replace(options, s3_client=source.client)  # one S3 client (from the environment) for the run
     if not options.run_id:
         options = replace(options, run_id=new_run_id())
     if client is None and not options.dry_run:

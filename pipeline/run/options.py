@@ -12,7 +12,7 @@ DEFAULT_MAX_BATCHES = 4
 
 @dataclass(frozen=True)
 class RunOptions:
-    seed_dir: str
+    seed_dir: str  # a folder, or s3://bucket/prefix (pipeline.sources)
     full_rebuild: bool = False
     dry_run: bool = False
     check_images: bool = True
@@ -24,3 +24,4 @@ class RunOptions:
     run_id: str = ""  # names this run in the ledger; the DAG passes Airflow's run_id
     parse: ParseConfig = field(default_factory=ParseConfig)
     image_config: object | None = None  # pipeline.stages.images.ImageCheckConfig; None = its defaults
+    s3_client: object | None = None  # boto3 S3 client for s3:// seed locations; None = from the environment

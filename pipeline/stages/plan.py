@@ -28,7 +28,8 @@ from typing import Any
 
 from pipeline.errors import VanishedFolderError
 from pipeline.run.report import RunReport
-from pipeline.stages.discover import hash_seed, make_batches, resolve_root, walk
+from pipeline.sources import open_source
+from pipeline.stages.discover import make_batches
 from pipeline.stages.outcomes import settle
 from pipeline.stores.ledger import SETTLED, Ledger, LedgerEntry
 from pipeline.types import SeedFile, SeedOutcome
@@ -94,11 +95,12 @@ def _same_refusal(prev: LedgerEntry | None, o: SeedOutcome) -> bool:
 
 
 def make_plan(options, client, settings, target: str, served: Ledger | None, ledger: Ledger | None) -> Plan:
-    """Discover ``options.seed_dir`` and plan the run.
+    """Discover ``options.seed_dir`` (a folder or ``s3://bucket/prefix``: ``pipeline.sources``) and plan the run.
 
     ``served`` is the ledger of the index readers see (sequence numbers and what is known);
     ``ledger`` the one this run writes (the same, or a rebuild's fresh one; ``None`` in a dry run)."""
-    root, real_root = resolve_root(options.seed_dir)
+    source = open_source(options.seed_dir, s3_client=options.s3_client)
+    root, real_root = source.root, source.real_root
     rebuild = options.full_rebuild
     known = served.entries_for_root(root) if served is not None else {}
     skip_unchanged = options.skip_unchanged and not rebuild and ledger is not None
@@ -107,7 +109,7 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
     todo: list[SeedFile] = []
     stat_refresh: dict[str, dict[str, int]] = {}
     seen: set[str] = set()
-    for item in walk(options.seed_dir):
+    for item in source.walk():
         seed = item.seed if isinstance(item, SeedOutcome) else item
         seen.add(seed.key)
         prev = known.get(seed.key)
@@ -122,7 +124,7 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
             if not replayed:
                 outcomes.append(SeedOutcome(seed, "unchanged"))
             continue
-        hashed = hash_seed(seed, max_bytes)
+        hashed = source.hash(seed, max_bytes)
         if isinstance(hashed, SeedOutcome):
             unchanged = skip_unchanged and _same_refusal(prev, hashed)
             outcomes.append(SeedOutcome(seed, "unchanged") if unchanged else hashed)

@@ -1,0 +1,438 @@
+"""Seeds in object storage: ``s3://bucket/prefix`` (AWS S3 or any S3-compatible server).
+
+(Over 400 lines on purpose: key safety, the change filter and the bounded reads are one contract with
+the ledger, and the rules below are checked against each other.)
+
+**Identity.** The location ``s3://bucket/prefix`` is a folder: its prefix always ends with ``/``, so
+``s3://b/seeds/2026`` reads ``seeds/2026/...`` and never ``seeds/2026-old/...``; ``s3://b`` reads the
+whole bucket. ``SeedFile.root`` is ``s3://<bucket>/<prefix>`` (with the trailing ``/``) and
+``SeedFile.rel`` the rest of the object key, so ``root + rel`` is exactly ``s3://<bucket>/<object key>``
+and the ledger id (``types.entry_key(root, rel)``, a hash of the UTF-8 bytes of both) is bucket + object
+key. Keys are compared byte for byte, as S3 does: two keys that differ only in Unicode normalisation
+(``café`` as NFC and as NFD) are two objects with two ledger entries and an outcome each.
+
+**Change filter.** An object has no inode or ctime; its stat fingerprint in the ledger is
+``(size, LastModified in whole seconds, 0, fingerprint of the ETag)``: the ETag (quotes stripped) is
+hashed into the 63-bit ``ino`` field, so the ledger's shape and ``LedgerEntry.same_stat`` are the same
+for files and objects. Same size and ETag and LastModified: ``unchanged``, not downloaded. Anything
+else: the object is downloaded and its sha256 decides (a re-upload of the same bytes is still
+``unchanged``). LastModified is cut to seconds because listings give milliseconds and GET/HEAD an
+HTTP date.
+
+**Safety.**
+
+- The size limit is checked against the listed size before any download; the GET asks for at most
+  ``max_bytes + 1`` bytes (``Range``), its ``Content-Range``/``Content-Length`` are checked before the
+  body is read, and the body is read in chunks that stop past the limit whatever the server sends.
+- Nothing outside the prefix: the listing asks for ``prefix/`` only and every returned key is checked
+  to start with it again (a key outside is ignored and logged, never read).
+- Every seed-named key gets exactly one outcome (``classify_key``): a key with an empty, ``.`` or
+  ``..`` segment (``a//b.txt``, a leading ``/``, ``a/../b.txt``), a control character, an undecodable
+  byte (U+FFFD after the listing's URL decoding) or more than 1024 bytes is quarantined with a reason
+  naming the key; a key ending in ``/`` that holds bytes (a "folder" with content) is quarantined; an
+  empty ``a/`` is a folder marker and ignored; a zero-byte seed is read and quarantined by the parser
+  like an empty file; a seed inside a hidden "folder" (``.git/x.txt``) is skipped as in a folder walk.
+- Between planning and the worker's read the object may change: planning keeps what it actually
+  read (ETag, size and hash of the bytes it downloaded, not of the listing), and the worker's GET must
+  answer with the planned ETag (checked from the response headers, before the body is read) and the
+  same sha256, else the outcome is ``changed`` and the next run takes the new content. A deleted object
+  is gone from the listing: the same deletion semantics and vanish guard as deleted files.
+
+**Errors.** Per-object answers become outcomes (404: ``changed``; 403 and other 4xx: quarantined with
+the error code). Connection failures and 5xx that outlast botocore's retries raise: an unreachable
+store must fail the task (Airflow retries it), never look like an empty or shrunken prefix. A listing
+that fails half-way raises too, so a partial listing can never delete anything.
+
+**Credentials.** ``make_client`` builds a boto3 client with explicit timeouts and retries. From the
+CLI the credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
+``AWS_SESSION_TOKEN``, ``AWS_PROFILE``, instance roles); the endpoint from ``SEEDNEWS_S3_ENDPOINT``,
+else ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` (boto3's own), else AWS; the region from
+``AWS_REGION``/``AWS_DEFAULT_REGION`` (default ``us-east-1``). A custom endpoint uses path-style
+addressing (``SEEDNEWS_S3_ADDRESSING=virtual`` to change it). Credentials are never logged; only the
+endpoint (without any user info) is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pipeline.stages.discover import (
+    DEFAULT_PATTERNS,
+    SeedRootError,
+    human_size,
+    is_seed_name,
+)
+from pipeline.types import SeedFile, SeedOutcome, quarantine
+
+log = logging.getLogger("seednews.s3")
+
+SCHEME = "s3://"
+MAX_KEY_BYTES = 1024  # S3's own limit on a key; a longer one cannot be a real object
+READ_CHUNK = 1 << 16
+BODY_ATTEMPTS = 3  # a body that breaks off mid-read is fetched again this many times, then the error is raised
+LIST_PAGE = 1000
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+MAX_ATTEMPTS = 5  # botocore "standard" retry mode: connection errors, throttling, 5xx
+DEFAULT_REGION = "us-east-1"
+# S3 bucket naming rules (lowercase letters, digits, dots and hyphens, 3-63 characters)
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+# ----------------------------------------------------------------------------- locations and keys
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # "" (the whole bucket) or ending with "/"
+
+    @property
+    def root(self) -> str:
+        return f"{SCHEME}{self.bucket}/{self.prefix}"
+
+    def key(self, rel: str) -> str:
+        return self.prefix + rel
+
+
+def _bad_char(c: str) -> bool:
+    return unicodedata.category(c) in ("Cc", "Cs") or c == "\ufffd"
+
+
+def show_key(key: str) -> str:
+    """A key as people, JSON and logs can take it: control characters, lone surrogates and U+FFFD
+    (bytes that were not UTF-8) shown as escapes; everything else as it is."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if _bad_char(c) else c for c in key)
+
+
+def parse_url(url: str) -> S3Location:
+    """``s3://bucket[/prefix]`` as a location (the prefix taken as a folder). Raises ``SeedRootError``
+    for anything that is not a plain bucket and prefix: the location is the identity of every entry
+    under it, so it must be unambiguous."""
+    if url[:5].lower() != SCHEME:
+        raise SeedRootError(f"{url!r} is not an s3:// URL")
+    bucket, _, prefix = url[5:].partition("/")
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise SeedRootError(f"{show_key(url)!r}: {show_key(bucket)!r} is not a valid bucket name "
+                            "(3-63 lowercase letters, digits, '.' or '-')")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    if prefix:
+        segments = prefix[:-1].split("/")
+        if any(s in ("", ".", "..") for s in segments):
+            raise SeedRootError(f"{show_key(url)!r}: the prefix has an empty, '.' or '..' segment; write it as "
+                                "s3://bucket/folder/subfolder")
+        if any(_bad_char(c) for c in prefix):
+            raise SeedRootError(f"{show_key(url)!r}: the prefix has a control character or is not valid UTF-8")
+        if len(prefix.encode("utf-8")) > MAX_KEY_BYTES:
+            raise SeedRootError(f"the prefix of {show_key(url)[:80]!r}… is longer than {MAX_KEY_BYTES} bytes")
+    return S3Location(bucket, prefix)
+
+
+def classify_key(prefix: str, key: str, size: int,
+                 patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> tuple[str, str | None] | None:
+    """What a listed key is to the pipeline:
+
+    ``None``           not a seed: outside the prefix, a folder marker, not seed-named, or in a hidden
+                       folder (the same names a folder walk passes over);
+    ``(rel, None)``    a seed to take, ``rel`` being the key under the prefix;
+    ``(rel, reason)``  a seed-named key refused with ``reason`` (quarantined at stage discover).
+    """
+    if not key.startswith(prefix):
+        return None
+    rel = key[len(prefix):]
+    where = f"object key '{show_key(key)}'"
+    if rel == "" or rel.endswith("/"):
+        if size == 0:
+            return None  # a folder marker, as consoles create them
+        return (_safe_rel(rel), f"{where} ends with '/' (looks like a folder) but holds {human_size(size)}; "
+                                "rename it to a seed name")
+    segments = rel.split("/")
+    if not is_seed_name(segments[-1], patterns):
+        return None
+    if any(s in ("", ".", "..") for s in segments[:-1]):
+        return (_safe_rel(rel), f"{where} has an empty, '.' or '..' path segment (a leading '/' or '//' "
+                                "included); S3 takes it literally, people and file systems would not: rename it")
+    if any(s.startswith(".") for s in segments[:-1]):
+        return None  # inside a hidden "folder", as a folder walk skips .git/ and friends
+    if any(_bad_char(c) for c in key):
+        what = "is not valid UTF-8" if any(c == "\ufffd" or unicodedata.category(c) == "Cs" for c in key) \
+            else "has a control character"
+        return (_safe_rel(rel), f"{where} {what}; rename it")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        return (rel, f"{where[:120]}… is longer than {MAX_KEY_BYTES} bytes, more than S3 allows")
+    return (rel, None)
+
+
+def _safe_rel(rel: str) -> str:
+    """A refused key's path as it can be stored (lone surrogates cannot be encoded as UTF-8)."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        return show_key(rel)
+
+
+def etag_fingerprint(etag: str | None) -> int:
+    """The ETag as a non-negative 63-bit number (it fills the ``ino`` slot of the stat fingerprint)."""
+    value = (etag or "").strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    return int.from_bytes(hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()[:8], "big") >> 1
+
+
+def mtime_ns(when: datetime | None) -> int:
+    """LastModified in whole seconds as nanoseconds (never 0: 0 means "no fingerprint" in the ledger)."""
+    return int(when.timestamp()) * 1_000_000_000 if when is not None else 1
+
+
+# ----------------------------------------------------------------------------- client
+def redact_endpoint(url: str | None) -> str:
+    if not url:
+        return "AWS (default endpoint)"
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def endpoint_from_env(env: Any = None) -> str | None:
+    env = os.environ if env is None else env
+    return env.get("SEEDNEWS_S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+
+
+def client_config(*, endpoint_url: str | None = None, connect_timeout: float = CONNECT_TIMEOUT,
+                  read_timeout: float = READ_TIMEOUT, max_attempts: int = MAX_ATTEMPTS,
+                  addressing: str | None = None):
+    """botocore ``Config``: explicit timeouts and retries, path-style addressing for custom endpoints
+    (loopback servers and most S3-compatible stores have no per-bucket host names), checksums only where
+    the API requires them (S3-compatible servers differ on the newer default ones)."""
+    from botocore.config import Config
+
+    addressing = addressing or os.environ.get("SEEDNEWS_S3_ADDRESSING") or ("path" if endpoint_url else "auto")
+    return Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                  retries={"max_attempts": max_attempts, "mode": "standard"},
+                  s3={"addressing_style": addressing}, signature_version="s3v4",
+                  request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                  user_agent_extra="seednews")
+
+
+def make_client(*, endpoint_url: str | None = None, region_name: str | None = None, session: Any = None,
+                aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None,
+                aws_session_token: str | None = None, **config: Any):
+    """A boto3 S3 client. Without arguments: everything from the environment (see the module doc)."""
+    try:
+        import boto3
+    except ImportError:  # pragma: no cover - depends on the install
+        raise SeedRootError("s3:// seed locations need boto3: pip install 'seednews[s3]'") from None
+    endpoint_url = endpoint_url or endpoint_from_env()
+    session = session or boto3.session.Session()
+    region_name = region_name or session.region_name or os.environ.get("AWS_REGION") or DEFAULT_REGION
+    kw = {}
+    if aws_access_key_id:  # explicit keys (an Airflow connection); otherwise boto3's chain
+        kw = {"aws_access_key_id": aws_access_key_id, "aws_secret_access_key": aws_secret_access_key,
+              "aws_session_token": aws_session_token}
+    log.info("S3 client: endpoint %s, region %s", redact_endpoint(endpoint_url), region_name)
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region_name,
+                          config=client_config(endpoint_url=endpoint_url, **config), **kw)
+
+
+# ----------------------------------------------------------------------------- the source
+class _Gone(Exception):
+    pass
+
+
+class _Changed(Exception):
+    pass
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _Refused(Exception):
+    pass
+
+
+def _error(exc: Exception) -> tuple[str, int]:
+    resp = getattr(exc, "response", None) or {}
+    code = str(resp.get("Error", {}).get("Code") or type(exc).__name__)
+    status = int(resp.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return code, status
+
+
+def _total_size(resp: dict[str, Any]) -> int | None:
+    """The object's whole size from a (ranged) GET's headers."""
+    content_range = resp.get("ContentRange") or ""
+    if "/" in content_range:
+        total = content_range.rsplit("/", 1)[1].strip()
+        if total.isascii() and total.isdigit():
+            return int(total)
+    if not content_range and resp.get("ContentLength") is not None:
+        return int(resp["ContentLength"])
+    return None
+
+
+class S3Source:
+    """Seeds under one ``s3://bucket/prefix``. ``client`` is a boto3 S3 client (``None``: from the
+    environment). Only ``ListObjectsV2``, ``GetObject`` and ``HeadObject`` are used: read-only
+    credentials are enough."""
+
+    kind = "s3"
+
+    def __init__(self, location: S3Location, client: Any = None, patterns: tuple[str, ...] = DEFAULT_PATTERNS,
+                 page_size: int = LIST_PAGE) -> None:
+        self.location = location
+        self.client = client if client is not None else make_client()
+        self.patterns = patterns
+        self.page_size = page_size
+        self.root = self.real_root = location.root
+        self.outside = 0  # keys a listing returned outside the prefix (ignored)
+
+    # ------------------------------------------------------------------ listing
+    def check(self) -> None:
+        """Refuse a bucket that does not exist or cannot be listed, before the run touches anything."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.list_objects_v2(Bucket=self.location.bucket, Prefix=self.location.prefix, MaxKeys=1)
+        except ClientError as exc:
+            code, status = _error(exc)
+            if status >= 500:
+                raise
+            raise SeedRootError(f"cannot list {self.root}: {code} (HTTP {status})") from None
+
+    def walk(self) -> Iterator[SeedFile | SeedOutcome]:
+        """Every seed-named object under the prefix (in the listing's order, which S3 defines as the
+        keys' UTF-8 byte order). botocore asks for URL-encoded keys and decodes them, so keys with
+        characters XML cannot carry survive the listing."""
+        loc, root = self.location, self.root
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=loc.bucket, Prefix=loc.prefix,
+                                   PaginationConfig={"PageSize": self.page_size})
+        for page in pages:
+            for obj in page.get("Contents") or ():
+                key, size = obj["Key"], int(obj.get("Size") or 0)
+                if not key.startswith(loc.prefix):
+                    self.outside += 1
+                    log.warning("listing of %s returned a key outside the prefix; ignored: %r", root, show_key(key)[:200])
+                    continue
+                verdict = classify_key(loc.prefix, key, size, self.patterns)
+                if verdict is None:
+                    continue
+                rel, reason = verdict
+                seed = SeedFile(root, rel, root, rel, size, mtime_ns(obj.get("LastModified")), 0,
+                                etag_fingerprint(obj.get("ETag")))
+                yield quarantine(seed, "discover", reason) if reason else seed
+
+    def describe(self, rel: str) -> SeedFile | SeedOutcome | None:
+        """A known object again (``HEAD``); ``None`` if it is gone."""
+        from botocore.exceptions import ClientError
+
+        key = self.location.key(rel)
+        verdict = classify_key(self.location.prefix, key, 1, self.patterns)
+        if verdict is None:
+            return None
+        try:
+            head = self.client.head_object(Bucket=self.location.bucket, Key=key)
+        except ClientError as exc:
+            code, status = _error(exc)
+            if status in (403, 404) or code in ("NoSuchKey", "NotFound"):
+                return None
+            raise
+        seed = SeedFile(self.root, verdict[0], self.root, verdict[0], int(head.get("ContentLength") or 0),
+                        mtime_ns(head.get("LastModified")), 0, etag_fingerprint(head.get("ETag")))
+        return quarantine(seed, "discover", verdict[1]) if verdict[1] else seed
+
+    # ------------------------------------------------------------------ reading
+    def _get(self, seed: SeedFile, max_bytes: int, expect: int | None) -> tuple[bytes, dict[str, Any]]:
+        """The object's bytes (at most ``max_bytes``) and the GET's response headers.
+
+        ``expect``: the ETag fingerprint the object must still have (checked before the body is read)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kw: dict[str, Any] = {"Bucket": self.location.bucket, "Key": self.location.key(seed.source)}
+        if seed.size > 0:
+            kw["Range"] = f"bytes=0-{max_bytes}"  # max_bytes + 1 bytes: enough to see that it is too big
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                resp = self.client.get_object(**kw)
+            except ClientError as exc:
+                code, status = _error(exc)
+                if status == 404 or code in ("NoSuchKey", "NotFound"):
+                    raise _Gone("the object disappeared") from None
+                if status == 416 or code == "InvalidRange":  # it became empty: ask again without a range
+                    if "Range" in kw:
+                        del kw["Range"]
+                        continue
+                if status >= 500 or status == 0:
+                    raise
+                raise _Refused(f"{code} (HTTP {status})") from None
+            body = resp["Body"]
+            try:
+                if expect is not None and etag_fingerprint(resp.get("ETag")) != expect:
+                    raise _Changed("its ETag is different")
+                total = _total_size(resp)
+                if total is not None and total > max_bytes:
+                    raise _TooBig(total)
+                chunks, got = [], 0
+                while got <= max_bytes:
+                    chunk = body.read(min(READ_CHUNK, max_bytes + 1 - got))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    got += len(chunk)
+                if got > max_bytes:
+                    raise _TooBig(None)
+                return b"".join(chunks), resp
+            except (BotoCoreError, OSError) as exc:  # the body broke off (reset, timeout): fetch it again
+                if attempt >= BODY_ATTEMPTS:
+                    raise
+                log.warning("reading %s%s broke off (%s); fetching it again", self.root, show_key(seed.source)[:200],
+                            type(exc).__name__)
+            finally:
+                body.close()
+
+    def hash(self, seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
+        """Planning: ``seed`` with the hash of the bytes actually downloaded (and that download's ETag
+        and size), or a quarantine (too big, refused by the store) or ``changed`` (gone)."""
+        limit = human_size(max_bytes)
+        if seed.size > max_bytes:  # from the listing: nothing is downloaded
+            return quarantine(seed, "read", f"object is {human_size(seed.size)}, over the {limit} limit for a seed")
+        try:
+            data, resp = self._get(seed, max_bytes, None)
+        except _Gone as exc:
+            return SeedOutcome(seed, "changed", "read", f"{exc} while the run was planned")
+        except _TooBig as exc:
+            size = f"is {human_size(exc.args[0])}" if exc.args[0] else "grew"
+            return quarantine(seed, "read", f"object {size}, over the {limit} limit for a seed")
+        except _Refused as exc:
+            return quarantine(seed, "read", f"cannot read object: {exc}")
+        fingerprint = etag_fingerprint(resp.get("ETag"))
+        same = fingerprint == seed.ino  # what was listed is what was read: keep the listing's fingerprint
+        return replace(seed, size=len(data), mtime_ns=seed.mtime_ns if same else mtime_ns(resp.get("LastModified")),
+                       ino=fingerprint, sha256=hashlib.sha256(data).hexdigest())
+
+    def read(self, seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:
+        """The worker: the planned object's bytes, if it still has the planned ETag and content."""
+        try:
+            data, _ = self._get(seed, max_bytes, seed.ino)
+        except (_Gone, _Changed) as exc:
+            return SeedOutcome(seed, "changed", "read", f"changed since it was planned: {exc}")
+        except _TooBig:
+            return SeedOutcome(seed, "changed", "read", "changed since it was planned: it is over the size limit now")
+        except _Refused as exc:
+            return quarantine(seed, "read", f"cannot read object: {exc}")
+        if hashlib.sha256(data).hexdigest() != seed.sha256:
+            return SeedOutcome(seed, "changed", "read", "changed since it was planned: its content is different")
+        return data
