@@ -24,6 +24,7 @@ from dataclasses import replace
 from . import index as ix
 from . import ledger as lg
 from . import timing
+from .clusterhealth import ready_for_writes
 from .config import Settings
 from .discover import describe, hash_seed, read_seed
 from .ledger import Ledger
@@ -66,10 +67,13 @@ def prepare(client, settings: Settings, full_rebuild: bool, dry_run: bool = Fals
     if full_rebuild:
         name = ix.create_index(client, settings.index_base)
         ix.pause_refresh(client, name)  # resumed in finalize, before validation
-        lg.create_paired(client, settings.ledger_index, lg.paired_name(name, settings.index_base, settings.ledger_index))
+        paired = lg.paired_name(name, settings.index_base, settings.ledger_index)
+        lg.create_paired(client, settings.ledger_index, paired)
+        ready_for_writes(client, settings, name, paired)  # replicas pinned if asked; health waited for
         return name
     current = ix.ensure_alias(client, settings.index_base)
     lg.ensure_alias(client, settings.ledger_index, lg.paired_name(current, settings.index_base, settings.ledger_index))
+    ready_for_writes(client, settings, settings.alias, settings.ledger_index)
     return settings.alias
 
 
@@ -166,6 +170,8 @@ def process_batch(batch: Batch, *, client, settings: Settings, options: RunOptio
     (memory stays flat however big the batch); each file's outcome is recorded in the ledger only
     after OpenSearch answered for it."""
     report = RunReport(dry_run=options.dry_run, target=target)
+    if not options.dry_run:  # a node lost since prepare: wait (bounded) for the primaries rather than fail
+        ready_for_writes(client, settings, target, ledger_for(client, settings, target).index, pin=False)
     seeds = list(batch.seeds)
     total = len(seeds)
     for start in range(0, total, CHUNK_SEEDS):
