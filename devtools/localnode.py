@@ -79,6 +79,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 # --------------------------------------------------------------------------- #
 # Constants
@@ -1074,10 +1075,12 @@ class LocalNode:
         self.stop()
 
 
-def _jvm_options(dist: Path, home: Path, java: Path) -> str:
+def _jvm_options(dist: Path, home: Path, java: Path, heap: tuple[str, str] | None = None,
+                 extra: tuple[str, ...] = ()) -> str:
     """The distribution's jvm.options adapted to this node.
 
-    Heap set to HEAP_MIN/HEAP_MAX, no pre-touch, relative paths made absolute
+    Heap set to ``heap`` (min, max; default HEAP_MIN/HEAP_MAX), ``extra`` options appended, no
+    pre-touch, relative paths made absolute
     (data/logs into the node home, the agent into the distribution), and
     ``--add-modules=jdk.incubator.vector`` dropped if the runtime lacks it.
     """
@@ -1093,14 +1096,19 @@ def _jvm_options(dist: Path, home: Path, java: Path) -> str:
         line = line.replace("=logs/", f"={home / 'logs'}/")  # ErrorFile=, -Xlog:...file=
         line = line.replace("-javaagent:agent/", f"-javaagent:{dist / 'agent'}/")
         lines.append(line)
-    lines += ["", "# seednews local node", f"-Xms{HEAP_MIN}", f"-Xmx{HEAP_MAX}", "-XX:-AlwaysPreTouch"]
+    heap_min, heap_max = heap or (HEAP_MIN, HEAP_MAX)
+    lines += ["", "# seednews local node", f"-Xms{heap_min}", f"-Xmx{heap_max}", "-XX:-AlwaysPreTouch", *extra]
     return "\n".join(lines) + "\n"
 
 
 def _config_files(dist: Path, home: Path, java: Path, http_port: int,
-                  transport_port: int) -> dict[str, str]:
-    """Contents of the node's config/ files (written by the launcher, as the node user)."""
-    settings = {
+                  transport_port: int, *, overrides: dict[str, object] | None = None,
+                  heap: tuple[str, str] | None = None, jvm_extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Contents of the node's config/ files (written by the launcher, as the node user).
+
+    ``overrides`` replaces opensearch.yml settings (a ``None`` value removes one: a cluster
+    node drops ``discovery.type``); ``network.host`` stays loopback whatever it says."""
+    settings: dict[str, object] = {
         "cluster.name": CLUSTER_NAME,
         "node.name": NODE_NAME,
         "path.data": str(home / "data"),
@@ -1112,10 +1120,16 @@ def _config_files(dist: Path, home: Path, java: Path, http_port: int,
         "cluster.routing.allocation.disk.threshold_enabled": "false",
         "bootstrap.memory_lock": "false",
     }
+    for key, value in (overrides or {}).items():
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
+    settings["network.host"] = BIND_HOST
     return {
         "opensearch.yml": "# written by devtools.localnode; rewritten at every start\n"
         + "".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items()),
-        "jvm.options": _jvm_options(dist, home, java),
+        "jvm.options": _jvm_options(dist, home, java, heap, jvm_extra),
         "log4j2.properties": (dist / "config" / "log4j2.properties").read_text(),
     }
 
@@ -1249,44 +1263,11 @@ def start(
         transport_port = _free_port()
     files = _config_files(dist, home, java_dir / "bin" / "java", http_port, transport_port)
 
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "HOME": str(home),
-        "OPENSEARCH_JAVA_HOME": str(java_dir),
-        "OPENSEARCH_PATH_CONF": str(home / "config"),
-        "OPENSEARCH_TMPDIR": str(home / "tmp"),
-    }
-    if os.environ.get(ENV_EXTRA_JAVA_OPTS):
-        env[ENV_EXTRA_JAVA_OPTS] = os.environ[ENV_EXTRA_JAVA_OPTS]
-    user_kwargs: dict[str, object] = {}
-    if ident is not None:
-        user_kwargs = {"user": ident[0], "group": ident[1], "extra_groups": []}
-
     url = f"http://{BIND_HOST}:{http_port}"
     progress(f"starting OpenSearch {OPENSEARCH_VERSION} on {url} (home {home})")
-    argv = ["/bin/sh", "-c", _LAUNCH_SCRIPT, "seednews-launch", str(home), str(dist / "bin" / "opensearch")]
-    for name, content in files.items():
-        argv += [name, content]
-    # The launcher's own errors (before it execs into the node, whose output goes to
-    # logs/console.log) land in this private, already unlinked file of root's.
-    launch_errors = tempfile.TemporaryFile()
-    # bin/opensearch `exec`s the JVM, so the pid is the JVM's pid.
-    process = subprocess.Popen(  # type: ignore[call-overload]
-        argv, cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=launch_errors,
-        stderr=subprocess.STDOUT, start_new_session=True, **user_kwargs,
-    )
-    node = LocalNode(url=url, pid=process.pid, home=home, ephemeral=ephemeral, _process=process)
-    if not detach:
-        node._watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home),
-             "1" if ephemeral else "0"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    if not detach:
-        atexit.register(node.stop)
-
+    node, launch_errors = _spawn(dist, java_dir, ident, home, files, url, ephemeral=ephemeral, detach=detach)
+    process = node._process
+    assert process is not None
     started = time.monotonic()
     deadline = started + wait
     while True:
@@ -1310,6 +1291,51 @@ def start(
     launch_errors.close()
     progress(f"OpenSearch is up at {url} (pid {process.pid}, {time.monotonic() - started:.1f}s)")
     return node
+
+
+def _spawn(dist: Path, java_dir: Path, ident: tuple[int, int] | None, home: Path,
+           files: dict[str, str], url: str, *, ephemeral: bool, detach: bool) -> tuple[LocalNode, Any]:
+    """Launch the node whose home is ``home`` (prepared by :func:`_prepare_home`) with config
+    ``files``, as the node user when root; return it (not yet healthy) and the private file that
+    holds what the launcher printed before it exec-ed into the node. Unless ``detach``, a watchdog
+    stops the JVM when this process ends, and so does ``atexit``."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": str(home),
+        "OPENSEARCH_JAVA_HOME": str(java_dir),
+        "OPENSEARCH_PATH_CONF": str(home / "config"),
+        "OPENSEARCH_TMPDIR": str(home / "tmp"),
+    }
+    if os.environ.get(ENV_EXTRA_JAVA_OPTS):
+        env[ENV_EXTRA_JAVA_OPTS] = os.environ[ENV_EXTRA_JAVA_OPTS]
+    user_kwargs: dict[str, object] = {}
+    if ident is not None:
+        user_kwargs = {"user": ident[0], "group": ident[1], "extra_groups": []}
+
+    argv = ["/bin/sh", "-c", _LAUNCH_SCRIPT, "seednews-launch", str(home), str(dist / "bin" / "opensearch")]
+    for name, content in files.items():
+        argv += [name, content]
+    # The launcher's own errors (before it execs into the node, whose output goes to
+    # logs/console.log) land in this private, already unlinked file of root's.
+    launch_errors = tempfile.TemporaryFile()
+    # bin/opensearch `exec`s the JVM, so the pid is the JVM's pid.
+    process = subprocess.Popen(  # type: ignore[call-overload]
+        argv, cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=launch_errors,
+        stderr=subprocess.STDOUT, start_new_session=True, **user_kwargs,
+    )
+    node = LocalNode(url=url, pid=process.pid, home=home, ephemeral=ephemeral, _process=process)
+    if not detach:
+        node._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home),
+             "1" if ephemeral else "0"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    if not detach:
+        atexit.register(node.stop)
+
+    return node, launch_errors
 
 
 def _check_traversable(home: Path) -> None:
@@ -1350,10 +1376,10 @@ def _sweep_stale_homes(base: Path) -> None:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def _log_tail(home: Path) -> str:
+def _log_tail(home: Path, cluster_name: str = CLUSTER_NAME) -> str:
     """Tails of the node's console and main log (node-controlled files: see :func:`_tail`)."""
     parts = [f"--- {home / 'logs' / 'console.log'} ---", _tail(home / "logs" / "console.log", base=home)]
-    main_log = home / "logs" / f"{CLUSTER_NAME}.log"
+    main_log = home / "logs" / f"{cluster_name}.log"
     if os.path.lexists(main_log):
         parts += [f"--- {main_log} ---", _tail(main_log, 25, base=home)]
     return "\n".join(parts)

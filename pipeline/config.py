@@ -18,7 +18,12 @@ DEFAULT_OPENSEARCH_URL = "http://127.0.0.1:9200"
 DEFAULT_INDEX_BASE = "seednews-articles"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETENTION = 2  # old article indices kept after a full rebuild swaps the alias
-DEFAULT_MAX_RETRIES = 3  # client-side retries of one request (connection errors, timeouts)
+DEFAULT_MAX_RETRIES = 3  # client-side retries of one request (connection errors, timeouts, 502/503/504), each on the next node
+RETRY_ON_STATUS = (502, 503, 504)  # answers that send a request to another node (all writes are idempotent)
+DEFAULT_DEAD_TIMEOUT = 30.0  # a node that failed is skipped this long (doubling per failure in a row, at most 16x)
+DEFAULT_HEALTH_STATUS = "yellow"  # what the run's indices must reach before it writes: every primary active
+DEFAULT_HEALTH_TIMEOUT = 120.0  # seconds to wait for it (a replica is promoted in seconds; a node restart is ~1-2 min)
+HEALTH_STATUSES = ("yellow", "green")
 TRUE_WORDS = ("1", "true", "yes", "on", "y", "t")
 FALSE_WORDS = ("0", "false", "no", "off", "n", "f", "")
 
@@ -52,6 +57,13 @@ class Settings:
     ca_certs: str | None = None  # CA bundle (PEM) to verify the cluster's certificate with
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
+    dead_timeout: float = DEFAULT_DEAD_TIMEOUT
+    sniff: bool = False  # ask the cluster for its nodes (at start, on a connection failure, every minute)
+    # replicas of the run's indices: None keeps the templates' auto_expand_replicas "0-1" (0 on one node,
+    # 1 on a cluster); a number ("1") pins number_of_replicas; a range ("0-1", "1-all") sets auto-expand
+    replicas: str | None = None
+    health_status: str = DEFAULT_HEALTH_STATUS
+    health_timeout: float = DEFAULT_HEALTH_TIMEOUT
     index_base: str = DEFAULT_INDEX_BASE  # the read alias; concrete indices are "<base>-<stamp>"
     retention: int = DEFAULT_RETENTION
     image_relative_base: str | None = None  # site that relative image URLs belong to (None: report "relative")
@@ -73,29 +85,145 @@ class Settings:
         return f"{self.index_base}-imagecache"
 
     @property
+    def opensearch_urls(self) -> tuple[str, ...]:
+        """Every node the client may talk to (``opensearch_url`` is comma-separated for a cluster)."""
+        return tuple(u.strip() for u in self.opensearch_url.split(",") if u.strip())
+
+    @property
     def display_url(self) -> str:
-        """The URL as it may be printed: never with credentials."""
-        return redact_url(self.opensearch_url)
+        """The URL(s) as they may be printed: never with credentials."""
+        return ",".join(redact_url(u) for u in self.opensearch_urls)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> "Settings":
-        """``OPENSEARCH_URL`` (may carry ``user:password@``), ``OPENSEARCH_USER``, ``OPENSEARCH_PASSWORD``,
-        ``OPENSEARCH_VERIFY_CERTS`` (``false`` to disable), ``OPENSEARCH_CA_CERTS`` (a PEM bundle),
-        ``OPENSEARCH_TIMEOUT`` (seconds), ``SEEDNEWS_INDEX``, ``SEEDNEWS_IMAGE_BASE``
-        (the site relative image URLs such as ``/assets/...`` belong to)."""
+        """``OPENSEARCH_URL`` (one URL, or a comma-separated list of the cluster's nodes; may carry
+        ``user:password@``), ``OPENSEARCH_USER``, ``OPENSEARCH_PASSWORD``, ``OPENSEARCH_VERIFY_CERTS``
+        (``false`` to disable), ``OPENSEARCH_CA_CERTS`` (a PEM bundle), ``OPENSEARCH_TIMEOUT`` (seconds per
+        request), ``OPENSEARCH_MAX_RETRIES``, ``OPENSEARCH_DEAD_TIMEOUT`` (seconds), ``OPENSEARCH_SNIFF``,
+        ``SEEDNEWS_REPLICAS``, ``SEEDNEWS_HEALTH_STATUS`` (``yellow``/``green``), ``SEEDNEWS_HEALTH_TIMEOUT``
+        (seconds), ``SEEDNEWS_INDEX``, ``SEEDNEWS_IMAGE_BASE`` (the site relative image URLs such as
+        ``/assets/...`` belong to)."""
         env = dict(os.environ if env is None else env)
-        url, user, password = split_credentials(env.get("OPENSEARCH_URL") or DEFAULT_OPENSEARCH_URL)
+        urls, user, password = split_hosts(env.get("OPENSEARCH_URL") or DEFAULT_OPENSEARCH_URL)
         settings = cls(
-            opensearch_url=url,
+            opensearch_url=",".join(urls),
             username=env.get("OPENSEARCH_USER") or user,
             password=env.get("OPENSEARCH_PASSWORD") or password,
             verify_certs=parse_bool(env.get("OPENSEARCH_VERIFY_CERTS"), name="OPENSEARCH_VERIFY_CERTS", default=True),
             ca_certs=env.get("OPENSEARCH_CA_CERTS") or None,
-            timeout=float(env.get("OPENSEARCH_TIMEOUT") or DEFAULT_TIMEOUT),
+            timeout=_number(env, "OPENSEARCH_TIMEOUT", DEFAULT_TIMEOUT),
+            max_retries=int(_number(env, "OPENSEARCH_MAX_RETRIES", DEFAULT_MAX_RETRIES, integer=True)),
+            dead_timeout=_number(env, "OPENSEARCH_DEAD_TIMEOUT", DEFAULT_DEAD_TIMEOUT),
+            sniff=parse_bool(env.get("OPENSEARCH_SNIFF"), name="OPENSEARCH_SNIFF", default=False),
+            replicas=parse_replicas(env.get("SEEDNEWS_REPLICAS")),
+            health_status=parse_health_status(env.get("SEEDNEWS_HEALTH_STATUS")),
+            health_timeout=_number(env, "SEEDNEWS_HEALTH_TIMEOUT", DEFAULT_HEALTH_TIMEOUT),
             index_base=env.get("SEEDNEWS_INDEX") or DEFAULT_INDEX_BASE,
             image_relative_base=env.get("SEEDNEWS_IMAGE_BASE") or None,
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, integer: bool = False) -> float:
+    """A non-negative number from ``env[name]`` (unset or empty: ``default``); a clear error otherwise."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{name}: {raw!r} is not {kind}") from None
+    if value < 0 or value != value:
+        raise ConfigError(f"{name}: {raw!r} must not be negative")
+    return value
+
+
+def parse_replicas(value: object) -> str | None:
+    """``SEEDNEWS_REPLICAS``: unset/empty/``auto`` -> None (the templates' ``auto_expand_replicas: 0-1``); a
+    whole number -> that ``number_of_replicas``; ``<min>-<max|all>`` -> that auto-expand range."""
+    text = "" if value is None else str(value).strip().lower()
+    if text in ("", "auto"):
+        return None
+    if re.fullmatch(r"[0-9]{1,2}", text) or re.fullmatch(r"[0-9]{1,2}-([0-9]{1,2}|all)", text):
+        lo, _, hi = text.partition("-")
+        if hi and hi != "all" and int(hi) < int(lo):
+            raise ConfigError(f"SEEDNEWS_REPLICAS: {value!r}: the range ends below its start")
+        return text
+    raise ConfigError(f"SEEDNEWS_REPLICAS: {value!r} is not a replica count (e.g. 1), an auto-expand range "
+                      "(e.g. 0-1, 1-all) or 'auto'")
+
+
+def parse_health_status(value: object) -> str:
+    text = "" if value is None else str(value).strip().lower()
+    if not text:
+        return DEFAULT_HEALTH_STATUS
+    if text not in HEALTH_STATUSES:
+        raise ConfigError(f"SEEDNEWS_HEALTH_STATUS: {value!r} is not one of {', '.join(HEALTH_STATUSES)}")
+    return text
+
+
+def split_hosts(value: str, name: str = "OPENSEARCH_URL") -> tuple[tuple[str, ...], str | None, str | None]:
+    """``OPENSEARCH_URL`` -> (node URLs without credentials, user, password). A cluster is a
+    comma-separated list (``https://n1:9200,https://n2:9200``); one client knows every node, so a lost
+    node is skipped instead of failing the run. Each entry is split like :func:`split_credentials`
+    (write a ``,`` in a user name or password as ``%2C``); an entry without a scheme gets ``http://``
+    (as the client did before). Refused with a ``ConfigError`` that never shows a password: an empty
+    entry, a scheme other than http/https, no host, mixed schemes, the same node twice, and different
+    credentials on different entries (one client sends one set)."""
+    raw = [part.strip() for part in str(value).split(",")]
+    if len(raw) == 1:
+        return _split_host(raw[0], name, show=True)
+    # With credentials in a list, a raw ',' in a password splits it into pieces that look like entries:
+    # then no entry is shown at all, only its number and what is wrong.
+    show = "@" not in str(value)
+    hint = "" if show else " (entries not shown: the value carries credentials; write ',' in them as %2C)"
+    if not all(raw):
+        shown = f": {value!r}" if show else hint
+        raise ConfigError(f"{name} has an empty entry{shown}; separate node URLs with single commas")
+    urls: list[str] = []
+    creds: set[tuple[str | None, str | None]] = set()
+    for number, entry in enumerate(raw, 1):
+        where = f"{name} entry {number} of {len(raw)}"
+        if not show and "://" not in entry:
+            raise ConfigError(f"{where} has no scheme (http:// or https://){hint}")
+        try:
+            (url,), user, password = _split_host(entry, where, show=show)
+        except ConfigError as exc:
+            raise ConfigError(str(exc) + hint) from None
+        if url in urls:
+            raise ConfigError(f"{where} repeats an earlier node: {url}")
+        urls.append(url)
+        if user is not None:
+            creds.add((user, password))
+    schemes = {urlsplit(u).scheme for u in urls}
+    if len(schemes) > 1:
+        raise ConfigError(f"{name} mixes http and https: {', '.join(urls)}; a cluster speaks one of them")
+    if len(creds) > 1:
+        raise ConfigError(f"{name} carries different credentials on different nodes (not shown); "
+                          "one client sends one set: put it in OPENSEARCH_USER / OPENSEARCH_PASSWORD")
+    user, password = next(iter(creds)) if creds else (None, None)
+    return tuple(urls), user, password
+
+
+def _split_host(entry: str, where: str, *, show: bool) -> tuple[tuple[str], str | None, str | None]:
+    if "://" not in entry:
+        entry = f"http://{entry}"
+    if show:
+        url, user, password = split_credentials(entry)
+    else:
+        try:
+            url, user, password = split_credentials(entry)
+        except ConfigError:
+            raise ConfigError(f"{where} cannot be split into host and credentials; percent-encode '#', '/', "
+                              "'?', '@' and ',' in the user name and password (%23, %2F, %3F, %40, %2C)") from None
+    parts = urlsplit(url)
+    shown = f": {redact_url(entry)}" if show else ""
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"{where}: the scheme must be http or https, not {parts.scheme!r}{shown}")
+    if not parts.hostname:
+        raise ConfigError(f"{where} has no host{shown}")
+    return (url,), user, password
 
 
 def _mask(url: str) -> str:
@@ -163,31 +291,40 @@ def settings_from_connection(
 
     - scheme: extra ``scheme``, else ``schema`` when it is ``http``/``https``, else ``https`` when extra
       ``use_ssl`` is true, else ``http``. A ``host`` given as a URL keeps its scheme.
+    - a cluster: ``host`` may list several nodes, comma-separated (``n1,n2:9201,https://n3``); a node
+      without its own port uses ``port``.
     - extras: ``verify_certs`` (default **true**, unlike the provider's hook), ``ca_certs``, ``timeout``,
-      ``max_retries``, ``url_prefix``; booleans may be ``true``/``false``/``"0"``/``"no"``...
+      ``max_retries``, ``dead_timeout``, ``sniff``, ``url_prefix``; booleans may be ``true``/``false``/``"0"``/``"no"``...
     - the rest (index name, image base) comes from ``env`` as in ``Settings.from_env``.
     """
     extra = dict(extra or {})
-    if not host:
+    if not host or not str(host).strip(" ,"):
         raise ConfigError("the OpenSearch connection has no host")
-    host = str(host).strip()
-    scheme = None
-    if "://" in host:
-        scheme, host = host.split("://", 1)
-        host = host.rstrip("/")
-    scheme = str(extra.get("scheme") or scheme or (schema if schema in ("http", "https") else "")
-                 or ("https" if parse_bool(extra.get("use_ssl"), name="extra.use_ssl", default=False) else "http"))
-    if scheme not in ("http", "https"):
-        raise ConfigError(f"the OpenSearch connection's scheme must be http or https, not {scheme!r}")
-    if ":" in host and not host.startswith("["):
-        host, _, host_port = host.rpartition(":")
-        port = port or host_port
-    try:
-        port_number = int(port) if port not in (None, "") else 9200
-    except ValueError:
-        raise ConfigError(f"the OpenSearch connection's port must be a number, not {port!r}") from None
+    entries = [h.strip() for h in str(host).split(",")]
+    if not all(entries):
+        raise ConfigError(f"the OpenSearch connection's host list has an empty entry: {host!r}")
     prefix = str(extra.get("url_prefix") or "").strip("/")
-    url = f"{scheme}://{host}:{port_number}" + (f"/{prefix}" if prefix else "")
+    urls = []
+    for entry in entries:
+        scheme = None
+        if "://" in entry:
+            scheme, entry = entry.split("://", 1)
+            entry = entry.rstrip("/")
+        scheme = str(extra.get("scheme") or scheme or (schema if schema in ("http", "https") else "")
+                     or ("https" if parse_bool(extra.get("use_ssl"), name="extra.use_ssl", default=False) else "http"))
+        if scheme not in ("http", "https"):
+            raise ConfigError(f"the OpenSearch connection's scheme must be http or https, not {scheme!r}")
+        entry_port = port
+        if ":" in entry and not entry.startswith("["):
+            entry, _, host_port = entry.rpartition(":")
+            # one host: the connection's port wins (as it always did); a list: each node's own port does
+            entry_port = (host_port or port) if len(entries) > 1 else (port or host_port)
+        try:
+            port_number = int(entry_port) if entry_port not in (None, "") else 9200
+        except ValueError:
+            raise ConfigError(f"the OpenSearch connection's port must be a number, not {entry_port!r}") from None
+        urls.append(f"{scheme}://{entry}:{port_number}" + (f"/{prefix}" if prefix else ""))
+    url = ",".join(split_hosts(",".join(urls), "the OpenSearch connection's hosts")[0])  # the checks of OPENSEARCH_URL
     base = Settings.from_env({k: v for k, v in (env if env is not None else os.environ).items()
                               if not k.startswith("OPENSEARCH_")})
     fields: dict[str, object] = {
@@ -201,19 +338,38 @@ def settings_from_connection(
         fields["timeout"] = float(extra["timeout"])
     if extra.get("max_retries") not in (None, ""):
         fields["max_retries"] = int(extra["max_retries"])
+    if extra.get("dead_timeout") not in (None, ""):
+        fields["dead_timeout"] = float(extra["dead_timeout"])
+    if extra.get("sniff") not in (None, ""):
+        fields["sniff"] = parse_bool(extra.get("sniff"), name="extra.sniff")
     return replace(base, **fields, **overrides)  # type: ignore[arg-type]
 
 
 def make_client(settings: Settings, **kwargs: object):
     """An ``opensearchpy.OpenSearch`` client for ``settings`` (import is local: heavy, and not needed
-    by the pure stages)."""
+    by the pure stages).
+
+    With several node URLs the client spreads requests over them (round robin) and a request that
+    meets a connection error, a timeout or a 502/503/504 is sent again to the next node, up to
+    ``max_retries`` times; a failed node is left out for ``dead_timeout`` seconds (doubling while it
+    keeps failing). Every write the pipeline makes has an explicit id (articles also an external
+    version), so a resent request never duplicates anything. With ``sniff`` the client also asks the
+    cluster for its nodes (at start, after a connection failure and every minute): only where the
+    nodes' published addresses are reachable from the workers and match their certificates."""
     from opensearchpy import OpenSearch
 
     auth = (settings.username, settings.password or "") if settings.username else None
     if settings.ca_certs:
         kwargs.setdefault("ca_certs", settings.ca_certs)
+    if settings.sniff:
+        kwargs.setdefault("sniff_on_start", True)
+        kwargs.setdefault("sniff_on_connection_fail", True)
+        kwargs.setdefault("sniffer_timeout", 60)
+        kwargs.setdefault("sniff_timeout", min(10.0, settings.timeout))
+    kwargs.setdefault("retry_on_status", RETRY_ON_STATUS)
+    kwargs.setdefault("dead_timeout", settings.dead_timeout)
     return OpenSearch(
-        hosts=[settings.opensearch_url],
+        hosts=list(settings.opensearch_urls),
         http_auth=auth,
         verify_certs=settings.verify_certs,
         ssl_show_warn=settings.verify_certs,

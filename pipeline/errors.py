@@ -8,6 +8,8 @@
     ├── RunStopped                  the run stopped on purpose before it could do harm (also a RuntimeError)
     │   ├── VanishedFolderError     too many known seed files are gone at once; nothing was deleted
     │   └── ValidationFailed        a full rebuild did not validate; the aliases still point at the old data
+    ├── ClusterNotReady             the run's indices did not reach the required health in time (also a
+    │                               RuntimeError): an infrastructure error, the task is retried
     ├── StoreError                  state kept in OpenSearch needs a person (also a RuntimeError)
     │   ├── IndexManagementError    templates, indices or aliases are not what the pipeline expects
     │   ├── LedgerError             the ledger could not be written (a lagging ledger would lie)
@@ -60,6 +62,10 @@ class ValidationFailed(RunStopped):
     """A full rebuild did not validate; the aliases still point at the old index and ledger."""
 
 
+class ClusterNotReady(SeedNewsError, RuntimeError):
+    """The run's indices did not reach the required health in time."""
+
+
 class StoreError(SeedNewsError, RuntimeError):
     """State the pipeline keeps in OpenSearch needs a person."""
 
@@ -81,6 +87,6 @@ class DashboardsError(SeedNewsError, RuntimeError):
 
 
 __all__ = [
-    "ConfigError", "DashboardsError", "ImageCacheError", "IndexManagementError", "LedgerError", "RunStopped",
+    "ClusterNotReady", "ConfigError", "DashboardsError", "ImageCacheError", "IndexManagementError", "LedgerError", "RunStopped",
     "SeedError", "SeedNewsError", "SeedRootError", "StoreError", "ValidationFailed", "VanishedFolderError",
 ]

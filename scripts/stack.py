@@ -230,13 +230,15 @@ def opensearch_connection(progress) -> tuple[str, dict]:
     s = Settings.from_env()
     from urllib.parse import urlsplit
 
-    parts = urlsplit(s.opensearch_url)
+    nodes = [urlsplit(u) for u in s.opensearch_urls]
+    parts = nodes[0]  # a cluster (several URLs): one scheme and prefix (Settings checks), hosts listed
     extra = {"use_ssl": parts.scheme == "https", "verify_certs": s.verify_certs}
     if s.ca_certs:
         extra["ca_certs"] = s.ca_certs
     if parts.path.strip("/"):
         extra["url_prefix"] = parts.path.strip("/")
-    conn = {"conn_type": "opensearch", "host": parts.hostname, "port": parts.port or 9200, "extra": extra}
+    host = parts.hostname if len(nodes) == 1 else ",".join(f"{n.hostname}:{n.port or 9200}" for n in nodes)
+    conn = {"conn_type": "opensearch", "host": host, "port": parts.port or 9200, "extra": extra}
     if s.username:
         conn.update(login=s.username, password=s.password or "")
     return s.display_url, conn

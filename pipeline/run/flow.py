@@ -33,6 +33,7 @@ from pipeline.stages.parse import parse_bytes
 from pipeline.stages.plan import Batch, Plan, VanishedFolderError, make_plan, seq_base  # noqa: F401 - re-exported
 from pipeline.stores import deadletters, indices
 from pipeline.stores import ledger as lg
+from pipeline.stores.health import ready_for_writes
 from pipeline.stores.ledger import Ledger
 from pipeline.times import utc_now
 from pipeline.types import Document, SeedFile, SeedOutcome, SeedRecord
@@ -63,10 +64,13 @@ def prepare(client, settings: Settings, full_rebuild: bool, dry_run: bool = Fals
     if full_rebuild:
         name = indices.create_index(client, settings.index_base)
         indices.pause_refresh(client, name)  # resumed in finalize, before validation
-        lg.create_paired(client, settings.ledger_index, lg.paired_name(name, settings.index_base, settings.ledger_index))
+        paired = lg.paired_name(name, settings.index_base, settings.ledger_index)
+        lg.create_paired(client, settings.ledger_index, paired)
+        ready_for_writes(client, settings, name, paired)  # replicas pinned if asked; health waited for
         return name
     current = indices.ensure_alias(client, settings.index_base)
     lg.ensure_alias(client, settings.ledger_index, lg.paired_name(current, settings.index_base, settings.ledger_index))
+    ready_for_writes(client, settings, settings.alias, settings.ledger_index)
     return settings.alias
 
 
@@ -172,6 +176,8 @@ def process_batch(batch: Batch, *, client, settings: Settings, options: RunOptio
     (memory stays flat however big the batch); each file's outcome is recorded in the ledger only
     after OpenSearch answered for it."""
     report = RunReport(dry_run=options.dry_run, target=target)
+    if not options.dry_run:  # a node lost since prepare: wait (bounded) for the primaries rather than fail
+        ready_for_writes(client, settings, target, ledger_for(client, settings, target).index, pin=False)
     seeds = list(batch.seeds)
     total = len(seeds)
     for start in range(0, total, CHUNK_SEEDS):

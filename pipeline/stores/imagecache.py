@@ -90,7 +90,7 @@ class OpenSearchVerdictCache:
     """
 
     def __init__(self, client: Any, index: str = DEFAULT_CACHE_INDEX, *, chunk_size: int = 500,
-                 refresh: bool | str = False, number_of_replicas: int = 0) -> None:
+                 refresh: bool | str = False, number_of_replicas: int | None = None) -> None:
         self.client = client
         self.index = index
         self.chunk_size = chunk_size
@@ -102,7 +102,10 @@ class OpenSearchVerdictCache:
         if self._index_ready:
             return
         if not self.client.indices.exists(index=self.index):
-            body = {"settings": {"index": {"number_of_shards": 1, "number_of_replicas": self.number_of_replicas}},
+            # like the other indices: one replica on a cluster, none on a single node (a cache: losing it only costs checks)
+            copies = ({"auto_expand_replicas": "0-1"} if self.number_of_replicas is None
+                      else {"number_of_replicas": self.number_of_replicas})
+            body = {"settings": {"index": {"number_of_shards": 1, **copies}},
                     "mappings": CACHE_INDEX_MAPPING}
             try:
                 self.client.indices.create(index=self.index, body=body)
