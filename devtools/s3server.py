@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from devtools.localnode import cache_dir
+from devtools.localnode import _WATCHDOG_CODE, cache_dir
 
 SEAWEEDFS_MODULE = "github.com/seaweedfs/seaweedfs"
 SEAWEEDFS_VERSION = "v0.0.0-20261109003541-7506e5f91cd6"  # `weed version`: 30GB 4.53
@@ -57,26 +57,8 @@ PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "
 
 Progress = Callable[[str], object]
 
-_WATCHDOG_CODE = """
-import os, shutil, signal, sys, time
-pid, home = int(sys.argv[1]), sys.argv[2]
-sys.stdin.buffer.read()
-def alive():
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return home.encode() in f.read()
-    except OSError:
-        return False
-if alive():
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while alive() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if alive():
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(0.5)
-shutil.rmtree(home, ignore_errors=True)
-"""
+# the server is stopped and its data dir removed by localnode's watchdog (same contract: EOF on a pipe
+# held by this process, then SIGTERM, SIGKILL, rmtree of the ephemeral home)
 
 
 # ----------------------------------------------------------------------------- build
@@ -280,7 +262,7 @@ def _start_once(binary: Path, base: Path, progress: Progress, wait: float) -> S3
                                start_new_session=True)
     log.close()
     (home / "server.pid").write_text(str(process.pid))
-    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home)],
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home), "1"],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
     server = S3Server(f"http://{BIND_HOST}:{ports['s3.port']}", access, secret, home, pid=process.pid,
