@@ -26,7 +26,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from pipeline.stages.images.annotate import summarize
-from pipeline.stages.images.checker import check_images  # noqa: E402
+from pipeline.stages.images.checker import check_images
 from pipeline.stages.images.config import ImageCheckConfig
 
 BODY = b"\xff\xd8\xff\xe0" + b"\x00" * 60

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.stages.discover import discover  # noqa: E402
-from pipeline.stages.normalize import normalize  # noqa: E402
-from pipeline.stages.parse import parse_seed  # noqa: E402
+from pipeline.stages.discover import discover
+from pipeline.stages.normalize import normalize
+from pipeline.stages.parse import parse_seed
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "seeds" / "002_2c91f7d39cae87f0.txt"
 

@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpus import generate  # noqa: E402
-from devtools import s3server  # noqa: E402
-from pipeline.sources import open_source  # noqa: E402
-from pipeline.stages.parse import ParseConfig  # noqa: E402
-from pipeline.types import SeedFile  # noqa: E402
+from bench.corpus import generate
+from devtools import s3server
+from pipeline.sources import open_source
+from pipeline.stages.parse import ParseConfig
+from pipeline.types import SeedFile
 
 MAX_BYTES = ParseConfig().max_bytes
 

@@ -294,7 +294,7 @@ def render(result: dict) -> str:
             r = rows[key]
             if key == "naive":
                 label = f"naive (from {r['extrapolated_from']:,} files, extrapolated)"
-            rss = "node" if key == "raw" and False else f"{r['rss_mb']:.0f}"
+            rss = f"{r['rss_mb']:.0f}"
             out.append(f"| {label} | {r['wall']:.1f} | {r['rate']:,.0f} | {r['vs_raw']:.2f} | {r['cpu_per_1k']:.2f} | {rss} |")
     p = rows["pipeline"]
     stages = p.get("stages", {})
@@ -312,7 +312,7 @@ def targets(results: list[dict]) -> str:
         n, rows = res["n"], res["rows"]
         p = rows["pipeline"]
 
-        def line(what, value, ok):
+        def line(what, value, ok, n=n):
             out.append(f"| N={n:,}: {what} | {value} | {'yes' if ok else 'NO'} |")
 
         line(f"end-to-end >= {TARGETS['pipeline_vs_raw']} x raw", f"{p['vs_raw']:.2f} x", p["vs_raw"] >= TARGETS["pipeline_vs_raw"])

@@ -38,10 +38,7 @@ PROVIDER_WEIGHTS = [1 / (i + 1) for i in range(len(PROVIDERS))]
 TOPICS = ["AI", "Computer Vision", "machine learning", "Privacy", "EU", "Robotics", "NLP", "Cloud",
           "Security", "iPhone", "OpenAI", "Semiconductors", "Climate", "Startups", "LLMs", "IoT"]
 TOPIC_WEIGHTS = [20, 6, 5, 5, 4, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 1]
-WORDS = ("european parliament ban facial recognition surveillance privacy regulators model chips data "
-         "cloud startup funding robots vision language open source security breach court ruling market "
-         "launch developers users researchers government policy energy climate battery network quantum "
-         "platform search mobile app update report study analysis deal acquisition investors").split()
+WORDS = ["european", "parliament", "ban", "facial", "recognition", "surveillance", "privacy", "regulators", "model", "chips", "data", "cloud", "startup", "funding", "robots", "vision", "language", "open", "source", "security", "breach", "court", "ruling", "market", "launch", "developers", "users", "researchers", "government", "policy", "energy", "climate", "battery", "network", "quantum", "platform", "search", "mobile", "app", "update", "report", "study", "analysis", "deal", "acquisition", "investors"]
 MOJIBAKE = [("—", "â€”"), ("’", "â€™"), ("é", "Ã©"), ("“", "â€œ"), ("”", "â€\x9d"), ("–", "â€“"), ("ü", "Ã¼")]
 NON_LATIN = ["Европейский парламент одобрил запрет", "Το Ευρωπαϊκό Κοινοβούλιο ψήφισε", "欧州議会が顔認識の禁止を可決",
              "البرلمان الأوروبي يوافق على الحظر", "유럽 의회가 금지를 승인했다"]
@@ -78,7 +75,7 @@ def _sentence(rng: random.Random, lo: int, hi: int) -> str:
 
 def _damage(rng: random.Random, text: str) -> str:
     """Insert a correct character and then mangle it the way UTF-8-read-as-cp1252 does."""
-    good, bad = rng.choice(MOJIBAKE)
+    _good, bad = rng.choice(MOJIBAKE)
     pos = text.find(" ", rng.randint(0, max(1, len(text) - 1)))
     pos = pos if pos > 0 else len(text) // 2
     return text[:pos] + " " + bad + text[pos:]

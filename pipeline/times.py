@@ -8,7 +8,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 MIN_YEAR = 1800
 MAX_YEAR = 2200
@@ -20,7 +20,7 @@ _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime(UTC_FORMAT)
+    return datetime.now(UTC).strftime(UTC_FORMAT)
 
 
 def parse_datetime(value: str | datetime | date) -> datetime:
@@ -41,9 +41,9 @@ def parse_datetime(value: str | datetime | date) -> datetime:
     if not MIN_YEAR <= dt.year <= MAX_YEAR:
         raise ValueError(f"year {dt.year} is outside {MIN_YEAR}..{MAX_YEAR}")
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     try:
-        dt = dt.astimezone(timezone.utc)
+        dt = dt.astimezone(UTC)
     except OverflowError:
         raise ValueError("date-time is out of range") from None
     if not MIN_YEAR <= dt.year <= MAX_YEAR:
@@ -68,5 +68,5 @@ def parse_iso_utc(s: str) -> float:
     except ValueError:
         dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return dt.timestamp()

@@ -298,9 +298,9 @@ def start_service(home: Path, name: str, env: dict) -> int:
         return pid
     (home / "run").mkdir(exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
-    log = open(home / "logs" / f"{name}.log", "ab")
-    p = subprocess.Popen([AIRFLOW, name], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True, cwd=str(home))
+    with open(home / "logs" / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        p = subprocess.Popen([AIRFLOW, name], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, cwd=str(home))
     (home / "run" / f"{name}.pid").write_text(str(p.pid))
     return p.pid
 
@@ -360,7 +360,7 @@ def wait_for(predicate, timeout: float, what: str, home: Path):
             result = predicate()
             if result:
                 return result
-        except Exception as exc:  # not up yet
+        except Exception as exc:  # noqa: BLE001 -- not up yet; shown in the timeout message
             last = exc
         for name in SERVICES:
             if not _pid(home, name):
@@ -377,7 +377,7 @@ def cmd_up(args) -> int:
     home.mkdir(parents=True, exist_ok=True)
     (home / "airflow").mkdir(exist_ok=True)
     state = _read_json(home / "stack.json")
-    secret, new_password = load_secrets(home)
+    secret, _new_password = load_secrets(home)
     progress = lambda m: say(m)  # noqa: E731
     display_url, state["connection"] = opensearch_connection(progress)
     pg_up(home, secret, state)

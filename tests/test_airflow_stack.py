@@ -48,7 +48,7 @@ def _free_port() -> int:
 class _Hook(BaseHTTPRequestHandler):
     received: list = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
         self.send_response(204)
         self.end_headers()
@@ -82,7 +82,7 @@ def _wait(predicate, timeout: float, what: str):
             last = predicate()
             if last:
                 return last
-        except Exception as exc:  # not there yet
+        except Exception as exc:  # noqa: BLE001 -- not there yet; shown in the timeout message
             last = exc
         time.sleep(1)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")

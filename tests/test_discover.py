@@ -44,6 +44,6 @@ def test_make_batches():
     paths = [f"p{i}" for i in range(10)]
     batches = make_batches(paths, 4)
     assert [len(b) for b in batches] == [3, 3, 2, 2]
-    assert sum(batches, []) == paths
+    assert [p for b in batches for p in b] == paths
     assert make_batches(paths[:2], 4) == [["p0"], ["p1"]]
     assert make_batches([], 4) == []

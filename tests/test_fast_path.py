@@ -17,16 +17,16 @@ from tests.conftest import DATA, ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
 
-from corpus import generate  # noqa: E402
+from corpus import generate
 
-from pipeline.safety import yamlsafe  # noqa: E402
-from pipeline.stages import index as ix  # noqa: E402
-from pipeline.stages import normalize as nz  # noqa: E402
-from pipeline.stages.discover import discover  # noqa: E402
-from pipeline.stages.normalize import normalize  # noqa: E402
-from pipeline.stages.parse import parse_seed  # noqa: E402
-from pipeline.stages.textfix import HUMAN_TEXT, Fixed  # noqa: E402
-from pipeline.types import SeedOutcome  # noqa: E402
+from pipeline.safety import yamlsafe
+from pipeline.stages import index as ix
+from pipeline.stages import normalize as nz
+from pipeline.stages.discover import discover
+from pipeline.stages.normalize import normalize
+from pipeline.stages.parse import parse_seed
+from pipeline.stages.textfix import HUMAN_TEXT, Fixed
+from pipeline.types import SeedOutcome
 
 
 def reference_fix_text(text: str, config: ftfy.TextFixerConfig = HUMAN_TEXT) -> Fixed:

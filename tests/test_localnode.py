@@ -115,7 +115,7 @@ def test_busy_port_is_refused(node: localnode.LocalNode,
 def test_failed_start_reports_the_log_tail(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(localnode.ENV_OPENSEARCH_URL, raising=False)
     monkeypatch.setattr(localnode, "HEAP_MAX", "1x")  # the JVM refuses to start
-    with pytest.raises(RuntimeError, match="(?s)exited with code.*Log tail.*heap size"):
+    with pytest.raises(RuntimeError, match=r"(?s)exited with code.*Log tail.*heap size"):
         localnode.start(wait=120, progress=lambda _msg: None)
 
 
@@ -497,7 +497,7 @@ def test_zip_that_does_not_match_the_pin_is_refused(tmp_path: Path,
     monkeypatch.setattr(localnode, "MAVEN_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
     monkeypatch.setattr(localnode, "DOWNLOAD_ATTEMPTS", 1)
     try:
-        with pytest.raises(RuntimeError, match="SHA-512 mismatch.*pinned"):
+        with pytest.raises(RuntimeError, match=r"SHA-512 mismatch.*pinned"):
             localnode.ensure_installed(progress=lambda _m: None)
     finally:
         server.shutdown()

@@ -57,7 +57,7 @@ def test_every_pin_is_exact_and_hashed():
     assert len(entries) > 100
     for name, (version, lines) in entries.items():
         assert "*" not in version and ";" not in lines[0], lines[0]
-        assert lines[0].endswith(" \\") and any(re.fullmatch(r"    --hash=sha256:[0-9a-f]{64}( \\)?", l) for l in lines[1:]), name
+        assert lines[0].endswith(" \\") and any(re.fullmatch(r"    --hash=sha256:[0-9a-f]{64}( \\)?", line) for line in lines[1:]), name
 
 
 def test_every_declared_dependency_and_extra_is_pinned_within_its_range():
@@ -65,7 +65,8 @@ def test_every_declared_dependency_and_extra_is_pinned_within_its_range():
     declared = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         declared += extra
-    declared += [l for l in (ROOT / "requirements" / "tools.in").read_text().splitlines() if l and not l.startswith("#")]
+    tools = (ROOT / "requirements" / "tools.in").read_text().splitlines()
+    declared += [line for line in tools if line and not line.startswith("#")]
     entries = _entries()
     for spec in declared:
         req = Requirement(spec)

@@ -104,7 +104,7 @@ def test_same_article_in_two_files_the_copy_ingested_last_wins(tmp_path):
     docs = [replace(d, version=2 if d.seed.rel == "new.txt" else 1) for d in docs]
     winners, losers = dedupe(docs)
     assert [w.source["title"] for w in winners] == ["new"]
-    assert [(l.seed.rel, w.seed.rel) for l, w in losers] == [("old.txt", "new.txt")]
+    assert [(loser.seed.rel, w.seed.rel) for loser, w in losers] == [("old.txt", "new.txt")]
 
 
 def test_unknown_fields_go_to_extra():

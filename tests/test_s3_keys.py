@@ -5,7 +5,7 @@ Hypothesis can throw odd keys at them."""
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -153,8 +153,8 @@ def test_the_etag_fingerprint_ignores_quotes_and_fits_a_long():
 
 
 def test_last_modified_is_whole_seconds_so_listing_and_head_agree():
-    listed = datetime(2026, 11, 25, 8, 0, 1, 345000, tzinfo=timezone.utc)
-    head = datetime(2026, 11, 25, 8, 0, 1, tzinfo=timezone.utc)
+    listed = datetime(2026, 11, 25, 8, 0, 1, 345000, tzinfo=UTC)
+    head = datetime(2026, 11, 25, 8, 0, 1, tzinfo=UTC)
     assert mtime_ns(listed) == mtime_ns(head) != 0
     assert mtime_ns(None) == 1
 

@@ -25,12 +25,12 @@ from pipeline.run.flow import (
     process_batch,
     run,
 )
-from pipeline.run.report import RunReport  # noqa: E402
-from pipeline.stages.discover import SeedRootError  # noqa: E402
-from pipeline.stages.parse import ParseConfig  # noqa: E402
-from pipeline.stores import indices  # noqa: E402
-from pipeline.stores.ledger import Ledger  # noqa: E402
-from tests.conftest import ROOT, SAMPLE_SEEDS  # noqa: E402
+from pipeline.run.report import RunReport
+from pipeline.stages.discover import SeedRootError
+from pipeline.stages.parse import ParseConfig
+from pipeline.stores import indices
+from pipeline.stores.ledger import Ledger
+from tests.conftest import ROOT, SAMPLE_SEEDS
 
 SEED = '---\ntitle: "{title}"\npublishedDateTime: 2021-10-06T11:10:00Z\nwebUrl: "{url}"\n---\n'
 QUIET = lambda _: None  # noqa: E731

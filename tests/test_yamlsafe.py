@@ -295,7 +295,7 @@ def test_c1_error_marks_match_the_pure_loader():
 
 
 def test_existing_safety_properties_are_kept():
-    assert "YAML aliases are not allowed (found *a)" == refused("a: &a [1]\nb: *a\n").problem
+    assert refused("a: &a [1]\nb: *a\n").problem == "YAML aliases are not allowed (found *a)"
     assert refused("a: " + "[" * 40 + "]" * 40).problem == f"nesting deeper than {yamlsafe.MAX_DEPTH} levels"
     assert refused("a: 1\na: 2\n").problem == "duplicate key 'a'"
     assert load("a: NO\nb: 12:30:00\nc: 2021-10-06\nd: yes\ne: ~\nf: 1.5\ng: -3\n") == {
@@ -357,7 +357,7 @@ documents = st.one_of(
     st.builds(lambda items: "".join(f"- {i}\n" for i in items), st.lists(flow_nodes, min_size=1, max_size=4)),
     deep,
 )
-YAMLISH = list(":-?[]{},#&*!|>'\"%@`\\ \n\t") + ["a", "1", "0", ".", "e", "x", "\x85", "\x81", "\x9d",
+YAMLISH = [*":-?[]{},#&*!|>'\"%@`\\ \n\t", "a", "1", "0", ".", "e", "x", "\x85", "\x81", "\x9d",
                                                  "\U000f0081", "\ud800", "\u00e9", "\ufeff", "\x00", "\x7f"]
 yamlish_text = st.text(alphabet=st.sampled_from(YAMLISH), max_size=80)
 

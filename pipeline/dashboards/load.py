@@ -61,7 +61,7 @@ class DashboardsConfig:
     timeout: float = DEFAULT_TIMEOUT
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, url: str | None = None) -> "DashboardsConfig":
+    def from_env(cls, env: Mapping[str, str] | None = None, url: str | None = None) -> DashboardsConfig:
         env = os.environ if env is None else env
         raw_url = (url or env.get("DASHBOARDS_URL") or DEFAULT_URL).strip()
         clean_url, url_user, url_password = split_credentials(raw_url)
@@ -124,10 +124,10 @@ class ImportResult:
 
 
 def _describe_error(err: Mapping[str, Any]) -> str:
-    meta = err.get("meta") if isinstance(err.get("meta"), Mapping) else {}
+    meta: Mapping[str, Any] = err["meta"] if isinstance(err.get("meta"), Mapping) else {}
     title = meta.get("title") or err.get("title")
     what = f"{err.get('type', '?')} {err.get('id', '?')}" + (f" ({title!r})" if title else "")
-    detail = err.get("error") if isinstance(err.get("error"), Mapping) else {}
+    detail: Mapping[str, Any] = err["error"] if isinstance(err.get("error"), Mapping) else {}
     kind = detail.get("type", "unknown")
     if kind == "missing_references":
         refs = ", ".join(f"{r.get('type')} {r.get('id')}" for r in detail.get("references") or [])
@@ -151,7 +151,7 @@ def parse_import_response(status: int, body: bytes | str) -> ImportResult:
     if status != 200:
         reason = data.get("message") or data.get("error") or "no message"
         return ImportResult(False, 0, [], f"import failed: HTTP {status}: {reason}", status)
-    count = data.get("successCount") if isinstance(data.get("successCount"), int) else 0
+    count: int = data["successCount"] if isinstance(data.get("successCount"), int) else 0
     errors = [_describe_error(e) for e in data.get("errors") or [] if isinstance(e, Mapping)]
     if data.get("success") is True and not errors:
         return ImportResult(True, count, [], f"imported {count} saved objects")

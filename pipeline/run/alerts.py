@@ -15,7 +15,8 @@ import os
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 ENV_WEBHOOK = "SEEDNEWS_ALERT_WEBHOOK"
 ENV_MAX_QUARANTINED_PCT = "SEEDNEWS_MAX_QUARANTINED_PCT"
@@ -50,7 +51,7 @@ def post_webhook(url: str, payload: Mapping[str, Any], *, timeout: float = WEBHO
         req = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "seednews-alerts"})
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (operator-configured URL)
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status
         except urllib.error.HTTPError as exc:
             if exc.code < 500:

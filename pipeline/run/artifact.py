@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 ENV_REPORT_DIR = "SEEDNEWS_REPORT_DIR"
 FACET_FIELDS = (("topics", "Topic"), ("provider.name", "Provider"))
+FACET_FIELD_NAMES = tuple(field for field, _ in FACET_FIELDS)
 FACET_SIZE = 25
 
 
@@ -27,7 +29,7 @@ def report_dir(env: dict[str, str] | None = None) -> Path:
     return Path("reports")
 
 
-def query_facets(client, index: str, fields: Iterable[str] = tuple(f for f, _ in FACET_FIELDS),
+def query_facets(client, index: str, fields: Iterable[str] = FACET_FIELD_NAMES,
                  size: int = FACET_SIZE) -> dict[str, list[tuple[str, int]]]:
     """Terms counts per field over ``index`` (one request); ``{}`` when the index does not exist."""
     fields = list(fields)
@@ -42,7 +44,7 @@ def query_facets(client, index: str, fields: Iterable[str] = tuple(f for f, _ in
 def render_markdown(*, dag_id: str, run_id: str, target: str, counts: dict[str, int], files_seen: int,
                     facets: dict[str, list[tuple[str, int]]] | None = None, summary: str = "",
                     verdict: str = "success", generated: datetime | None = None) -> str:
-    when = (generated or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"# seednews run `{run_id}`", "",
            f"- DAG: `{dag_id}`", f"- index: `{target}`", f"- verdict: **{verdict}**",
            f"- written: {when}", f"- seed files seen: {files_seen}", "",

@@ -328,8 +328,9 @@ def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[st
     # a missing folder or bucket is a usage error before anything is touched
     source = open_source(options.seed_dir, s3_client=options.s3_client)
     source.check()
-    if options.s3_client is None and getattr(source, "client", None) is not None:
-        options = replace(options, s3_client=source.client)  # one S3 client (from the environment) for the run
+    source_client = getattr(source, "client", None)  # an S3Source's client; a folder has none
+    if options.s3_client is None and source_client is not None:
+        options = replace(options, s3_client=source_client)  # one S3 client (from the environment) for the run
     if not options.run_id:
         options = replace(options, run_id=new_run_id())
     if client is None and not options.dry_run:

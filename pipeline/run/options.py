@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.stages.images.config import ImageCheckConfig
 from pipeline.stages.parse import ParseConfig
 from pipeline.stages.plan import VanishGuard
 
@@ -23,5 +24,5 @@ class RunOptions:
     vanish_guard: VanishGuard = field(default_factory=VanishGuard)
     run_id: str = ""  # names this run in the ledger; the DAG passes Airflow's run_id
     parse: ParseConfig = field(default_factory=ParseConfig)
-    image_config: object | None = None  # pipeline.stages.images.ImageCheckConfig; None = its defaults
+    image_config: ImageCheckConfig | None = None  # None: its defaults
     s3_client: object | None = None  # boto3 S3 client for s3:// seed locations; None = from the environment

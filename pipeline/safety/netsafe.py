@@ -310,7 +310,7 @@ def make_connector(
         socket_factory=guarded_socket_factory(policy),
         limit=limit,
         limit_per_host=0,  # per-host limits are enforced by the checker's semaphores
-        ssl=None if verify_tls else False,
+        ssl=bool(verify_tls),  # True: aiohttp's default verifying context
         keepalive_timeout=30,
         enable_cleanup_closed=False,
     )

@@ -114,11 +114,11 @@ class _Reader(Reader):
 
 
 class _Composer(Composer):
-    def compose_document(self):  # type: ignore[override]
+    def compose_document(self):
         self._depth = 0
         return super().compose_document()
 
-    def compose_node(self, parent, index):  # type: ignore[override]
+    def compose_node(self, parent, index):
         if self.check_event(AliasEvent):
             event = self.peek_event()
             anchor = event.anchor if len(event.anchor) <= SHOW_CHARS else event.anchor[:SHOW_CHARS] + "..."
@@ -136,7 +136,7 @@ class _Composer(Composer):
             if nested:
                 self._depth -= 1
 
-    def compose_scalar_node(self, anchor):  # type: ignore[override]
+    def compose_scalar_node(self, anchor):
         # The non-specific tag "!" makes a scalar a string (YAML 1.2, 6.9.1). libyaml's events say so;
         # PyYAML's pure parser marks an empty "!" scalar implicit, which would resolve it to null.
         event = self.peek_event()
@@ -195,7 +195,7 @@ class _Constructor(BaseConstructor):
     _restore: dict[int, int] | None = None
     """Private-use -> C1 translation table when :func:`load` substituted C1 characters."""
 
-    def construct_document(self, node):  # type: ignore[override]
+    def construct_document(self, node):
         return self._build(node)
 
     def _text(self, node: ScalarNode) -> str:
@@ -308,7 +308,7 @@ class UntrustedLoader(_Reader, Scanner, Parser, _Composer, _Constructor, _Resolv
     """Loader for untrusted documents, all pure Python; see the module docstring."""
 
     def __init__(self, stream: str) -> None:
-        _Reader.__init__(self, stream)
+        _Reader.__init__(self, stream)  # type: ignore[call-arg]  # mypy loses PyYAML's untyped Reader here
         Scanner.__init__(self)
         Parser.__init__(self)
         _Composer.__init__(self)

@@ -371,10 +371,9 @@ class S3Source:
                 code, status = _error(exc)
                 if status == 404 or code in ("NoSuchKey", "NotFound"):
                     raise _Gone("the object disappeared") from None
-                if status == 416 or code == "InvalidRange":  # it became empty: ask again without a range
-                    if "Range" in kw:
-                        del kw["Range"]
-                        continue
+                if (status == 416 or code == "InvalidRange") and "Range" in kw:  # it became empty: ask again, no range
+                    del kw["Range"]
+                    continue
                 if status >= 500 or status == 0:
                     raise
                 raise _Refused(f"{code} (HTTP {status})") from None

@@ -34,6 +34,7 @@ BULK_MAX_BACKOFF = 30.0
 
 
 # ----------------------------------------------------------------------------- bulk
+_orjson: Any
 try:
     import orjson as _orjson
 except ImportError:  # optional: the client's own json.dumps is used instead
@@ -134,8 +135,9 @@ def bulk_index(
                 raise_on_error=False,
                 raise_on_exception=True,
                 max_retries=max_retries,
-                initial_backoff=initial_backoff,
-                max_backoff=max_backoff,
+                # the helper annotates these as int, but only ever sleeps min(max, initial * 2**n) seconds
+                initial_backoff=initial_backoff,  # type: ignore[arg-type]
+                max_backoff=max_backoff,  # type: ignore[arg-type]
             ):
                 info = next(iter(item.values()))
                 doc = by_id.get(str(info.get("_id")))

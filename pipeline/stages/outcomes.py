@@ -19,7 +19,7 @@ from pipeline.run.report import RunReport
 from pipeline.stages import index as ix
 from pipeline.stores import deadletters
 from pipeline.stores.ledger import CARRYING, Ledger, LedgerEntry, entry_for
-from pipeline.types import Document, ItemResult, SeedOutcome
+from pipeline.types import Document, ItemResult, SeedOutcome, State
 
 log = logging.getLogger("seednews")
 
@@ -30,7 +30,7 @@ def outcome_for_result(doc: Document, res: ItemResult) -> SeedOutcome:
         return SeedOutcome(doc.seed, "indexed", "index", None, doc.id)
     if res.result == "conflict":
         return SeedOutcome(doc.seed, "duplicate", "index", res.error, doc.id)
-    state = "failed" if res.retryable else "dead_letter"
+    state: State = "failed" if res.retryable else "dead_letter"
     why = f"HTTP {res.status}: {res.error}" + (" (retried next run)" if res.retryable else " (kept for replay)")
     return SeedOutcome(doc.seed, state, "index", why, doc.id, res.status)
 

@@ -8,7 +8,7 @@ import copy
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ def ensure_templates(client, base: str) -> None:
 
 
 def new_index_name(base: str, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{base}-v{now.strftime('%Y%m%d%H%M%S%f')}"
 
 

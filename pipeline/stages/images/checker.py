@@ -208,7 +208,7 @@ class ImageChecker:
             self.requests_made += 1
             async with asyncio.timeout(cfg.timeout):  # whole request: connect, headers and body
                 async with self._session.request(
-                    method, url, headers=self._headers, allow_redirects=False, ssl=None if cfg.verify_tls else False
+                    method, url, headers=self._headers, allow_redirects=False, ssl=bool(cfg.verify_tls)
                 ) as resp:
                     peer = None
                     conn = resp.connection
@@ -328,7 +328,7 @@ async def check_images_async(
             async def one(key: str) -> None:
                 try:
                     out = await checker.check_url(prepared[key])
-                except Exception as exc:  # noqa: BLE001 - one URL's surprise must not end the whole call
+                except Exception as exc:
                     log.exception("unexpected error checking %s", key)
                     out = _Outcome("unreachable", None, f"unexpected error: {type(exc).__name__}: {exc}", key,
                                    cacheable=False)

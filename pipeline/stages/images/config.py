@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from yarl import URL
 
@@ -92,7 +92,7 @@ def _to_epoch(now: datetime | float | None) -> float | None:
     if now is None:
         return None
     if isinstance(now, datetime):
-        return (now if now.tzinfo else now.replace(tzinfo=timezone.utc)).timestamp()
+        return (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
     return float(now)
 
 

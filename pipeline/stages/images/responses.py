@@ -7,7 +7,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable
-from datetime import timezone
+from datetime import UTC
 
 from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
 
@@ -78,7 +78,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     try:
         when = email.utils.parsedate_to_datetime(value)
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         wait = when.timestamp() - now
     except Exception:  # noqa: BLE001 - TypeError, ValueError, IndexError, OverflowError... all mean "not a date"
         return None
