@@ -6,7 +6,6 @@ from pipeline.stages.discover import discover
 from pipeline.stages.normalize import (
     canonical_topic,
     canonical_topics,
-    canonical_url,
     dedupe,
     document_id,
     normalize,
@@ -17,7 +16,6 @@ from pipeline.types import Document
 from tests.conftest import DATA, SAMPLE_SEEDS
 
 TOPICS = json.loads((DATA / "topic_cases.json").read_text(encoding="utf-8"))["groups"]
-URLS = json.loads((DATA / "url_cases.json").read_text(encoding="utf-8"))
 
 
 def sample_docs(folder=SAMPLE_SEEDS) -> list[Document]:
@@ -32,21 +30,6 @@ def test_topic_variants_collapse(group):
 
 def test_canonical_topics_dedupes_keeping_order():
     assert canonical_topics(["computer vision", "AI", "Computer Vision ", "ai"]) == ["Computer Vision", "AI"]
-
-
-@pytest.mark.parametrize("case", URLS["canonical"], ids=[c["in"] for c in URLS["canonical"]])
-def test_canonical_url(case):
-    assert canonical_url(case["in"]) == case["out"]
-
-
-@pytest.mark.parametrize("group", URLS["same_id"])
-def test_same_article_same_id(group):
-    assert len({document_id(u) for u in group}) == 1
-
-
-@pytest.mark.parametrize("group", URLS["different_id"])
-def test_different_articles_different_ids(group):
-    assert len({document_id(u) for u in group}) == len(group)
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@
   ``pipeline.stages.textfix`` and every repair is recorded on the document.
 - Dates become UTC ISO-8601 (``2021-10-06T11:10:00Z``, ``pipeline.times``); no offset means UTC.
 - Topics get one canonical form per topic, so facets do not split on case or spacing (``canonical_topic``).
-- Article URLs get a canonical form (``canonical_url``) and the document id is derived from it
-  (``document_id``): the same article in two files is one document, and a re-run overwrites it.
+- Article URLs get a canonical form (``pipeline.urls.canonical_url``) and the document id is derived from
+  it (``document_id``): the same article in two files is one document, and a re-run overwrites it.
 - URLs, ids, image URLs and ``secured`` are never passed through text repair.
 - Unknown seed fields are kept under ``extra`` (stored, not indexed: see the mapping).
 """
@@ -14,48 +14,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pipeline.stages.textfix import fix_text
 from pipeline.times import parse_datetime, utc_iso  # noqa: F401 - parse_datetime re-exported for callers
 from pipeline.types import Document, Repair, SeedOutcome, SeedRecord
+from pipeline.urls import canonical_url, identity
 
 TOPICS_FILE = Path(__file__).resolve().parent.parent / "data" / "topics.json"  # pipeline/data/, package data
-TRACKING_PARAMS = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ocid|cmpid)$", re.IGNORECASE)
-DEFAULT_PORTS = {"http": 80, "https": 443}
 ID_HEX_CHARS = 32  # 128 bits of sha256: collisions are not a practical concern
 
 
 # ----------------------------------------------------------------------------- URLs and ids
-def canonical_url(url: str) -> str:
-    """A canonical form of an article URL: lower-case scheme and host, no default port, no fragment,
-    no tracking parameters (``utm_*``, ``fbclid``…), an empty path as ``/``. Path and the remaining
-    query are kept exactly (they are case-sensitive on most servers)."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host.lower()
-    except UnicodeError:
-        host = host.lower()
-    netloc = host
-    if parts.port is not None and parts.port != DEFAULT_PORTS.get(scheme):
-        netloc += f":{parts.port}"
-    # user:password@ is dropped on purpose: credentials never belong in an article id or the index.
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k)])
-    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))
-
-
 def document_id(url: str) -> str:
     """Stable document id from the article URL. ``http`` and ``https`` forms of one URL share an id."""
-    canon = canonical_url(url)
-    key = canon.split("://", 1)[1]
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
+    return hashlib.sha256(identity(url).encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
 
 
 # ----------------------------------------------------------------------------- topics

@@ -22,10 +22,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
+from pipeline import urls
 from pipeline.errors import SeedError
 from pipeline.safety import yamlsafe
 from pipeline.stages.discover import hash_seed, read_seed
@@ -125,11 +125,9 @@ def _nonempty(value: Any, where: str, warn: Warn) -> str:
 
 def _url(value: Any, where: str, warn: Warn) -> str:
     text = _str(value, where, warn).strip()
-    try:
-        parts = urlsplit(text)
-        _ = parts.port  # raises for a port that is not a number in range
-        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # an invalid port, a broken IPv6 literal
+    try:  # what validates here is what normalize can give an id (one URL parser for both)
+        ok = urls.canonical(text).scheme in ("http", "https")
+    except ValueError:  # no host, an invalid port or host name, a broken IPv6 literal
         ok = False
     if not ok:
         raise SeedError("validate", f"field '{where}' must be an absolute http(s) URL, got {short(value)}")

@@ -1,5 +1,6 @@
-"""Which URL to check: parse with yarl (the HTTP client's own parser), join relative URLs, refuse
-hosts and schemes before any network traffic (``_Early`` carries that verdict)."""
+"""Which URL to check: parse with ``pipeline.urls.parse`` (yarl, the HTTP client's own parser; the same
+parser and host form as document ids), join relative URLs, refuse hosts and schemes before any network
+traffic (``_Early`` carries that verdict)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 
 from yarl import URL
 
+from pipeline import urls
 from pipeline.safety.netsafe import (
     is_canonical_ipv4,
     parse_legacy_ipv4,
@@ -69,7 +71,7 @@ def prepare_url(raw: str, relative_base: str | None) -> URL:
     if len(text) > MAX_URL_LENGTH:
         raise _Early("invalid", f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
-        url = URL(text)
+        url = urls.parse(text)
         if text.startswith("//"):
             url = URL(relative_base).join(url) if relative_base else URL("https:" + text)
         elif not url.scheme:
