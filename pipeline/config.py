@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError
@@ -22,9 +22,10 @@ DEFAULT_RETENTION = 2  # old article indices kept after a full rebuild swaps the
 DEFAULT_MAX_RETRIES = 3  # client-side retries of one request (connection errors, timeouts, 502/503/504), each on the next node
 RETRY_ON_STATUS = (502, 503, 504)  # answers that send a request to another node (all writes are idempotent)
 DEFAULT_DEAD_TIMEOUT = 30.0  # a node that failed is skipped this long (doubling per failure in a row, at most 16x)
-DEFAULT_HEALTH_STATUS = "yellow"  # what the run's indices must reach before it writes: every primary active
+DEFAULT_HEALTH_STATUS: Literal["yellow"] = "yellow"  # what the run's indices must reach before it writes: every primary active
 DEFAULT_HEALTH_TIMEOUT = 120.0  # seconds to wait for it (a replica is promoted in seconds; a node restart is ~1-2 min)
-HEALTH_STATUSES = ("yellow", "green")
+HealthStatus = Literal["yellow", "green"]
+HEALTH_STATUSES: tuple[HealthStatus, ...] = get_args(HealthStatus)
 TRUE_WORDS = ("1", "true", "yes", "on", "y", "t")
 FALSE_WORDS = ("0", "false", "no", "off", "n", "f", "")
 
@@ -63,7 +64,7 @@ class Settings:
     # replicas of the run's indices: None keeps the templates' auto_expand_replicas "0-1" (0 on one node,
     # 1 on a cluster); a number ("1") pins number_of_replicas; a range ("0-1", "1-all") sets auto-expand
     replicas: str | None = None
-    health_status: str = DEFAULT_HEALTH_STATUS
+    health_status: HealthStatus = DEFAULT_HEALTH_STATUS
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT
     index_base: str = DEFAULT_INDEX_BASE  # the read alias; concrete indices are "<base>-<stamp>"
     retention: int = DEFAULT_RETENTION
@@ -155,13 +156,14 @@ def parse_replicas(value: object) -> str | None:
                       "(e.g. 0-1, 1-all) or 'auto'")
 
 
-def parse_health_status(value: object) -> str:
+def parse_health_status(value: object) -> HealthStatus:
     text = "" if value is None else str(value).strip().lower()
     if not text:
         return DEFAULT_HEALTH_STATUS
-    if text not in HEALTH_STATUSES:
-        raise ConfigError(f"SEEDNEWS_HEALTH_STATUS: {value!r} is not one of {', '.join(HEALTH_STATUSES)}")
-    return text
+    for status in HEALTH_STATUSES:
+        if text == status:
+            return status
+    raise ConfigError(f"SEEDNEWS_HEALTH_STATUS: {value!r} is not one of {', '.join(HEALTH_STATUSES)}")
 
 
 def split_hosts(value: str, name: str = "OPENSEARCH_URL") -> tuple[tuple[str, ...], str | None, str | None]:

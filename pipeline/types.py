@@ -27,6 +27,11 @@ STATES: tuple[State, ...] = get_args(State)
 
 Stage = Literal["discover", "read", "decode", "frontmatter", "yaml", "validate", "normalize", "index", "plan"]
 
+ImageStatus = Literal["ok", "broken", "not_image", "timeout", "unreachable", "blocked", "invalid", "relative"]
+"""The verdict on one image URL (README, "Image checks")."""
+ImageHealth = Literal["all_ok", "some_broken", "none_ok", "unchecked", "no_images"]
+"""A document's ``image_health`` facet."""
+
 MAX_REASON_CHARS = 300
 """Reasons are for people and travel through XCom and logs: a reason never carries a whole value."""
 
@@ -196,7 +201,7 @@ class ImageVerdict:
     """The outcome of checking one URL. ``url`` is the URL exactly as given by the caller."""
 
     url: str
-    status: str
+    status: ImageStatus
     http_code: int | None
     reason: str
     checked_at: str
@@ -224,9 +229,12 @@ class ImageVerdict:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ImageVerdict:
         code = d.get("http_code")
+        status = d["status"]
+        if status not in get_args(ImageStatus):  # a stored verdict from another version: not usable
+            raise ValueError(f"unknown image status {status!r}")
         return cls(
             url=str(d["url"]),
-            status=str(d["status"]),
+            status=status,
             http_code=int(code) if code is not None else None,
             reason=str(d.get("reason") or ""),
             checked_at=str(d["checked_at"]),

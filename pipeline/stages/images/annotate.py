@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline.stages.images.config import _JUDGED_STATUSES, STATUSES, UNCHECKED
 from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
-from pipeline.types import ImageVerdict
+from pipeline.types import ImageHealth, ImageVerdict
 
 log = logging.getLogger("pipeline.stages.images")
 
@@ -18,7 +18,7 @@ log = logging.getLogger("pipeline.stages.images")
 
 def summarize(verdicts: Iterable[ImageVerdict]) -> dict[str, int]:
     """``{status: count}`` for every status in :data:`STATUSES` (zeros included), for the run report."""
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)  # plain keys: the report travels as JSON
     for v in verdicts:
         counts[v.status] = counts.get(v.status, 0) + 1
     return counts
@@ -97,6 +97,7 @@ def annotate_document(doc: Mapping[str, Any], verdicts: Mapping[str, ImageVerdic
                 if check["status"] in _JUDGED_STATUSES:
                     checked += 1
                     broken += check["status"] != "ok"
+    health: ImageHealth
     if total == 0:
         health = "no_images"
     elif checked == 0:

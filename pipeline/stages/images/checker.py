@@ -47,7 +47,7 @@ from pipeline.stores.imagecache import (
     is_fresh,
 )
 from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
-from pipeline.types import ImageVerdict
+from pipeline.types import ImageStatus, ImageVerdict
 
 log = logging.getLogger("pipeline.stages.images")
 
@@ -56,7 +56,7 @@ log = logging.getLogger("pipeline.stages.images")
 
 @dataclass
 class _Outcome:
-    status: str
+    status: ImageStatus
     http_code: int | None
     reason: str
     final_url: str | None

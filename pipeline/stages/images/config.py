@@ -6,10 +6,12 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import get_args
 
 from yarl import URL
 
 from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
+from pipeline.types import ImageHealth, ImageStatus
 
 log = logging.getLogger("pipeline.stages.images")
 
@@ -43,9 +45,9 @@ RETRY_STATUSES = frozenset({429, 503})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/binary"})
 
-STATUSES = ("ok", "broken", "not_image", "timeout", "unreachable", "blocked", "invalid", "relative")
-UNCHECKED = "unchecked"
-HEALTH_VALUES = ("all_ok", "some_broken", "none_ok", "unchecked", "no_images")
+STATUSES: tuple[ImageStatus, ...] = get_args(ImageStatus)
+UNCHECKED = "unchecked"  # an image nobody checked (image checks off, or no usable URL)
+HEALTH_VALUES: tuple[ImageHealth, ...] = get_args(ImageHealth)
 
 # Statuses that say something about the image itself. ``relative`` does not (nothing was fetched).
 _JUDGED_STATUSES = frozenset(STATUSES) - {"relative"}

@@ -16,6 +16,7 @@ from pipeline.safety.netsafe import (
 )
 from pipeline.stages.images.config import MAX_URL_LENGTH
 from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
+from pipeline.types import ImageStatus
 
 log = logging.getLogger("pipeline.stages.images")
 
@@ -27,7 +28,7 @@ _HOST_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 class _Early(Exception):
     """A verdict reached without any network traffic (or a hop refused)."""
 
-    def __init__(self, status: str, reason: str, http_code: int | None = None, cacheable: bool = False):
+    def __init__(self, status: ImageStatus, reason: str, http_code: int | None = None, cacheable: bool = False):
         super().__init__(reason)
         self.status, self.reason, self.http_code, self.cacheable = status, reason, http_code, cacheable
 
