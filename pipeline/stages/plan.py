@@ -5,7 +5,10 @@ For every seed-named file discovery finds, planning ends in one of:
 - a refusal (link out of the folder, odd name, too big, unreadable): recorded now, not read;
 - ``unchanged``: the ledger settled this file with the same content. The stat fingerprint (size,
   mtime, ctime, inode) is the first filter, as git and rsync use it; when it differs the content hash
-  decides, so an unchanged file is never parsed again and rarely even read;
+  decides, so an unchanged file is never parsed again and rarely even read. A fingerprint taken within
+  the source's timestamp granularity of the hash is "racily clean" (git's term: an edit just after the
+  hash, in the same tick, keeps size, mtime and ctime) and is hashed again, then recorded with the new
+  hash time, so it is trusted from the next run on;
 - work: the ``SeedFile`` (with its content hash and ingest sequence) goes into a batch.
 
 Files the ledger knows that are gone become ``deleted`` outcomes, unless a large share of the folder
@@ -120,7 +123,7 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
         settled = skip_unchanged and prev is not None and prev.state in SETTLED
         # a dead letter of unchanged content gets its outcome from the replay (finalize), not from here
         replayed = not rebuild and options.replay_dead_letters and prev is not None and prev.state == "dead_letter"
-        if (settled or replayed) and prev.same_stat(seed):  # type: ignore[union-attr]
+        if (settled or replayed) and prev.trusts_stat(seed, source.racy_window_ns):  # type: ignore[union-attr]
             if not replayed:
                 outcomes.append(SeedOutcome(seed, "unchanged"))
             continue
@@ -133,8 +136,8 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
             if settled or replayed:
                 if not replayed:
                     outcomes.append(SeedOutcome(hashed, "unchanged"))
-                stat_refresh[prev.key] = {"size": hashed.size, "mtime_ns": hashed.mtime_ns,
-                                          "ctime_ns": hashed.ctime_ns, "ino": hashed.ino}
+                stat_refresh[prev.key] = {"size": hashed.size, "mtime_ns": hashed.mtime_ns, "ctime_ns": hashed.ctime_ns,
+                                          "ino": hashed.ino, "hashed_ns": hashed.hashed_ns}
                 continue
             hashed = replace(hashed, seq=prev.seq)  # seen before: keeps its place in the order
         todo.append(hashed)
@@ -145,7 +148,8 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
         options.vanish_guard.check(len(vanished), len(live), root)
     previous = dict(known)
     for e in vanished:
-        gone = SeedFile(e.root, e.path, real_root, e.path, e.size, e.mtime_ns, e.ctime_ns, e.ino, e.sha256, e.seq)
+        gone = SeedFile(e.root, e.path, real_root, e.path, e.size, e.mtime_ns, e.ctime_ns, e.ino, e.sha256, e.seq,
+                        e.hashed_ns)
         previous[gone.key] = e  # the stored key is the truth (names that were not UTF-8 are shown escaped)
         if not rebuild:
             outcomes.append(SeedOutcome(gone, "deleted", "plan", "the file is gone", e.doc_id))
