@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 
-import pipeline.sources as sources
+from pipeline import sources
 from pipeline.run.flow import RunOptions, run
 from pipeline.sources import FolderSource
 from pipeline.stores.ledger import Ledger, LedgerEntry
