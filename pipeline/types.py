@@ -15,6 +15,7 @@ data; an exception out of a stage is a bug or an infrastructure failure, and fai
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Mapping
@@ -74,6 +75,8 @@ class SeedFile:
     ``size``, ``mtime_ns``, ``ctime_ns``, ``ino``: what ``stat`` said (the cheap change filter)
     ``sha256``     the content hash (the truth; empty until hashed)
     ``seq``        the ingest sequence of this content (the document's version: see ``pipeline.stages.plan``)
+    ``hashed_ns``  when ``sha256`` was taken (wall clock, ns, read before the bytes; 0 until hashed): a
+                   fingerprint this close to it may hide a later edit (``LedgerEntry.trusts_stat``)
     """
 
     root: str
@@ -86,9 +89,10 @@ class SeedFile:
     ino: int = 0
     sha256: str = ""
     seq: int = 0
+    hashed_ns: int = 0
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:  # computed once: planning asks for it several times per file
         return entry_key(self.root, self.rel)
 
     @property
@@ -103,12 +107,13 @@ class SeedFile:
     # compact and JSON-able: batches of SeedFiles travel through XCom
     def to_row(self) -> list[Any]:
         return [self.rel, None if self.source == self.rel else self.source, self.size, self.mtime_ns,
-                self.ctime_ns, self.ino, self.sha256, self.seq]
+                self.ctime_ns, self.ino, self.sha256, self.seq, self.hashed_ns]
 
     @classmethod
     def from_row(cls, row: list[Any], root: str, real_root: str) -> SeedFile:
-        rel, source, size, mtime_ns, ctime_ns, ino, sha256, seq = row
-        return cls(root, rel, real_root, source or rel, size, mtime_ns, ctime_ns, ino, sha256, seq)
+        rel, source, size, mtime_ns, ctime_ns, ino, sha256, seq, *rest = row  # 8 items: planned before hashed_ns
+        return cls(root, rel, real_root, source or rel, size, mtime_ns, ctime_ns, ino, sha256, seq,
+                   rest[0] if rest else 0)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ A ``Source`` is the one thing planning and the workers ask about seeds. It
   ``size``/``mtime_ns``/``ctime_ns``/``ino``, not yet hashed), a refusal (``SeedOutcome``, quarantined
   at stage ``discover``) per seed-named entry it will not read;
 - ``hash()``es one entry for planning: its bytes read once, the size limit enforced before anything
-  is read, the content hash computed (the truth, whatever the fingerprint says);
+  is read, the content hash computed (the truth, whatever the fingerprint says), and when;
+- says how far its fingerprint can be trusted (``racy_window_ns``: a file's mtime has a granularity, so
+  one edited within the tick of its hash looks unchanged; an object's ETag changes with its bytes);
 - ``read()``s one planned entry again in the worker: the same bytes, or a ``changed`` outcome;
 - ``describe()``s one known entry again (``None`` if it is gone), for articles re-sourced after a delete.
 
@@ -35,11 +37,16 @@ from pipeline.stages.discover import (
 from pipeline.types import SeedFile, SeedOutcome
 
 OBJECT_SCHEMES: tuple[str, ...] = ("s3://",)
+RACY_WINDOW_NS = 3_000_000_000
+"""How close to its hash a file's mtime/ctime may be before its stat fingerprint proves nothing: FAT's
+2 s timestamps, plus the kernel's coarse file clock (a jiffy behind the wall clock) and about a second
+of clock skew between this host and a network file server."""
 
 
 class Source(Protocol):
     root: str       # identity in the ledger (``SeedFile.root``)
     real_root: str  # where entries are read from (``SeedFile.real_root``)
+    racy_window_ns: int | None  # ``LedgerEntry.trusts_stat``: None when the fingerprint follows the content
 
     def check(self) -> None: ...
     def walk(self) -> Iterator[SeedFile | SeedOutcome]: ...
@@ -57,6 +64,7 @@ class FolderSource:
     """Seed files under a local folder (``pipeline.stages.discover``)."""
 
     kind = "folder"
+    racy_window_ns = RACY_WINDOW_NS
 
     def __init__(self, location: str | os.PathLike[str], patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> None:
         self.location = location

@@ -58,6 +58,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -287,6 +288,7 @@ class S3Source:
     credentials are enough."""
 
     kind = "s3"
+    racy_window_ns = None  # the ETag changes with the content: a same-second edit cannot hide behind it
 
     def __init__(self, location: S3Location, client: Any = None, patterns: tuple[str, ...] = DEFAULT_PATTERNS,
                  page_size: int = LIST_PAGE) -> None:
@@ -420,7 +422,7 @@ class S3Source:
         fingerprint = etag_fingerprint(resp.get("ETag"))
         same = fingerprint == seed.ino  # what was listed is what was read: keep the listing's fingerprint
         return replace(seed, size=len(data), mtime_ns=seed.mtime_ns if same else mtime_ns(resp.get("LastModified")),
-                       ino=fingerprint, sha256=hashlib.sha256(data).hexdigest())
+                       ino=fingerprint, sha256=hashlib.sha256(data).hexdigest(), hashed_ns=time.time_ns())
 
     def read(self, seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:
         """The worker: the planned object's bytes, if it still has the planned ETag and content."""

@@ -31,6 +31,7 @@ import fnmatch
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -224,6 +225,7 @@ def hash_seed(seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
     outcome (it vanished or turned into something else while the run looked) otherwise."""
     if seed.size > max_bytes:
         return quarantine(seed, "read", f"file is {human_size(seed.size)}, over the {human_size(max_bytes)} limit for a seed")
+    hashed_ns = time.time_ns()  # before the read: an edit after it is racy if its tick is this one or later
     got = _read_or_outcome(seed, max_bytes, "{} while the run was planned")
     if isinstance(got, SeedOutcome):
         return got
@@ -231,7 +233,7 @@ def hash_seed(seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
     if len(data) > max_bytes:
         return quarantine(seed, "read", f"file is over the {human_size(max_bytes)} limit for a seed")
     return replace(seed, size=len(data), mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino,
-                   sha256=hashlib.sha256(data).hexdigest())
+                   sha256=hashlib.sha256(data).hexdigest(), hashed_ns=hashed_ns)
 
 
 def read_seed(seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:

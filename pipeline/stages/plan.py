@@ -5,8 +5,15 @@ For every seed-named file discovery finds, planning ends in one of:
 - a refusal (link out of the folder, odd name, too big, unreadable): recorded now, not read;
 - ``unchanged``: the ledger settled this file with the same content. The stat fingerprint (size,
   mtime, ctime, inode) is the first filter, as git and rsync use it; when it differs the content hash
-  decides, so an unchanged file is never parsed again and rarely even read;
+  decides, so an unchanged file is never parsed again and rarely even read. A fingerprint taken within
+  the source's timestamp granularity of the hash is "racily clean" (git's term: an edit just after the
+  hash, in the same tick, keeps size, mtime and ctime) and is hashed again, then recorded with the new
+  hash time, so it is trusted from the next run on;
 - work: the ``SeedFile`` (with its content hash and ingest sequence) goes into a batch.
+
+The ledger is read in two steps: the fingerprints of the whole folder (``Ledger.fingerprints``: doc
+values only, no ``_source``), which settle every trusted unchanged file; then the whole entries of the
+rest (new, changed, refused, vanished), looked up by id, or scanned when they are most of the folder.
 
 Files the ledger knows that are gone become ``deleted`` outcomes, unless a large share of the folder
 vanished at once (``VanishGuard``): then the run stops before anything is deleted, because the folder
@@ -102,28 +109,49 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
     source = open_source(options.seed_dir, s3_client=options.s3_client)
     root, real_root = source.root, source.real_root
     rebuild = options.full_rebuild
-    known = served.entries_for_root(root) if served is not None else {}
+    known = served.fingerprints(root) if served is not None else {}
     skip_unchanged = options.skip_unchanged and not rebuild and ledger is not None
+    replay = not rebuild and options.replay_dead_letters
+    window = source.racy_window_ns
     max_bytes = options.parse.max_bytes
     outcomes: list[SeedOutcome] = []
     todo: list[SeedFile] = []
     stat_refresh: dict[str, dict[str, int]] = {}
     seen: set[str] = set()
-    for item in source.walk():
+    pending: list[SeedFile | SeedOutcome] = []
+    for item in source.walk():  # first the cheap filter, on the fingerprints alone
         seed = item.seed if isinstance(item, SeedOutcome) else item
         seen.add(seed.key)
-        prev = known.get(seed.key)
+        fp = known.get(seed.key)
+        if (isinstance(item, SeedFile) and fp is not None and fp.trusts_stat(seed, window)
+                and ((skip_unchanged and fp.state in SETTLED) or (replay and fp.state == "dead_letter"))):
+            if not (replay and fp.state == "dead_letter"):  # a replayed dead letter's outcome comes from finalize
+                outcomes.append(SeedOutcome(seed, "unchanged"))
+            continue
+        pending.append(item)
+
+    live = {k for k, f in known.items() if f.state != "deleted"}
+    vanished_keys = [k for k in live if k not in seen]
+    if vanished_keys and not options.allow_mass_delete:
+        options.vanish_guard.check(len(vanished_keys), len(live), root)
+    wanted = [i.seed.key if isinstance(i, SeedOutcome) else i.key for i in pending]
+    wanted = [k for k in wanted if k in known] + vanished_keys
+    if served is None or not wanted:
+        full: dict[str, LedgerEntry] = {}
+    elif len(wanted) > len(known) // 2:
+        full = served.entries_for_root(root)  # most of the folder (a rebuild): one scan beats lookups by id
+    else:
+        full = served.lookup(wanted)  # the few files the fingerprints did not settle, whole
+    for item in pending:  # then the files that need their whole entry, and maybe their content hash
+        seed = item.seed if isinstance(item, SeedOutcome) else item
+        prev = full.get(seed.key)
         if isinstance(item, SeedOutcome):
             unchanged = skip_unchanged and _same_refusal(prev, item)
             outcomes.append(SeedOutcome(seed, "unchanged") if unchanged else item)
             continue
         settled = skip_unchanged and prev is not None and prev.state in SETTLED
         # a dead letter of unchanged content gets its outcome from the replay (finalize), not from here
-        replayed = not rebuild and options.replay_dead_letters and prev is not None and prev.state == "dead_letter"
-        if (settled or replayed) and prev.same_stat(seed):  # type: ignore[union-attr]
-            if not replayed:
-                outcomes.append(SeedOutcome(seed, "unchanged"))
-            continue
+        replayed = replay and prev is not None and prev.state == "dead_letter"
         hashed = source.hash(seed, max_bytes)
         if isinstance(hashed, SeedOutcome):
             unchanged = skip_unchanged and _same_refusal(prev, hashed)
@@ -133,19 +161,17 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
             if settled or replayed:
                 if not replayed:
                     outcomes.append(SeedOutcome(hashed, "unchanged"))
-                stat_refresh[prev.key] = {"size": hashed.size, "mtime_ns": hashed.mtime_ns,
-                                          "ctime_ns": hashed.ctime_ns, "ino": hashed.ino}
+                stat_refresh[prev.key] = {"size": hashed.size, "mtime_ns": hashed.mtime_ns, "ctime_ns": hashed.ctime_ns,
+                                          "ino": hashed.ino, "hashed_ns": hashed.hashed_ns}
                 continue
             hashed = replace(hashed, seq=prev.seq)  # seen before: keeps its place in the order
         todo.append(hashed)
 
-    live = {k: e for k, e in known.items() if e.state != "deleted"}
-    vanished = [e for k, e in live.items() if k not in seen]
-    if vanished and not options.allow_mass_delete:
-        options.vanish_guard.check(len(vanished), len(live), root)
-    previous = dict(known)
+    vanished = [full[k] for k in vanished_keys if k in full]  # (one deleted in between has no entry now)
+    previous = dict(full)
     for e in vanished:
-        gone = SeedFile(e.root, e.path, real_root, e.path, e.size, e.mtime_ns, e.ctime_ns, e.ino, e.sha256, e.seq)
+        gone = SeedFile(e.root, e.path, real_root, e.path, e.size, e.mtime_ns, e.ctime_ns, e.ino, e.sha256, e.seq,
+                        e.hashed_ns)
         previous[gone.key] = e  # the stored key is the truth (names that were not UTF-8 are shown escaped)
         if not rebuild:
             outcomes.append(SeedOutcome(gone, "deleted", "plan", "the file is gone", e.doc_id))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.errors import LedgerError
 from pipeline.stores.indices import load_template
@@ -40,13 +40,52 @@ from pipeline.types import SeedFile, State, display_path, entry_key
 
 LEDGER_TEMPLATE = "ledger.template.json"
 MGET_CHUNK = 1000
-PAGE = 5000
+PAGE = 10_000  # the index's max_result_window: a 10,000-file folder is one request
+SCAN_FILTER = "hits.hits._id,hits.hits._source,hits.hits.sort"
+FINGERPRINT_FILTER = "hits.hits.sort,hits.hits.fields"
 
 SETTLED: frozenset[str] = frozenset({"indexed", "quarantined", "duplicate", "dead_letter"})
 """States an unchanged file keeps: it is not processed again until its content changes."""
 CARRYING: frozenset[str] = frozenset({"indexed", "quarantined", "duplicate", "failed", "dead_letter", "changed"})
 """States whose ``doc_id`` still counts as carried by a file (an article leaves the index only when no
 entry in one of these states carries it)."""
+
+
+def same_stat(known: LedgerEntry | Fingerprint, seed: SeedFile) -> bool:
+    """The cheap change filter (as git and rsync do): same size, mtime, ctime and inode."""
+    return bool(known.mtime_ns) and (known.size, known.mtime_ns, known.ctime_ns, known.ino) == (
+        seed.size, seed.mtime_ns, seed.ctime_ns, seed.ino)
+
+
+def racy(known: LedgerEntry | Fingerprint, window_ns: int) -> bool:
+    """Git's "racily clean" rule: the fingerprint was taken so close to the hash that an edit made just
+    after the hash, within the same timestamp tick, would leave size, mtime and ctime as they were. Such
+    an entry proves nothing; neither does one hashed before ``hashed_ns`` was recorded."""
+    return not known.hashed_ns or max(known.mtime_ns, known.ctime_ns) >= known.hashed_ns - window_ns
+
+
+def trusts_stat(known: LedgerEntry | Fingerprint, seed: SeedFile, racy_window_ns: int | None) -> bool:
+    """``seed`` is the content ``known`` hashed, without reading it: the same stat fingerprint, not racily
+    clean. ``racy_window_ns`` is the source's timestamp granularity (``None``: its fingerprint changes
+    with the content, as an S3 ETag does, so it cannot be racy)."""
+    return same_stat(known, seed) and (racy_window_ns is None or not racy(known, racy_window_ns))
+
+
+class Fingerprint(NamedTuple):
+    """The part of an entry planning compares with every file (``Ledger.fingerprints``)."""
+
+    state: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    hashed_ns: int
+
+    def trusts_stat(self, seed: SeedFile, racy_window_ns: int | None) -> bool:
+        return trusts_stat(self, seed, racy_window_ns)
+
+
+_FP_DEFAULTS: dict[str, Any] = {"state": "indexed", "size": 0, "mtime_ns": 0, "ctime_ns": 0, "ino": 0, "hashed_ns": 0}
 
 
 @dataclass(frozen=True)
@@ -60,6 +99,7 @@ class LedgerEntry:
     ctime_ns: int = 0
     ino: int = 0
     seq: int = 0
+    hashed_ns: int = 0  # when the content behind this fingerprint was last hashed (SeedFile.hashed_ns)
     stage: str | None = None
     reason: str | None = None
     doc_id: str | None = None
@@ -71,24 +111,29 @@ class LedgerEntry:
     key: str = ""
 
     def same_stat(self, seed: SeedFile) -> bool:
-        """The cheap change filter (as git and rsync do): same size, mtime, ctime and inode."""
-        return bool(self.mtime_ns) and (self.size, self.mtime_ns, self.ctime_ns, self.ino) == (
-            seed.size, seed.mtime_ns, seed.ctime_ns, seed.ino)
+        return same_stat(self, seed)
+
+    def trusts_stat(self, seed: SeedFile, racy_window_ns: int | None) -> bool:
+        return trusts_stat(self, seed, racy_window_ns)
 
     @classmethod
     def from_source(cls, src: dict[str, Any]) -> LedgerEntry:
-        known = {f.name for f in fields(cls)}
-        data = {k: v for k, v in src.items() if k in known}
+        data = {k: v for k, v in src.items() if k in _FIELDS}
         data.setdefault("state", "indexed")
         data["orphans"] = list(data.get("orphans") or [])
-        for name in ("size", "mtime_ns", "ctime_ns", "ino", "seq"):
+        for name in _NUMBERS:
             data[name] = int(data.get(name) or 0)
         return cls(**data)
 
 
+_FIELDS: frozenset[str] = frozenset(f.name for f in fields(LedgerEntry))
+_NUMBERS: tuple[str, ...] = ("size", "mtime_ns", "ctime_ns", "ino", "seq", "hashed_ns")
+
+
 def entry_for(seed: SeedFile, state: State, **kw: Any) -> LedgerEntry:
     return LedgerEntry(root=seed.root, path=display_path(seed.rel), state=state, sha256=seed.sha256, size=seed.size,
-                       mtime_ns=seed.mtime_ns, ctime_ns=seed.ctime_ns, ino=seed.ino, seq=seed.seq, key=seed.key, **kw)
+                       mtime_ns=seed.mtime_ns, ctime_ns=seed.ctime_ns, ino=seed.ino, seq=seed.seq, hashed_ns=seed.hashed_ns,
+                       key=seed.key, **kw)
 
 
 class Ledger:
@@ -116,19 +161,46 @@ class Ledger:
         return found
 
     def _scan(self, query: dict[str, Any], page: int = PAGE) -> Iterator[LedgerEntry]:
-        """Every entry matching ``query``, paged with search_after on the ``key`` field."""
+        """Every entry matching ``query``, paged with search_after on the ``key`` field (no total
+        counted, only what is read kept in the response)."""
         if not self.exists():
             return
         after = None
         while True:
-            body: dict[str, Any] = {"size": page, "query": query, "sort": [{"key": "asc"}]}
+            body: dict[str, Any] = {"size": page, "query": query, "sort": [{"key": "asc"}], "track_total_hits": False}
             if after:
                 body["search_after"] = after
-            hits = self.client.search(index=self.index, body=body)["hits"]["hits"]
+            res = self.client.search(index=self.index, body=body, filter_path=SCAN_FILTER)
+            hits = res.get("hits", {}).get("hits", [])  # an empty page has no hits at all once filtered
             for h in hits:
                 yield LedgerEntry.from_source({**h["_source"], "key": h["_id"]})
             if len(hits) < page:
                 return
+            after = hits[-1]["sort"]
+
+    def fingerprints(self, root: str, page: int = PAGE) -> dict[str, Fingerprint]:
+        """What planning compares for every entry of one seed folder, by key: state and stat fingerprint,
+        read from doc values (no stored field is loaded, so no ``_source`` is decompressed or sent).
+        The few files this does not settle are then looked up whole (``lookup``)."""
+        self.refresh()
+        out: dict[str, Fingerprint] = {}
+        if not self.exists():
+            return out
+        after = None
+        while True:
+            body: dict[str, Any] = {"size": page, "query": {"term": {"root": root}}, "sort": [{"key": "asc"}],
+                                    "track_total_hits": False, "stored_fields": "_none_",
+                                    "docvalue_fields": list(Fingerprint._fields)}
+            if after:
+                body["search_after"] = after
+            res = self.client.search(index=self.index, body=body, filter_path=FINGERPRINT_FILTER)
+            hits = res.get("hits", {}).get("hits", [])
+            for h in hits:
+                f = h.get("fields", {})
+                out[h["sort"][0]] = Fingerprint(*(v[0] if (v := f.get(name)) else _FP_DEFAULTS[name]
+                                                  for name in Fingerprint._fields))
+            if len(hits) < page:
+                return out
             after = hits[-1]["sort"]
 
     def entries_for_root(self, root: str) -> dict[str, LedgerEntry]:
@@ -249,8 +321,10 @@ def ensure_alias(client, ledger_alias: str, paired: str) -> None:
     """Make ``ledger_alias`` an alias of the ledger paired with the served article index.
 
     A ledger from before pairing (a concrete index named like the alias) is copied into the paired
-    index and replaced by the alias, once."""
+    index and replaced by the alias, once. Fields added to the template since the served ledger was
+    created are added to it (additive; its mapping is strict)."""
     if client.indices.exists_alias(name=ledger_alias):
+        client.indices.put_mapping(index=ledger_alias, body=load_template(LEDGER_TEMPLATE)["template"]["mappings"])
         return
     create_paired(client, ledger_alias, paired)
     try:
