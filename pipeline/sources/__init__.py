@@ -46,7 +46,9 @@ of clock skew between this host and a network file server."""
 class Source(Protocol):
     root: str       # identity in the ledger (``SeedFile.root``)
     real_root: str  # where entries are read from (``SeedFile.real_root``)
-    racy_window_ns: int | None  # ``LedgerEntry.trusts_stat``: None when the fingerprint follows the content
+    @property
+    def racy_window_ns(self) -> int | None:
+        """``LedgerEntry.trusts_stat``'s window; None when the fingerprint follows the content."""
 
     def check(self) -> None: ...
     def walk(self) -> Iterator[SeedFile | SeedOutcome]: ...
