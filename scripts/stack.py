@@ -504,7 +504,9 @@ def cmd_env(args) -> int:
         raise SystemExit("the stack was never started: ./scripts/stack up")
     secret, _ = load_secrets(home)
     env = airflow_env(home, secret, state)
-    for key in sorted(k for k in env if k.startswith("AIRFLOW") or k.startswith("SEEDNEWS")):
+    # PYTHONPATH: a Celery stack's hostname_callable (scripts/stack_celery.py)
+    for key in sorted(k for k in env if k.startswith(("AIRFLOW", "SEEDNEWS")) or (k == "PYTHONPATH" and
+                      state.get("executor") == "celery")):
         print(f"export {key}={shlex_quote(env[key])}")
     return 0
 
