@@ -11,6 +11,10 @@ Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
   task instead of silently writing to another cluster. Never from code.
 - Only small values cross XCom: an index name, batches of planned seed files (path, size, content
   hash, ingest sequence: the worker re-checks the same file, it does not re-derive it), capped reports.
+  No task reads a file another task wrote, so tasks may land on different workers (CeleryExecutor) that
+  share no disk; the state lives in OpenSearch (ledger, dead letters, image cache) and the seeds in the
+  seed location, which must then be object storage (``s3://``). The Markdown report file is written on the
+  worker that ran ``finalize``; its text is also ``finalize``'s XCom (``report_markdown``), readable anywhere.
 - Every task is idempotent (explicit ids + external versions), so retries and re-runs are safe;
   ``max_active_runs=1`` keeps a manual run from overlapping the nightly one.
 - Failures reach a person through ``seednews_notify.WebhookNotifier`` (``SEEDNEWS_ALERT_WEBHOOK``);
@@ -132,9 +136,10 @@ def _settings(params):
     return settings
 
 
-def _after_finalize(total, settings, options, params, target, run_id) -> None:
+def _after_finalize(total, settings, options, params, target, run_id) -> str:
     """End of a good run: the Markdown report (its path in the log), the quarantine threshold (fails the
-    run, report attached) and the Asset event's extra (what was refreshed, when)."""
+    run, report attached) and the Asset event's extra (what was refreshed, when). Returns the report's text:
+    the file is on this worker's disk, which other workers and the api-server may not see."""
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -161,6 +166,7 @@ def _after_finalize(total, settings, options, params, target, run_id) -> None:
     context["outlet_events"][ARTICLES_ASSET].extra = {
         "alias": settings.alias, "target": target, "run_id": run_id, "dry_run": options.dry_run,
         "indexed": total.indexed, "files_seen": total.files_seen, "counts": total.counts, "report": str(path)}
+    return text
 
 
 def _s3_client(seed_dir: str):
@@ -305,8 +311,9 @@ def seednews_index():
                 f"kept in {settings.deadletter_index} for replay, {total.n('failed')} retryable (the next run "
                 "tries them again)"
             )
-        _after_finalize(total, settings, options, params, target, run_id)
-        return {"counts": total.counts, "files_seen": total.files_seen, "removed": total.removed, "target": target}
+        text = _after_finalize(total, settings, options, params, target, run_id)
+        return {"counts": total.counts, "files_seen": total.files_seen, "removed": total.removed, "target": target,
+                "report_markdown": text}
 
     target = prepare_index()
     # the task decorators' stubs type arguments as the plain values; at parse time they are XComArgs

@@ -2,6 +2,8 @@
 127.0.0.1) as the metadata DB, api-server (login required: SimpleAuthManager), scheduler (LocalExecutor),
 dag-processor and triggerer, the project's DAGs loaded and unpaused, the OpenSearch connection from the
 environment. Run through ``./scripts/stack up|down|status|env`` (see README, "Running the Airflow stack").
+``up --executor celery --workers N`` runs the CeleryExecutor instead: Redis broker, N workers
+(``scripts/stack_celery.py``; docs/deploy-at-scale.md, "The Celery executor").
 
 Everything lives in ``SEEDNEWS_STACK_HOME`` (default ``.airflow/stack``): ``airflow/`` (AIRFLOW_HOME),
 ``logs/``, ``run/`` (pid files), ``secrets.json`` (0600: DB, JWT, API and Fernet secrets, the admin
@@ -34,6 +36,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import stack_celery as celery  # scripts/ (this file's folder) is sys.path[0]
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # devtools/ (the local OpenSearch node) lives in the checkout, not in the wheel
@@ -204,6 +208,7 @@ def load_secrets(home: Path) -> tuple[dict, bool]:
         "jwt_secret": lambda: secrets.token_urlsafe(48),
         "api_secret_key": lambda: secrets.token_urlsafe(48),
         "fernet_key": lambda: Fernet.generate_key().decode(),
+        "redis_password": lambda: secrets.token_urlsafe(24),
         "admin_user": lambda: os.environ.get("SEEDNEWS_AIRFLOW_USER") or "admin",
         "admin_password": lambda: os.environ.get("SEEDNEWS_AIRFLOW_PASSWORD") or secrets.token_urlsafe(12),
     }
@@ -279,6 +284,8 @@ def airflow_env(home: Path, secret: dict, state: dict) -> dict[str, str]:
     # the connection carries OpenSearch: keep the env fallback from pointing somewhere else
     for key in ("OPENSEARCH_URL", "OPENSEARCH_USER", "OPENSEARCH_PASSWORD"):
         env.pop(key, None)
+    if state.get("executor") == "celery":
+        env = celery.celery_env(env, secret, state)
     return env
 
 
@@ -378,10 +385,20 @@ def cmd_up(args) -> int:
     (home / "airflow").mkdir(exist_ok=True)
     state = _read_json(home / "stack.json")
     secret, _new_password = load_secrets(home)
+    running = [n for n in SERVICES if _pid(home, n)]
+    executor = args.executor or state.get("executor") or "local"
+    if running and executor != (state.get("executor") or "local"):
+        raise SystemExit(f"the stack runs the {state.get('executor') or 'local'} executor: ./scripts/stack down first")
+    state.update(executor=executor)
+    if executor == "celery":
+        state.update(workers=args.workers or state.get("workers") or celery.DEFAULT_WORKERS,
+                     concurrency=args.concurrency or state.get("concurrency") or celery.DEFAULT_CONCURRENCY)
     progress = lambda m: say(m)  # noqa: E731
     display_url, state["connection"] = opensearch_connection(progress)
     pg_up(home, secret, state)
-    running = [n for n in SERVICES if _pid(home, n)]
+    if executor == "celery":
+        celery.redis_up(home, secret, state, say=say, apt_install=apt_install, free_port=free_port,
+                        port_open=port_open, pid_of=_pid)
     if not running:
         wanted = int(os.environ.get("SEEDNEWS_AIRFLOW_PORT") or state.get("api_port") or 8080)
         state["api_port"] = wanted if not port_open(wanted) else free_port()
@@ -395,13 +412,17 @@ def cmd_up(args) -> int:
         raise SystemExit(f"airflow db migrate failed:\n{(out.stdout + out.stderr)[-3000:]}")
     for name in SERVICES:
         start_service(home, name, env)
+    workers = celery.worker_names(int(state["workers"])) if executor == "celery" else []
     base = f"http://127.0.0.1:{state['api_port']}"
     state.update(base_url=base, user=secret["admin_user"], home=str(home), airflow_home=str(home / "airflow"),
                  secrets_file=str(home / "secrets.json"), opensearch=display_url,
-                 pids={n: _pid(home, n) for n in SERVICES})
+                 pids={n: _pid(home, n) for n in (*SERVICES, *celery.services(state))})
     _write_json(home / "stack.json", state)
     say(f"waiting for the api-server at {base}")
     tok = wait_for(lambda: token(base, secret["admin_user"], secret["admin_password"]), 180, "the api-server", home)
+    for name in workers:  # only now: a task a worker takes needs the api-server (the Execution API) at once
+        celery.start_worker(home, name, env, AIRFLOW, int(state["concurrency"]), _pid)
+    state["pids"] = {n: _pid(home, n) for n in (*SERVICES, *celery.services(state))}
     say(f"waiting for the dag-processor to load {DAG_ID}")
     wait_for(lambda: api(base, f"/api/v2/dags/{DAG_ID}", tok).get("dag_id") == DAG_ID, 180, f"DAG {DAG_ID}", home)
     dag = api(base, f"/api/v2/dags/{DAG_ID}", tok, "PATCH", {"is_paused": False})  # deployments unpause it
@@ -410,6 +431,10 @@ def cmd_up(args) -> int:
     errors = api(base, "/api/v2/importErrors", tok).get("import_errors") or []
     if errors:
         say(f"DAG import errors: {[e.get('filename') for e in errors]}")
+    for name in workers:
+        say(f"waiting for Celery worker {name}")
+        wait_for(lambda n=name: _pid(home, f"celery-{n}") and f"{n}@" in _worker_log(home, n)
+                 and " ready." in _worker_log(home, n), 180, f"Celery worker {name}", home)
     state["started_in_s"] = round(time.monotonic() - t0, 1)
     _write_json(home / "stack.json", state)
     print(f"Airflow UI:   {base}  (user {secret['admin_user']!r}; password in {home / 'secrets.json'})")
@@ -420,18 +445,37 @@ def cmd_up(args) -> int:
     print(f"DAG:          {DAG_ID} (unpaused; nightly 02:00 UTC)")
     print(f"OpenSearch:   {display_url} (connection seednews_opensearch, type opensearch)")
     print(f"PostgreSQL:   127.0.0.1:{state['pg_port']} (data {state['pg_data']})")
-    print(f"Logs:         {home / 'logs'}    reports: {env['SEEDNEWS_REPORT_DIR']}")
+    if executor == "celery":
+        print(f"Executor:     CeleryExecutor: Redis broker 127.0.0.1:{state['redis_port']}, result backend PostgreSQL, "
+              f"workers {', '.join(workers)} (concurrency {state['concurrency']} each; dirs {home / 'workers'})")
+    reports = home / "workers" / "<worker>" / "reports" if workers and not os.environ.get("SEEDNEWS_REPORT_DIR") \
+        else env["SEEDNEWS_REPORT_DIR"]
+    print(f"Logs:         {home / 'logs'}    reports: {reports}")
     print(f"Started in {state['started_in_s']} s. Stop: ./scripts/stack down")
     return 0
+
+
+def _worker_log(home: Path, name: str) -> str:
+    try:
+        return (home / "logs" / f"celery-{name}.log").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def cmd_down(args) -> int:
     home = stack_home()
     state = _read_json(home / "stack.json")
+    extra = celery.services(state)  # redis first, then the workers
+    for name in reversed(extra[1:]):
+        if _pid(home, name):
+            say(f"stopping airflow {name}")
+        stop_service(home, name)
     for name in reversed(SERVICES):
         if _pid(home, name):
             say(f"stopping airflow {name}")
         stop_service(home, name)
+    if extra:
+        stop_service(home, "redis")
     pg_down(home, state)
     if args.purge:
         say(f"removing {home} and {pg_dir(home)}")
@@ -443,7 +487,7 @@ def cmd_down(args) -> int:
 def cmd_status(args) -> int:
     home = stack_home()
     state = _read_json(home / "stack.json")
-    up = {n: _pid(home, n) for n in SERVICES}
+    up = {n: _pid(home, n) for n in (*SERVICES, *celery.services(state))}
     for n, pid in up.items():
         print(f"{n:14s} {'running pid ' + str(pid) if pid else 'stopped'}")
     print(f"{'postgres':14s} {'listening on 127.0.0.1:' + str(state.get('pg_port')) if state.get('pg_port') and port_open(state['pg_port']) else 'stopped'}")
@@ -460,7 +504,9 @@ def cmd_env(args) -> int:
         raise SystemExit("the stack was never started: ./scripts/stack up")
     secret, _ = load_secrets(home)
     env = airflow_env(home, secret, state)
-    for key in sorted(k for k in env if k.startswith("AIRFLOW") or k.startswith("SEEDNEWS")):
+    # PYTHONPATH: a Celery stack's hostname_callable (scripts/stack_celery.py)
+    for key in sorted(k for k in env if k.startswith(("AIRFLOW", "SEEDNEWS")) or (k == "PYTHONPATH" and
+                      state.get("executor") == "celery")):
         print(f"export {key}={shlex_quote(env[key])}")
     return 0
 
@@ -474,7 +520,12 @@ def shlex_quote(s: str) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="./scripts/stack", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="install what is missing, start PostgreSQL and Airflow, unpause the DAG").set_defaults(func=cmd_up)
+    u = sub.add_parser("up", help="install what is missing, start PostgreSQL and Airflow, unpause the DAG")
+    u.add_argument("--executor", choices=("local", "celery"), help="LocalExecutor (default) or CeleryExecutor "
+                   "(Redis broker, separate worker processes; seeds then from s3://)")
+    u.add_argument("--workers", type=int, help=f"Celery workers (default {celery.DEFAULT_WORKERS})")
+    u.add_argument("--concurrency", type=int, help=f"task slots per Celery worker (default {celery.DEFAULT_CONCURRENCY})")
+    u.set_defaults(func=cmd_up)
     d = sub.add_parser("down", help="stop Airflow and PostgreSQL")
     d.add_argument("--purge", action="store_true", help="also delete the metadata DB, secrets and logs")
     d.set_defaults(func=cmd_down)

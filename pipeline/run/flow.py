@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,13 +25,22 @@ from dataclasses import replace
 from pipeline.config import Settings
 from pipeline.errors import ValidationFailed
 from pipeline.run import timing
-from pipeline.run.options import DEFAULT_MAX_BATCHES, RunOptions  # noqa: F401 - re-exported for callers
+from pipeline.run.options import (  # noqa: F401 - re-exported for callers
+    DEFAULT_MAX_BATCHES,
+    RunOptions,
+)
 from pipeline.run.report import RunReport
 from pipeline.sources import Sources, open_source, root_of
 from pipeline.stages.normalize import dedupe, normalize
 from pipeline.stages.outcomes import index_documents, settle
 from pipeline.stages.parse import parse_bytes
-from pipeline.stages.plan import Batch, Plan, VanishedFolderError, make_plan, seq_base  # noqa: F401 - re-exported
+from pipeline.stages.plan import (  # noqa: F401 - re-exported
+    Batch,
+    Plan,
+    VanishedFolderError,
+    make_plan,
+    seq_base,
+)
 from pipeline.stores import deadletters, indices
 from pipeline.stores import ledger as lg
 from pipeline.stores.health import ready_for_writes
@@ -40,7 +50,10 @@ from pipeline.types import Document, SeedFile, SeedOutcome, SeedRecord
 
 log = logging.getLogger("seednews")
 
-CHUNK_SEEDS = 1000  # files read, checked and indexed together inside a batch (bounds memory)
+ENV_CHUNK_SEEDS = "SEEDNEWS_CHUNK_SEEDS"
+# files read, checked, indexed and recorded in the ledger together inside a batch: bounds memory, and is the
+# work redone when a worker dies mid-batch (docs/deploy-at-scale.md)
+CHUNK_SEEDS = max(1, int(os.environ.get(ENV_CHUNK_SEEDS) or 1000))
 PROGRESS_EVERY_SECONDS = 5.0
 
 
