@@ -76,9 +76,9 @@ def redis_up(home: Path, secret: dict, state: dict, *, say, apt_install, free_po
     (home / "run").mkdir(exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
     say(f"starting Redis (broker) on 127.0.0.1:{port}")
-    log = open(home / "logs" / "redis.log", "ab")
-    p = subprocess.Popen([binary, str(conf)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True, cwd=str(base))
+    with open(home / "logs" / "redis.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        p = subprocess.Popen([binary, str(conf)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, cwd=str(base))
     (home / "run" / "redis.pid").write_text(str(p.pid))
     deadline = time.monotonic() + REDIS_START_TIMEOUT
     while not port_open(port):
@@ -130,9 +130,9 @@ def start_worker(home: Path, name: str, env: dict[str, str], airflow: str, concu
         return pid
     wenv, wdir = worker_env(env, home, name)
     (home / "run").mkdir(exist_ok=True)
-    log = open(home / "logs" / f"{service}.log", "ab")
-    p = subprocess.Popen(worker_command(airflow, name, concurrency), env=wenv, stdout=log, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(wdir))
+    with open(home / "logs" / f"{service}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        p = subprocess.Popen(worker_command(airflow, name, concurrency), env=wenv, stdout=log,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(wdir))
     (home / "run" / f"{service}.pid").write_text(str(p.pid))
     return p.pid
 

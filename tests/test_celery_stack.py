@@ -25,7 +25,6 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -34,8 +33,8 @@ from tests.conftest import ROOT, SAMPLE_SEEDS
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import stack_celery  # noqa: E402
-from corpus import generate  # noqa: E402
+import stack_celery
+from corpus import generate
 
 DAG_ID = "seednews_index"
 N_SEEDS = 800
@@ -71,7 +70,7 @@ def _wait(predicate, timeout: float, what: str, step: float = 1.0):
             last = predicate()
             if last:
                 return last
-        except Exception as exc:  # not there yet
+        except Exception as exc:  # noqa: BLE001 -- not there yet; shown in the timeout message
             last = exc
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
