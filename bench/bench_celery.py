@@ -95,29 +95,43 @@ class Stack:
 
     def up(self, workers: int, concurrency: int) -> float:
         t0 = time.monotonic()
-        out = subprocess.run([STACK, "up", "--executor", "celery", "--workers", str(workers), "--concurrency",
-                              str(concurrency)], env=self.env, capture_output=True, text=True, timeout=900)
+        out = subprocess.run(
+            [STACK, "up", "--executor", "celery", "--workers", str(workers), "--concurrency", str(concurrency)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if out.returncode:
             raise SystemExit(f"stack up failed:\n{(out.stdout + out.stderr)[-3000:]}")
         state = json.loads((self.home / "stack.json").read_text())
         self.base = state["base_url"]
-        req = urllib.request.Request(f"{self.base}/auth/token", method="POST",
-                                     headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"username": "admin",
-                                                      "password": self.env["SEEDNEWS_AIRFLOW_PASSWORD"]}).encode())
+        req = urllib.request.Request(
+            f"{self.base}/auth/token",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"username": "admin", "password": self.env["SEEDNEWS_AIRFLOW_PASSWORD"]}).encode(),
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             self.token = json.loads(resp.read())["access_token"]
         return time.monotonic() - t0
 
     def down(self, purge: bool = False) -> None:
-        subprocess.run([STACK, "down", *(["--purge"] if purge else [])], env=self.env, capture_output=True,
-                       timeout=300, check=False)
+        subprocess.run(
+            [STACK, "down", *(["--purge"] if purge else [])],
+            env=self.env,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
 
     def api(self, path: str, method: str = "GET", body: dict | None = None) -> dict:
-        req = urllib.request.Request(f"{self.base}{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {self.token}"})
+        req = urllib.request.Request(
+            f"{self.base}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"{}")
 
@@ -144,13 +158,16 @@ def _parse(ts: str | None) -> float:
 
 def measure(stack: Stack, workers: int, args, seed_url: str) -> dict:
     names = [f"worker-{i}" for i in range(1, workers + 1)]
-    parts = {"workers": lambda: sum(_session_cpu(stack.pid(f"celery-{n}")) for n in names),
-             "airflow services": lambda: sum(_session_cpu(stack.pid(s)) for s in
-                                             ("api-server", "scheduler", "dag-processor", "triggerer")),
-             "opensearch": lambda: _cpu_of_command("org.opensearch.bootstrap.OpenSearch"),
-             "seaweedfs": lambda: _cpu_of_command("weed"),
-             "redis": lambda: _cpu_of_tree(stack.pid("redis")),
-             "postgresql": lambda: _cpu_of_command("postgres:")}
+    parts = {
+        "workers": lambda: sum(_session_cpu(stack.pid(f"celery-{n}")) for n in names),
+        "airflow services": lambda: sum(
+            _session_cpu(stack.pid(s)) for s in ("api-server", "scheduler", "dag-processor", "triggerer")
+        ),
+        "opensearch": lambda: _cpu_of_command("org.opensearch.bootstrap.OpenSearch"),
+        "seaweedfs": lambda: _cpu_of_command("weed"),
+        "redis": lambda: _cpu_of_tree(stack.pid("redis")),
+        "postgresql": lambda: _cpu_of_command("postgres:"),
+    }
     before = {k: f() for k, f in parts.items()}
     busy0, total0 = _machine_busy()
     index = f"bench-celery-{uuid.uuid4().hex[:8]}"
@@ -174,32 +191,48 @@ def measure(stack: Stack, workers: int, args, seed_url: str) -> dict:
     first = min(_parse(t["start_date"]) for t in batches)
     last = max(_parse(t["end_date"]) for t in batches)
     return {
-        "workers": workers, "concurrency": args.concurrency, "batches": args.batches, "n": args.n,
-        "chunk_seeds": int(os.environ.get("SEEDNEWS_CHUNK_SEEDS") or 1000), "wall_s": round(wall, 1),
-        "seeds_per_s": round(args.n / wall, 1), "batch_span_s": round(last - first, 1),
+        "workers": workers,
+        "concurrency": args.concurrency,
+        "batches": args.batches,
+        "n": args.n,
+        "chunk_seeds": int(os.environ.get("SEEDNEWS_CHUNK_SEEDS") or 1000),
+        "wall_s": round(wall, 1),
+        "seeds_per_s": round(args.n / wall, 1),
+        "batch_span_s": round(last - first, 1),
         "batch_seeds_per_s": round(args.n / (last - first), 1),
-        "batches_s": [round(t["duration"] or 0, 1) for t in batches], "hosts": [t["hostname"] for t in batches],
-        "other_tasks_s": tasks, "queue_wait_s_max": round(max(queued), 1) if queued else None,
-        "cpu_s": cpu, "machine_busy_s": round(busy1 - busy0, 1), "machine_capacity_s": round(total1 - total0, 1),
-        "load_avg": [round(x, 2) for x in os.getloadavg()], "index": index,
+        "batches_s": [round(t["duration"] or 0, 1) for t in batches],
+        "hosts": [t["hostname"] for t in batches],
+        "other_tasks_s": tasks,
+        "queue_wait_s_max": round(max(queued), 1) if queued else None,
+        "cpu_s": cpu,
+        "machine_busy_s": round(busy1 - busy0, 1),
+        "machine_capacity_s": round(total1 - total0, 1),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "index": index,
     }
 
 
 def render(results: list[dict], meta: dict) -> str:
-    lines = [f"{meta['n']} seeds from S3 (SeaweedFS on loopback), {meta['batches']} batches, images off; "
-             f"{os.cpu_count()} cores; load before {meta['load_before']}",
-             f"{'workers':>7} {'slots':>5} {'wall s':>7} {'seeds/s':>8} {'batches s':>24} {'batch span s':>12} "
-             f"{'seeds/s in batches':>18} {'queue wait s':>12} {'busy %':>6}"]
+    lines = [
+        f"{meta['n']} seeds from S3 (SeaweedFS on loopback), {meta['batches']} batches, images off; "
+        f"{os.cpu_count()} cores; load before {meta['load_before']}",
+        f"{'workers':>7} {'slots':>5} {'wall s':>7} {'seeds/s':>8} {'batches s':>24} {'batch span s':>12} "
+        f"{'seeds/s in batches':>18} {'queue wait s':>12} {'busy %':>6}",
+    ]
     for r in results:
         busy = 100 * r["machine_busy_s"] / max(r["machine_capacity_s"], 0.1)
-        lines.append(f"{r['workers']:>7} {r['workers'] * r['concurrency']:>5} {r['wall_s']:>7} {r['seeds_per_s']:>8} "
-                     f"{'/'.join(map(str, r['batches_s'])):>24} {r['batch_span_s']:>12} {r['batch_seeds_per_s']:>18} "
-                     f"{r['queue_wait_s_max']!s:>12} {busy:>6.0f}")
+        lines.append(
+            f"{r['workers']:>7} {r['workers'] * r['concurrency']:>5} {r['wall_s']:>7} {r['seeds_per_s']:>8} "
+            f"{'/'.join(map(str, r['batches_s'])):>24} {r['batch_span_s']:>12} {r['batch_seeds_per_s']:>18} "
+            f"{r['queue_wait_s_max']!s:>12} {busy:>6.0f}"
+        )
     lines.append("CPU seconds during the run (machine: busy / 2-core capacity):")
     for r in results:
         parts = ", ".join(f"{k} {v}" for k, v in r["cpu_s"].items())
-        lines.append(f"  {r['workers']} worker(s): {parts}; machine {r['machine_busy_s']} / {r['machine_capacity_s']}"
-                     f"; other tasks {r['other_tasks_s']}; load after {r['load_avg']}")
+        lines.append(
+            f"  {r['workers']} worker(s): {parts}; machine {r['machine_busy_s']} / {r['machine_capacity_s']}"
+            f"; other tasks {r['other_tasks_s']}; load after {r['load_avg']}"
+        )
     return "\n".join(lines)
 
 
@@ -226,15 +259,27 @@ def main() -> None:
         client.create_bucket(Bucket=bucket)
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda p: client.put_object(Bucket=bucket, Key="seeds/" + p.relative_to(folder).as_posix(),
-                                                      Body=p.read_bytes()), files))
+            list(
+                pool.map(
+                    lambda p: client.put_object(
+                        Bucket=bucket, Key="seeds/" + p.relative_to(folder).as_posix(), Body=p.read_bytes()
+                    ),
+                    files,
+                )
+            )
         for p in sorted((ROOT / "examples" / "seeds").iterdir()):
             if p.is_file():
                 client.put_object(Bucket=bucket, Key=f"nightly/{p.name}", Body=p.read_bytes())
         home = Path(tmp) / "stack"
-        env = {**os.environ, **server.env, "OPENSEARCH_URL": url, "SEEDNEWS_STACK_HOME": str(home),
-               "SEEDNEWS_AIRFLOW_PASSWORD": f"pw-{uuid.uuid4().hex[:12]}", "SEEDNEWS_SEED_DIR": f"s3://{bucket}/nightly",
-               "SEEDNEWS_INDEX": f"bench-celery-nightly-{uuid.uuid4().hex[:6]}"}
+        env = {
+            **os.environ,
+            **server.env,
+            "OPENSEARCH_URL": url,
+            "SEEDNEWS_STACK_HOME": str(home),
+            "SEEDNEWS_AIRFLOW_PASSWORD": f"pw-{uuid.uuid4().hex[:12]}",
+            "SEEDNEWS_SEED_DIR": f"s3://{bucket}/nightly",
+            "SEEDNEWS_INDEX": f"bench-celery-nightly-{uuid.uuid4().hex[:6]}",
+        }
         stack = Stack(home, env)
         meta = {"n": args.n, "batches": args.batches, "load_before": [round(x, 2) for x in os.getloadavg()]}
         try:

@@ -67,7 +67,9 @@ class _Proto(asyncio.Protocol):
 def _serve(ports_out, hosts: int, latency: float, ready, stop) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        servers = [await loop.create_server(lambda: _Proto(latency), "127.0.0.1", 0, backlog=1024) for _ in range(hosts)]
+        servers = [
+            await loop.create_server(lambda: _Proto(latency), "127.0.0.1", 0, backlog=1024) for _ in range(hosts)
+        ]
         for s in servers:
             ports_out.append(s.sockets[0].getsockname()[1])
         ready.set()
@@ -143,12 +145,15 @@ def _measure(fn, *args):
 
 
 def run_scenario(args, latency: float) -> dict[str, float]:
-    cfg = ImageCheckConfig(concurrency=args.concurrency, per_host=args.per_host, allow_networks=("127.0.0.0/8",),
-                           timeout=30)
+    cfg = ImageCheckConfig(
+        concurrency=args.concurrency, per_host=args.per_host, allow_networks=("127.0.0.0/8",), timeout=30
+    )
     slots = min(cfg.concurrency, args.hosts * cfg.per_host)
     ideal = slots / latency if latency > 0 else float("inf")
-    print(f"\n== latency {latency * 1000:.0f} ms, N={args.n}, concurrency={cfg.concurrency}, per_host={cfg.per_host}, "
-          f"hosts={args.hosts} ==")
+    print(
+        f"\n== latency {latency * 1000:.0f} ms, N={args.n}, concurrency={cfg.concurrency}, per_host={cfg.per_host}, "
+        f"hosts={args.hosts} =="
+    )
     with Servers(args.hosts, latency) as bases:
         check_images(_urls(bases, min(200, args.n), "warm"), cfg)  # warm-up (imports, first loop)
         best = None
@@ -161,11 +166,15 @@ def run_scenario(args, latency: float) -> dict[str, float]:
                 best = (wall, cpu)
         wall, cpu = best
         rate = args.n / wall
-        print(f"pipeline.stages.images (aiohttp): {rate:8.0f} URLs/s   wall {wall:.2f}s   "
-              f"CPU {cpu / args.n * 1000:.3f} s/1000 checks")
+        print(
+            f"pipeline.stages.images (aiohttp): {rate:8.0f} URLs/s   wall {wall:.2f}s   "
+            f"CPU {cpu / args.n * 1000:.3f} s/1000 checks"
+        )
         if latency > 0:
-            print(f"  latency-bound ideal {ideal:.0f} URLs/s  (min(concurrency, hosts*per_host)={slots} / {latency}s)"
-                  f"   ratio {rate / ideal:.2f}  (target >= 0.75)")
+            print(
+                f"  latency-bound ideal {ideal:.0f} URLs/s  (min(concurrency, hosts*per_host)={slots} / {latency}s)"
+                f"   ratio {rate / ideal:.2f}  (target >= 0.75)"
+            )
         else:
             print(f"  target >= 3000 URLs/s: {'met' if rate >= 3000 else 'NOT met'}")
         result = {"rate": rate, "ideal": ideal, "cpu_per_1000": cpu / args.n * 1000}
@@ -174,14 +183,18 @@ def run_scenario(args, latency: float) -> dict[str, float]:
             sample = _urls(bases, args.sample, "naive")
             ok, wall, cpu = _measure(naive_requests_check, sample)
             assert ok == len(sample)
-            print(f"naive sequential requests: {len(sample) / wall:8.0f} URLs/s   (sample {len(sample)})   "
-                  f"CPU {cpu / len(sample) * 1000:.3f} s/1000 checks")
+            print(
+                f"naive sequential requests: {len(sample) / wall:8.0f} URLs/s   (sample {len(sample)})   "
+                f"CPU {cpu / len(sample) * 1000:.3f} s/1000 checks"
+            )
         if args.threads_sample:
             sample = _urls(bases, args.threads_sample, "threads")
             ok, wall, cpu = _measure(threaded_requests_check, sample, cfg.concurrency)
             assert ok == len(sample)
-            print(f"requests + {cfg.concurrency} threads:   {len(sample) / wall:8.0f} URLs/s   (sample {len(sample)})   "
-                  f"CPU {cpu / len(sample) * 1000:.3f} s/1000 checks")
+            print(
+                f"requests + {cfg.concurrency} threads:   {len(sample) / wall:8.0f} URLs/s   (sample {len(sample)})   "
+                f"CPU {cpu / len(sample) * 1000:.3f} s/1000 checks"
+            )
     return result
 
 
@@ -190,8 +203,9 @@ def main(argv: list[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=2000, help="unique URLs per measured run (default 2000)")
-    p.add_argument("--latency", type=float, action="append", help="added server latency in s (repeatable; "
-                   "default 0.05 and 0)")
+    p.add_argument(
+        "--latency", type=float, action="append", help="added server latency in s (repeatable; default 0.05 and 0)"
+    )
     p.add_argument("--hosts", type=int, default=16, help="server ports = distinct origins (default 16)")
     p.add_argument("--concurrency", type=int, default=config.DEFAULT_CONCURRENCY)
     p.add_argument("--per-host", type=int, default=config.DEFAULT_PER_HOST)

@@ -54,8 +54,10 @@ def main() -> None:
         docs = [normalize(parse_seed(s)) for s in seeds]
         dt, dc = time.perf_counter() - t0, cpu() - c0
         assert len(docs) == args.n
-        print(f"parse+normalize: {args.n} seeds in {dt:.2f}s = {args.n / dt:,.0f} seeds/s "
-              f"({1000 * dt / args.n:.2f} ms/seed, {dc:.2f} CPU s)")
+        print(
+            f"parse+normalize: {args.n} seeds in {dt:.2f}s = {args.n / dt:,.0f} seeds/s "
+            f"({1000 * dt / args.n:.2f} ms/seed, {dc:.2f} CPU s)"
+        )
 
         from devtools import localnode
         from pipeline.config import Settings, make_client
@@ -67,10 +69,14 @@ def main() -> None:
             client = make_client(settings)
             for label in ("first run (index everything)", "re-run (ledger: all unchanged)"):
                 t0 = time.perf_counter()
-                report = run(settings, RunOptions(seed_dir=str(folder), check_images=False), client=client, emit=lambda m: None)
+                report = run(
+                    settings, RunOptions(seed_dir=str(folder), check_images=False), client=client, emit=lambda m: None
+                )
                 dt = time.perf_counter() - t0
-                print(f"{label}: {report.files_seen} files, {report.indexed} indexed, {report.unchanged} unchanged "
-                      f"in {dt:.2f}s = {report.files_seen / dt:,.0f} files/s")
+                print(
+                    f"{label}: {report.files_seen} files, {report.indexed} indexed, {report.unchanged} unchanged "
+                    f"in {dt:.2f}s = {report.files_seen / dt:,.0f} files/s"
+                )
             client.indices.delete(index=f"{settings.index_base}*", expand_wildcards="all")
         finally:
             node.stop()

@@ -52,8 +52,14 @@ def upload(client, bucket: str, folder: Path, prefix: str) -> float:
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     t0 = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda p: client.put_object(Bucket=bucket, Key=prefix + p.relative_to(folder).as_posix(),
-                                                  Body=p.read_bytes()), files))
+        list(
+            pool.map(
+                lambda p: client.put_object(
+                    Bucket=bucket, Key=prefix + p.relative_to(folder).as_posix(), Body=p.read_bytes()
+                ),
+                files,
+            )
+        )
     return time.perf_counter() - t0
 
 
@@ -99,8 +105,10 @@ def main() -> None:
             up = upload(client, bucket, folder, "seeds/")
             url = f"s3://{bucket}/seeds"
             results = {"folder": measure(open_source(folder)), "s3": measure(open_source(url, s3_client=client))}
-            print(f"{args.n} seeds ({size / args.n / 1024:.1f} KiB each), {os.cpu_count()} cores, "
-                  f"load {os.getloadavg()[0]:.1f}; S3 = SeaweedFS {s3server.SEAWEEDFS_VERSION} on loopback")
+            print(
+                f"{args.n} seeds ({size / args.n / 1024:.1f} KiB each), {os.cpu_count()} cores, "
+                f"load {os.getloadavg()[0]:.1f}; S3 = SeaweedFS {s3server.SEAWEEDFS_VERSION} on loopback"
+            )
             print(f"upload to S3 (8 threads): {args.n / up:,.0f} seeds/s")
             print(f"{'':8} {'list seeds/s':>14} {'hash seeds/s':>14} {'read seeds/s':>14}")
             for label, r in results.items():

@@ -40,8 +40,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 RAW_REQUEST_BYTES = 5 * 1024 * 1024
 TARGETS = {
-    "pipeline_vs_raw": 0.5, "pipeline_vs_naive": 20.0, "airflow_overhead": 0.10,
-    "rerun_share": 0.02, "rerun1_share": 0.05, "rss_mb": 250.0, "rss_growth": 0.10,
+    "pipeline_vs_raw": 0.5,
+    "pipeline_vs_naive": 20.0,
+    "airflow_overhead": 0.10,
+    "rerun_share": 0.02,
+    "rerun1_share": 0.05,
+    "rss_mb": 250.0,
+    "rss_growth": 0.10,
 }
 
 
@@ -83,9 +88,14 @@ def worker_raw(args) -> dict:
         if doc.id in ids:
             continue
         ids.add(doc.id)
-        lines.append(json.dumps({"index": {"_index": args.index, "_id": doc.id, "version": i + 1,
-                                           "version_type": "external_gte"}}).encode() + b"\n"
-                     + json.dumps({**doc.source, "indexed_at": indexed_at}, ensure_ascii=False).encode() + b"\n")
+        lines.append(
+            json.dumps(
+                {"index": {"_index": args.index, "_id": doc.id, "version": i + 1, "version_type": "external_gte"}}
+            ).encode()
+            + b"\n"
+            + json.dumps({**doc.source, "indexed_at": indexed_at}, ensure_ascii=False).encode()
+            + b"\n"
+        )
     bodies: list[bytes] = []
     cur: list[bytes] = []
     size = 0
@@ -105,12 +115,23 @@ def worker_raw(args) -> dict:
     errors = 0
     for body in bodies:
         res = client.bulk(body=body)
-        errors += sum(1 for it in res["items"] if next(iter(it.values())).get("status", 500) >= 300) if res.get("errors") else 0
+        errors += (
+            sum(1 for it in res["items"] if next(iter(it.values())).get("status", 500) >= 300)
+            if res.get("errors")
+            else 0
+        )
     client.indices.refresh(index=args.index)
     wall = time.perf_counter() - t0
     c1, rss = _usage()
-    return {"wall": wall, "cpu": c1 - c0, "rss_mb": rss, "docs": len(ids), "errors": errors, "requests": len(bodies),
-            "bytes": sum(map(len, bodies))}
+    return {
+        "wall": wall,
+        "cpu": c1 - c0,
+        "rss_mb": rss,
+        "docs": len(ids),
+        "errors": errors,
+        "requests": len(bodies),
+        "bytes": sum(map(len, bodies)),
+    }
 
 
 def worker_pipeline(args) -> dict:
@@ -128,8 +149,11 @@ def worker_pipeline(args) -> dict:
     settings = Settings(opensearch_url=args.url, index_base=args.base, timeout=300)
     c0, _ = _usage()
     t0 = time.perf_counter()
-    report = run(settings, RunOptions(seed_dir=args.folder, check_images=False, full_rebuild=args.full_rebuild),
-                 emit=lambda m: None)
+    report = run(
+        settings,
+        RunOptions(seed_dir=args.folder, check_images=False, full_rebuild=args.full_rebuild),
+        emit=lambda m: None,
+    )
     wall = time.perf_counter() - t0
     c1, rss = _usage()
     return {"wall": wall, "cpu": c1 - c0, "rss_mb": rss, "counts": report.counts, "stages": timing.snapshot()}
@@ -199,9 +223,15 @@ def run_worker(kind: str, **kw) -> dict:
 
 # ----------------------------------------------------------------------------- airflow
 def airflow_env(home: Path, url: str) -> dict[str, str]:
-    return {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False", "OPENSEARCH_URL": url}
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "OPENSEARCH_URL": url,
+    }
 
 
 def run_airflow(env: dict[str, str], folder: str, base: str, full_rebuild: bool) -> dict:
@@ -209,8 +239,9 @@ def run_airflow(env: dict[str, str], folder: str, base: str, full_rebuild: bool)
     conf = {"seed_dir": folder, "skip_images": True, "index": base, "full_rebuild": full_rebuild, "max_batches": 4}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([airflow, "dags", "test", "seednews_index", "-c", json.dumps(conf)], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [airflow, "dags", "test", "seednews_index", "-c", json.dumps(conf)], env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     log = out.stdout + out.stderr
@@ -232,8 +263,11 @@ def measure(n: int, url: str, args) -> dict:
     try:
         t0 = time.perf_counter()
         info = generate(folder, n, seed=args.seed)
-        print(f"[N={n}] corpus: {info.n} files ({info.mojibake} mojibake, {info.broken} broken, "
-              f"{info.duplicates} duplicates) in {time.perf_counter() - t0:.1f}s", flush=True)
+        print(
+            f"[N={n}] corpus: {info.n} files ({info.mojibake} mojibake, {info.broken} broken, "
+            f"{info.duplicates} duplicates) in {time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
         load0 = os.getloadavg()
         if not args.reruns_only:
             rows["raw"] = run_worker("raw", url=url, folder=str(folder), base=f"bsraw-{tag}", index=f"bsraw-{tag}-v1")
@@ -241,18 +275,24 @@ def measure(n: int, url: str, args) -> dict:
         rows["pipeline"] = run_worker("pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}", full_rebuild=True)
         print(f"[N={n}] pipeline: {rows['pipeline']['wall']:.1f}s", flush=True)
         if args.compare_levers and not args.reruns_only:
-            rows["pipeline_levers_off"] = run_worker("pipeline", url=url, folder=str(folder), base=f"bsoff-{tag}",
-                                                     full_rebuild=True, levers_off=True)
+            rows["pipeline_levers_off"] = run_worker(
+                "pipeline", url=url, folder=str(folder), base=f"bsoff-{tag}", full_rebuild=True, levers_off=True
+            )
             print(f"[N={n}] pipeline, levers off: {rows['pipeline_levers_off']['wall']:.1f}s", flush=True)
-            rows["raw_again"] = run_worker("raw", url=url, folder=str(folder), base=f"bsraw2-{tag}",
-                                           index=f"bsraw2-{tag}-v1")
+            rows["raw_again"] = run_worker(
+                "raw", url=url, folder=str(folder), base=f"bsraw2-{tag}", index=f"bsraw2-{tag}-v1"
+            )
             print(f"[N={n}] raw again: {rows['raw_again']['wall']:.1f}s", flush=True)
         if args.airflow and not args.reruns_only:
             home = tmp / "airflow"
             home.mkdir()
             env = airflow_env(home, url)
-            subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
             rows["airflow"] = run_airflow(env, str(folder), f"bsair-{tag}", True)
             print(f"[N={n}] airflow: {rows['airflow']['wall']:.1f}s", flush=True)
         if not args.reruns_only:
@@ -271,7 +311,14 @@ def measure(n: int, url: str, args) -> dict:
         print(f"[N={n}] re-run, 1% changed: {rows['rerun_1pct']['wall']:.2f}s", flush=True)
         load1 = os.getloadavg()
     finally:
-        for base in (f"bsraw-{tag}", f"bsraw2-{tag}", f"bspipe-{tag}", f"bsoff-{tag}", f"bsair-{tag}", f"bsnaive-{tag}"):
+        for base in (
+            f"bsraw-{tag}",
+            f"bsraw2-{tag}",
+            f"bspipe-{tag}",
+            f"bsoff-{tag}",
+            f"bsair-{tag}",
+            f"bsnaive-{tag}",
+        ):
             client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
             client.indices.delete_index_template(name=base, ignore=[404])
             client.indices.delete_index_template(name=f"{base}-ledger", ignore=[404])
@@ -283,20 +330,36 @@ def measure(n: int, url: str, args) -> dict:
     best_raw = max(raws) if raws else None  # the stricter baseline (none with --reruns-only)
     for r in rows.values():
         r["vs_raw"] = r["rate"] / best_raw if best_raw else None
-    return {"n": n, "rows": rows, "loadavg_start": load0, "loadavg_end": load1, "cores": os.cpu_count(),
-            "corpus": {"mojibake": info.mojibake, "broken": info.broken, "duplicates": info.duplicates}}
+    return {
+        "n": n,
+        "rows": rows,
+        "loadavg_start": load0,
+        "loadavg_end": load1,
+        "cores": os.cpu_count(),
+        "corpus": {"mojibake": info.mojibake, "broken": info.broken, "duplicates": info.duplicates},
+    }
 
 
 def render(result: dict) -> str:
     n, rows = result["n"], result["rows"]
     la0 = " ".join(f"{x:.2f}" for x in result["loadavg_start"])
     la1 = " ".join(f"{x:.2f}" for x in result["loadavg_end"])
-    out = [f"N = {n:,} seed files; {result['cores']} cores; load average {la0} (start) -> {la1} (end)", "",
-           "| path | wall s | files/s | x raw | CPU s / 1k files | peak RSS MB |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    names = {"raw": "raw _bulk (pre-built NDJSON)", "raw_again": "raw _bulk, again (after the pipeline runs)",
-             "pipeline": "pipeline (flow.run, full rebuild)", "pipeline_levers_off": "pipeline, levers off (reference)",
-             "airflow": "Airflow (dags test)", "naive": "naive (extrapolated)", "rerun": "re-run, no change",
-             "rerun_1pct": "re-run, 1% changed"}
+    out = [
+        f"N = {n:,} seed files; {result['cores']} cores; load average {la0} (start) -> {la1} (end)",
+        "",
+        "| path | wall s | files/s | x raw | CPU s / 1k files | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    names = {
+        "raw": "raw _bulk (pre-built NDJSON)",
+        "raw_again": "raw _bulk, again (after the pipeline runs)",
+        "pipeline": "pipeline (flow.run, full rebuild)",
+        "pipeline_levers_off": "pipeline, levers off (reference)",
+        "airflow": "Airflow (dags test)",
+        "naive": "naive (extrapolated)",
+        "rerun": "re-run, no change",
+        "rerun_1pct": "re-run, 1% changed",
+    }
     for key, label in names.items():
         if key in rows:
             r = rows[key]
@@ -308,15 +371,25 @@ def render(result: dict) -> str:
     p = rows["pipeline"]
     stages = p.get("stages", {})
     total = sum(v["seconds"] for v in stages.values()) or 1
-    out += ["", "pipeline stage split (wall s): " + ", ".join(
-        f"{k} {v['seconds']:.1f} ({100 * v['seconds'] / p['wall']:.0f}%)"
-        for k, v in sorted(stages.items(), key=lambda kv: -kv[1]["seconds"]))]
+    out += [
+        "",
+        "pipeline stage split (wall s): "
+        + ", ".join(
+            f"{k} {v['seconds']:.1f} ({100 * v['seconds'] / p['wall']:.0f}%)"
+            for k, v in sorted(stages.items(), key=lambda kv: -kv[1]["seconds"])
+        ),
+    ]
     out.append(f"(timed stages cover {total:.1f} of {p['wall']:.1f} s; outcomes: {p['counts']})")
     for key in ("rerun", "rerun_1pct"):
         r = rows[key]
-        out.append(f"{names[key]} stage split (wall s): " + ", ".join(
-            f"{k} {v['seconds']:.2f}" for k, v in sorted(r.get("stages", {}).items(), key=lambda kv: -kv[1]["seconds"]))
-            + f"; outcomes: {r['counts']}")
+        out.append(
+            f"{names[key]} stage split (wall s): "
+            + ", ".join(
+                f"{k} {v['seconds']:.2f}"
+                for k, v in sorted(r.get("stages", {}).items(), key=lambda kv: -kv[1]["seconds"])
+            )
+            + f"; outcomes: {r['counts']}"
+        )
     return "\n".join(out)
 
 
@@ -330,25 +403,44 @@ def targets(results: list[dict]) -> str:
             out.append(f"| N={n:,}: {what} | {value} | {'yes' if ok else 'NO'} |")
 
         if p["vs_raw"] is not None:
-            line(f"end-to-end >= {TARGETS['pipeline_vs_raw']} x raw", f"{p['vs_raw']:.2f} x",
-                 p["vs_raw"] >= TARGETS["pipeline_vs_raw"])
+            line(
+                f"end-to-end >= {TARGETS['pipeline_vs_raw']} x raw",
+                f"{p['vs_raw']:.2f} x",
+                p["vs_raw"] >= TARGETS["pipeline_vs_raw"],
+            )
         if "naive" in rows:
             ratio = p["rate"] / rows["naive"]["rate"]
-            line(f">= {TARGETS['pipeline_vs_naive']:.0f} x naive", f"{ratio:.1f} x", ratio >= TARGETS["pipeline_vs_naive"])
+            line(
+                f">= {TARGETS['pipeline_vs_naive']:.0f} x naive",
+                f"{ratio:.1f} x",
+                ratio >= TARGETS["pipeline_vs_naive"],
+            )
         if "airflow" in rows:
             over = rows["airflow"]["wall"] / p["wall"] - 1
-            line(f"Airflow overhead <= {TARGETS['airflow_overhead']:.0%}", f"{over:+.0%}", over <= TARGETS["airflow_overhead"])
+            line(
+                f"Airflow overhead <= {TARGETS['airflow_overhead']:.0%}",
+                f"{over:+.0%}",
+                over <= TARGETS["airflow_overhead"],
+            )
         share = rows["rerun"]["wall"] / p["wall"]
-        line(f"no-change re-run <= {TARGETS['rerun_share']:.0%} of full", f"{share:.1%}", share <= TARGETS["rerun_share"])
+        line(
+            f"no-change re-run <= {TARGETS['rerun_share']:.0%} of full", f"{share:.1%}", share <= TARGETS["rerun_share"]
+        )
         share1 = rows["rerun_1pct"]["wall"] / p["wall"]
-        line(f"1%-changed re-run <= {TARGETS['rerun1_share']:.0%} of full", f"{share1:.1%}", share1 <= TARGETS["rerun1_share"])
+        line(
+            f"1%-changed re-run <= {TARGETS['rerun1_share']:.0%} of full",
+            f"{share1:.1%}",
+            share1 <= TARGETS["rerun1_share"],
+        )
         rss = max(rows[k]["rss_mb"] for k in ("pipeline", "rerun", "rerun_1pct"))
         line(f"peak RSS <= {TARGETS['rss_mb']:.0f} MB", f"{rss:.0f} MB", rss <= TARGETS["rss_mb"])
     if len(results) >= 2:
         a, b = results[0]["rows"]["pipeline"]["rss_mb"], results[-1]["rows"]["pipeline"]["rss_mb"]
         growth = b / a - 1
-        out.append(f"| RSS N={results[0]['n']:,} -> N={results[-1]['n']:,} within {TARGETS['rss_growth']:.0%} | "
-                   f"{a:.0f} -> {b:.0f} MB ({growth:+.0%}) | {'yes' if abs(growth) <= TARGETS['rss_growth'] else 'NO'} |")
+        out.append(
+            f"| RSS N={results[0]['n']:,} -> N={results[-1]['n']:,} within {TARGETS['rss_growth']:.0%} | "
+            f"{a:.0f} -> {b:.0f} MB ({growth:+.0%}) | {'yes' if abs(growth) <= TARGETS['rss_growth'] else 'NO'} |"
+        )
     return "\n".join(out)
 
 
@@ -367,9 +459,14 @@ def main() -> None:
     ap.add_argument("--index")
     ap.add_argument("--full-rebuild", action="store_true")
     ap.add_argument("--levers-off", action="store_true")
-    ap.add_argument("--compare-levers", action="store_true", help="also run the pipeline with the levers off, and raw twice")
-    ap.add_argument("--reruns-only", action="store_true",
-                    help="only the full pipeline run and the two re-runs (no raw, naive or Airflow rows)")
+    ap.add_argument(
+        "--compare-levers", action="store_true", help="also run the pipeline with the levers off, and raw twice"
+    )
+    ap.add_argument(
+        "--reruns-only",
+        action="store_true",
+        help="only the full pipeline run and the two re-runs (no raw, naive or Airflow rows)",
+    )
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)))

@@ -27,21 +27,101 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROVIDERS = [  # (name, domain): earlier ones are far more common (Zipf-like)
-    ("TechCrunch", "techcrunch.com"), ("The Verge", "theverge.com"), ("Reuters", "reuters.com"),
-    ("Wired", "wired.com"), ("Ars Technica", "arstechnica.com"), ("TechSpot", "techspot.com"),
-    ("Common Dreams", "commondreams.org"), ("ZDNet", "zdnet.com"), ("VentureBeat", "venturebeat.com"),
-    ("Engadget", "engadget.com"), ("The Register", "theregister.com"), ("Le Monde", "lemonde.fr"),
-    ("Süddeutsche Zeitung", "sueddeutsche.de"), ("El País", "elpais.com"), ("NHK", "nhk.or.jp"),
-    ("Heise", "heise.de"), ("MIT Technology Review", "technologyreview.com"), ("BBC", "bbc.co.uk"),
+    ("TechCrunch", "techcrunch.com"),
+    ("The Verge", "theverge.com"),
+    ("Reuters", "reuters.com"),
+    ("Wired", "wired.com"),
+    ("Ars Technica", "arstechnica.com"),
+    ("TechSpot", "techspot.com"),
+    ("Common Dreams", "commondreams.org"),
+    ("ZDNet", "zdnet.com"),
+    ("VentureBeat", "venturebeat.com"),
+    ("Engadget", "engadget.com"),
+    ("The Register", "theregister.com"),
+    ("Le Monde", "lemonde.fr"),
+    ("Süddeutsche Zeitung", "sueddeutsche.de"),
+    ("El País", "elpais.com"),
+    ("NHK", "nhk.or.jp"),
+    ("Heise", "heise.de"),
+    ("MIT Technology Review", "technologyreview.com"),
+    ("BBC", "bbc.co.uk"),
 ]
 PROVIDER_WEIGHTS = [1 / (i + 1) for i in range(len(PROVIDERS))]
-TOPICS = ["AI", "Computer Vision", "machine learning", "Privacy", "EU", "Robotics", "NLP", "Cloud",
-          "Security", "iPhone", "OpenAI", "Semiconductors", "Climate", "Startups", "LLMs", "IoT"]
+TOPICS = [
+    "AI",
+    "Computer Vision",
+    "machine learning",
+    "Privacy",
+    "EU",
+    "Robotics",
+    "NLP",
+    "Cloud",
+    "Security",
+    "iPhone",
+    "OpenAI",
+    "Semiconductors",
+    "Climate",
+    "Startups",
+    "LLMs",
+    "IoT",
+]
 TOPIC_WEIGHTS = [20, 6, 5, 5, 4, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 1]
-WORDS = ["european", "parliament", "ban", "facial", "recognition", "surveillance", "privacy", "regulators", "model", "chips", "data", "cloud", "startup", "funding", "robots", "vision", "language", "open", "source", "security", "breach", "court", "ruling", "market", "launch", "developers", "users", "researchers", "government", "policy", "energy", "climate", "battery", "network", "quantum", "platform", "search", "mobile", "app", "update", "report", "study", "analysis", "deal", "acquisition", "investors"]
+WORDS = [
+    "european",
+    "parliament",
+    "ban",
+    "facial",
+    "recognition",
+    "surveillance",
+    "privacy",
+    "regulators",
+    "model",
+    "chips",
+    "data",
+    "cloud",
+    "startup",
+    "funding",
+    "robots",
+    "vision",
+    "language",
+    "open",
+    "source",
+    "security",
+    "breach",
+    "court",
+    "ruling",
+    "market",
+    "launch",
+    "developers",
+    "users",
+    "researchers",
+    "government",
+    "policy",
+    "energy",
+    "climate",
+    "battery",
+    "network",
+    "quantum",
+    "platform",
+    "search",
+    "mobile",
+    "app",
+    "update",
+    "report",
+    "study",
+    "analysis",
+    "deal",
+    "acquisition",
+    "investors",
+]
 MOJIBAKE = [("—", "â€”"), ("’", "â€™"), ("é", "Ã©"), ("“", "â€œ"), ("”", "â€\x9d"), ("–", "â€“"), ("ü", "Ã¼")]
-NON_LATIN = ["Европейский парламент одобрил запрет", "Το Ευρωπαϊκό Κοινοβούλιο ψήφισε", "欧州議会が顔認識の禁止を可決",
-             "البرلمان الأوروبي يوافق على الحظر", "유럽 의회가 금지를 승인했다"]
+NON_LATIN = [
+    "Европейский парламент одобрил запрет",
+    "Το Ευρωπαϊκό Κοινοβούλιο ψήφισε",
+    "欧州議会が顔認識の禁止を可決",
+    "البرلمان الأوروبي يوافق على الحظر",
+    "유럽 의회가 금지를 승인했다",
+]
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 BASE_TIME = 1_600_000_000  # mtimes: deterministic, spread over a few days
 
@@ -83,8 +163,12 @@ def _damage(rng: random.Random, text: str) -> str:
 
 def _image(rng: random.Random, host: str, i: int, k: int) -> list[str]:
     w, h = rng.choice([(1200, 630), (1024, 682), (2896, 1947), (800, 450)])
-    return [f'  - url: "https://{host}/images/{i}/{k}.jpg?w={w}"', f"    width: {w}", f"    height: {h}",
-            f"    isCached: {'true' if rng.random() < 0.7 else 'false'}"]
+    return [
+        f'  - url: "https://{host}/images/{i}/{k}.jpg?w={w}"',
+        f"    width: {w}",
+        f"    height: {h}",
+        f"    isCached: {'true' if rng.random() < 0.7 else 'false'}",
+    ]
 
 
 def seed_text(i: int, rng: random.Random, url: str | None = None) -> tuple[str, dict]:
@@ -114,21 +198,40 @@ def seed_text(i: int, rng: random.Random, url: str | None = None) -> tuple[str, 
     hh, mm = stamp % 24, stamp % 60
     published = f"{y:04}-{mo:02}-{d:02}T{hh:02}:{mm:02}:00" + rng.choice(["Z", "Z", "Z", "+02:00", "-05:00"])
     slug = "-".join(title.lower().split()[:6]).strip('“”"').replace("/", "")
-    url = url or f"https://www.{domain}/news/{y}/{mo:02}/{i}-{''.join(c for c in slug if c.isascii() and (c.isalnum() or c == '-'))}"
+    path_slug = "".join(c for c in slug if c.isascii() and (c.isalnum() or c == "-"))
+    url = url or f"https://www.{domain}/news/{y}/{mo:02}/{i}-{path_slug}"
     topics = list(dict.fromkeys(rng.choices(TOPICS, TOPIC_WEIGHTS, k=rng.randint(1, 3))))
     n_images = rng.randint(2, 4)
     n_related = rng.randint(1, min(3, n_images - 1))
     own = n_images - n_related
-    lines = ["---", "category: news", f"title: {_q(title)}", f"excerpt: {_q(excerpt)}",
-             f"publishedDateTime: {published}", f'originalUrl: "{url}"', f'webUrl: "{url}"']
+    lines = [
+        "---",
+        "category: news",
+        f"title: {_q(title)}",
+        f"excerpt: {_q(excerpt)}",
+        f"publishedDateTime: {published}",
+        f'originalUrl: "{url}"',
+        f'webUrl: "{url}"',
+    ]
     if rng.random() < 0.5:
         lines.append(f'ampWebUrl: "{url}/amp/"')
-    lines += ["type: article", f"quality: {rng.randint(0, 300)}", f"heat: {rng.randint(-1, 300)}",
-              f"published: {'true' if rng.random() < 0.8 else 'false'}", "", "provider:", f"  name: {_q(name)}",
-              f"  domain: {domain}"]
+    lines += [
+        "type: article",
+        f"quality: {rng.randint(0, 300)}",
+        f"heat: {rng.randint(-1, 300)}",
+        f"published: {'true' if rng.random() < 0.8 else 'false'}",
+        "",
+        "provider:",
+        f"  name: {_q(name)}",
+        f"  domain: {domain}",
+    ]
     if rng.random() < 0.3:
-        lines += ["  images:", f'    - url: "/assets/images/organizations/{domain}-50x50.jpg"', "      width: 50",
-                  "      height: 50"]
+        lines += [
+            "  images:",
+            f'    - url: "/assets/images/organizations/{domain}-50x50.jpg"',
+            "      width: 50",
+            "      height: 50",
+        ]
     lines += ["", "topics:"] + [f"  - {_q(t)}" for t in topics] + ["", "images:"]
     for k in range(own):
         lines += _image(rng, domain, i, k)
@@ -139,10 +242,19 @@ def seed_text(i: int, rng: random.Random, url: str | None = None) -> tuple[str, 
         if flags.get("mojibake") and rng.random() < 0.3:
             rtitle = _damage(rng, rtitle)
         rurl = f"https://www.{rdomain}/news/{i}-{r}-related"
-        lines += [f"  - title: {_q(rtitle)}", f"    excerpt: {_q(_sentence(rng, 100, 160))}",
-                  f"    publishedDateTime: {published}", f'    webUrl: "{rurl}"', f'    ampWebUrl: "{rurl}/amp"',
-                  "    type: article", "    provider:", f"      name: {_q(rname)}", f"      domain: {rdomain}",
-                  f"    quality: {rng.randint(0, 100)}", "    images:"]
+        lines += [
+            f"  - title: {_q(rtitle)}",
+            f"    excerpt: {_q(_sentence(rng, 100, 160))}",
+            f"    publishedDateTime: {published}",
+            f'    webUrl: "{rurl}"',
+            f'    ampWebUrl: "{rurl}/amp"',
+            "    type: article",
+            "    provider:",
+            f"      name: {_q(rname)}",
+            f"      domain: {rdomain}",
+            f"    quality: {rng.randint(0, 100)}",
+            "    images:",
+        ]
         lines += ["    " + x for x in _image(rng, rdomain, i, 100 + r)]
     blob = "".join(rng.choice(B64) for _ in range(rng.randint(500, 700)))
     lines += ["", f'secured: "{blob}==;{"".join(rng.choice(B64) for _ in range(22))}=="', "---", ""]
@@ -170,7 +282,11 @@ def generate(folder: str | os.PathLike[str], n: int, seed: int = 0, dup_share: f
             urls.append(text.split('originalUrl: "', 1)[1].split('"', 1)[0]) if 'originalUrl: "' in text else None
         else:
             info.duplicates += 1
-        name = f"{i // 1000:03}/{i:07}_{rng.getrandbits(32):08x}.txt" if n > 20_000 else f"{i:07}_{rng.getrandbits(32):08x}.txt"
+        name = (
+            f"{i // 1000:03}/{i:07}_{rng.getrandbits(32):08x}.txt"
+            if n > 20_000
+            else f"{i:07}_{rng.getrandbits(32):08x}.txt"
+        )
         path = root / name
         path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -213,8 +329,10 @@ def main() -> None:
         print(f"edited {len(touch(args.folder, args.touch, args.seed))} files in {args.folder}")
         return
     info = generate(args.folder, args.n, args.seed)
-    print(f"{info.n} seeds in {info.folder}: {info.mojibake} with mojibake, {info.broken} broken, "
-          f"{info.duplicates} duplicated articles")
+    print(
+        f"{info.n} seeds in {info.folder}: {info.mojibake} with mojibake, {info.broken} broken, "
+        f"{info.duplicates} duplicated articles"
+    )
 
 
 if __name__ == "__main__":

@@ -41,37 +41,78 @@ log = logging.getLogger(__name__)
 DAG_ID = "seednews_index"
 CONN_ID = "seednews_opensearch"
 AWS_CONN_ID = os.environ.get("SEEDNEWS_AWS_CONN_ID") or "aws_default"  # for s3:// seed locations
-ARTICLES_ASSET = Asset(name="seednews-articles", uri="opensearch://seednews-articles/", extra={"alias": "seednews-articles"})
+ARTICLES_ASSET = Asset(
+    name="seednews-articles", uri="opensearch://seednews-articles/", extra={"alias": "seednews-articles"}
+)
 DASHBOARDS_URL = os.environ.get("SEEDNEWS_DASHBOARDS_URL", "http://localhost:5601")
 DEFAULT_MAX_QUARANTINED_PCT = float(os.environ.get("SEEDNEWS_MAX_QUARANTINED_PCT") or 20)
 MAX_XCOM_ITEMS = 200  # per report list passed between tasks; the ledger index has every file
-DEFAULT_SEED_DIR = os.environ.get("SEEDNEWS_SEED_DIR", str(Path(__file__).resolve().parent.parent / "examples" / "seeds"))
+DEFAULT_SEED_DIR = os.environ.get(
+    "SEEDNEWS_SEED_DIR", str(Path(__file__).resolve().parent.parent / "examples" / "seeds")
+)
 
 PARAMS = {
-    "seed_dir": Param(DEFAULT_SEED_DIR, type="string", title="Seed folder",
-                      description="Folder to read seed files from (default: the nightly folder), or an "
-                                  "s3://bucket/prefix in object storage (Airflow connection SEEDNEWS_AWS_CONN_ID, "
-                                  "default aws_default)."),
-    "full_rebuild": Param(False, type="boolean", title="Full rebuild",
-                          description="Write a fresh index and switch the alias to it once it validates."),
-    "skip_images": Param(False, type="boolean", title="Skip image checks",
-                         description="Index without checking image URLs (image_health = unchecked)."),
-    "dry_run": Param(False, type="boolean", title="Dry run",
-                     description="Parse and normalize only; write nothing to OpenSearch."),
-    "replay_dead_letters": Param(False, type="boolean", title="Replay dead letters",
-                                 description="Send documents OpenSearch refused earlier again (after fixing the cause)."),
-    "allow_mass_delete": Param(False, type="boolean", title="Allow mass delete",
-                               description="Many seed files are gone on purpose: remove their articles anyway "
-                                           "(otherwise the run stops when more than 20% of the folder vanished)."),
-    "max_batches": Param(4, type="integer", minimum=1, maximum=64, title="Batches",
-                         description="Split the folder into at most this many parallel batches."),
-    "index": Param(None, type=["null", "string"], title="Index alias", pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$",
-                   description="Alias to write (empty: SEEDNEWS_INDEX or seednews-articles); lowercase letters, "
-                               "digits, '.', '_' and '-' only, as OpenSearch requires."),
-    "max_quarantined_pct": Param(DEFAULT_MAX_QUARANTINED_PCT, type="number", minimum=0, maximum=100,
-                                 title="Quarantine threshold (%)",
-                                 description="Fail the run when more than this share of the files seen is "
-                                             "quarantined (default: SEEDNEWS_MAX_QUARANTINED_PCT or 20)."),
+    "seed_dir": Param(
+        DEFAULT_SEED_DIR,
+        type="string",
+        title="Seed folder",
+        description="Folder to read seed files from (default: the nightly folder), or an "
+        "s3://bucket/prefix in object storage (Airflow connection SEEDNEWS_AWS_CONN_ID, "
+        "default aws_default).",
+    ),
+    "full_rebuild": Param(
+        False,
+        type="boolean",
+        title="Full rebuild",
+        description="Write a fresh index and switch the alias to it once it validates.",
+    ),
+    "skip_images": Param(
+        False,
+        type="boolean",
+        title="Skip image checks",
+        description="Index without checking image URLs (image_health = unchecked).",
+    ),
+    "dry_run": Param(
+        False, type="boolean", title="Dry run", description="Parse and normalize only; write nothing to OpenSearch."
+    ),
+    "replay_dead_letters": Param(
+        False,
+        type="boolean",
+        title="Replay dead letters",
+        description="Send documents OpenSearch refused earlier again (after fixing the cause).",
+    ),
+    "allow_mass_delete": Param(
+        False,
+        type="boolean",
+        title="Allow mass delete",
+        description="Many seed files are gone on purpose: remove their articles anyway "
+        "(otherwise the run stops when more than 20% of the folder vanished).",
+    ),
+    "max_batches": Param(
+        4,
+        type="integer",
+        minimum=1,
+        maximum=64,
+        title="Batches",
+        description="Split the folder into at most this many parallel batches.",
+    ),
+    "index": Param(
+        None,
+        type=["null", "string"],
+        title="Index alias",
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$",
+        description="Alias to write (empty: SEEDNEWS_INDEX or seednews-articles); lowercase letters, "
+        "digits, '.', '_' and '-' only, as OpenSearch requires.",
+    ),
+    "max_quarantined_pct": Param(
+        DEFAULT_MAX_QUARANTINED_PCT,
+        type="number",
+        minimum=0,
+        maximum=100,
+        title="Quarantine threshold (%)",
+        description="Fail the run when more than this share of the files seen is "
+        "quarantined (default: SEEDNEWS_MAX_QUARANTINED_PCT or 20).",
+    ),
 }
 
 DOC_MD = f"""
@@ -93,7 +134,7 @@ press **Trigger** and fill in the form.
 | Replay dead letters | send again the articles OpenSearch refused earlier (after a fix) |
 | Batches | how many parallel pieces the folder is split into |
 | Index alias | another index name (empty: the usual `seednews-articles`) |
-| Quarantine threshold (%) | fail the run when more than this share of files is quarantined (default {DEFAULT_MAX_QUARANTINED_PCT:g}%) |
+| Quarantine threshold (%) | fail the run above this quarantined share (default {DEFAULT_MAX_QUARANTINED_PCT:g}) |
 
 **Where the report is.** The last task, `finalize`, prints the run summary in its log and writes a
 Markdown report (files per outcome, articles per topic and provider) whose path it prints
@@ -129,10 +170,16 @@ def _settings(params):
         settings = Settings.from_env(**overrides)
         log.info("OpenSearch from the environment (no Airflow connection %r): %s", CONN_ID, settings.display_url)
         return settings
-    settings = settings_from_connection(conn.host, conn.port, conn.schema, conn.login, conn.password,
-                                        conn.extra_dejson or {}, **overrides)
-    log.info("OpenSearch from the Airflow connection %r (type %s): %s, verify_certs=%s", CONN_ID,
-             conn.conn_type, settings.display_url, settings.verify_certs)
+    settings = settings_from_connection(
+        conn.host, conn.port, conn.schema, conn.login, conn.password, conn.extra_dejson or {}, **overrides
+    )
+    log.info(
+        "OpenSearch from the Airflow connection %r (type %s): %s, verify_certs=%s",
+        CONN_ID,
+        conn.conn_type,
+        settings.display_url,
+        settings.verify_certs,
+    )
     return settings
 
 
@@ -155,17 +202,31 @@ def _after_finalize(total, settings, options, params, target, run_id) -> str:
             facets = runartifact.query_facets(_client(settings), settings.alias)
         except Exception as exc:  # noqa: BLE001 -- the report is still worth writing without facets
             log.warning("facet counts for the report failed: %s", exc)
-    text = runartifact.render_markdown(dag_id=DAG_ID, run_id=run_id, target=target, counts=total.counts,
-                                       files_seen=total.files_seen, facets=facets, summary=total.render(),
-                                       verdict="failed: " + breach if breach else "success")
+    text = runartifact.render_markdown(
+        dag_id=DAG_ID,
+        run_id=run_id,
+        target=target,
+        counts=total.counts,
+        files_seen=total.files_seen,
+        facets=facets,
+        summary=total.render(),
+        verdict="failed: " + breach if breach else "success",
+    )
     path = runartifact.write(runartifact.report_dir(), run_id, text)
     print(f"run report written to {path}")
     if breach:
         raise AirflowFailException(f"{breach}. Report: {path}")
     context = get_current_context()
     context["outlet_events"][ARTICLES_ASSET].extra = {
-        "alias": settings.alias, "target": target, "run_id": run_id, "dry_run": options.dry_run,
-        "indexed": total.indexed, "files_seen": total.files_seen, "counts": total.counts, "report": str(path)}
+        "alias": settings.alias,
+        "target": target,
+        "run_id": run_id,
+        "dry_run": options.dry_run,
+        "indexed": total.indexed,
+        "files_seen": total.files_seen,
+        "counts": total.counts,
+        "report": str(path),
+    }
     return text
 
 
@@ -228,10 +289,14 @@ def _client(settings):
     max_active_runs=1,
     is_paused_upon_creation=False,  # a fresh deployment runs tonight without anyone unpausing it
     params=PARAMS,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
-                  "on_failure_callback": [WebhookNotifier()]},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": [WebhookNotifier()],
+    },
     tags=["seednews"],
-    description="Nightly 02:00 UTC: news seed files -> the seednews-articles OpenSearch index (report, alerts on failure)",
+    description="Nightly 02:00 UTC: news seeds -> the seednews-articles OpenSearch index (report, alerts on failure)",
     doc_md=DOC_MD,
 )
 def seednews_index():
@@ -241,7 +306,12 @@ def seednews_index():
         from pipeline.run.flow import prepare
 
         settings = _settings(params)
-        return prepare(None if params["dry_run"] else _client(settings), settings, bool(params["full_rebuild"]), bool(params["dry_run"]))
+        return prepare(
+            None if params["dry_run"] else _client(settings),
+            settings,
+            bool(params["full_rebuild"]),
+            bool(params["dry_run"]),
+        )
 
     @task
     def plan(target: str, params=None, run_id=None) -> list[dict]:
@@ -259,8 +329,10 @@ def seednews_index():
             p = make_plan(options, None if options.dry_run else _client(settings), settings, target)
         except VanishedFolderError as exc:
             raise AirflowFailException(str(exc)) from exc
-        print(f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
-              f"in {len(p.batches)} batches")
+        print(
+            f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
+            f"in {len(p.batches)} batches"
+        )
         print(p.report.render())
         batches = [{"batch": b.to_dict(), "report": None} for b in p.batches]
         if not batches:
@@ -277,8 +349,14 @@ def seednews_index():
 
         settings = _settings(params)
         options = _options(params, run_id)
-        report = run_batch(Batch.from_dict(batch["batch"]), client=None if options.dry_run else _client(settings),
-                           settings=settings, options=options, target=target, emit=print)
+        report = run_batch(
+            Batch.from_dict(batch["batch"]),
+            client=None if options.dry_run else _client(settings),
+            settings=settings,
+            options=options,
+            target=target,
+            emit=print,
+        )
         if batch.get("report"):
             report.merge(RunReport.from_dict(batch["report"]))
         print(report.render())
@@ -312,8 +390,13 @@ def seednews_index():
                 "tries them again)"
             )
         text = _after_finalize(total, settings, options, params, target, run_id)
-        return {"counts": total.counts, "files_seen": total.files_seen, "removed": total.removed, "target": target,
-                "report_markdown": text}
+        return {
+            "counts": total.counts,
+            "files_seen": total.files_seen,
+            "removed": total.removed,
+            "target": target,
+            "report_markdown": text,
+        }
 
     target = prepare_index()
     # the task decorators' stubs type arguments as the plain values; at parse time they are XComArgs

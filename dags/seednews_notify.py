@@ -28,8 +28,9 @@ class WebhookNotifier(BaseNotifier):
 
         url = self.url or os.environ.get(self.env_var)
         if not url:
-            self.log.warning("no alert channel configured (%s is unset): nobody is told about this failure",
-                             self.env_var)
+            self.log.warning(
+                "no alert channel configured (%s is unset): nobody is told about this failure", self.env_var
+            )
             return
         ti = context.get("ti") or context.get("task_instance")
         dag_run = context.get("dag_run")

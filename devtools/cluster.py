@@ -78,14 +78,12 @@ def _quiet(_msg: str) -> None:
     pass
 
 
-def _request(url: str, method: str = "GET", path: str = "/", body: Any = None,
-             timeout: float = 10.0) -> Any:
+def _request(url: str, method: str = "GET", path: str = "/", body: Any = None, timeout: float = 10.0) -> Any:
     """Decoded JSON answer of one request to a loopback node; raises OSError/ValueError."""
     if not url.startswith(f"http://{ln.BIND_HOST}:"):
         raise ValueError(f"this cluster lives on {ln.BIND_HOST} only, not {url!r}")
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(url + path, data=data, method=method, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         raw = resp.read()
     return json.loads(raw) if raw else None
@@ -183,8 +181,14 @@ class LocalCluster:
                 return node.number
         raise RuntimeError(f"no elected cluster manager among {[n.name for n in self.nodes]} (got {name!r})")
 
-    def wait_for(self, *, nodes: int | None = None, status: str = "green", timeout: float = JOIN_WAIT,
-                 via: ClusterNode | None = None) -> float:
+    def wait_for(
+        self,
+        *,
+        nodes: int | None = None,
+        status: str = "green",
+        timeout: float = JOIN_WAIT,
+        via: ClusterNode | None = None,
+    ) -> float:
         """Wait until the cluster has ``nodes`` nodes (default: all) and is at least ``status``;
         return the seconds it took. Raises RuntimeError (with log tails) on timeout."""
         want = len(self.nodes) if nodes is None else nodes
@@ -193,12 +197,19 @@ class LocalCluster:
         seen: dict[str, Any] | None = None
         while time.monotonic() - started < timeout:
             seen = self.health(via)
-            if seen and seen.get("number_of_nodes") == want and seen.get("status") in ok \
-                    and not seen.get("relocating_shards") and not seen.get("initializing_shards"):
+            if (
+                seen
+                and seen.get("number_of_nodes") == want
+                and seen.get("status") in ok
+                and not seen.get("relocating_shards")
+                and not seen.get("initializing_shards")
+            ):
                 return time.monotonic() - started
             time.sleep(POLL)
-        raise RuntimeError(f"cluster {self.name} not {status} with {want} nodes within {timeout:.0f}s"
-                           f" (last health: {seen}){self._tails()}")
+        raise RuntimeError(
+            f"cluster {self.name} not {status} with {want} nodes within {timeout:.0f}s"
+            f" (last health: {seen}){self._tails()}"
+        )
 
     # ------------------------------------------------------------------ node lifecycle
     def _files(self, node: ClusterNode, bootstrap: bool) -> dict[str, str]:
@@ -210,9 +221,16 @@ class LocalCluster:
         }
         if bootstrap:
             overrides["cluster.initial_cluster_manager_nodes"] = [n.name for n in self.nodes]
-        return ln._config_files(self._dist, node.home, self._java / "bin" / "java", node.http_port,
-                                node.transport_port, overrides=overrides, heap=self.heap,
-                                jvm_extra=self.jvm_extra)
+        return ln._config_files(
+            self._dist,
+            node.home,
+            self._java / "bin" / "java",
+            node.http_port,
+            node.transport_port,
+            overrides=overrides,
+            heap=self.heap,
+            jvm_extra=self.jvm_extra,
+        )
 
     def _spawn(self, node: ClusterNode) -> Any:
         if node.is_running():
@@ -221,8 +239,9 @@ class LocalCluster:
             raise RuntimeError(f"port {node.http_port} of {node.name} is taken by another process")
         files = self._files(node, bootstrap=node.starts == 0)
         self.progress(f"starting {node.name} on {node.url} (transport {node.transport_port}, home {node.home})")
-        node.process, errors = ln._spawn(self._dist, self._java, self._ident, node.home, files, node.url,
-                                         ephemeral=False, detach=False)
+        node.process, errors = ln._spawn(
+            self._dist, self._java, self._ident, node.home, files, node.url, ephemeral=False, detach=False
+        )
         node.starts += 1
         return errors
 
@@ -231,15 +250,19 @@ class LocalCluster:
         proc = node.process._process if node.process else None
         while True:
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{node.name} exited with code {proc.returncode} during startup:\n"
-                                   f"{ln._launch_errors(errors)}{ln._log_tail(node.home, self.name)}")
+                raise RuntimeError(
+                    f"{node.name} exited with code {proc.returncode} during startup:\n"
+                    f"{ln._launch_errors(errors)}{ln._log_tail(node.home, self.name)}"
+                )
             h = self.health(node)
             if h and h.get("number_of_nodes") == len(self.nodes) and ln._local_node_pid(node.url) == node.pid:
                 errors.close()
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{node.name} did not join within the wait (last health {h}):\n"
-                                   f"{ln._launch_errors(errors)}{ln._log_tail(node.home, self.name)}")
+                raise RuntimeError(
+                    f"{node.name} did not join within the wait (last health {h}):\n"
+                    f"{ln._launch_errors(errors)}{ln._log_tail(node.home, self.name)}"
+                )
             time.sleep(POLL)
 
     def start_node(self, number: int, wait: float = JOIN_WAIT) -> float:
@@ -270,8 +293,13 @@ class LocalCluster:
             node.process.stop(timeout=timeout)
         self.progress(f"stopped {node.name}")
 
-    def rolling_restart(self, *, on_event: Callable[[str, int], object] | None = None,
-                        order: list[int] | None = None, timeout: float = JOIN_WAIT) -> list[dict[str, Any]]:
+    def rolling_restart(
+        self,
+        *,
+        on_event: Callable[[str, int], object] | None = None,
+        order: list[int] | None = None,
+        timeout: float = JOIN_WAIT,
+    ) -> list[dict[str, Any]]:
         """Restart every node in turn the way the OpenSearch docs describe it: replica allocation set to
         ``primaries``, flush, stop the node, wait until the others see it gone, start it, wait until it
         joined, allocation back to ``all``, wait for green. The elected manager goes last (one election
@@ -284,8 +312,9 @@ class LocalCluster:
         timings = []
         for number in order:
             t0 = time.monotonic()
-            self.request("PUT", "/_cluster/settings",
-                         {"persistent": {"cluster.routing.allocation.enable": "primaries"}})
+            self.request(
+                "PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.enable": "primaries"}}
+            )
             with contextlib.suppress(OSError, ValueError):
                 self.request("POST", "/_flush", timeout=60)
             notify("stopping", number)
@@ -295,12 +324,18 @@ class LocalCluster:
             self.wait_for(nodes=len(self.nodes) - 1, status="yellow", timeout=timeout)
             joined = self.start_node(number, wait=timeout)
             notify("started", number)
-            self.request("PUT", "/_cluster/settings",
-                         {"persistent": {"cluster.routing.allocation.enable": None}})
+            self.request("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.enable": None}})
             green = self.wait_for(timeout=timeout)
             notify("green", number)
-            timings.append({"node": number, "stop_s": round(t_stopped - t0, 1), "join_s": round(joined, 1),
-                            "green_s": round(green, 1), "total_s": round(time.monotonic() - t0, 1)})
+            timings.append(
+                {
+                    "node": number,
+                    "stop_s": round(t_stopped - t0, 1),
+                    "join_s": round(joined, 1),
+                    "green_s": round(green, 1),
+                    "total_s": round(time.monotonic() - t0, 1),
+                }
+            )
         return timings
 
     def stop(self) -> None:
@@ -316,8 +351,9 @@ class LocalCluster:
     def __enter__(self) -> LocalCluster:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -345,8 +381,14 @@ def _sweep_stale_clusters(base: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def start_cluster(n: int = 3, *, wait: float = START_WAIT, heap: tuple[str, str] = HEAP,
-                  jvm_extra: tuple[str, ...] = FAST_START_JVM, progress: Progress = print) -> LocalCluster:
+def start_cluster(
+    n: int = 3,
+    *,
+    wait: float = START_WAIT,
+    heap: tuple[str, str] = HEAP,
+    jvm_extra: tuple[str, ...] = FAST_START_JVM,
+    progress: Progress = print,
+) -> LocalCluster:
     """Start ``n`` nodes at once on 127.0.0.1 and wait until they formed one green cluster.
 
     Ignores ``OPENSEARCH_URL``: a cluster whose nodes the caller can kill is the point. Raises
@@ -363,11 +405,27 @@ def start_cluster(n: int = 3, *, wait: float = START_WAIT, heap: tuple[str, str]
     base.chmod(0o755)  # the node user must reach the homes inside (it cannot write here)
     cid = uuid.uuid4().hex[:8]
     ports = _distinct_ports(2 * n)
-    nodes = [ClusterNode(number=i + 1, name=f"seednews-{cid}-n{i + 1}", home=base / f"n{i + 1}",
-                         http_port=ports[2 * i], transport_port=ports[2 * i + 1]) for i in range(n)]
-    cluster = LocalCluster(name=f"seednews-cluster-{cid}", base=base, nodes=nodes, heap=heap,
-                           jvm_extra=tuple(jvm_extra), _dist=dist,
-                           _java=java, _ident=ident, progress=progress)
+    nodes = [
+        ClusterNode(
+            number=i + 1,
+            name=f"seednews-{cid}-n{i + 1}",
+            home=base / f"n{i + 1}",
+            http_port=ports[2 * i],
+            transport_port=ports[2 * i + 1],
+        )
+        for i in range(n)
+    ]
+    cluster = LocalCluster(
+        name=f"seednews-cluster-{cid}",
+        base=base,
+        nodes=nodes,
+        heap=heap,
+        jvm_extra=tuple(jvm_extra),
+        _dist=dist,
+        _java=java,
+        _ident=ident,
+        progress=progress,
+    )
     started = time.monotonic()
     try:
         for node in nodes:
@@ -382,14 +440,16 @@ def start_cluster(n: int = 3, *, wait: float = START_WAIT, heap: tuple[str, str]
     except BaseException:
         cluster.stop()
         raise
-    progress(f"cluster {cluster.name} is green with {n} nodes after {time.monotonic() - started:.1f}s:"
-             f" {cluster.url_list}")
+    progress(
+        f"cluster {cluster.name} is green with {n} nodes after {time.monotonic() - started:.1f}s: {cluster.url_list}"
+    )
     return cluster
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devtools.cluster",
-                                     description="Run a local multi-node OpenSearch cluster on 127.0.0.1.")
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.cluster", description="Run a local multi-node OpenSearch cluster on 127.0.0.1."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start a cluster in the foreground; Ctrl-C stops it and deletes its data")
     run.add_argument("--nodes", type=int, default=3)

@@ -89,9 +89,7 @@ OPENSEARCH_VERSION = "3.6.0"
 
 #: Maven repository to download from (overridable, e.g. for a mirror).
 MAVEN_BASE_URL = os.environ.get("SEEDNEWS_MAVEN_URL", "https://repo1.maven.org/maven2").rstrip("/")
-DISTRIBUTION_PATH = (
-    "org/opensearch/distribution/integ-test-zip/opensearch/{v}/opensearch-{v}.zip"
-)
+DISTRIBUTION_PATH = "org/opensearch/distribution/integ-test-zip/opensearch/{v}/opensearch-{v}.zip"
 MODULE_JAR_PATH = "org/opensearch/plugin/{artifact}/{v}/{artifact}-{v}.jar"
 
 #: SHA-512 of ``opensearch-3.6.0.zip`` (integ-test-zip). Computed from the file
@@ -262,8 +260,10 @@ def cache_dir() -> Path:
     if _is_root():
         st = os.lstat(path)
         if st.st_uid != 0:  # the node user could swap the distribution or the node homes
-            raise RuntimeError(f"cache dir {path} is owned by uid {st.st_uid}, not root; as root,"
-                               f" set {ENV_CACHE_DIR} to a root-owned directory")
+            raise RuntimeError(
+                f"cache dir {path} is owned by uid {st.st_uid}, not root; as root,"
+                f" set {ENV_CACHE_DIR} to a root-owned directory"
+            )
         if stat.S_IMODE(st.st_mode) != 0o755:
             os.chmod(path, 0o755)
     return path
@@ -298,17 +298,24 @@ def _ensure_node_user() -> tuple[int, int]:
     except KeyError:
         result = subprocess.run(
             [
-                "useradd", "--system", "--user-group", "--no-create-home",
-                "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", NODE_USER,
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                NODE_USER,
             ],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         try:  # a concurrent process may have created it in the meantime
             entry = pwd.getpwnam(NODE_USER)
         except KeyError:
-            raise RuntimeError(
-                f"could not create system user {NODE_USER!r}: {result.stderr.strip()}"
-            ) from None
+            raise RuntimeError(f"could not create system user {NODE_USER!r}: {result.stderr.strip()}") from None
     return entry.pw_uid, entry.pw_gid
 
 
@@ -365,8 +372,7 @@ def _read_untrusted(base: Path, rel: str, limit: int = TAIL_BYTES) -> bytes:
             fd = sub
         if not stat.S_ISREG(os.stat(parts[-1], dir_fd=fd, follow_symlinks=False).st_mode):
             raise OSError(f"{base / rel} is not a regular file")
-        ffd = os.open(parts[-1], os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_NOCTTY | _O_CLOEXEC,
-                      dir_fd=fd)
+        ffd = os.open(parts[-1], os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_NOCTTY | _O_CLOEXEC, dir_fd=fd)
     finally:
         os.close(fd)
     try:
@@ -526,8 +532,9 @@ def _download_once(url: str, part: Path, progress: Progress) -> None:
                     last_report = now
                     rate = (done - have) / max(now - started, 1e-6)
                     pct = f" {100 * done / total:5.1f}%" if total else ""
-                    progress(f"  {name}:{pct} {_human(done)}"
-                             f"{' / ' + _human(total) if total else ''} ({_human(rate)}/s)")
+                    progress(
+                        f"  {name}:{pct} {_human(done)}{' / ' + _human(total) if total else ''} ({_human(rate)}/s)"
+                    )
         if total is not None and done != total:
             raise RuntimeError(f"short read: {done} of {total} bytes")
         progress(f"  {name}: {_human(done)} downloaded")
@@ -552,13 +559,12 @@ def _install_missing_modules(home: Path, progress: Progress) -> None:
         if (module_dir / "plugin-descriptor.properties").exists():
             continue
         progress(f"installing module {name} from Maven Central")
-        url = f"{MAVEN_BASE_URL}/" + MODULE_JAR_PATH.format(
-            artifact=spec.artifact, v=OPENSEARCH_VERSION
-        )
+        url = f"{MAVEN_BASE_URL}/" + MODULE_JAR_PATH.format(artifact=spec.artifact, v=OPENSEARCH_VERSION)
         pin = MODULE_JAR_SHA512.get(spec.artifact)
         if pin is None:
-            raise RuntimeError(f"no SHA-512 pinned for {spec.artifact}-{OPENSEARCH_VERSION}.jar;"
-                               " refusing to install it unverified")
+            raise RuntimeError(
+                f"no SHA-512 pinned for {spec.artifact}-{OPENSEARCH_VERSION}.jar; refusing to install it unverified"
+            )
         module_dir.mkdir(parents=True, exist_ok=True)
         download(url, module_dir / f"{spec.artifact}-{OPENSEARCH_VERSION}.jar", progress, sha512=pin)
         extends = spec.extends if (home / "modules" / spec.extends).is_dir() else ""
@@ -622,8 +628,7 @@ def _build_manifest(dist: Path) -> dict[str, object]:
         problem = _entry_problem(rel, st)
         if problem:
             raise RuntimeError(f"cannot trust the distribution in {dist}: {problem}")
-        item: dict[str, object] = {"type": "d" if stat.S_ISDIR(st.st_mode) else "f",
-                                   "mode": stat.S_IMODE(st.st_mode)}
+        item: dict[str, object] = {"type": "d" if stat.S_ISDIR(st.st_mode) else "f", "mode": stat.S_IMODE(st.st_mode)}
         if stat.S_ISREG(st.st_mode):
             item.update(size=st.st_size, sha256=_hash_of(dist / rel, "sha256"), stat=_fingerprint(st))
         entries[rel] = item
@@ -660,8 +665,7 @@ def _load_manifest(path: Path) -> dict[str, dict[str, object]] | str:
     return entries
 
 
-def _verify_distribution(dist: Path, manifest: Path, *, refresh: bool = False,
-                         full: bool = False) -> str | None:
+def _verify_distribution(dist: Path, manifest: Path, *, refresh: bool = False, full: bool = False) -> str | None:
     """None if ``dist`` is exactly what the manifest describes, else what is wrong.
 
     Checks every entry (nothing missing or extra, only files and directories,
@@ -707,8 +711,9 @@ def _verify_distribution(dist: Path, manifest: Path, *, refresh: bool = False,
     if changed:
         if not refresh:
             return "files were touched on disk (content unchanged)"
-        _write_manifest(manifest, {"version": OPENSEARCH_VERSION,
-                                   "zip_sha512": OPENSEARCH_ZIP_SHA512, "entries": expected})
+        _write_manifest(
+            manifest, {"version": OPENSEARCH_VERSION, "zip_sha512": OPENSEARCH_ZIP_SHA512, "entries": expected}
+        )
     return None
 
 
@@ -720,7 +725,7 @@ def _zip_problem(dist: Path, archive: Path) -> str | None:
         for info in zf.infolist():
             if not info.filename.startswith(prefix):
                 return f"unexpected entry {info.filename} in {archive}"
-            rel = info.filename[len(prefix):].rstrip("/")
+            rel = info.filename[len(prefix) :].rstrip("/")
             parts = rel.split("/") if rel else []
             for i in range(1, len(parts)):
                 want.setdefault("/".join(parts[:i]), None)
@@ -772,8 +777,7 @@ def ensure_installed(progress: Progress = print, *, full_check: bool = False) ->
             return home
         url = f"{MAVEN_BASE_URL}/" + DISTRIBUTION_PATH.format(v=OPENSEARCH_VERSION)
         progress(f"fetching/verifying OpenSearch {OPENSEARCH_VERSION} from {url} (SHA-512 pinned)")
-        archive = download(url, cache / "downloads" / url.rsplit("/", 1)[-1], progress,
-                           sha512=OPENSEARCH_ZIP_SHA512)
+        archive = download(url, cache / "downloads" / url.rsplit("/", 1)[-1], progress, sha512=OPENSEARCH_ZIP_SHA512)
         if os.path.lexists(home) and not os.path.lexists(manifest):
             progress(f"checking {home} (installed without a manifest) against the pinned zip")
             problem = _zip_problem(home, archive)
@@ -782,8 +786,9 @@ def ensure_installed(progress: Progress = print, *, full_check: bool = False) ->
                 progress(f"OpenSearch {OPENSEARCH_VERSION} in {home} verified")
                 return home
         if os.path.lexists(home):
-            progress(f"the cached OpenSearch in {home} failed verification ({problem});"
-                     " reinstalling it from the pinned zip")
+            progress(
+                f"the cached OpenSearch in {home} failed verification ({problem}); reinstalling it from the pinned zip"
+            )
         progress(f"unpacking into {home}")
         staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=cache))
         try:
@@ -817,8 +822,12 @@ def _java_works_for(java: Path, ident: tuple[int, int] | None) -> bool:
         kwargs = {"user": ident[0], "group": ident[1], "extra_groups": []}
     try:
         result = subprocess.run(
-            [str(java), "-version"], capture_output=True, timeout=60, check=False,
-            cwd="/", **kwargs,
+            [str(java), "-version"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+            cwd="/",
+            **kwargs,
         )
     except OSError:
         return False
@@ -847,7 +856,10 @@ def _java_supports_thai(java: Path) -> bool:
     try:
         out = subprocess.run(
             [str(java), "-XshowSettings:locale", "-version"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     except OSError:
         return False
@@ -931,8 +943,7 @@ def java_home(progress: Progress = print) -> Path:
 
 
 def _java_modules(java: Path) -> set[str]:
-    out = subprocess.run([str(java), "--list-modules"], capture_output=True, text=True,
-                         check=False).stdout
+    out = subprocess.run([str(java), "--list-modules"], capture_output=True, text=True, check=False).stdout
     return {line.split("@", 1)[0].strip() for line in out.splitlines() if line.strip()}
 
 
@@ -950,9 +961,7 @@ def _cluster_status(url: str, timeout: float = 5.0) -> str | None:
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
-    target = urllib.parse.urlunsplit(
-        (parts.scheme, netloc, parts.path.rstrip("/") + "/_cluster/health", "", "")
-    )
+    target = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/_cluster/health", "", ""))
     request = urllib.request.Request(target)
     if parts.username:
         token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
@@ -1075,8 +1084,9 @@ class LocalNode:
         self.stop()
 
 
-def _jvm_options(dist: Path, home: Path, java: Path, heap: tuple[str, str] | None = None,
-                 extra: tuple[str, ...] = ()) -> str:
+def _jvm_options(
+    dist: Path, home: Path, java: Path, heap: tuple[str, str] | None = None, extra: tuple[str, ...] = ()
+) -> str:
     """The distribution's jvm.options adapted to this node.
 
     Heap set to ``heap`` (min, max; default HEAP_MIN/HEAP_MAX), ``extra`` options appended, no
@@ -1101,9 +1111,17 @@ def _jvm_options(dist: Path, home: Path, java: Path, heap: tuple[str, str] | Non
     return "\n".join(lines) + "\n"
 
 
-def _config_files(dist: Path, home: Path, java: Path, http_port: int,
-                  transport_port: int, *, overrides: dict[str, object] | None = None,
-                  heap: tuple[str, str] | None = None, jvm_extra: tuple[str, ...] = ()) -> dict[str, str]:
+def _config_files(
+    dist: Path,
+    home: Path,
+    java: Path,
+    http_port: int,
+    transport_port: int,
+    *,
+    overrides: dict[str, object] | None = None,
+    heap: tuple[str, str] | None = None,
+    jvm_extra: tuple[str, ...] = (),
+) -> dict[str, str]:
     """Contents of the node's config/ files (written by the launcher, as the node user).
 
     ``overrides`` replaces opensearch.yml settings (a ``None`` value removes one: a cluster
@@ -1136,8 +1154,7 @@ def _config_files(dist: Path, home: Path, java: Path, http_port: int,
 
 def _trusted_dir(st: os.stat_result) -> bool:
     """A directory only root can change entries in (root-owned; not writable by others, or sticky)."""
-    return (stat.S_ISDIR(st.st_mode) and st.st_uid == 0
-            and (not st.st_mode & 0o022 or bool(st.st_mode & stat.S_ISVTX)))
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and (not st.st_mode & 0o022 or bool(st.st_mode & stat.S_ISVTX))
 
 
 def _trusted_path(path: Path, hops: int = 0) -> Path:
@@ -1157,7 +1174,8 @@ def _trusted_path(path: Path, hops: int = 0) -> Path:
         if not _trusted_dir(os.lstat(cur)):
             raise RuntimeError(
                 f"{cur} is not a root-owned directory closed to other users, so as root the node"
-                f" home {path} cannot be kept safe in it; choose a data dir under {cache_dir()}")
+                f" home {path} cannot be kept safe in it; choose a data dir under {cache_dir()}"
+            )
         nxt = cur / part
         try:
             st = os.lstat(nxt)
@@ -1169,8 +1187,7 @@ def _trusted_path(path: Path, hops: int = 0) -> Path:
             st = os.lstat(nxt)
         if stat.S_ISLNK(st.st_mode):
             if st.st_uid != 0:
-                raise RuntimeError(f"{nxt} is a symlink owned by uid {st.st_uid}; as root it is not"
-                                   " followed")
+                raise RuntimeError(f"{nxt} is a symlink owned by uid {st.st_uid}; as root it is not followed")
             nxt = _trusted_path(cur / os.readlink(nxt), hops + 1)
         cur = nxt
     return cur
@@ -1198,8 +1215,7 @@ def _prepare_home(home: Path, ident: tuple[int, int] | None) -> Path:
         st = os.fstat(fd)
         if (st.st_uid, st.st_gid) != ident:
             if st.st_uid not in (0, ident[0]):
-                raise RuntimeError(f"node home {home} is owned by uid {st.st_uid}, neither root"
-                                   f" nor {NODE_USER}")
+                raise RuntimeError(f"node home {home} is owned by uid {st.st_uid}, neither root nor {NODE_USER}")
             os.fchown(fd, *ident)
     finally:
         os.close(fd)
@@ -1211,8 +1227,7 @@ def _check_external(url: str) -> LocalNode:
     if status not in ("green", "yellow"):
         safe = re.sub(r"//[^@/]*@", "//***@", url)
         raise RuntimeError(
-            f"{ENV_OPENSEARCH_URL}={safe} does not answer GET /_cluster/health with"
-            f" green/yellow (status: {status})"
+            f"{ENV_OPENSEARCH_URL}={safe} does not answer GET /_cluster/health with green/yellow (status: {status})"
         )
     return LocalNode(url=url.rstrip("/"), pid=None, home=None)
 
@@ -1275,26 +1290,30 @@ def start(
             tail = _launch_errors(launch_errors) + _log_tail(home)
             if ephemeral:
                 shutil.rmtree(home, ignore_errors=True)
-            raise RuntimeError(
-                f"OpenSearch exited with code {process.returncode} during startup."
-                f" Log tail:\n{tail}"
-            )
+            raise RuntimeError(f"OpenSearch exited with code {process.returncode} during startup. Log tail:\n{tail}")
         if _is_healthy(url) and _local_node_pid(url) == process.pid:
             break
         if time.monotonic() > deadline:
             tail = _launch_errors(launch_errors) + _log_tail(home)
             node.stop()
-            raise RuntimeError(
-                f"OpenSearch did not become healthy within {wait:.0f}s at {url}. Log tail:\n{tail}"
-            )
+            raise RuntimeError(f"OpenSearch did not become healthy within {wait:.0f}s at {url}. Log tail:\n{tail}")
         time.sleep(HEALTH_POLL_INTERVAL)
     launch_errors.close()
     progress(f"OpenSearch is up at {url} (pid {process.pid}, {time.monotonic() - started:.1f}s)")
     return node
 
 
-def _spawn(dist: Path, java_dir: Path, ident: tuple[int, int] | None, home: Path,
-           files: dict[str, str], url: str, *, ephemeral: bool, detach: bool) -> tuple[LocalNode, Any]:
+def _spawn(
+    dist: Path,
+    java_dir: Path,
+    ident: tuple[int, int] | None,
+    home: Path,
+    files: dict[str, str],
+    url: str,
+    *,
+    ephemeral: bool,
+    detach: bool,
+) -> tuple[LocalNode, Any]:
     """Launch the node whose home is ``home`` (prepared by :func:`_prepare_home`) with config
     ``files``, as the node user when root; return it (not yet healthy) and the private file that
     holds what the launcher printed before it exec-ed into the node. Unless ``detach``, a watchdog
@@ -1321,15 +1340,22 @@ def _spawn(dist: Path, java_dir: Path, ident: tuple[int, int] | None, home: Path
     launch_errors = tempfile.TemporaryFile()  # noqa: SIM115 -- read after the launch, closed in _started()
     # bin/opensearch `exec`s the JVM, so the pid is the JVM's pid.
     process = subprocess.Popen(  # type: ignore[call-overload]
-        argv, cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=launch_errors,
-        stderr=subprocess.STDOUT, start_new_session=True, **user_kwargs,
+        argv,
+        cwd="/",
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=launch_errors,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **user_kwargs,
     )
     node = LocalNode(url=url, pid=process.pid, home=home, ephemeral=ephemeral, _process=process)
     if not detach:
         node._watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home),
-             "1" if ephemeral else "0"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home), "1" if ephemeral else "0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
     if not detach:
@@ -1401,21 +1427,23 @@ def _read_state(path: Path) -> LocalNode | None:
 def _write_state(path: Path, node: LocalNode) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"url": node.url, "pid": node.pid, "home": str(node.home),
-                               "version": OPENSEARCH_VERSION}, indent=2) + "\n")
+    tmp.write_text(
+        json.dumps({"url": node.url, "pid": node.pid, "home": str(node.home), "version": OPENSEARCH_VERSION}, indent=2)
+        + "\n"
+    )
     os.replace(tmp, path)
 
 
 def _running_from_state(path: Path) -> LocalNode | None:
     node = _read_state(path)
-    if node is not None and node.pid is not None and _pid_alive(node.pid) \
-            and _is_our_node(node.pid, node.home):
+    if node is not None and node.pid is not None and _pid_alive(node.pid) and _is_our_node(node.pid, node.home):
         return node
     return None
 
 
-def ensure_running(state: Path | None = None, data_dir: Path | None = None, port: int | None = None,
-                   progress: Progress = print) -> LocalNode:
+def ensure_running(
+    state: Path | None = None, data_dir: Path | None = None, port: int | None = None, progress: Progress = print
+) -> LocalNode:
     """The long-lived dev node: reuse the healthy one recorded in the state file, else start a detached
     one (data kept in ``<cache>/node``). With ``OPENSEARCH_URL`` set, that cluster is used instead."""
     if os.environ.get(ENV_OPENSEARCH_URL):
@@ -1478,11 +1506,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         cmd = sub.add_parser(name, help=help_text)
         if name != "install":
-            cmd.add_argument("--state-file", type=Path, default=None,
-                             help=f"default: <cache>/{STATE_FILE_NAME}")
+            cmd.add_argument("--state-file", type=Path, default=None, help=f"default: <cache>/{STATE_FILE_NAME}")
         if name == "start":
-            cmd.add_argument("--data-dir", type=Path, default=None,
-                             help="node working dir (default: <cache>/node)")
+            cmd.add_argument("--data-dir", type=Path, default=None, help="node working dir (default: <cache>/node)")
             cmd.add_argument("--port", type=int, default=None, help="HTTP port (default: free)")
     args = parser.parse_args(argv)
     try:

@@ -53,8 +53,18 @@ SEAWEEDFS_SUM = "h1:LOYZFToHq9F7pSR6lkPGfkM8RmHlVFrzndKdhmNZjrU="  # go.sum hash
 BIND_HOST = "127.0.0.1"
 REGION = "us-east-1"
 BUILD_TIMEOUT = 3600.0  # a cold build on 2 busy cores took ~20 min (downloads included)
-PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
-         "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc")
+PORTS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
+)
 
 Progress = Callable[[str], object]
 
@@ -81,8 +91,14 @@ def _go() -> str:
 def _go_env() -> dict[str, str]:
     base = go_dir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GOFLAGS"))}
-    env.update({"GOPATH": str(base / "gopath"), "GOCACHE": str(base / "cache"), "GOFLAGS": "-mod=readonly -buildvcs=false",
-                "CGO_ENABLED": "0"})
+    env.update(
+        {
+            "GOPATH": str(base / "gopath"),
+            "GOCACHE": str(base / "cache"),
+            "GOFLAGS": "-mod=readonly -buildvcs=false",
+            "CGO_ENABLED": "0",
+        }
+    )
     return env
 
 
@@ -107,18 +123,33 @@ def ensure_built(progress: Progress = print) -> Path:
         go, env = _go(), _go_env()
         progress(f"building SeaweedFS {SEAWEEDFS_VERSION} into {target} (once; several minutes)")
         started = time.monotonic()
-        out = subprocess.run([go, "mod", "download", "-json", f"{SEAWEEDFS_MODULE}@{SEAWEEDFS_VERSION}"],
-                             env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        out = subprocess.run(
+            [go, "mod", "download", "-json", f"{SEAWEEDFS_MODULE}@{SEAWEEDFS_VERSION}"],
+            env=env,
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+        )
         if out.returncode != 0:
-            raise RuntimeError(f"go mod download {SEAWEEDFS_MODULE}@{SEAWEEDFS_VERSION} failed: {out.stdout[-2000:]}{out.stderr[-2000:]}")
+            what = f"go mod download {SEAWEEDFS_MODULE}@{SEAWEEDFS_VERSION}"
+            raise RuntimeError(f"{what} failed: {out.stdout[-2000:]}{out.stderr[-2000:]}")
         info = json.loads(out.stdout)
         if info.get("Sum") != SEAWEEDFS_SUM:
-            raise RuntimeError(f"{SEAWEEDFS_MODULE}@{SEAWEEDFS_VERSION} has hash {info.get('Sum')!r}, not the pinned "
-                               f"{SEAWEEDFS_SUM!r}: refusing to build it")
+            raise RuntimeError(
+                f"{SEAWEEDFS_MODULE}@{SEAWEEDFS_VERSION} has hash {info.get('Sum')!r}, not the pinned "
+                f"{SEAWEEDFS_SUM!r}: refusing to build it"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(target.name + ".part")
-        built = subprocess.run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(part), "./weed"], env=env,
-                               cwd=info["Dir"], capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        built = subprocess.run(
+            [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(part), "./weed"],
+            env=env,
+            cwd=info["Dir"],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+        )
         if built.returncode != 0:
             part.unlink(missing_ok=True)
             raise RuntimeError(f"go build ./weed failed:\n{built.stdout[-3000:]}{built.stderr[-3000:]}")
@@ -176,14 +207,23 @@ class S3Server:
     @property
     def env(self) -> dict[str, str]:
         """What the CLI needs to use this server (``pipeline.sources.s3.make_client`` reads it)."""
-        return {"SEEDNEWS_S3_ENDPOINT": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_REGION": self.region}
+        return {
+            "SEEDNEWS_S3_ENDPOINT": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": self.region,
+        }
 
     def client(self, **config: Any):
         from pipeline.sources.s3 import make_client
 
-        return make_client(endpoint_url=self.endpoint, region_name=self.region, aws_access_key_id=self.access_key,
-                           aws_secret_access_key=self.secret_key, **config)
+        return make_client(
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            **config,
+        )
 
     @property
     def log_file(self) -> Path:
@@ -246,27 +286,65 @@ def _start_once(binary: Path, base: Path, progress: Progress, wait: float) -> S3
     home = Path(tempfile.mkdtemp(prefix="s3-", dir=base))
     (home / "data").mkdir()
     access, secret = "seednews" + secrets.token_hex(6), secrets.token_urlsafe(30)
-    config = {"identities": [{"name": "seednews", "credentials": [{"accessKey": access, "secretKey": secret}],
-                              "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+    config = {
+        "identities": [
+            {
+                "name": "seednews",
+                "credentials": [{"accessKey": access, "secretKey": secret}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
     cfg = home / "s3.json"
     cfg.write_text(json.dumps(config))
     cfg.chmod(0o600)
     ports = dict(zip(PORTS, _free_ports(len(PORTS)), strict=True))
-    argv = [str(binary), "mini", f"-dir={home / 'data'}", f"-ip={BIND_HOST}", f"-ip.bind={BIND_HOST}",
-            *(f"-{name}={port}" for name, port in ports.items()), "-admin.port.legacy=0", "-admin.ui=false",
-            "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-            f"-s3.config={cfg}", f"-filer.localSocket={home / 'filer.sock'}", f"-s3.localSocket={home / 's3.sock'}",
-            "-s3.iam=false"]
+    argv = [
+        str(binary),
+        "mini",
+        f"-dir={home / 'data'}",
+        f"-ip={BIND_HOST}",
+        f"-ip.bind={BIND_HOST}",
+        *(f"-{name}={port}" for name, port in ports.items()),
+        "-admin.port.legacy=0",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",
+        f"-s3.config={cfg}",
+        f"-filer.localSocket={home / 'filer.sock'}",
+        f"-s3.localSocket={home / 's3.sock'}",
+        "-s3.iam=false",
+    ]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
     with open(home / "server.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(argv, cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            cwd=home,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     (home / "server.pid").write_text(str(process.pid))
-    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home), "1"],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-    server = S3Server(f"http://{BIND_HOST}:{ports['s3.port']}", access, secret, home, pid=process.pid,
-                      _process=process, _watchdog=watchdog)
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG_CODE, str(process.pid), str(home), "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = S3Server(
+        f"http://{BIND_HOST}:{ports['s3.port']}",
+        access,
+        secret,
+        home,
+        pid=process.pid,
+        _process=process,
+        _watchdog=watchdog,
+    )
     atexit.register(server.stop)
     client = server.client(connect_timeout=1, read_timeout=5, max_attempts=1)
     started = time.monotonic()
@@ -284,7 +362,9 @@ def _start_once(binary: Path, base: Path, progress: Progress, wait: float) -> S3
             if time.monotonic() - started > wait:
                 tail = _tail(server.log_file)
                 server.stop()
-                raise RuntimeError(f"SeaweedFS S3 did not answer within {wait:.0f}s at {server.endpoint}:\n{tail}") from None
+                raise RuntimeError(
+                    f"SeaweedFS S3 did not answer within {wait:.0f}s at {server.endpoint}:\n{tail}"
+                ) from None
             time.sleep(0.3)
     progress(f"SeaweedFS S3 is up at {server.endpoint} (pid {process.pid}, {time.monotonic() - started:.1f}s)")
     return server

@@ -72,10 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dry-run", action="store_true", help="parse and normalize only; write nothing")
     r.add_argument("--skip-images", action="store_true", help="do not check image URLs")
     r.add_argument("--replay-dead-letters", action="store_true", help="send refused documents again (after a fix)")
-    r.add_argument("--no-ledger", action="store_true",
-                   help="process every file, even unchanged ones (the ledger is still written)")
-    r.add_argument("--allow-mass-delete", action="store_true",
-                   help="lift the vanish guard: many seed files are gone on purpose, delete their articles")
+    r.add_argument(
+        "--no-ledger", action="store_true", help="process every file, even unchanged ones (the ledger is still written)"
+    )
+    r.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="lift the vanish guard: many seed files are gone on purpose, delete their articles",
+    )
     r.add_argument("--batches", type=int, default=DEFAULT_MAX_BATCHES, help="split the folder into at most N batches")
     r.add_argument("--index", help="index base / alias name (default: SEEDNEWS_INDEX or seednews-articles)")
     r.add_argument("--facets", action="store_true", help="print topic facet counts at the end")
@@ -91,13 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.dashboards.load import (
         add_subparser as add_dashboards,  # python -m pipeline dashboards import
     )
+
     add_dashboards(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not args.verbose:
         # opensearch-py logs every failed attempt as a WARNING with a full traceback; our own
         # "retrying" warnings and the final "error:" line say what matters
@@ -134,13 +141,17 @@ def describe_error(exc: BaseException) -> str:
     except ImportError:  # pragma: no cover
         return redact_url(text)
     if isinstance(exc, AuthenticationException):
-        who = f"user {user!r} with password ***" if user else "no credentials (set OPENSEARCH_USER / OPENSEARCH_PASSWORD)"
+        who = (
+            f"user {user!r} with password ***" if user else "no credentials (set OPENSEARCH_USER / OPENSEARCH_PASSWORD)"
+        )
         return f"OpenSearch at {where} refused the credentials (HTTP 401): {who}"
     if isinstance(exc, AuthorizationException):
         return f"OpenSearch at {where} denied user {user!r} (HTTP 403): missing permissions for this index"
     if isinstance(exc, SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
-        return (f"the TLS certificate of {where} is not trusted (verification is on): set OPENSEARCH_CA_CERTS "
-                f"to the CA bundle that signed it ({_short(text)})")
+        return (
+            f"the TLS certificate of {where} is not trusted (verification is on): set OPENSEARCH_CA_CERTS "
+            f"to the CA bundle that signed it ({_short(text)})"
+        )
     return _short(text)
 
 

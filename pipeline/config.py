@@ -19,10 +19,14 @@ DEFAULT_OPENSEARCH_URL = "http://127.0.0.1:9200"
 DEFAULT_INDEX_BASE = "seednews-articles"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETENTION = 2  # old article indices kept after a full rebuild swaps the alias
-DEFAULT_MAX_RETRIES = 3  # client-side retries of one request (connection errors, timeouts, 502/503/504), each on the next node
+DEFAULT_MAX_RETRIES = (
+    3  # client-side retries of one request (connection errors, timeouts, 502/503/504), each on the next node
+)
 RETRY_ON_STATUS = (502, 503, 504)  # answers that send a request to another node (all writes are idempotent)
 DEFAULT_DEAD_TIMEOUT = 30.0  # a node that failed is skipped this long (doubling per failure in a row, at most 16x)
-DEFAULT_HEALTH_STATUS: Literal["yellow"] = "yellow"  # what the run's indices must reach before it writes: every primary active
+DEFAULT_HEALTH_STATUS: Literal["yellow"] = (
+    "yellow"  # what the run's indices must reach before it writes: every primary active
+)
 DEFAULT_HEALTH_TIMEOUT = 120.0  # seconds to wait for it (a replica is promoted in seconds; a node restart is ~1-2 min)
 HealthStatus = Literal["yellow", "green"]
 HEALTH_STATUSES: tuple[HealthStatus, ...] = get_args(HealthStatus)
@@ -152,8 +156,10 @@ def parse_replicas(value: object) -> str | None:
         if hi and hi != "all" and int(hi) < int(lo):
             raise ConfigError(f"SEEDNEWS_REPLICAS: {value!r}: the range ends below its start")
         return text
-    raise ConfigError(f"SEEDNEWS_REPLICAS: {value!r} is not a replica count (e.g. 1), an auto-expand range "
-                      "(e.g. 0-1, 1-all) or 'auto'")
+    raise ConfigError(
+        f"SEEDNEWS_REPLICAS: {value!r} is not a replica count (e.g. 1), an auto-expand range "
+        "(e.g. 0-1, 1-all) or 'auto'"
+    )
 
 
 def parse_health_status(value: object) -> HealthStatus:
@@ -203,8 +209,10 @@ def split_hosts(value: str, name: str = "OPENSEARCH_URL") -> tuple[tuple[str, ..
     if len(schemes) > 1:
         raise ConfigError(f"{name} mixes http and https: {', '.join(urls)}; a cluster speaks one of them")
     if len(creds) > 1:
-        raise ConfigError(f"{name} carries different credentials on different nodes (not shown); "
-                          "one client sends one set: put it in OPENSEARCH_USER / OPENSEARCH_PASSWORD")
+        raise ConfigError(
+            f"{name} carries different credentials on different nodes (not shown); "
+            "one client sends one set: put it in OPENSEARCH_USER / OPENSEARCH_PASSWORD"
+        )
     user, password = next(iter(creds)) if creds else (None, None)
     return tuple(urls), user, password
 
@@ -218,8 +226,10 @@ def _split_host(entry: str, where: str, *, show: bool) -> tuple[tuple[str], str 
         try:
             url, user, password = split_credentials(entry)
         except ConfigError:
-            raise ConfigError(f"{where} cannot be split into host and credentials; percent-encode '#', '/', "
-                              "'?', '@' and ',' in the user name and password (%23, %2F, %3F, %40, %2C)") from None
+            raise ConfigError(
+                f"{where} cannot be split into host and credentials; percent-encode '#', '/', "
+                "'?', '@' and ',' in the user name and password (%23, %2F, %3F, %40, %2C)"
+            ) from None
     parts = urlsplit(url)
     shown = f": {redact_url(entry)}" if show else ""
     if parts.scheme not in ("http", "https"):
@@ -253,14 +263,15 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     hint = "percent-encode '#', '/', '?' and '@' in the user name and password (%23, %2F, %3F, %40)"
     try:
         parts = urlsplit(url)
-        rest = url.split("://", 1)[-1][len(parts.netloc):]
+        rest = url.split("://", 1)[-1][len(parts.netloc) :]
         if "@" in rest and "@" not in parts.netloc:
             # e.g. a raw '#', '/' or '?' in the password: urlsplit ended the host part early
             raise ValueError("credentials")
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"OPENSEARCH_URL cannot be split into host and credentials ({_reason(exc)}): "
-                          f"{_mask(url)}; {hint}") from None
+        raise ConfigError(
+            f"OPENSEARCH_URL cannot be split into host and credentials ({_reason(exc)}): {_mask(url)}; {hint}"
+        ) from None
     if not parts.username:
         return url, None, None
     netloc = parts.hostname or ""
@@ -275,7 +286,9 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
 def _reason(exc: Exception) -> str:
     # urllib's messages can quote the netloc (and so the password): keep only the generic part
     text = str(exc)
-    return "credentials end early" if text == "credentials" else ("bad port" if "port" in text.lower() else "unparseable")
+    return (
+        "credentials end early" if text == "credentials" else ("bad port" if "port" in text.lower() else "unparseable")
+    )
 
 
 def settings_from_connection(
@@ -297,7 +310,8 @@ def settings_from_connection(
     - a cluster: ``host`` may list several nodes, comma-separated (``n1,n2:9201,https://n3``); a node
       without its own port uses ``port``.
     - extras: ``verify_certs`` (default **true**, unlike the provider's hook), ``ca_certs``, ``timeout``,
-      ``max_retries``, ``dead_timeout``, ``sniff``, ``url_prefix``; booleans may be ``true``/``false``/``"0"``/``"no"``...
+      ``max_retries``, ``dead_timeout``, ``sniff``, ``url_prefix``; booleans may be ``true``/``false``/``"0"``/
+      ``"no"``...
     - the rest (index name, image base) comes from ``env`` as in ``Settings.from_env``.
     """
     extra = dict(extra or {})
@@ -313,8 +327,12 @@ def settings_from_connection(
         if "://" in entry:
             scheme, entry = entry.split("://", 1)
             entry = entry.rstrip("/")
-        scheme = str(extra.get("scheme") or scheme or (schema if schema in ("http", "https") else "")
-                     or ("https" if parse_bool(extra.get("use_ssl"), name="extra.use_ssl", default=False) else "http"))
+        scheme = str(
+            extra.get("scheme")
+            or scheme
+            or (schema if schema in ("http", "https") else "")
+            or ("https" if parse_bool(extra.get("use_ssl"), name="extra.use_ssl", default=False) else "http")
+        )
         if scheme not in ("http", "https"):
             raise ConfigError(f"the OpenSearch connection's scheme must be http or https, not {scheme!r}")
         entry_port = port
@@ -328,8 +346,9 @@ def settings_from_connection(
             raise ConfigError(f"the OpenSearch connection's port must be a number, not {entry_port!r}") from None
         urls.append(f"{scheme}://{entry}:{port_number}" + (f"/{prefix}" if prefix else ""))
     url = ",".join(split_hosts(",".join(urls), "the OpenSearch connection's hosts")[0])  # the checks of OPENSEARCH_URL
-    base = Settings.from_env({k: v for k, v in (env if env is not None else os.environ).items()
-                              if not k.startswith("OPENSEARCH_")})
+    base = Settings.from_env(
+        {k: v for k, v in (env if env is not None else os.environ).items() if not k.startswith("OPENSEARCH_")}
+    )
     fields: dict[str, object] = {
         "opensearch_url": url,
         "username": login or None,

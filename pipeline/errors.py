@@ -87,6 +87,17 @@ class DashboardsError(SeedNewsError, RuntimeError):
 
 
 __all__ = [
-    "ClusterNotReady", "ConfigError", "DashboardsError", "ImageCacheError", "IndexManagementError", "LedgerError", "RunStopped",
-    "SeedError", "SeedNewsError", "SeedRootError", "StoreError", "ValidationFailed", "VanishedFolderError",
+    "ClusterNotReady",
+    "ConfigError",
+    "DashboardsError",
+    "ImageCacheError",
+    "IndexManagementError",
+    "LedgerError",
+    "RunStopped",
+    "SeedError",
+    "SeedNewsError",
+    "SeedRootError",
+    "StoreError",
+    "ValidationFailed",
+    "VanishedFolderError",
 ]

@@ -106,14 +106,24 @@ class SeedFile:
 
     # compact and JSON-able: batches of SeedFiles travel through XCom
     def to_row(self) -> list[Any]:
-        return [self.rel, None if self.source == self.rel else self.source, self.size, self.mtime_ns,
-                self.ctime_ns, self.ino, self.sha256, self.seq, self.hashed_ns]
+        return [
+            self.rel,
+            None if self.source == self.rel else self.source,
+            self.size,
+            self.mtime_ns,
+            self.ctime_ns,
+            self.ino,
+            self.sha256,
+            self.seq,
+            self.hashed_ns,
+        ]
 
     @classmethod
     def from_row(cls, row: list[Any], root: str, real_root: str) -> SeedFile:
         rel, source, size, mtime_ns, ctime_ns, ino, sha256, seq, *rest = row  # 8 items: planned before hashed_ns
-        return cls(root, rel, real_root, source or rel, size, mtime_ns, ctime_ns, ino, sha256, seq,
-                   rest[0] if rest else 0)
+        return cls(
+            root, rel, real_root, source or rel, size, mtime_ns, ctime_ns, ino, sha256, seq, rest[0] if rest else 0
+        )
 
 
 @dataclass(frozen=True)
@@ -147,8 +157,11 @@ class SeedOutcome:
         return out
 
     def __str__(self) -> str:
-        return f"{self.seed.path}: {self.state}" + (f": {self.stage}" if self.stage else "") + (
-            f": {self.reason}" if self.reason else "")
+        return (
+            f"{self.seed.path}: {self.state}"
+            + (f": {self.stage}" if self.stage else "")
+            + (f": {self.reason}" if self.reason else "")
+        )
 
 
 def quarantine(seed: SeedFile, stage: Stage, reason: str) -> SeedOutcome:

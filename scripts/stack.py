@@ -147,8 +147,22 @@ def pg_up(home: Path, secret: dict, state: dict) -> int:
         pwfile.write_text(secret["pg_superuser_password"] + "\n")
         _chown_pg(pwfile)
         os.chmod(pwfile, 0o600)
-        out = _as_pg([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile),
-                      "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])
+        out = _as_pg(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--pwfile",
+                str(pwfile),
+                "--auth-local=peer",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
         pwfile.unlink()
         if out.returncode:
             raise SystemExit(f"initdb failed: {out.stderr[-2000:]}")
@@ -162,18 +176,47 @@ def pg_up(home: Path, secret: dict, state: dict) -> int:
         if not port or port_open(port):
             port = free_port()
         say(f"starting PostgreSQL on 127.0.0.1:{port}")
-        out = _as_pg([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "postgres.log"), "-w", "-t", "60",
-                      "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start"])
+        out = _as_pg(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "postgres.log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-p {port} -k {sock} -c listen_addresses=127.0.0.1",
+                "start",
+            ]
+        )
         if out.returncode:
-            log = (base / "postgres.log").read_text(errors="replace")[-2000:] if (base / "postgres.log").exists() else ""
+            log = (
+                (base / "postgres.log").read_text(errors="replace")[-2000:] if (base / "postgres.log").exists() else ""
+            )
             raise SystemExit(f"PostgreSQL did not start: {out.stderr[-1000:]}\n{log}")
     state.update(pg_port=port, pg_data=str(data), pg_bindir=str(bindir), pg_socket=str(sock))
     # the airflow role and database (idempotent)
-    psql = [str(bindir / "psql"), "-h", str(sock), "-p", str(port), "-U", "postgres", "-d", "postgres",
-            "-v", "ON_ERROR_STOP=1", "-qAt"]
+    psql = [
+        str(bindir / "psql"),
+        "-h",
+        str(sock),
+        "-p",
+        str(port),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-qAt",
+    ]
     pw_sql = secret["pg_airflow_password"].replace("'", "''")
-    sql = (f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='airflow') THEN "
-           f"CREATE ROLE airflow LOGIN PASSWORD '{pw_sql}'; END IF; END$$;")
+    sql = (
+        f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='airflow') THEN "
+        f"CREATE ROLE airflow LOGIN PASSWORD '{pw_sql}'; END IF; END$$;"
+    )
     for stmt in (sql,):
         out = _as_pg([*psql, "-c", stmt])
         if out.returncode:
@@ -216,7 +259,10 @@ def load_secrets(home: Path) -> tuple[dict, bool]:
         if key not in secret:
             secret[key] = make()
             created = created or key == "admin_password"
-    if os.environ.get("SEEDNEWS_AIRFLOW_PASSWORD") and secret["admin_password"] != os.environ["SEEDNEWS_AIRFLOW_PASSWORD"]:
+    if (
+        os.environ.get("SEEDNEWS_AIRFLOW_PASSWORD")
+        and secret["admin_password"] != os.environ["SEEDNEWS_AIRFLOW_PASSWORD"]
+    ):
         secret["admin_password"] = os.environ["SEEDNEWS_AIRFLOW_PASSWORD"]
     _write_json(path, secret, 0o600)
     return secret, created
@@ -262,7 +308,8 @@ def airflow_env(home: Path, secret: dict, state: dict) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__CORE__FERNET_KEY": secret["fernet_key"],
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
-            f"postgresql+psycopg2://airflow:{secret['pg_airflow_password']}@127.0.0.1:{state['pg_port']}/airflow"),
+            f"postgresql+psycopg2://airflow:{secret['pg_airflow_password']}@127.0.0.1:{state['pg_port']}/airflow"
+        ),
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{secret['admin_user']}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
@@ -279,7 +326,8 @@ def airflow_env(home: Path, secret: dict, state: dict) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs" / "tasks"),
         "AIRFLOW_CONN_SEEDNEWS_OPENSEARCH": json.dumps(state["connection"]),
         "SEEDNEWS_REPORT_DIR": os.environ.get("SEEDNEWS_REPORT_DIR") or str(home / "reports"),
-        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
     }
     # the connection carries OpenSearch: keep the env fallback from pointing somewhere else
     for key in ("OPENSEARCH_URL", "OPENSEARCH_USER", "OPENSEARCH_PASSWORD"):
@@ -306,8 +354,15 @@ def start_service(home: Path, name: str, env: dict) -> int:
     (home / "run").mkdir(exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
     with open(home / "logs" / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        p = subprocess.Popen([AIRFLOW, name], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, cwd=str(home))
+        p = subprocess.Popen(
+            [AIRFLOW, name],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(home),
+        )
     (home / "run" / f"{name}.pid").write_text(str(p.pid))
     return p.pid
 
@@ -344,17 +399,23 @@ def _alive(pid: int) -> bool:
 
 # ------------------------------------------------------------------ REST
 def token(base: str, user: str, password: str) -> str:
-    req = urllib.request.Request(f"{base}/auth/token", method="POST",
-                                 data=json.dumps({"username": user, "password": password}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{base}/auth/token",
+        method="POST",
+        data=json.dumps({"username": user, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())["access_token"]
 
 
 def api(base: str, path: str, tok: str, method: str = "GET", body: dict | None = None) -> dict:
-    req = urllib.request.Request(f"{base}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {tok}"})
+    req = urllib.request.Request(
+        f"{base}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {tok}"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read() or b"{}")
 
@@ -391,14 +452,17 @@ def cmd_up(args) -> int:
         raise SystemExit(f"the stack runs the {state.get('executor') or 'local'} executor: ./scripts/stack down first")
     state.update(executor=executor)
     if executor == "celery":
-        state.update(workers=args.workers or state.get("workers") or celery.DEFAULT_WORKERS,
-                     concurrency=args.concurrency or state.get("concurrency") or celery.DEFAULT_CONCURRENCY)
+        state.update(
+            workers=args.workers or state.get("workers") or celery.DEFAULT_WORKERS,
+            concurrency=args.concurrency or state.get("concurrency") or celery.DEFAULT_CONCURRENCY,
+        )
     progress = lambda m: say(m)  # noqa: E731
     display_url, state["connection"] = opensearch_connection(progress)
     pg_up(home, secret, state)
     if executor == "celery":
-        celery.redis_up(home, secret, state, say=say, apt_install=apt_install, free_port=free_port,
-                        port_open=port_open, pid_of=_pid)
+        celery.redis_up(
+            home, secret, state, say=say, apt_install=apt_install, free_port=free_port, port_open=port_open, pid_of=_pid
+        )
     if not running:
         wanted = int(os.environ.get("SEEDNEWS_AIRFLOW_PORT") or state.get("api_port") or 8080)
         state["api_port"] = wanted if not port_open(wanted) else free_port()
@@ -414,9 +478,15 @@ def cmd_up(args) -> int:
         start_service(home, name, env)
     workers = celery.worker_names(int(state["workers"])) if executor == "celery" else []
     base = f"http://127.0.0.1:{state['api_port']}"
-    state.update(base_url=base, user=secret["admin_user"], home=str(home), airflow_home=str(home / "airflow"),
-                 secrets_file=str(home / "secrets.json"), opensearch=display_url,
-                 pids={n: _pid(home, n) for n in (*SERVICES, *celery.services(state))})
+    state.update(
+        base_url=base,
+        user=secret["admin_user"],
+        home=str(home),
+        airflow_home=str(home / "airflow"),
+        secrets_file=str(home / "secrets.json"),
+        opensearch=display_url,
+        pids={n: _pid(home, n) for n in (*SERVICES, *celery.services(state))},
+    )
     _write_json(home / "stack.json", state)
     say(f"waiting for the api-server at {base}")
     tok = wait_for(lambda: token(base, secret["admin_user"], secret["admin_password"]), 180, "the api-server", home)
@@ -433,23 +503,36 @@ def cmd_up(args) -> int:
         say(f"DAG import errors: {[e.get('filename') for e in errors]}")
     for name in workers:
         say(f"waiting for Celery worker {name}")
-        wait_for(lambda n=name: _pid(home, f"celery-{n}") and f"{n}@" in _worker_log(home, n)
-                 and " ready." in _worker_log(home, n), 180, f"Celery worker {name}", home)
+        wait_for(
+            lambda n=name: (
+                _pid(home, f"celery-{n}") and f"{n}@" in _worker_log(home, n) and " ready." in _worker_log(home, n)
+            ),
+            180,
+            f"Celery worker {name}",
+            home,
+        )
     state["started_in_s"] = round(time.monotonic() - t0, 1)
     _write_json(home / "stack.json", state)
     print(f"Airflow UI:   {base}  (user {secret['admin_user']!r}; password in {home / 'secrets.json'})")
     if not secret.get("password_shown") and not os.environ.get("SEEDNEWS_AIRFLOW_PASSWORD"):
-        print(f"              generated password for {secret['admin_user']!r}: {secret['admin_password']}  (shown once)")
+        print(
+            f"              generated password for {secret['admin_user']!r}: {secret['admin_password']}  (shown once)"
+        )
         secret["password_shown"] = True
         _write_json(home / "secrets.json", secret, 0o600)
     print(f"DAG:          {DAG_ID} (unpaused; nightly 02:00 UTC)")
     print(f"OpenSearch:   {display_url} (connection seednews_opensearch, type opensearch)")
     print(f"PostgreSQL:   127.0.0.1:{state['pg_port']} (data {state['pg_data']})")
     if executor == "celery":
-        print(f"Executor:     CeleryExecutor: Redis broker 127.0.0.1:{state['redis_port']}, result backend PostgreSQL, "
-              f"workers {', '.join(workers)} (concurrency {state['concurrency']} each; dirs {home / 'workers'})")
-    reports = home / "workers" / "<worker>" / "reports" if workers and not os.environ.get("SEEDNEWS_REPORT_DIR") \
+        print(
+            f"Executor:     CeleryExecutor: Redis broker 127.0.0.1:{state['redis_port']}, result backend PostgreSQL, "
+            f"workers {', '.join(workers)} (concurrency {state['concurrency']} each; dirs {home / 'workers'})"
+        )
+    reports = (
+        home / "workers" / "<worker>" / "reports"
+        if workers and not os.environ.get("SEEDNEWS_REPORT_DIR")
         else env["SEEDNEWS_REPORT_DIR"]
+    )
     print(f"Logs:         {home / 'logs'}    reports: {reports}")
     print(f"Started in {state['started_in_s']} s. Stop: ./scripts/stack down")
     return 0
@@ -490,7 +573,8 @@ def cmd_status(args) -> int:
     up = {n: _pid(home, n) for n in (*SERVICES, *celery.services(state))}
     for n, pid in up.items():
         print(f"{n:14s} {'running pid ' + str(pid) if pid else 'stopped'}")
-    print(f"{'postgres':14s} {'listening on 127.0.0.1:' + str(state.get('pg_port')) if state.get('pg_port') and port_open(state['pg_port']) else 'stopped'}")
+    pg_port = state.get("pg_port")
+    print(f"{'postgres':14s} {f'listening on 127.0.0.1:{pg_port}' if pg_port and port_open(pg_port) else 'stopped'}")
     if state.get("base_url"):
         print(f"UI             {state['base_url']}")
     return 0 if all(up.values()) else 3
@@ -505,8 +589,11 @@ def cmd_env(args) -> int:
     secret, _ = load_secrets(home)
     env = airflow_env(home, secret, state)
     # PYTHONPATH: a Celery stack's hostname_callable (scripts/stack_celery.py)
-    for key in sorted(k for k in env if k.startswith(("AIRFLOW", "SEEDNEWS")) or (k == "PYTHONPATH" and
-                      state.get("executor") == "celery")):
+    for key in sorted(
+        k
+        for k in env
+        if k.startswith(("AIRFLOW", "SEEDNEWS")) or (k == "PYTHONPATH" and state.get("executor") == "celery")
+    ):
         print(f"export {key}={shlex_quote(env[key])}")
     return 0
 
@@ -521,10 +608,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="./scripts/stack", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     u = sub.add_parser("up", help="install what is missing, start PostgreSQL and Airflow, unpause the DAG")
-    u.add_argument("--executor", choices=("local", "celery"), help="LocalExecutor (default) or CeleryExecutor "
-                   "(Redis broker, separate worker processes; seeds then from s3://)")
+    u.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        help="LocalExecutor (default) or CeleryExecutor "
+        "(Redis broker, separate worker processes; seeds then from s3://)",
+    )
     u.add_argument("--workers", type=int, help=f"Celery workers (default {celery.DEFAULT_WORKERS})")
-    u.add_argument("--concurrency", type=int, help=f"task slots per Celery worker (default {celery.DEFAULT_CONCURRENCY})")
+    u.add_argument(
+        "--concurrency", type=int, help=f"task slots per Celery worker (default {celery.DEFAULT_CONCURRENCY})"
+    )
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("down", help="stop Airflow and PostgreSQL")
     d.add_argument("--purge", action="store_true", help="also delete the metadata DB, secrets and logs")

@@ -71,14 +71,22 @@ def redis_up(home: Path, secret: dict, state: dict, *, say, apt_install, free_po
     conf = base / "redis.conf"
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the password
     with os.fdopen(fd, "w") as fh:
-        fh.write(f"bind 127.0.0.1\nport {port}\nprotected-mode yes\nrequirepass {secret['redis_password']}\n"
-                 f"dir {base}\nsave \"\"\nappendonly no\ndaemonize no\nlogfile \"\"\n")
+        fh.write(
+            f"bind 127.0.0.1\nport {port}\nprotected-mode yes\nrequirepass {secret['redis_password']}\n"
+            f'dir {base}\nsave ""\nappendonly no\ndaemonize no\nlogfile ""\n'
+        )
     (home / "run").mkdir(exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
     say(f"starting Redis (broker) on 127.0.0.1:{port}")
     with open(home / "logs" / "redis.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        p = subprocess.Popen([binary, str(conf)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, cwd=str(base))
+        p = subprocess.Popen(
+            [binary, str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(base),
+        )
     (home / "run" / "redis.pid").write_text(str(p.pid))
     deadline = time.monotonic() + REDIS_START_TIMEOUT
     while not port_open(port):
@@ -112,15 +120,28 @@ def worker_env(env: dict[str, str], home: Path, name: str) -> tuple[dict[str, st
     wdir = home / "workers" / name
     for d in (wdir, wdir / "home", wdir / "tmp"):
         d.mkdir(parents=True, exist_ok=True)
-    out = {**env, "HOME": str(wdir / "home"), "TMPDIR": str(wdir / "tmp"), WORKER_ENV_NAME: name,
-           "SEEDNEWS_REPORT_DIR": os.environ.get("SEEDNEWS_REPORT_DIR") or str(wdir / "reports")}
+    out = {
+        **env,
+        "HOME": str(wdir / "home"),
+        "TMPDIR": str(wdir / "tmp"),
+        WORKER_ENV_NAME: name,
+        "SEEDNEWS_REPORT_DIR": os.environ.get("SEEDNEWS_REPORT_DIR") or str(wdir / "reports"),
+    }
     return out, wdir
 
 
 def worker_command(airflow: str, name: str, concurrency: int) -> list[str]:
     # --skip-serve-logs: the workers write task logs to the stack's log folder (see the module doc)
-    return [airflow, "celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", str(concurrency),
-            "--skip-serve-logs"]
+    return [
+        airflow,
+        "celery",
+        "worker",
+        "--celery-hostname",
+        f"{name}@%h",
+        "--concurrency",
+        str(concurrency),
+        "--skip-serve-logs",
+    ]
 
 
 def start_worker(home: Path, name: str, env: dict[str, str], airflow: str, concurrency: int, pid_of) -> int:
@@ -131,8 +152,15 @@ def start_worker(home: Path, name: str, env: dict[str, str], airflow: str, concu
     wenv, wdir = worker_env(env, home, name)
     (home / "run").mkdir(exist_ok=True)
     with open(home / "logs" / f"{service}.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        p = subprocess.Popen(worker_command(airflow, name, concurrency), env=wenv, stdout=log,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(wdir))
+        p = subprocess.Popen(
+            worker_command(airflow, name, concurrency),
+            env=wenv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(wdir),
+        )
     (home / "run" / f"{service}.pid").write_text(str(p.pid))
     return p.pid
 

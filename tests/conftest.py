@@ -61,8 +61,11 @@ def seed_dir(tmp_path) -> Path:
 def s3_server():
     """A real S3-compatible server (SeaweedFS, ``devtools.s3server``) on 127.0.0.1 for the session:
     built into the cache on first use (minutes, once per machine), started with random keys."""
-    pytest.importorskip("boto3", reason="boto3 is not installed: the s3 extra (pip install -e '.[s3]') is not "
-                                        "in requirements.lock yet, so the object-storage tests cannot run")
+    pytest.importorskip(
+        "boto3",
+        reason="boto3 is not installed: the s3 extra (pip install -e '.[s3]') is not "
+        "in requirements.lock yet, so the object-storage tests cannot run",
+    )
     from devtools import s3server
 
     server = s3server.start()

@@ -97,9 +97,25 @@ class Cli:
         self.out_path, self.err_path = logs / f"cli-{stamp}.out", logs / f"cli-{stamp}.err"
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "run", str(seed_dir), "--skip-images", "--batches", str(batches),
-                 "--index", index, *extra],
-                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline",
+                    "run",
+                    str(seed_dir),
+                    "--skip-images",
+                    "--batches",
+                    str(batches),
+                    "--index",
+                    index,
+                    *extra,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
             )
         self.started = time.monotonic()
 
@@ -145,10 +161,24 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
 #: whole request with that HTTP status; "items429" = refuse every other item with a per-item 429.
 Fault = int | str | None
 
-_ERROR_TYPES = {429: "rejected_execution_exception", 502: "bad_gateway", 503: "unavailable_shards_exception",
-                504: "gateway_timeout"}
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-               "content-length", "host", "accept-encoding"}
+_ERROR_TYPES = {
+    429: "rejected_execution_exception",
+    502: "bad_gateway",
+    503: "unavailable_shards_exception",
+    504: "gateway_timeout",
+}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "host",
+    "accept-encoding",
+}
 
 
 class BulkFaultProxy:
@@ -288,9 +318,19 @@ class BulkFaultProxy:
         for i, (action, _source) in enumerate(pairs):
             if i in refused:
                 op, meta = next(iter(json.loads(action).items()))
-                items.append({op: {"_index": meta.get("_index"), "_id": meta.get("_id"), "status": 429,
-                                   "error": {"type": "rejected_execution_exception",
-                                             "reason": "rejected execution (injected by the test proxy)"}}})
+                items.append(
+                    {
+                        op: {
+                            "_index": meta.get("_index"),
+                            "_id": meta.get("_id"),
+                            "status": 429,
+                            "error": {
+                                "type": "rejected_execution_exception",
+                                "reason": "rejected execution (injected by the test proxy)",
+                            },
+                        }
+                    }
+                )
             else:
                 items.append(next(it))
         with self.lock:

@@ -35,8 +35,14 @@ from tests.conftest import DATA, ROOT, SAMPLE_SEEDS
 DAG_ID = "seednews_index"
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def _free_port() -> int:
@@ -58,8 +64,12 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 def _token(base: str, user: str, password: str) -> str:
-    req = urllib.request.Request(f"{base}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-                                 data=json.dumps({"username": user, "password": password}).encode())
+    req = urllib.request.Request(
+        f"{base}/auth/token",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+        data=json.dumps({"username": user, "password": password}).encode(),
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())["access_token"]
 
@@ -68,8 +78,12 @@ def _api(stack, path: str, method: str = "GET", body: dict | None = None, token:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {stack['token'] if token == 'default' else token}"
-    req = urllib.request.Request(f"{stack['base']}{path}", method=method, headers=headers,
-                                 data=json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(
+        f"{stack['base']}{path}",
+        method=method,
+        headers=headers,
+        data=json.dumps(body).encode() if body is not None else None,
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read() or b"{}")
 
@@ -90,8 +104,11 @@ def _wait(predicate, timeout: float, what: str):
 
 def _run_state(stack, run_id: str, timeout: float = 300) -> str:
     q = urllib.parse.quote(run_id, safe="")
-    return _wait(lambda: (s := _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]) in ("success", "failed") and s,
-                 timeout, f"run {run_id} to finish")
+    return _wait(
+        lambda: (s := _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]) in ("success", "failed") and s,
+        timeout,
+        f"run {run_id} to finish",
+    )
 
 
 def _task_states(stack, run_id: str) -> list[tuple]:
@@ -135,9 +152,19 @@ def stack(tmp_path_factory, opensearch_url):
         state = json.loads((home / "stack" / "stack.json").read_text())
         user, password = "admin", env["SEEDNEWS_AIRFLOW_PASSWORD"]
         base = state["base_url"]
-        yield {"base": base, "home": home, "seeds": seeds, "index": index, "url": opensearch_url, "user": user,
-               "password": password, "token": _token(base, user, password), "hook": hook, "state": state,
-               "stdout": up.stdout}
+        yield {
+            "base": base,
+            "home": home,
+            "seeds": seeds,
+            "index": index,
+            "url": opensearch_url,
+            "user": user,
+            "password": password,
+            "token": _token(base, user, password),
+            "hook": hook,
+            "state": state,
+            "stdout": up.stdout,
+        }
     finally:
         subprocess.run([str(ROOT / "scripts" / "stack"), "down", "--purge"], env=env, capture_output=True, timeout=180)
         server.shutdown()
@@ -148,9 +175,16 @@ def stack(tmp_path_factory, opensearch_url):
 
 
 def test_stack_runs_on_postgres_with_login_required(stack):
-    assert "postgresql+psycopg2://" in subprocess.run(
-        [str(ROOT / "scripts" / "stack"), "env"], env={**os.environ, "SEEDNEWS_STACK_HOME": str(stack["home"] / "stack")},
-        capture_output=True, text=True, check=True).stdout
+    assert (
+        "postgresql+psycopg2://"
+        in subprocess.run(
+            [str(ROOT / "scripts" / "stack"), "env"],
+            env={**os.environ, "SEEDNEWS_STACK_HOME": str(stack["home"] / "stack")},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     with pytest.raises(urllib.error.HTTPError) as err:
         _api(stack, f"/api/v2/dags/{DAG_ID}", token=None)
     assert err.value.code == 401
@@ -175,9 +209,11 @@ def test_param_schema_for_the_form(stack):
 
 
 def test_conf_the_params_reject_is_refused_with_the_reason(stack):
-    for conf, reason in (({"max_batches": 0}, "0 is less than the minimum of 1"),
-                         ({"index": "Bad Name"}, "does not match"),
-                         ({"max_quarantined_pct": 250}, "greater than the maximum")):
+    for conf, reason in (
+        ({"max_batches": 0}, "0 is less than the minimum of 1"),
+        ({"index": "Bad Name"}, "does not match"),
+        ({"max_quarantined_pct": 250}, "greater than the maximum"),
+    ):
         with pytest.raises(urllib.error.HTTPError) as err:
             _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
         detail = json.loads(err.value.read())["detail"]
@@ -190,8 +226,13 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
     state = _run_state(stack, run["dag_run_id"])
     summary = _task_states(stack, run["dag_run_id"])
     assert state == "success", summary
-    assert summary == [("finalize", -1, "success"), ("plan", -1, "success"), ("prepare_index", -1, "success"),
-                       ("process_batch", 0, "success"), ("process_batch", 1, "success")]
+    assert summary == [
+        ("finalize", -1, "success"),
+        ("plan", -1, "success"),
+        ("prepare_index", -1, "success"),
+        ("process_batch", 0, "success"),
+        ("process_batch", 1, "success"),
+    ]
     from pipeline.stores import indices
 
     client = _client(stack["url"])
@@ -206,9 +247,15 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
 
 
 def test_nightly_run_starts_by_itself_after_deployment(stack):
-    runs = _wait(lambda: [r for r in _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
-                          if r["run_type"] == "scheduled" and r["state"] in ("success", "failed")],
-                 300, "the nightly run")
+    runs = _wait(
+        lambda: [
+            r
+            for r in _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
+            if r["run_type"] == "scheduled" and r["state"] in ("success", "failed")
+        ],
+        300,
+        "the nightly run",
+    )
     assert [r["state"] for r in runs] == ["success"]
     client = _client(stack["url"])
     client.indices.refresh(index=f"{stack['index']}-nightly")

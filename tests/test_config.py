@@ -21,7 +21,10 @@ def test_env_credentials_win_and_defaults_are_local():
     s = Settings.from_env({"OPENSEARCH_USER": "u", "OPENSEARCH_PASSWORD": "p", "OPENSEARCH_VERIFY_CERTS": "false"})
     assert (s.opensearch_url, s.username, s.password, s.verify_certs) == ("http://127.0.0.1:9200", "u", "p", False)
     assert (s.alias, s.ledger_index, s.deadletter_index) == (
-        "seednews-articles", "seednews-articles-ledger", "seednews-articles-deadletter")
+        "seednews-articles",
+        "seednews-articles-ledger",
+        "seednews-articles-deadletter",
+    )
 
 
 # ---------------------------------------------------------------- URL credentials
@@ -32,12 +35,15 @@ def test_url_credentials_are_percent_decoded():
     assert (url, user, password) == ("https://search.internal:9200", "svc@corp", "p#ss/w?rd")
 
 
-@pytest.mark.parametrize("raw", [
-    "https://reader:pa#ss@search.internal:9200",
-    "https://reader:pa/ss@search.internal:9200",
-    "https://reader:pa?ss@search.internal:9200",
-    "https://reader:123/ss@search.internal:9200",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://reader:pa#ss@search.internal:9200",
+        "https://reader:pa/ss@search.internal:9200",
+        "https://reader:pa?ss@search.internal:9200",
+        "https://reader:123/ss@search.internal:9200",
+    ],
+)
 def test_unsplittable_url_is_refused_with_the_password_masked(raw):
     with pytest.raises(ConfigError) as err:
         Settings.from_env({"OPENSEARCH_URL": raw})
@@ -61,10 +67,24 @@ def test_cli_never_prints_a_password(capsys, monkeypatch):
 
 
 # ---------------------------------------------------------------- booleans and connections
-@pytest.mark.parametrize("value,expected", [
-    (False, False), (True, True), ("false", False), ("False", False), ("0", False), ("no", False), ("off", False),
-    ("true", True), ("1", True), ("YES", True), (0, False), (1, True), (None, True),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (False, False),
+        (True, True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+        ("true", True),
+        ("1", True),
+        ("YES", True),
+        (0, False),
+        (1, True),
+        (None, True),
+    ],
+)
 def test_parse_bool(value, expected):
     assert parse_bool(value, default=True) is expected
 
@@ -81,11 +101,24 @@ def test_env_verify_certs_false_words():
 
 
 def test_settings_from_an_opensearch_connection():
-    s = settings_from_connection("search.internal", 9201, None, "svc", "p#w",
-                                 {"use_ssl": "true", "verify_certs": "false", "ca_certs": "/ca.pem", "timeout": "12"},
-                                 env={"SEEDNEWS_INDEX": "idx", "OPENSEARCH_URL": "http://elsewhere:1"})
+    s = settings_from_connection(
+        "search.internal",
+        9201,
+        None,
+        "svc",
+        "p#w",
+        {"use_ssl": "true", "verify_certs": "false", "ca_certs": "/ca.pem", "timeout": "12"},
+        env={"SEEDNEWS_INDEX": "idx", "OPENSEARCH_URL": "http://elsewhere:1"},
+    )
     assert (s.opensearch_url, s.username, s.password, s.verify_certs, s.ca_certs, s.timeout, s.index_base) == (
-        "https://search.internal:9201", "svc", "p#w", False, "/ca.pem", 12.0, "idx")
+        "https://search.internal:9201",
+        "svc",
+        "p#w",
+        False,
+        "/ca.pem",
+        12.0,
+        "idx",
+    )
     assert "p#w" not in repr(s)
 
 
@@ -94,7 +127,10 @@ def test_connection_defaults_verify_on_and_http():
     assert (s.opensearch_url, s.username, s.verify_certs) == ("http://127.0.0.1:9200", None, True)
     # http conn type: schema carries the scheme; a host given as URL keeps its scheme
     assert settings_from_connection("h", 9200, "https", extra={}, env={}).opensearch_url == "https://h:9200"
-    assert settings_from_connection("https://h:9443", extra={"verify_certs": False}, env={}).opensearch_url == "https://h:9443"
+    assert (
+        settings_from_connection("https://h:9443", extra={"verify_certs": False}, env={}).opensearch_url
+        == "https://h:9443"
+    )
     assert settings_from_connection("h", 9200, extra={"verify_certs": False}, env={}).verify_certs is False
     assert settings_from_connection("h", 9200, extra={"verify_certs": "no"}, env={}).verify_certs is False
 

@@ -29,9 +29,11 @@ def _documents():
         seeds, _ = discover(folder)
         out += [normalize(parse_seed(s)) for s in seeds]
     verdicts = {
-        u: types_.ImageVerdict(url=u, status="broken", http_code=404, reason="HTTP 404 Not Found",
-                               checked_at="2026-11-22T00:00:00Z")
-        for d in out for u in annotate.collect_image_urls(d.source)
+        u: types_.ImageVerdict(
+            url=u, status="broken", http_code=404, reason="HTTP 404 Not Found", checked_at="2026-11-22T00:00:00Z"
+        )
+        for d in out
+        for u in annotate.collect_image_urls(d.source)
     }
     return [{**annotate.annotate_document(d.source, verdicts), "indexed_at": "2026-11-22T00:00:00Z"} for d in out]
 

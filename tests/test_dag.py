@@ -57,14 +57,25 @@ print(json.dumps({
   "param_schemas": {k: dag.params.get_param(k).schema for k in dag.params.keys()},
 }))
 """
-    out = subprocess.run([sys.executable, "-c", code, str(DAGS)], env=airflow_env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(DAGS)], env=airflow_env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["errors"] == {}
     assert info["tasks"] == ["finalize", "plan", "prepare_index", "process_batch"]
     assert all(r >= 1 for r in info["retries"].values())
-    assert {"allow_mass_delete", "dry_run", "full_rebuild", "index", "max_batches", "max_quarantined_pct",
-            "replay_dead_letters", "seed_dir", "skip_images"} <= set(info["params"])
+    assert {
+        "allow_mass_delete",
+        "dry_run",
+        "full_rebuild",
+        "index",
+        "max_batches",
+        "max_quarantined_pct",
+        "replay_dead_letters",
+        "seed_dir",
+        "skip_images",
+    } <= set(info["params"])
     assert info["schedule"] == "0 2 * * *" and info["max_active_runs"] == 1 and info["catchup"] is False
     # operators' view: runs without anyone unpausing it, says what it is, alerts, and marks freshness
     assert info["paused_upon_creation"] is False
@@ -82,10 +93,14 @@ def test_dag_file_does_no_heavy_imports_at_top_level():
     heavy = "('opensearchpy', 'pipeline', 'requests', 'ftfy', 'yaml', 'aiohttp')"
     # what Airflow itself loads for the same top-level calls (it imports yaml; with the amazon provider
     # installed, an Asset's URI check loads the provider's S3 hook and so requests): not the DAG's doing
-    baseline = ("import sys; from airflow.sdk import Asset, Param, dag, task; Asset(name='x', uri='opensearch://x/'); "
-                f"print(sorted(m for m in {heavy} if m in sys.modules))")
-    code = ("import sys, runpy; sys.path.insert(0, sys.argv[1]); import seednews_index; "
-            f"print(sorted(m for m in {heavy} if m in sys.modules))")
+    baseline = (
+        "import sys; from airflow.sdk import Asset, Param, dag, task; Asset(name='x', uri='opensearch://x/'); "
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
+    code = (
+        "import sys, runpy; sys.path.insert(0, sys.argv[1]); import seednews_index; "
+        f"print(sorted(m for m in {heavy} if m in sys.modules))"
+    )
     loaded = []
     for snippet in (baseline, code):
         out = subprocess.run([sys.executable, "-c", snippet, str(DAGS)], capture_output=True, text=True, timeout=120)
@@ -98,7 +113,10 @@ def _dags_test(airflow_env, opensearch_url, conf: dict) -> subprocess.CompletedP
     env = {**airflow_env, "OPENSEARCH_URL": opensearch_url}
     return subprocess.run(
         [AIRFLOW, "dags", "test", "seednews_index", "-c", json.dumps(conf)],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -118,8 +136,9 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
             logs.append(log)
             assert out.returncode == 0 and "DagRun Finished" in log and "state=success" in log, log[-4000:]
             # the first run indexes both; the re-run finds them unchanged in the ledger
-            assert ("3 seed files seen: 2 indexed, 1 quarantined" if attempt == 1
-                    else "3 seed files seen: 3 unchanged") in log
+            assert (
+                "3 seed files seen: 2 indexed, 1 quarantined" if attempt == 1 else "3 seed files seen: 3 unchanged"
+            ) in log
             client.indices.refresh(index=base)
             assert indices.count(client, base) == 2
             assert dict(indices.facet(client, base, "topics")) == {"AI": 2, "Computer Vision": 1}
@@ -130,7 +149,9 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
         docs = [h["_source"] for h in client.search(index=base, body={"query": {"match_all": {}}})["hits"]["hits"]]
         for doc in docs:
             checks = [img["check"] for img in doc["images"] + doc["provider"].get("images", [])]
-            assert checks and all(c["status"] in ("unreachable", "blocked", "timeout", "relative") and c["reason"] for c in checks)
+            assert checks and all(
+                c["status"] in ("unreachable", "blocked", "timeout", "relative") and c["reason"] for c in checks
+            )
             assert doc["image_health"] in ("none_ok", "no_images")
         assert "001_broken.txt: yaml: while scanning a quoted scalar at line 2" in logs[0]  # named, with the reason
         assert "images: " in logs[0]  # the run report has image totals per verdict

@@ -134,10 +134,14 @@ def test_dashboards_show_what_the_issue_asks_for():
         return {r["id"] for r in by_id[did]["references"]}
 
     assert panels("seednews-dashboard-analysts") >= {
-        "seednews-vis-articles-per-topic", "seednews-vis-articles-per-provider", "seednews-vis-articles-over-time",
+        "seednews-vis-articles-per-topic",
+        "seednews-vis-articles-per-provider",
+        "seednews-vis-articles-over-time",
     }
     assert panels("seednews-dashboard-operators") >= {
-        "seednews-vis-ledger-states", "seednews-vis-quarantine-reasons", "seednews-vis-pending-dead-letters",
+        "seednews-vis-ledger-states",
+        "seednews-vis-quarantine-reasons",
+        "seednews-vis-pending-dead-letters",
         "seednews-vis-image-health",
     }
 
@@ -164,8 +168,20 @@ def _mapping_fields(mapping_file: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-_AGG_TYPES = {"keyword", "boolean", "date", "long", "integer", "short", "byte", "double", "float", "half_float",
-              "scaled_float", "unsigned_long"}
+_AGG_TYPES = {
+    "keyword",
+    "boolean",
+    "date",
+    "long",
+    "integer",
+    "short",
+    "byte",
+    "double",
+    "float",
+    "half_float",
+    "scaled_float",
+    "unsigned_long",
+}
 
 
 def _searchable(spec: dict[str, Any]) -> bool:
@@ -218,7 +234,7 @@ class DQL:
             return {"match_all": {}}, set()
         p = cls(text)
         query = p._or()
-        assert p.i == len(p.tokens), f"unparsed DQL: {p.tokens[p.i:]}"
+        assert p.i == len(p.tokens), f"unparsed DQL: {p.tokens[p.i :]}"
         return query, p.fields
 
     def _peek(self) -> str | None:
@@ -284,11 +300,20 @@ class DQL:
 def test_dql_translator_knows_the_shapes_used():
     q, fields = DQL.translate(objs.Q_BROKEN_IMAGES)
     assert fields == {"image_health", "images_broken"}
-    assert q == {"bool": {"minimum_should_match": 1, "should": [
-        {"bool": {"should": [{"match": {"image_health": "some_broken"}}, {"match": {"image_health": "none_ok"}}],
-                  "minimum_should_match": 1}},
-        {"range": {"images_broken": {"gt": 0}}},
-    ]}}
+    assert q == {
+        "bool": {
+            "minimum_should_match": 1,
+            "should": [
+                {
+                    "bool": {
+                        "should": [{"match": {"image_health": "some_broken"}}, {"match": {"image_health": "none_ok"}}],
+                        "minimum_should_match": 1,
+                    }
+                },
+                {"range": {"images_broken": {"gt": 0}}},
+            ],
+        }
+    }
     assert DQL.translate("published:false") == ({"match": {"published": False}}, {"published"})
     assert DQL.translate("not state:indexed and attempts >= 2")[1] == {"state", "attempts"}
 
@@ -391,16 +416,21 @@ def indexed(settings, client, tmp_path):
         for src in sorted(SAMPLE_SEEDS.glob("*.txt")):
             text = src.read_text(encoding="utf-8")
             text = re.sub(r'(- url: ")https://', rf"\1{base}/", text)  # image URLs only
-            assert "- url: \"https://" not in text
+            assert '- url: "https://' not in text
             (seeds / src.name).write_text(text, encoding="utf-8")
         shutil.copy(DATA / "seeds" / "bad" / "invalid_yaml.txt", seeds / "100_invalid_yaml.txt")
         shutil.copy(DATA / "seeds" / "bad" / "bad_date.txt", seeds / "101_bad_date.txt")
         refused = (seeds / "000_9af88004a1e871b6.txt").read_text(encoding="utf-8")
         refused = refused.replace("quality: 172", "quality: 99999999999").replace(
-            "techcrunch.com/2021/10/06/european-parliament", "techcrunch.com/2021/10/06/refused-copy-of-european-parliament")
+            "techcrunch.com/2021/10/06/european-parliament",
+            "techcrunch.com/2021/10/06/refused-copy-of-european-parliament",
+        )
         (seeds / "102_refused.txt").write_text(refused, encoding="utf-8")
-        options = RunOptions(seed_dir=str(seeds), check_images=True,
-                             image_config=ImageCheckConfig(allow_networks=("127.0.0.1/32",), timeout=5.0, retries=0))
+        options = RunOptions(
+            seed_dir=str(seeds),
+            check_images=True,
+            image_config=ImageCheckConfig(allow_networks=("127.0.0.1/32",), timeout=5.0, retries=0),
+        )
         report = run(settings, options, client=client, emit=lambda _: None)
     assert (report.indexed, len(report.quarantined), report.n("dead_letter")) == (2, 2, 1), report.render()
     client.indices.refresh(index=f"{settings.index_base}*")
@@ -411,7 +441,7 @@ def _real_index(settings, ip_id: str) -> str:
     """The test's own index for an index pattern (tests use their own index base, not seednews-articles)."""
     title, _time_field, _ = objs.INDEX_PATTERNS[ip_id]
     assert title.startswith(objs.ARTICLES)
-    return settings.index_base + title[len(objs.ARTICLES):]
+    return settings.index_base + title[len(objs.ARTICLES) :]
 
 
 def _request_for(vis: dict[str, Any]) -> dict[str, Any]:
@@ -433,14 +463,22 @@ def _request_for(vis: dict[str, Any]) -> dict[str, Any]:
                 body["terms"]["missing"] = "__missing__"
         elif agg["type"] == "date_histogram":
             assert p["interval"] == "d"
-            body = {"date_histogram": {"field": p["field"], "calendar_interval": "1d", "time_zone": "UTC",
-                                       "min_doc_count": p["min_doc_count"]}}
+            body = {
+                "date_histogram": {
+                    "field": p["field"],
+                    "calendar_interval": "1d",
+                    "time_zone": "UTC",
+                    "min_doc_count": p["min_doc_count"],
+                }
+            }
         else:
             raise AssertionError(f"no translation for {agg['type']}")
         if aggs:
             body["aggs"] = aggs
         aggs = {agg["id"]: body}
-    time_range = {"range": {time_field: {"gte": "2000-01-01T00:00:00Z", "lte": "now", "format": "strict_date_optional_time"}}}
+    time_range = {
+        "range": {time_field: {"gte": "2000-01-01T00:00:00Z", "lte": "now", "format": "strict_date_optional_time"}}
+    }
     return {"size": 0, "query": {"bool": {"filter": [query, time_range]}}, "aggs": aggs}
 
 
@@ -464,14 +502,26 @@ def test_visualizations_return_the_expected_buckets_on_the_sample_seeds(settings
     topics = _run_vis(client, settings, "seednews-vis-articles-per-topic")
     assert topics == {("AI",): 2, ("Computer Vision",): 1}
     assert all(canonical_topic(key) == key for (key,) in topics)  # shown as their canonical display form
-    assert _run_vis(client, settings, "seednews-vis-articles-per-provider") == {("TechCrunch",): 1, ("Common Dreams",): 1}
-    assert _run_vis(client, settings, "seednews-vis-articles-over-time") == {("2021-10-06T00:00:00Z",): 2}  # the field format: no millis
+    assert _run_vis(client, settings, "seednews-vis-articles-per-provider") == {
+        ("TechCrunch",): 1,
+        ("Common Dreams",): 1,
+    }
+    assert _run_vis(client, settings, "seednews-vis-articles-over-time") == {
+        ("2021-10-06T00:00:00Z",): 2
+    }  # the field format: no millis
     # TechCrunch: its image answers 200 image/png (the provider logo is relative: not judged) -> all_ok;
     # Common Dreams: its only image is a 404 -> none_ok
     assert _run_vis(client, settings, "seednews-vis-image-health") == {("all_ok",): 1, ("none_ok",): 1}
-    assert _run_vis(client, settings, "seednews-vis-ledger-states") == {("indexed",): 2, ("quarantined",): 2, ("dead_letter",): 1}
+    assert _run_vis(client, settings, "seednews-vis-ledger-states") == {
+        ("indexed",): 2,
+        ("quarantined",): 2,
+        ("dead_letter",): 1,
+    }
     assert _run_vis(client, settings, "seednews-vis-quarantine-reasons") == {
-        ("yaml", "while scanning a quoted scalar at line 2, column 8: found unexpected end of stream at line 4, column 12"): 1,
+        (
+            "yaml",
+            "while scanning a quoted scalar at line 2, column 8: found unexpected end of stream at line 4, column 12",
+        ): 1,
         ("validate", "field 'publishedDateTime' is not a date-time: 'last tuesday'"): 1,
     }
     (dl,) = client.search(index=settings.deadletter_index, body={"query": {"match_all": {}}})["hits"]["hits"]
@@ -490,8 +540,10 @@ def _run_search(client, settings, sid: str) -> list[dict[str, Any]]:
     search = _by_id()[sid]
     query, _ = DQL.translate(_search_source(search)["query"]["query"])
     ((sort_field, direction),) = search["attributes"]["sort"]
-    res = client.search(index=_real_index(settings, _index_pattern_of(search)),
-                        body={"query": query, "sort": [{sort_field: direction}], "size": 100})
+    res = client.search(
+        index=_real_index(settings, _index_pattern_of(search)),
+        body={"query": query, "sort": [{sort_field: direction}], "size": 100},
+    )
     return [h["_source"] for h in res["hits"]["hits"]]
 
 
@@ -499,7 +551,9 @@ def test_saved_searches_find_the_expected_documents(settings, client, indexed, t
     unpublished = _run_search(client, settings, "seednews-search-unpublished-articles")
     assert [d["provider"]["name"] for d in unpublished] == ["Common Dreams"]
     broken = _run_search(client, settings, "seednews-search-broken-images")
-    assert [(d["provider"]["name"], d["image_health"], d["images_broken"]) for d in broken] == [("Common Dreams", "none_ok", 1)]
+    assert [(d["provider"]["name"], d["image_health"], d["images_broken"]) for d in broken] == [
+        ("Common Dreams", "none_ok", 1)
+    ]
     quarantined = _run_search(client, settings, "seednews-search-quarantined-files")
     assert sorted(d["path"] for d in quarantined) == ["100_invalid_yaml.txt", "101_bad_date.txt"]
     pending = _run_search(client, settings, "seednews-search-pending-dead-letters")
@@ -544,7 +598,13 @@ def dashboards_server():
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in ("DASHBOARDS_URL", "DASHBOARDS_USER", "DASHBOARDS_PASSWORD", "DASHBOARDS_VERIFY_CERTS", "DASHBOARDS_TIMEOUT"):
+    for name in (
+        "DASHBOARDS_URL",
+        "DASHBOARDS_USER",
+        "DASHBOARDS_PASSWORD",
+        "DASHBOARDS_VERIFY_CERTS",
+        "DASHBOARDS_TIMEOUT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -597,22 +657,41 @@ def test_import_is_idempotent_same_request_twice(dashboards_server, clean_env):
 
 def test_refused_objects_are_named_and_exit_non_zero(dashboards_server, clean_env, capsys):
     srv, url = dashboards_server
-    srv.reply = (200, {
-        "success": False, "successCount": 14,
-        "errors": [
-            {"id": "seednews-vis-quarantine-reasons", "type": "visualization",
-             "meta": {"title": "[seednews] Quarantine reasons"},
-             "error": {"type": "missing_references", "references": [{"type": "index-pattern", "id": "seednews-ip-ledger"}]}},
-            {"id": "seednews-dashboard-operators", "type": "dashboard", "title": "[seednews] Pipeline health (operators)",
-             "error": {"type": "unknown", "message": "mapper_parsing_exception", "statusCode": 400}},
-        ],
-    })
+    srv.reply = (
+        200,
+        {
+            "success": False,
+            "successCount": 14,
+            "errors": [
+                {
+                    "id": "seednews-vis-quarantine-reasons",
+                    "type": "visualization",
+                    "meta": {"title": "[seednews] Quarantine reasons"},
+                    "error": {
+                        "type": "missing_references",
+                        "references": [{"type": "index-pattern", "id": "seednews-ip-ledger"}],
+                    },
+                },
+                {
+                    "id": "seednews-dashboard-operators",
+                    "type": "dashboard",
+                    "title": "[seednews] Pipeline health (operators)",
+                    "error": {"type": "unknown", "message": "mapper_parsing_exception", "statusCode": 400},
+                },
+            ],
+        },
+    )
     assert cli.main(["dashboards", "import", "--url", url]) == 1
     err = capsys.readouterr().err
     assert "2 saved object(s) not imported (14 imported)" in err
-    assert ("visualization seednews-vis-quarantine-reasons ('[seednews] Quarantine reasons'): "
-            "missing references: index-pattern seednews-ip-ledger") in err
-    assert "dashboard seednews-dashboard-operators ('[seednews] Pipeline health (operators)'): mapper_parsing_exception (HTTP 400)" in err
+    assert (
+        "visualization seednews-vis-quarantine-reasons ('[seednews] Quarantine reasons'): "
+        "missing references: index-pattern seednews-ip-ledger"
+    ) in err
+    assert (
+        "dashboard seednews-dashboard-operators ('[seednews] Pipeline health (operators)'): mapper_parsing_exception (HTTP 400)"
+        in err
+    )
 
 
 def test_http_errors_and_unreachable_dashboards_are_readable(dashboards_server, clean_env, capsys):
@@ -632,8 +711,17 @@ def test_http_errors_and_unreachable_dashboards_are_readable(dashboards_server, 
 def test_config_from_env_parses_booleans_timeout_and_keeps_secrets_out_of_repr():
     cfg = dash.DashboardsConfig.from_env({})
     assert (cfg.url, cfg.verify_certs, cfg.timeout, cfg.username) == ("http://127.0.0.1:5601", True, 30.0, None)
-    for raw, expected in (("false", False), ("FALSE", False), ("0", False), ("no", False), (" off ", False),
-                          ("true", True), ("1", True), ("Yes", True), ("", True)):
+    for raw, expected in (
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+        ("no", False),
+        (" off ", False),
+        ("true", True),
+        ("1", True),
+        ("Yes", True),
+        ("", True),
+    ):
         assert dash.DashboardsConfig.from_env({"DASHBOARDS_VERIFY_CERTS": raw}).verify_certs is expected, raw
     with pytest.raises(dash.DashboardsError, match="DASHBOARDS_VERIFY_CERTS must be true or false"):
         dash.DashboardsConfig.from_env({"DASHBOARDS_VERIFY_CERTS": "maybe"})
@@ -641,9 +729,15 @@ def test_config_from_env_parses_booleans_timeout_and_keeps_secrets_out_of_repr()
         dash.DashboardsConfig.from_env({"DASHBOARDS_TIMEOUT": "soon"})
     with pytest.raises(dash.DashboardsError, match="http"):
         dash.DashboardsConfig.from_env({"DASHBOARDS_URL": "dashboards:5601"})
-    cfg = dash.DashboardsConfig.from_env({"DASHBOARDS_URL": "https://u:pw-in-url@dash.example:5601/osd/",
-                                          "DASHBOARDS_TIMEOUT": "5"})
-    assert (cfg.url, cfg.username, cfg.password, cfg.timeout) == ("https://dash.example:5601/osd", "u", "pw-in-url", 5.0)
+    cfg = dash.DashboardsConfig.from_env(
+        {"DASHBOARDS_URL": "https://u:pw-in-url@dash.example:5601/osd/", "DASHBOARDS_TIMEOUT": "5"}
+    )
+    assert (cfg.url, cfg.username, cfg.password, cfg.timeout) == (
+        "https://dash.example:5601/osd",
+        "u",
+        "pw-in-url",
+        5.0,
+    )
     assert "pw-in-url" not in repr(cfg)
     req = dash.build_import_request(cfg, b"{}\n")
     assert req.url == "https://dash.example:5601/osd/api/saved_objects/_import" and req.auth == ("u", "pw-in-url")
@@ -651,9 +745,15 @@ def test_config_from_env_parses_booleans_timeout_and_keeps_secrets_out_of_repr()
 
 
 def test_pure_request_and_injectable_session():
-    cfg = dash.DashboardsConfig.from_env({"DASHBOARDS_URL": "https://dashboards:5601", "DASHBOARDS_VERIFY_CERTS": "false"})
+    cfg = dash.DashboardsConfig.from_env(
+        {"DASHBOARDS_URL": "https://dashboards:5601", "DASHBOARDS_VERIFY_CERTS": "false"}
+    )
     req = dash.build_import_request(cfg, b"line\n", "seednews.ndjson")
-    assert (req.method, req.url, req.params) == ("POST", "https://dashboards:5601/api/saved_objects/_import", {"overwrite": "true"})
+    assert (req.method, req.url, req.params) == (
+        "POST",
+        "https://dashboards:5601/api/saved_objects/_import",
+        {"overwrite": "true"},
+    )
     assert req.headers["osd-xsrf"] == "true" and req.auth is None and req.verify is False and req.timeout == 30.0
     assert req.files == {"file": ("seednews.ndjson", b"line\n", "application/ndjson")}
     with pytest.raises(dash.DashboardsError, match=r"\*\.ndjson"):
@@ -675,15 +775,28 @@ def test_pure_request_and_injectable_session():
     assert (result.ok, result.success_count) == (True, 1)
     ((method, url, kwargs),) = session.calls
     assert (method, url, kwargs["verify"], kwargs["timeout"], kwargs["allow_redirects"]) == (
-        "POST", req.url, False, 30.0, False)
+        "POST",
+        req.url,
+        False,
+        30.0,
+        False,
+    )
 
 
 def test_response_parsing_edge_cases():
     assert not dash.parse_import_response(200, b'{"success": false, "successCount": 0}').ok
     bad = dash.parse_import_response(502, b"<html>Bad Gateway</html>")
     assert (bad.ok, bad.status) == (False, 502) and "not a JSON answer" in bad.message
-    conflict = dash.parse_import_response(200, json.dumps({"success": False, "successCount": 0, "errors": [
-        {"id": "a", "type": "search", "error": {"type": "conflict"}}]}))
+    conflict = dash.parse_import_response(
+        200,
+        json.dumps(
+            {
+                "success": False,
+                "successCount": 0,
+                "errors": [{"id": "a", "type": "search", "error": {"type": "conflict"}}],
+            }
+        ),
+    )
     assert conflict.errors == ["search a: conflict"]
 
 

@@ -10,7 +10,9 @@ def test_seed_names(name):
     assert is_seed_name(name)
 
 
-@pytest.mark.parametrize("name", [".hidden.txt", "a.txt~", ".a.txt.swp", "#a.txt#", "a.json", "a.txt.tmp", "a.txt.part"])
+@pytest.mark.parametrize(
+    "name", [".hidden.txt", "a.txt~", ".a.txt.swp", "#a.txt#", "a.json", "a.txt.tmp", "a.txt.part"]
+)
 def test_not_seed_names(name):
     assert not is_seed_name(name)
 

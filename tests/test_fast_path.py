@@ -83,7 +83,9 @@ def test_fast_path_gives_identical_documents_and_outcomes(which, corpus, monkeyp
         plain = _run(folder)
     assert fast.keys() == plain.keys() and fast
     differing = [k for k in fast if fast[k] != plain[k]]
-    assert not differing, f"{len(differing)} files differ, first {differing[0]}:\n{fast[differing[0]]}\n{plain[differing[0]]}"
+    assert not differing, (
+        f"{len(differing)} files differ, first {differing[0]}:\n{fast[differing[0]]}\n{plain[differing[0]]}"
+    )
     if which == "generated":
         assert sum(v.startswith("{") for v in fast.values()) > 250
         assert sum("decode:utf-8" in v for v in fast.values()) > 10  # mojibake was repaired
@@ -120,8 +122,12 @@ def test_fast_and_plain_runs_leave_the_same_index(corpus, opensearch_url, monkey
                 if base.startswith("plain"):
                     _plain(m)
                 settings = Settings(opensearch_url=opensearch_url, index_base=base)
-                report = run(settings, RunOptions(seed_dir=str(corpus), check_images=False, full_rebuild=True),
-                             client=client, emit=lambda msg: None)
+                report = run(
+                    settings,
+                    RunOptions(seed_dir=str(corpus), check_images=False, full_rebuild=True),
+                    client=client,
+                    emit=lambda msg: None,
+                )
             reports.append(report.counts)
             hits = client.search(index=base, body={"size": 1000, "query": {"match_all": {}}})["hits"]["hits"]
             docs = {h["_id"]: {k: v for k, v in h["_source"].items() if k not in ("indexed_at",)} for h in hits}

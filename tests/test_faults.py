@@ -44,10 +44,14 @@ def ledger_indexed_doc_ids(client, settings: Settings, root: str) -> set[str]:
     if not client.indices.exists(index=ledger):
         return set()
     client.indices.refresh(index=ledger)
-    hits = client.search(index=ledger, body={
-        "size": 10_000, "_source": ["doc_id"],
-        "query": {"bool": {"filter": [{"term": {"root": root}}, {"term": {"state": "indexed"}}]}},
-    })["hits"]["hits"]
+    hits = client.search(
+        index=ledger,
+        body={
+            "size": 10_000,
+            "_source": ["doc_id"],
+            "query": {"bool": {"filter": [{"term": {"root": root}}, {"term": {"state": "indexed"}}]}},
+        },
+    )["hits"]["hits"]
     return {h["_source"]["doc_id"] for h in hits}
 
 
@@ -55,7 +59,7 @@ def present(client, index: str, ids: list[str] | set[str]) -> set[str]:
     """Which of ``ids`` are documents in ``index`` (mget, in chunks)."""
     ids, found = list(ids), set()
     for i in range(0, len(ids), 1000):
-        docs = client.mget(index=index, body={"ids": ids[i:i + 1000]}, _source=False)["docs"]
+        docs = client.mget(index=index, body={"ids": ids[i : i + 1000]}, _source=False)["docs"]
         found |= {d["_id"] for d in docs if d.get("found")}
     return found
 
@@ -111,8 +115,11 @@ def test_opensearch_killed_mid_bulk_then_restarted(tmp_path, monkeypatch):
 
         cli = fk.Cli(seed_dir, node.url, base, tmp_path / "logs", batches)
         seen: list[int] = []
-        assert fk.wait_until(lambda: seen.append(fk.indexing_total(node.url, base)) or seen[-1] > per_batch
-                             or not cli.running(), timeout=120, interval=0.01)
+        assert fk.wait_until(
+            lambda: seen.append(fk.indexing_total(node.url, base)) or seen[-1] > per_batch or not cli.running(),
+            timeout=120,
+            interval=0.01,
+        )
         assert cli.running(), f"the CLI ended before the node was killed:\n{cli.stdout[-2000:]}\n{cli.stderr[-2000:]}"
         os.kill(node.pid, signal.SIGKILL)  # the JVM (it runs as the node user; we are root)
         killed_at, observed = time.monotonic(), seen[-1]
@@ -145,8 +152,10 @@ def test_opensearch_killed_mid_bulk_then_restarted(tmp_path, monkeypatch):
         assert again.wait(timeout=180) == 0, again.stderr[-2000:]
         assert f"{len(claimed)} unchanged" in again.stdout
         assert_exactly_indexed(client, settings, seed_dir, ids)
-        print(f"\nnode killed at index_total={observed}; CLI gave up {gave_up_after:.1f}s later; "
-              f"{survived} docs survived, ledger had {len(claimed)}")
+        print(
+            f"\nnode killed at index_total={observed}; CLI gave up {gave_up_after:.1f}s later; "
+            f"{survived} docs survived, ledger had {len(claimed)}"
+        )
     finally:
         if cli is not None:
             cli.kill()
@@ -206,7 +215,9 @@ def test_cli_reports_an_unreachable_cluster_in_one_clear_line(tmp_path):
         cli.kill()
     lines = cli.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ConnectionError") and "Connection refused" in lines[-1], lines[-1]
-    assert "Traceback" not in cli.stderr, f"{len(lines)} lines of stderr, tracebacks included:\n" + "\n".join(lines[:12])
+    assert "Traceback" not in cli.stderr, f"{len(lines)} lines of stderr, tracebacks included:\n" + "\n".join(
+        lines[:12]
+    )
 
 
 # ----------------------------------------------------------------------------- 2. busy / unavailable node
@@ -222,8 +233,9 @@ def test_cli_reports_an_unreachable_cluster_in_one_clear_line(tmp_path):
         pytest.param(lambda n: 503 if n <= 8 else None, [503] * 8, {5: 1.0, 9: 2.0}, id="request-503"),
     ],
 )
-def test_busy_or_unavailable_node_slows_the_run_down_but_everything_lands(settings, client, tmp_path,
-                                                                        fault, injected, gaps):
+def test_busy_or_unavailable_node_slows_the_run_down_but_everything_lands(
+    settings, client, tmp_path, fault, injected, gaps
+):
     n = 300
     seed_dir = tmp_path / "seeds"
     ids = fk.write_seeds(seed_dir, n, tag="busy")
@@ -232,8 +244,9 @@ def test_busy_or_unavailable_node_slows_the_run_down_but_everything_lands(settin
         proxied = make_client(via)
         try:
             started = time.monotonic()
-            report = run(via, RunOptions(seed_dir=str(seed_dir), check_images=False, max_batches=2),
-                         client=proxied, emit=QUIET)
+            report = run(
+                via, RunOptions(seed_dir=str(seed_dir), check_images=False, max_batches=2), client=proxied, emit=QUIET
+            )
             took = time.monotonic() - started
         finally:
             proxied.close()
@@ -262,8 +275,11 @@ def test_worker_killed_mid_batch_then_rerun(settings, client, tmp_path):
     cli = fk.Cli(seed_dir, url, settings.index_base, tmp_path / "logs", batches)
     try:
         seen: list[int] = []
-        assert fk.wait_until(lambda: seen.append(fk.indexing_total(url, settings.alias)) or seen[-1] > per_batch
-                             or not cli.running(), timeout=120, interval=0.01)
+        assert fk.wait_until(
+            lambda: seen.append(fk.indexing_total(url, settings.alias)) or seen[-1] > per_batch or not cli.running(),
+            timeout=120,
+            interval=0.01,
+        )
         assert cli.running(), f"the CLI ended before it was killed:\n{cli.stdout[-2000:]}\n{cli.stderr[-2000:]}"
         os.killpg(cli.proc.pid, signal.SIGKILL)
         assert cli.wait(timeout=30) == -signal.SIGKILL

@@ -26,8 +26,10 @@ def _corpus(tmp_path):
         shutil.copy(p, root / p.name)
     # the same article as a sample seed, in an older file: loses to the sample (newest file wins)
     dup = root / "dup_of_commondreams.txt"
-    dup.write_text((SAMPLE_SEEDS / "002_2c91f7d39cae87f0.txt").read_text(encoding="utf-8").replace("quality: 31", "quality: 1"),
-                   encoding="utf-8")
+    dup.write_text(
+        (SAMPLE_SEEDS / "002_2c91f7d39cae87f0.txt").read_text(encoding="utf-8").replace("quality: 31", "quality: 1"),
+        encoding="utf-8",
+    )
     os.utime(dup, (1_000, 1_000))
     with open(root / "huge.txt", "wb") as fh:  # 30 MB (sparse)
         fh.truncate(30 * 1024 * 1024)
@@ -41,7 +43,9 @@ def _corpus(tmp_path):
 def test_hostile_corpus(settings, client, tmp_path):
     root = _corpus(tmp_path)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    report = run(settings, RunOptions(seed_dir=str(root), check_images=False, max_batches=2), client=client, emit=lambda _: None)
+    report = run(
+        settings, RunOptions(seed_dir=str(root), check_images=False, max_batches=2), client=client, emit=lambda _: None
+    )
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     assert grown_mb < 200, f"memory grew by {grown_mb:.0f} MB"
 
@@ -73,13 +77,20 @@ def test_two_runs_at_once_do_not_corrupt_anything(settings, tmp_path):
     for i in range(n):
         (root / f"{i:04}.txt").write_text(
             f'---\ntitle: "T{i}"\npublishedDateTime: 2021-10-06T11:10:00Z\nwebUrl: "https://example.com/{i}"\n---\n',
-            encoding="utf-8")
+            encoding="utf-8",
+        )
     errors, reports = [], []
 
     def go():
         try:
-            reports.append(run(settings, RunOptions(seed_dir=str(root), check_images=False, max_batches=3),
-                               client=make_client(settings), emit=lambda _: None))
+            reports.append(
+                run(
+                    settings,
+                    RunOptions(seed_dir=str(root), check_images=False, max_batches=3),
+                    client=make_client(settings),
+                    emit=lambda _: None,
+                )
+            )
         except Exception as exc:  # noqa: BLE001 -- collected and reported below
             errors.append(exc)
 

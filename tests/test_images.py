@@ -94,10 +94,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif kind == "content-length":
             self._raw(b"HTTP/1.1 200 OK", [(b"Content-Type", b"image/jpeg"), (b"Content-Length", value), close], JPEG)
         elif kind == "content-type":
-            self._raw(b"HTTP/1.1 200 OK", [(b"Content-Type", value), (b"Content-Length", str(len(JPEG)).encode()), close],
-                      JPEG)
+            self._raw(
+                b"HTTP/1.1 200 OK",
+                [(b"Content-Type", value), (b"Content-Length", str(len(JPEG)).encode()), close],
+                JPEG,
+            )
         elif kind == "status-line":
-            self._raw(value, [(b"Content-Type", b"image/jpeg"), (b"Content-Length", str(len(JPEG)).encode()), close], JPEG)
+            self._raw(
+                value, [(b"Content-Type", b"image/jpeg"), (b"Content-Length", str(len(JPEG)).encode()), close], JPEG
+            )
         elif kind == "body":  # the GET fallback reads this body to sniff it
             if self.command == "HEAD":
                 self._raw(b"HTTP/1.1 405 Method Not Allowed", [(b"Content-Length", b"0"), close])
@@ -231,21 +236,59 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 HOSTILE: dict[str, list[bytes]] = {
     "retry-after": [
-        "\u00b2".encode(), "\u0661".encode(), "\u00b2".encode("latin-1"), b"1e3", b"-5", b"5.5", b" 7 ", b"0x10",
-        b"9" * 400, b"99999999999999999999", b"Fri, 31 Dec 9999 23:59:59 GMT", b"Mon, 99 Foo 2020 99:99:99 GMT",
-        b"Wed, 21 Oct 2015 07:28:30 GMT", b"Thu, 01 Jan 1970 00:00:00 +9999", b"", b"\xff\xfe", b"nan", b"inf",
+        "\u00b2".encode(),
+        "\u0661".encode(),
+        "\u00b2".encode("latin-1"),
+        b"1e3",
+        b"-5",
+        b"5.5",
+        b" 7 ",
+        b"0x10",
+        b"9" * 400,
+        b"99999999999999999999",
+        b"Fri, 31 Dec 9999 23:59:59 GMT",
+        b"Mon, 99 Foo 2020 99:99:99 GMT",
+        b"Wed, 21 Oct 2015 07:28:30 GMT",
+        b"Thu, 01 Jan 1970 00:00:00 +9999",
+        b"",
+        b"\xff\xfe",
+        b"nan",
+        b"inf",
     ],
     "location": [
-        b"http://[::1", b"http://exa mple.com/x.jpg", b"http://" + b"a" * 2000 + b".com/x.jpg", b"/" + b"p" * 9000,
-        "http://b\u00fccher.example/x.jpg".encode(), b"http://\xe9x.com/x.jpg", b"http://\xff\xfe/", b"http:///x",
-        b"http://host:99999/", b"http://host:-1/", b"http://host:abc/", b"//", b":::", b"javascript:alert(1)",
-        b"http://[::1]:0/", b"http://[fe80::1%25eth0]/", b"http://user:pw@/", b"\xc3\x28", b"%zz", b"http://%00/",
+        b"http://[::1",
+        b"http://exa mple.com/x.jpg",
+        b"http://" + b"a" * 2000 + b".com/x.jpg",
+        b"/" + b"p" * 9000,
+        "http://b\u00fccher.example/x.jpg".encode(),
+        b"http://\xe9x.com/x.jpg",
+        b"http://\xff\xfe/",
+        b"http:///x",
+        b"http://host:99999/",
+        b"http://host:-1/",
+        b"http://host:abc/",
+        b"//",
+        b":::",
+        b"javascript:alert(1)",
+        b"http://[::1]:0/",
+        b"http://[fe80::1%25eth0]/",
+        b"http://user:pw@/",
+        b"\xc3\x28",
+        b"%zz",
+        b"http://%00/",
         b"http://0x7f.1/",
     ],
     "content-length": [b"abc", b"-1", b"1e3", b"99999999999999999999999999", b"64, 65", b"\xb2", b" "],
     "content-type": [b"image/\xff\xfe", "image/j\u00e9pg".encode(), b";;;", b"\x00", b"image/jpeg; " + b"x" * 5000],
-    "status-line": [b"HTTP/1.1 abc OK", b"HTTP/1.1 999 Weird", b"HTTP/1.1 099 Low", b"HTTP/9.9 200 OK", b"garbage",
-                    b"HTTP/1.1 200 \xff\xfe", b"HTTP/1.1 20 OK"],
+    "status-line": [
+        b"HTTP/1.1 abc OK",
+        b"HTTP/1.1 999 Weird",
+        b"HTTP/1.1 099 Low",
+        b"HTTP/9.9 200 OK",
+        b"garbage",
+        b"HTTP/1.1 200 \xff\xfe",
+        b"HTTP/1.1 20 OK",
+    ],
     "body": [b"", b"\x89PNG", b"\xff" * 100, b"<svg" + b"\x00" * 100],
 }
 
@@ -435,13 +478,37 @@ def test_default_config_blocks_loopback_and_never_connects(server):
 @pytest.mark.parametrize(
     ("url", "status", "reason"),
     [
-        ("http://0x7f000001/a.jpg", "blocked", "numeric host '0x7f000001' is a non-canonical form of 127.0.0.1; refused"),
-        ("http://2130706433/a.jpg", "blocked", "numeric host '2130706433' is a non-canonical form of 127.0.0.1; refused"),
+        (
+            "http://0x7f000001/a.jpg",
+            "blocked",
+            "numeric host '0x7f000001' is a non-canonical form of 127.0.0.1; refused",
+        ),
+        (
+            "http://2130706433/a.jpg",
+            "blocked",
+            "numeric host '2130706433' is a non-canonical form of 127.0.0.1; refused",
+        ),
         ("http://127.1/a.jpg", "blocked", "numeric host '127.1' is a non-canonical form of 127.0.0.1; refused"),
-        ("http://0177.0.0.1/a.jpg", "blocked", "numeric host '0177.0.0.1' is a non-canonical form of 127.0.0.1; refused"),
-        ("http://[::ffff:127.0.0.1]/a.jpg", "blocked", "address ::ffff:7f00:1 is an IPv4-mapped form of loopback address 127.0.0.1"),
-        ("http://[2002:7f00:1::]/a.jpg", "blocked", "address 2002:7f00:1:: is a 6to4 form of loopback address 127.0.0.1"),
-        ("http://[64:ff9b::a9fe:a9fe]/a.jpg", "blocked", "address 64:ff9b::a9fe:a9fe is a NAT64 form of link-local (cloud metadata endpoint) address 169.254.169.254"),
+        (
+            "http://0177.0.0.1/a.jpg",
+            "blocked",
+            "numeric host '0177.0.0.1' is a non-canonical form of 127.0.0.1; refused",
+        ),
+        (
+            "http://[::ffff:127.0.0.1]/a.jpg",
+            "blocked",
+            "address ::ffff:7f00:1 is an IPv4-mapped form of loopback address 127.0.0.1",
+        ),
+        (
+            "http://[2002:7f00:1::]/a.jpg",
+            "blocked",
+            "address 2002:7f00:1:: is a 6to4 form of loopback address 127.0.0.1",
+        ),
+        (
+            "http://[64:ff9b::a9fe:a9fe]/a.jpg",
+            "blocked",
+            "address 64:ff9b::a9fe:a9fe is a NAT64 form of link-local (cloud metadata endpoint) address 169.254.169.254",
+        ),
         ("http://100.64.1.1/a.jpg", "blocked", "address 100.64.1.1 is shared address space (CGNAT 100.64.0.0/10)"),
         ("http://0.0.0.0/a.jpg", "blocked", "address 0.0.0.0 is unspecified"),
         ("http://224.0.0.1/a.jpg", "blocked", "address 224.0.0.1 is multicast"),
@@ -455,8 +522,11 @@ def test_default_config_blocks_loopback_and_never_connects(server):
         ("http://exa mple.com/a.jpg", "invalid", "host 'exa mple.com' is not a valid host name"),
         ("http://example.com:99999/a.jpg", "invalid", "URL cannot be parsed: Port out of range 0-65535"),
         ("http://999.1.1.1.1/a.jpg", "invalid", "host '999.1.1.1.1' is not a valid IP address or name"),
-        ("/assets/images/organizations/techcrunch.com-50x50.jpg", "relative",
-         "relative URL and no relative_base configured; not checked"),
+        (
+            "/assets/images/organizations/techcrunch.com-50x50.jpg",
+            "relative",
+            "relative URL and no relative_base configured; not checked",
+        ),
     ],
 )
 def test_static_verdicts_need_no_network(url, status, reason):
@@ -629,7 +699,8 @@ def test_second_run_makes_no_requests(server):
     second = check_images(urls, cfg(), cache=cache, now=NOW_TS + 60)
     assert (server.stats.total, server.stats.connections) == (requests, connections)
     assert {k: v for k, v in second.items() if k != "/relative.jpg"} == {
-        k: v for k, v in first.items() if k != "/relative.jpg"}
+        k: v for k, v in first.items() if k != "/relative.jpg"
+    }
     assert second["/relative.jpg"].checked_at == times.iso_utc(NOW_TS + 60)  # recomputed, not cached
     assert "/relative.jpg" not in cache.data  # static verdicts are never cached
 
@@ -690,7 +761,10 @@ def test_opensearch_cache_against_real_node(server, opensearch_url):
         assert doc["status"] == "broken" and doc["http_code"] == 404 and doc["host"] == "127.0.0.1"
         aggs = client.search(index=index, body={"size": 0, "aggs": {"s": {"terms": {"field": "status"}}}})
         assert {b["key"]: b["doc_count"] for b in aggs["aggregations"]["s"]["buckets"]} == {
-            "ok": 1, "broken": 1, "not_image": 1}
+            "ok": 1,
+            "broken": 1,
+            "not_image": 1,
+        }
     finally:
         client.indices.delete(index=index, ignore_unavailable=True)
         client.close()
@@ -739,8 +813,11 @@ def test_transient_classification():
 
 
 def test_summarize():
-    vs = [ImageVerdict("a", "ok", 200, "", NOW), ImageVerdict("b", "broken", 404, "", NOW),
-          ImageVerdict("c", "ok", 200, "", NOW)]
+    vs = [
+        ImageVerdict("a", "ok", 200, "", NOW),
+        ImageVerdict("b", "broken", 404, "", NOW),
+        ImageVerdict("c", "ok", 200, "", NOW),
+    ]
     s = summarize(vs)
     assert s["ok"] == 2 and s["broken"] == 1 and s["timeout"] == 0 and set(s) == set(config.STATUSES)
 
@@ -767,13 +844,21 @@ def sample_doc() -> dict:
         "id": "abc",
         "title": "t",
         "url": "https://techcrunch.com/x",
-        "provider": {"name": "TechCrunch", "domain": "techcrunch.com",
-                     "images": [{"url": LOGO, "width": 50, "height": 50}]},
+        "provider": {
+            "name": "TechCrunch",
+            "domain": "techcrunch.com",
+            "images": [{"url": LOGO, "width": 50, "height": 50}],
+        },
         "topics": ["AI"],
         "images": [{"url": HERO, "width": 1024, "height": 682, "is_cached": True}],
-        "related": [{"title": "r", "url": "https://example.com/r",
-                     "provider": {"name": "Ex", "domain": "example.com", "images": [{"url": REL_LOGO}]},
-                     "images": [{"url": REL_IMG, "width": 10, "height": 10}, {"url": HERO}]}],
+        "related": [
+            {
+                "title": "r",
+                "url": "https://example.com/r",
+                "provider": {"name": "Ex", "domain": "example.com", "images": [{"url": REL_LOGO}]},
+                "images": [{"url": REL_IMG, "width": 10, "height": 10}, {"url": HERO}],
+            }
+        ],
     }
 
 
@@ -801,15 +886,23 @@ def test_annotate_without_verdicts_is_unchecked_and_pure():
 def test_annotate_all_ok_relative_logo_does_not_count():
     vs = {HERO: verdict(HERO, "ok", 200, "HTTP 200, image/jpeg"), LOGO: verdict(LOGO, "relative")}
     out = annotate_document(sample_doc(), vs)
-    assert out["images"][0]["check"] == {"status": "ok", "http_code": 200, "checked_at": NOW,
-                                         "reason": "HTTP 200, image/jpeg"}
+    assert out["images"][0]["check"] == {
+        "status": "ok",
+        "http_code": 200,
+        "checked_at": NOW,
+        "reason": "HTTP 200, image/jpeg",
+    }
     assert out["provider"]["images"][0]["check"]["status"] == "relative"
     assert (out["image_health"], out["images_broken"], out["images_checked"]) == ("all_ok", 0, 1)
 
 
 def test_annotate_related_images_do_not_count_for_health():
-    vs = {HERO: verdict(HERO, "ok", 200), LOGO: verdict(LOGO, "ok", 200),
-          REL_IMG: verdict(REL_IMG, "broken", 404), REL_LOGO: verdict(REL_LOGO, "timeout")}
+    vs = {
+        HERO: verdict(HERO, "ok", 200),
+        LOGO: verdict(LOGO, "ok", 200),
+        REL_IMG: verdict(REL_IMG, "broken", 404),
+        REL_LOGO: verdict(REL_LOGO, "timeout"),
+    }
     out = annotate_document(sample_doc(), vs)
     assert out["related"][0]["images"][0]["check"]["http_code"] == 404
     assert out["related"][0]["images"][1]["check"]["status"] == "ok"  # same URL as the hero
@@ -883,7 +976,7 @@ def test_hostile_host_answers_get_a_verdict_and_spare_the_other_urls(server, kin
     well-behaved URLs checked in the same call are unaffected."""
     hostile = [f"{server.base}/hostile/{kind}/{i}" for i in range(len(HOSTILE[kind]))]
     good = [f"{server.base}/img/{kind}-{i}.jpg" for i in range(3)]
-    urls = [good[0], *hostile[: len(hostile) // 2], good[1], *hostile[len(hostile) // 2:], good[2]]
+    urls = [good[0], *hostile[: len(hostile) // 2], good[1], *hostile[len(hostile) // 2 :], good[2]]
     out = check_images(urls, cfg(timeout=2.0, retries=1, max_retry_after=0.05))
     assert list(out) == urls
     for u in hostile:
@@ -922,10 +1015,23 @@ def test_garbage_content_length_is_a_verdict(server):
 @pytest.mark.parametrize(
     "value, expected",
     [
-        ("\u00b2", None), ("\u0661", None), ("\udcb2", None), ("1e3", None), ("-5", None), ("5.5", None),
-        ("0x10", None), ("nan", None), ("inf", None), ("", None), (" 7 ", 7.0), ("0", 0.0),
-        ("9" * 400, responses.MAX_RETRY_AFTER_SECONDS), ("Fri, 31 Dec 9999 23:59:59 GMT", responses.MAX_RETRY_AFTER_SECONDS),
-        ("Mon, 99 Foo 2020 99:99:99 GMT", None), ("Thu, 01 Jan 1970 00:00:00 +9999", None), ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+        ("\u00b2", None),
+        ("\u0661", None),
+        ("\udcb2", None),
+        ("1e3", None),
+        ("-5", None),
+        ("5.5", None),
+        ("0x10", None),
+        ("nan", None),
+        ("inf", None),
+        ("", None),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("9" * 400, responses.MAX_RETRY_AFTER_SECONDS),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", responses.MAX_RETRY_AFTER_SECONDS),
+        ("Mon, 99 Foo 2020 99:99:99 GMT", None),
+        ("Thu, 01 Jan 1970 00:00:00 +9999", None),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
         ("Wed, 21 Oct 2015 07:28:30 GMT", 10.0),
     ],
 )

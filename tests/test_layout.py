@@ -13,9 +13,11 @@ import pipeline
 from pipeline import errors
 from tests.conftest import ROOT
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(pipeline.__path__, "pipeline.")
-                 if m.name not in ("pipeline.__main__",) and not m.name.startswith(("pipeline.mappings",
-                                                                                      "pipeline.savedobjects")))
+MODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(pipeline.__path__, "pipeline.")
+    if m.name not in ("pipeline.__main__",) and not m.name.startswith(("pipeline.mappings", "pipeline.savedobjects"))
+)
 #: exceptions that are deliberately outside the tree (see pipeline.errors' docstring)
 OUTSIDE_THE_TREE = {"pipeline.safety.yamlsafe", "pipeline.safety.netsafe"}
 MAX_LINES = 400
@@ -28,8 +30,13 @@ def test_every_public_exception_is_in_the_one_tree():
             continue
         mod = importlib.import_module(name)
         for attr, obj in vars(mod).items():
-            if (inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == name
-                    and not attr.startswith("_") and not issubclass(obj, errors.SeedNewsError)):
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+                and obj.__module__ == name
+                and not attr.startswith("_")
+                and not issubclass(obj, errors.SeedNewsError)
+            ):
                 stray.append(f"{name}.{attr}")
     assert not stray, f"exceptions outside pipeline.errors' tree: {stray}"
     documented = {"SeedNewsError", *re.findall(r"[├└]── (\w+)", errors.__doc__ or "")}
@@ -42,19 +49,26 @@ def test_long_modules_say_why_at_the_top():
         text = path.read_text(encoding="utf-8")
         if text.count("\n") > MAX_LINES:
             doc = ast.get_docstring(ast.parse(text)) or ""
-            assert "on purpose" in doc.split("\n\n")[1 if "\n\n" in doc else 0], \
+            assert "on purpose" in doc.split("\n\n")[1 if "\n\n" in doc else 0], (
                 f"{path.relative_to(ROOT)} has {text.count(chr(10))} lines and no reason at its top"
+            )
 
 
 def test_readme_module_table_matches_the_tree():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("## What you get"):]
+    table = readme[readme.index("## What you get") :]
     table = table[: table.index("\n## ", 5)]
     named = set(re.findall(r"`(pipeline/[\w/]+\.py|pipeline/[\w/]+/)`", table))
-    files = {str(p.relative_to(ROOT)) for p in (ROOT / "pipeline").rglob("*.py")
-             if p.name not in ("__init__.py", "__main__.py")}
-    packages = {str(p.parent.relative_to(ROOT)) + "/" for p in (ROOT / "pipeline").rglob("__init__.py")
-                if p.parent != ROOT / "pipeline"}
+    files = {
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "pipeline").rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py")
+    }
+    packages = {
+        str(p.parent.relative_to(ROOT)) + "/"
+        for p in (ROOT / "pipeline").rglob("__init__.py")
+        if p.parent != ROOT / "pipeline"
+    }
     listed = {f for f in files if f in named or any(f.startswith(pkg) for pkg in named if pkg.endswith("/"))}
     assert files == listed, f"modules the README's table does not name: {sorted(files - listed)}"
     gone = {n for n in named if n not in files and n not in packages}

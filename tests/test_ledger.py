@@ -46,7 +46,9 @@ def test_unchanged_files_are_not_reparsed_and_changed_ones_update_in_place(setti
 
     parsed = []
     real_parse = flow.parse_bytes
-    monkeypatch.setattr(flow, "parse_bytes", lambda seed, data, cfg: parsed.append(seed.rel) or real_parse(seed, data, cfg))
+    monkeypatch.setattr(
+        flow, "parse_bytes", lambda seed, data, cfg: parsed.append(seed.rel) or real_parse(seed, data, cfg)
+    )
     _write(tmp_path, "a.txt", "second", "https://example.com/a", mtime=500)  # older mtime (cp -p): still an edit
     report = _run(settings, client, tmp_path)
     assert parsed == ["a.txt"]  # b.txt is unchanged: never re-parsed
@@ -150,7 +152,12 @@ def test_big_batches_are_processed_in_chunks(settings, client, tmp_path, monkeyp
     # the same article twice, in different chunks: the newer file (first seen together) wins
     _write(tmp_path, "00_dup.txt", "old copy", "https://example.com/24", mtime=1_000)
     lines = []
-    report = run(settings, RunOptions(seed_dir=str(tmp_path), check_images=False, max_batches=1), client=client, emit=lines.append)
+    report = run(
+        settings,
+        RunOptions(seed_dir=str(tmp_path), check_images=False, max_batches=1),
+        client=client,
+        emit=lines.append,
+    )
     assert "batch progress: 10/26 files" in lines and "batch progress: 26/26 files" in lines
     assert (report.indexed, report.n("duplicate")) == (25, 1) and report.failed == []
     assert [d["path"] for d in report.listed("duplicate")] == ["00_dup.txt"]

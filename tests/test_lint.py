@@ -22,4 +22,6 @@ def test_tree_is_clean(name):
     if not (BIN / COMMANDS[name][0].rsplit("/", 1)[-1]).exists():
         pytest.fail(f"{name}: not installed in {BIN} (./scripts/setup installs the lint extra from the lock)")
     done = subprocess.run(COMMANDS[name], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{name} found problems (./scripts/lint --fix repairs ruff's):\n{done.stdout[-6000:]}{done.stderr[-2000:]}"
+    assert done.returncode == 0, (
+        f"{name} found problems (./scripts/lint --fix repairs ruff's):\n{done.stdout[-6000:]}{done.stderr[-2000:]}"
+    )

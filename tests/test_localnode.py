@@ -33,8 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _req(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as resp:
             return json.load(resp)
@@ -59,34 +58,49 @@ def test_node_answers_on_loopback(node: localnode.LocalNode) -> None:
     info = _req("GET", node.url)
     assert info["version"]["number"] == localnode.OPENSEARCH_VERSION
     assert _req("GET", node.url + "/_cluster/health")["status"] in ("green", "yellow")
-    modules = {m["name"] for n in _req("GET", node.url + "/_nodes/plugins")["nodes"].values()
-               for m in n["modules"]}
+    modules = {m["name"] for n in _req("GET", node.url + "/_nodes/plugins")["nodes"].values() for m in n["modules"]}
     assert {"analysis-common", "mapper-extras"} <= modules
 
 
 def test_english_analyzer_and_folding_normalizer(node: localnode.LocalNode) -> None:
     index = node.url + "/localnode-test"
-    _req("PUT", index, {
-        "settings": {"number_of_replicas": 0, "analysis": {"normalizer": {
-            "folded": {"type": "custom", "filter": ["lowercase", "asciifolding"]}}}},
-        "mappings": {"properties": {
-            "title": {"type": "text", "analyzer": "english"},
-            "tag": {"type": "keyword", "normalizer": "folded"},
-            "score": {"type": "scaled_float", "scaling_factor": 100},  # mapper-extras
-        }},
-    })
-    _req("PUT", index + "/_doc/1?refresh=true",
-         {"title": "Running the ETL pipelines", "tag": "Économie", "score": 1.5})
-    hits = _req("POST", index + "/_search", {"query": {"bool": {"must": [
-        {"match": {"title": "pipeline runs"}},  # stemmed by the english analyzer
-        {"term": {"tag": "ECONOMIE"}},           # lowercased + folded by the normalizer
-    ]}}})["hits"]["hits"]
+    _req(
+        "PUT",
+        index,
+        {
+            "settings": {
+                "number_of_replicas": 0,
+                "analysis": {"normalizer": {"folded": {"type": "custom", "filter": ["lowercase", "asciifolding"]}}},
+            },
+            "mappings": {
+                "properties": {
+                    "title": {"type": "text", "analyzer": "english"},
+                    "tag": {"type": "keyword", "normalizer": "folded"},
+                    "score": {"type": "scaled_float", "scaling_factor": 100},  # mapper-extras
+                }
+            },
+        },
+    )
+    _req("PUT", index + "/_doc/1?refresh=true", {"title": "Running the ETL pipelines", "tag": "Économie", "score": 1.5})
+    hits = _req(
+        "POST",
+        index + "/_search",
+        {
+            "query": {
+                "bool": {
+                    "must": [
+                        {"match": {"title": "pipeline runs"}},  # stemmed by the english analyzer
+                        {"term": {"tag": "ECONOMIE"}},  # lowercased + folded by the normalizer
+                    ]
+                }
+            }
+        },
+    )["hits"]["hits"]
     assert [h["_id"] for h in hits] == ["1"]
     _req("DELETE", index)
 
 
-def test_opensearch_url_short_circuits(node: localnode.LocalNode,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_opensearch_url_short_circuits(node: localnode.LocalNode, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(localnode.ENV_OPENSEARCH_URL, node.url + "/")
     external = localnode.start(progress=lambda _msg: None)
     assert (external.url, external.pid, external.home) == (node.url, None, None)
@@ -104,8 +118,7 @@ def test_opensearch_url_that_does_not_answer_is_an_error(monkeypatch: pytest.Mon
         localnode.start(progress=lambda _msg: None)
 
 
-def test_busy_port_is_refused(node: localnode.LocalNode,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_busy_port_is_refused(node: localnode.LocalNode, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(localnode.ENV_OPENSEARCH_URL, raising=False)
     busy = int(node.url.rsplit(":", 1)[1])  # the module node already holds this port
     with pytest.raises(RuntimeError, match="already in use"):
@@ -130,7 +143,13 @@ def test_cli_start_reuse_status_stop(monkeypatch: pytest.MonkeyPatch) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "devtools.localnode", *args, "--state-file", str(state)],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False)
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+            check=False,
+        )
 
     first = cli("start", "--data-dir", str(work / "home"))
     try:
@@ -172,8 +191,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_download_verifies_sha1_and_is_atomic(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_verifies_sha1_and_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     served = tmp_path / "served"
     served.mkdir()
     payload = os.urandom(300_000)
@@ -259,7 +277,8 @@ def _subprocess_env(cache: Path) -> dict[str, str]:
 
 @needs_root
 def test_root_start_does_not_follow_links_planted_in_the_node_home(
-        private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Links (and a hard link) to root-owned decoys in config/, logs/, data and the pid file: the next
     root start writes, chowns and opens none of the decoys, and the node still comes up."""
     _use_cache(monkeypatch, private_cache)
@@ -317,13 +336,22 @@ def test_failed_root_start_pid_and_console_links_and_fifo_log(private_cache: Pat
     os.mkfifo(fifo)
     os.chown(fifo, uid, gid)
     before = {p: _snapshot(p) for p in (console, pid)}
-    code = ("import sys; from pathlib import Path; from devtools import localnode as ln\n"
-            "ln.HEAP_MAX = '1x'\n"
-            "try:\n    ln.start(data_dir=Path(sys.argv[1]), wait=120, progress=lambda m: None)\n"
-            "except RuntimeError as exc:\n    print(exc); sys.exit(3)\n")
+    code = (
+        "import sys; from pathlib import Path; from devtools import localnode as ln\n"
+        "ln.HEAP_MAX = '1x'\n"
+        "try:\n    ln.start(data_dir=Path(sys.argv[1]), wait=120, progress=lambda m: None)\n"
+        "except RuntimeError as exc:\n    print(exc); sys.exit(3)\n"
+    )
     try:
-        run = subprocess.run([sys.executable, "-c", code, str(home)], env=_subprocess_env(private_cache),
-                             cwd=ROOT, capture_output=True, text=True, timeout=150, check=False)
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(home)],
+            env=_subprocess_env(private_cache),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=150,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("the failed start hung (reading a FIFO for the log tail?)")
     assert run.returncode == 3, run.stdout + run.stderr
@@ -348,13 +376,21 @@ def test_log_tail_refuses_devices_fifos_and_links_and_is_bounded(tmp_path: Path)
     big = tmp_path / "big"
     (big / "logs").mkdir(parents=True)
     (big / "logs" / "console.log").write_text("".join(f"line {i}\n" for i in range(600_000)))
-    code = ("import json, resource, sys; from pathlib import Path; from devtools import localnode as ln\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
-            "print(json.dumps([ln._log_tail(Path(h)) for h in sys.argv[1:]]))\n")
+    code = (
+        "import json, resource, sys; from pathlib import Path; from devtools import localnode as ln\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "print(json.dumps([ln._log_tail(Path(h)) for h in sys.argv[1:]]))\n"
+    )
     try:
-        run = subprocess.run([sys.executable, "-c", code, str(zero), str(linked), str(big)],
-                             env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-                             capture_output=True, text=True, timeout=60, check=False)
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(zero), str(linked), str(big)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("_log_tail hung on a FIFO or device")
     assert run.returncode == 0, run.stderr[-2000:]
@@ -365,8 +401,9 @@ def test_log_tail_refuses_devices_fifos_and_links_and_is_bounded(tmp_path: Path)
 
 
 @needs_root
-def test_distribution_is_root_owned_and_closed_to_the_node_user(private_cache: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_distribution_is_root_owned_and_closed_to_the_node_user(
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _use_cache(monkeypatch, private_cache)
     dist = localnode.distribution_home()
     for root, dirs, files in os.walk(dist):
@@ -376,8 +413,9 @@ def test_distribution_is_root_owned_and_closed_to_the_node_user(private_cache: P
 
 
 @needs_root
-def test_tampered_cached_distribution_is_detected_and_reinstalled(private_cache: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tampered_cached_distribution_is_detected_and_reinstalled(
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A jar changed in place (same size, mtime restored) and a planted extra jar: each is detected
     and the distribution reinstalled from the pinned zip, with a message saying what was wrong."""
     _use_cache(monkeypatch, private_cache)
@@ -404,8 +442,7 @@ def test_tampered_cached_distribution_is_detected_and_reinstalled(private_cache:
 
 
 @needs_root
-def test_unsafe_distribution_states_fail_verification(private_cache: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unsafe_distribution_states_fail_verification(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap checks straight on the verifier (each change is undone): writable by others, owned by the
     node user, a script swapped for a symlink, a missing manifest."""
     _use_cache(monkeypatch, private_cache)
@@ -442,8 +479,7 @@ def test_unsafe_distribution_states_fail_verification(private_cache: Path,
 
 
 @needs_root
-def test_node_home_in_a_node_writable_parent_is_refused(private_cache: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_node_home_in_a_node_writable_parent_is_refused(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The node user owns the parent and made ``home`` a link to a root-owned dir: root must neither
     follow it (resolve + chown handed the target to the node user) nor start anything there."""
     _use_cache(monkeypatch, private_cache)
@@ -470,14 +506,15 @@ def _fake_distribution_zip(path: Path) -> bytes:
         info.external_attr = 0o100755 << 16
         zf.writestr(info, "#!/bin/sh\necho not OpenSearch\n")
         for module in localnode.REQUIRED_MODULES:  # complete enough for the old code to install it
-            zf.writestr(f"opensearch-{localnode.OPENSEARCH_VERSION}/modules/{module}/"
-                        "plugin-descriptor.properties", f"name={module}\n")
+            zf.writestr(
+                f"opensearch-{localnode.OPENSEARCH_VERSION}/modules/{module}/plugin-descriptor.properties",
+                f"name={module}\n",
+            )
     path.write_bytes(buf.getvalue())
     return buf.getvalue()
 
 
-def test_zip_that_does_not_match_the_pin_is_refused(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zip_that_does_not_match_the_pin_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server (here: a local fake Maven) serves another zip with matching .sha1/.sha512 files,
     and the same zip sits in the download cache: nothing is installed."""
     cache = tmp_path / "cache"

@@ -20,16 +20,31 @@ from pipeline.stages.images.config import ImageCheckConfig
 
 # --------------------------------------------------------------------------- address policy properties
 
-BLOCKED_V4 = ["0.0.0.0/8", "192.88.99.0/24", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-              "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-              "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4"]
+BLOCKED_V4 = [
+    "0.0.0.0/8",
+    "192.88.99.0/24",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+]
 GLOBAL_V4 = ["1.1.1.0/24", "8.8.0.0/16", "23.0.0.0/12", "93.184.0.0/16", "151.101.0.0/16", "185.0.0.0/8"]
 
 
 def addr_in(cidrs):
     nets = [ipaddress.ip_network(c) for c in cidrs]
     return st.sampled_from(nets).flatmap(
-        lambda n: st.integers(int(n.network_address), int(n.broadcast_address)).map(type(n.network_address)))
+        lambda n: st.integers(int(n.network_address), int(n.broadcast_address)).map(type(n.network_address))
+    )
 
 
 def embedded_forms(v4: ipaddress.IPv4Address) -> list[str]:
@@ -65,8 +80,24 @@ def test_global_ipv6_allowed(v6):
 
 
 @settings(max_examples=200, deadline=None)
-@given(addr_in(["::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "::/128", "64:ff9b:1::/48", "2001:db8::/32",
-                "fec0::/10", "2001::/23", "3fff::/20", "5f00::/16", "100::/64"]))
+@given(
+    addr_in(
+        [
+            "::1/128",
+            "fc00::/7",
+            "fe80::/10",
+            "ff00::/8",
+            "::/128",
+            "64:ff9b:1::/48",
+            "2001:db8::/32",
+            "fec0::/10",
+            "2001::/23",
+            "3fff::/20",
+            "5f00::/16",
+            "100::/64",
+        ]
+    )
+)
 def test_blocked_ipv6(v6):
     assert AddressPolicy().block_reason(str(v6))
 

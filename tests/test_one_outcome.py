@@ -69,7 +69,8 @@ def test_a_bad_value_quarantines_its_file_and_never_its_neighbours(settings, cli
     for i, (name, extra) in enumerate(BAD_VALUES.items()):
         write(tmp_path / name, f"bad {i}", f"https://example.com/bad{i}", extra)
     (tmp_path / "early_date.txt").write_text(
-        '---\ntitle: x\npublishedDateTime: "0001-01-01T00:00:00+01:00"\nwebUrl: "https://example.com/old"\n---\n')
+        '---\ntitle: x\npublishedDateTime: "0001-01-01T00:00:00+01:00"\nwebUrl: "https://example.com/old"\n---\n'
+    )
     for p in SAMPLE_SEEDS.iterdir():
         shutil.copy(p, tmp_path / p.name)
     report = go(settings, client, tmp_path)
@@ -77,7 +78,9 @@ def test_a_bad_value_quarantines_its_file_and_never_its_neighbours(settings, cli
     reasons = {q["path"]: (q["stage"], q["reason"]) for q in report.quarantined}
     assert set(reasons) == set(BAD_VALUES) | {"early_date.txt"}
     assert reasons["early_date.txt"] == (
-        "validate", "field 'publishedDateTime' is not a date-time: '0001-01-01T00:00:00+01:00' (year 1 is outside 1800..2200)")
+        "validate",
+        "field 'publishedDateTime' is not a date-time: '0001-01-01T00:00:00+01:00' (year 1 is outside 1800..2200)",
+    )
     assert all(stage == "yaml" for name, (stage, _) in reasons.items() if name != "early_date.txt"), reasons
     assert all(len(r) <= 300 for _, r in reasons.values())
     assert indices.count(client, settings.alias) == 2
@@ -99,8 +102,12 @@ def test_odd_names_and_link_loops_get_an_outcome_and_the_run_goes_on(settings, c
     }
     assert report.indexed == 1
     assert ledger_states(client, settings, tmp_path) == {
-        "caf\\xe9.txt": "quarantined", "loop.txt": "quarantined", "dangling.txt": "quarantined",
-        "pipe.txt": "quarantined", "good.txt": "indexed"}
+        "caf\\xe9.txt": "quarantined",
+        "loop.txt": "quarantined",
+        "dangling.txt": "quarantined",
+        "pipe.txt": "quarantined",
+        "good.txt": "indexed",
+    }
     again = go(settings, client, tmp_path)
     assert again.counts == {"unchanged": 5}
 
@@ -118,8 +125,10 @@ def test_equal_file_names_in_nested_folders_are_two_files(settings, client, tmp_
     assert first.counts == {"indexed": 2}
     again = go(settings, client, folder)
     assert (again.counts, again.removed) == ({"unchanged": 2}, 0)
-    assert docs(client, settings) == {"https://example.com/a": ("A", "a/index.txt"),
-                                      "https://example.com/b": ("B", "b/index.txt")}
+    assert docs(client, settings) == {
+        "https://example.com/a": ("A", "a/index.txt"),
+        "https://example.com/b": ("B", "b/index.txt"),
+    }
 
 
 def test_a_moving_current_link_is_one_folder(settings, client, tmp_path):
@@ -163,8 +172,10 @@ def test_an_article_another_file_still_carries_is_not_deleted(settings, client, 
     write(tmp_path / "a.txt", "a moved on", "https://example.com/y")  # a no longer carries x
     report = go(settings, client, tmp_path)
     assert report.removed == 0
-    assert docs(client, settings) == {"https://example.com/x": ("from b", "b.txt"),  # re-sourced from b
-                                      "https://example.com/y": ("a moved on", "a.txt")}
+    assert docs(client, settings) == {
+        "https://example.com/x": ("from b", "b.txt"),  # re-sourced from b
+        "https://example.com/y": ("a moved on", "a.txt"),
+    }
     assert ledger_states(client, settings, tmp_path) == {"a.txt": "indexed", "b.txt": "indexed"}
 
     (tmp_path / "b.txt").unlink()
@@ -243,8 +254,11 @@ def test_a_fifo_swapped_in_after_planning_cannot_hang_the_worker(settings, clien
     (tmp_path / "a.txt").unlink()
     os.mkfifo(tmp_path / "a.txt")
     result = {}
-    worker = threading.Thread(target=lambda: result.update(r=process_batch(
-        p.batches[0], client=client, settings=settings, options=options, target=target, emit=QUIET)))
+    worker = threading.Thread(
+        target=lambda: result.update(
+            r=process_batch(p.batches[0], client=client, settings=settings, options=options, target=target, emit=QUIET)
+        )
+    )
     worker.start()
     worker.join(timeout=60)
     assert not worker.is_alive(), "the worker hung on a FIFO"

@@ -93,7 +93,9 @@ def test_the_copy_ingested_last_wins_across_batches_in_any_order(settings, clien
 
 def test_mapping_rejection_goes_to_dead_letters(settings, client, seed_dir):
     text = (seed_dir / "000_9af88004a1e871b6.txt").read_text(encoding="utf-8")
-    (seed_dir / "000_9af88004a1e871b6.txt").write_text(text.replace("quality: 172", "quality: 99999999999"), encoding="utf-8")
+    (seed_dir / "000_9af88004a1e871b6.txt").write_text(
+        text.replace("quality: 172", "quality: 99999999999"), encoding="utf-8"
+    )
     report = _run(settings, client, seed_dir)
     assert report.indexed == 1 and report.n("dead_letter") == 1
     (failed,) = report.failed
@@ -112,7 +114,9 @@ def test_full_rebuild_swaps_alias_and_failed_rebuild_keeps_old_index(settings, c
     assert new != old and indices.count(client, settings.alias) == 2
 
     text = (seed_dir / "000_9af88004a1e871b6.txt").read_text(encoding="utf-8")
-    (seed_dir / "000_9af88004a1e871b6.txt").write_text(text.replace("quality: 172", "quality: 99999999999"), encoding="utf-8")
+    (seed_dir / "000_9af88004a1e871b6.txt").write_text(
+        text.replace("quality: 172", "quality: 99999999999"), encoding="utf-8"
+    )
     with pytest.raises(ValidationFailed, match="not promoted"):
         _run(settings, client, seed_dir, full_rebuild=True)
     assert indices.alias_indices(client, settings.alias) == [new]

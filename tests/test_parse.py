@@ -84,9 +84,13 @@ def test_size_limit_is_configurable(tmp_path):
 
 def test_alias_bomb_is_refused_fast():
     # the classic 9^9 expansion: refused at the first alias, never expanded
-    text = "---\n" + "\n".join(
-        f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
-    ).replace("b: &b [*a", "a: &a [1]\nb: &b [*a") + "\n---\n"
+    text = (
+        "---\n"
+        + "\n".join(
+            f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        ).replace("b: &b [*a", "a: &a [1]\nb: &b [*a")
+        + "\n---\n"
+    )
     with pytest.raises(Exception) as exc:
         parse_text(text)
     assert "YAML aliases are not allowed" in str(exc.value)
@@ -130,10 +134,17 @@ def test_fast_and_pure_loaders_agree_on_every_case_file():
     assert checked >= 15
 
 
-@pytest.mark.parametrize("name, kept, warning", [
-    ("dropped_related.txt", ("related", [{"title": "ok"}]), "dropped related[1]: required field 'related[1].title' is missing"),
-    ("dropped_image.txt", ("images", []), "dropped images[0]: required field 'images[0].url' is missing"),
-])
+@pytest.mark.parametrize(
+    "name, kept, warning",
+    [
+        (
+            "dropped_related.txt",
+            ("related", [{"title": "ok"}]),
+            "dropped related[1]: required field 'related[1].title' is missing",
+        ),
+        ("dropped_image.txt", ("images", []), "dropped images[0]: required field 'images[0].url' is missing"),
+    ],
+)
 def test_one_bad_list_element_is_dropped_not_the_article(name, kept, warning):
     rec = parse_seed(_seed(GOOD, name))
     assert isinstance(rec, SeedRecord)
@@ -143,8 +154,11 @@ def test_one_bad_list_element_is_dropped_not_the_article(name, kept, warning):
 
 def test_null_topic_is_dropped_with_a_warning():
     warnings: list[str] = []
-    fields = parse_text('---\ntitle: t\npublishedDateTime: 2021-10-06\nwebUrl: "https://e.com/a"\ntopics: [AI, ~, " "]\n---\n',
-                        warnings)
+    fields = parse_text(
+        '---\ntitle: t\npublishedDateTime: 2021-10-06\nwebUrl: "https://e.com/a"\ntopics: [AI, ~, " "]\n---\n', warnings
+    )
     assert fields["topics"] == ["AI"]
-    assert warnings == ["dropped topics[1]: field 'topics[1]' must be a string, got null",
-                        "dropped topics[2]: field 'topics[2]' must not be empty"]
+    assert warnings == [
+        "dropped topics[1]: field 'topics[1]' must be a string, got null",
+        "dropped topics[2]: field 'topics[2]' must not be empty",
+    ]

@@ -26,13 +26,38 @@ from pipeline.stages.discover import walk
 from pipeline.stores.ledger import CARRYING, Ledger
 from pipeline.types import SeedOutcome, display_path
 
-NAMES = ["a.txt", "b.txt", "sub/a.txt", "sub/deep/b.txt", "x y.md", "ünï.txt", b"caf\xe9.txt", "-dash.txt",
-         "a.txt.swp", ".hidden.txt", "sub/c.md"]
+NAMES = [
+    "a.txt",
+    "b.txt",
+    "sub/a.txt",
+    "sub/deep/b.txt",
+    "x y.md",
+    "ünï.txt",
+    b"caf\xe9.txt",
+    "-dash.txt",
+    "a.txt.swp",
+    ".hidden.txt",
+    "sub/c.md",
+]
 URLS = ["https://example.com/1", "https://example.com/2", "http://EXAMPLE.com/1?utm_source=x", "https://e.org/3"]
-EXTRAS = ["quality: !!int abc", "quality: 5", "topics: [AI, ~]", "heat: 99999999999999999999999", "published: maybe",
-          "excerpt: !!binary aGk=", "related: [{title: r}, {excerpt: no title}]", "images: [{url: 'https://i.example/x.png'}, 7]",
-          "quality: 99999999999", "x: &a 1\ny: *a", "provider: {name: P, domain: p.com}", "topics: !!set {a}",
-          "category: !!timestamp 2021-02-30", "when: 12:30:00", "1: numeric key", "title2: [[[[]]]]"]
+EXTRAS = [
+    "quality: !!int abc",
+    "quality: 5",
+    "topics: [AI, ~]",
+    "heat: 99999999999999999999999",
+    "published: maybe",
+    "excerpt: !!binary aGk=",
+    "related: [{title: r}, {excerpt: no title}]",
+    "images: [{url: 'https://i.example/x.png'}, 7]",
+    "quality: 99999999999",
+    "x: &a 1\ny: *a",
+    "provider: {name: P, domain: p.com}",
+    "topics: !!set {a}",
+    "category: !!timestamp 2021-02-30",
+    "when: 12:30:00",
+    "1: numeric key",
+    "title2: [[[[]]]]",
+]
 
 
 @st.composite
@@ -47,8 +72,11 @@ def seed_text(draw) -> bytes:
         return f"---\n{body}\n---\n".encode("utf-8", "surrogatepass")
     title = draw(st.text(min_size=0, max_size=30))
     date = draw(st.sampled_from(["2021-10-06T11:10:00Z", "2021-10-06", "0001-01-01T00:00:00+01:00", "last tuesday"]))
-    lines = [f"title: {json.dumps(title)}", f"publishedDateTime: {json.dumps(date)}",
-             f"webUrl: {json.dumps(draw(st.sampled_from(URLS)))}"]
+    lines = [
+        f"title: {json.dumps(title)}",
+        f"publishedDateTime: {json.dumps(date)}",
+        f"webUrl: {json.dumps(draw(st.sampled_from(URLS)))}",
+    ]
     lines += draw(st.lists(st.sampled_from(EXTRAS), max_size=3, unique=True))
     return ("---\n" + "\n".join(lines) + "\n---\n").encode("utf-8", "surrogatepass")
 
@@ -112,8 +140,12 @@ def _check(client, s: Settings, root: str, report) -> dict[str, tuple[str, str]]
     return served
 
 
-@hsettings(max_examples=20, deadline=None, derandomize=True,
-           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@hsettings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(case=folder())
 def test_every_file_one_outcome_and_the_index_is_what_the_ledger_says(opensearch_url, case):
     files, edits, new_text = case

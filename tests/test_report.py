@@ -39,8 +39,16 @@ def test_samples_are_bounded_in_memory_counts_are_not():
 def test_failures_make_the_report_not_ok_even_when_left_out_of_the_copy():
     r = RunReport()
     for i in range(3):
-        r.add(SeedOutcome(_seed(f"{i}.txt"), "dead_letter", "index", "HTTP 400: mapper_parsing_exception (kept for replay)",
-                          f"x{i}", 400))
+        r.add(
+            SeedOutcome(
+                _seed(f"{i}.txt"),
+                "dead_letter",
+                "index",
+                "HTTP 400: mapper_parsing_exception (kept for replay)",
+                f"x{i}",
+                400,
+            )
+        )
     copy = RunReport.from_dict(r.to_dict(max_items=1))
     assert not copy.ok and copy.n("dead_letter") == 3
     assert "(kept for replay)" in copy.render()

@@ -29,14 +29,17 @@ P = "seeds/2026/"
 
 
 # ----------------------------------------------------------------------------- locations
-@pytest.mark.parametrize("url, bucket, prefix", [
-    ("s3://news/seeds/2026", "news", "seeds/2026/"),
-    ("s3://news/seeds/2026/", "news", "seeds/2026/"),
-    ("s3://news", "news", ""),
-    ("s3://news/", "news", ""),
-    ("S3://news/a", "news", "a/"),
-    ("s3://my.bucket-1/a b/c?d#e", "my.bucket-1", "a b/c?d#e/"),  # taken literally: keys may hold ? and #
-])
+@pytest.mark.parametrize(
+    "url, bucket, prefix",
+    [
+        ("s3://news/seeds/2026", "news", "seeds/2026/"),
+        ("s3://news/seeds/2026/", "news", "seeds/2026/"),
+        ("s3://news", "news", ""),
+        ("s3://news/", "news", ""),
+        ("S3://news/a", "news", "a/"),
+        ("s3://my.bucket-1/a b/c?d#e", "my.bucket-1", "a b/c?d#e/"),  # taken literally: keys may hold ? and #
+    ],
+)
 def test_a_location_is_a_bucket_and_a_folder_prefix(url, bucket, prefix):
     loc = parse_url(url)
     assert (loc.bucket, loc.prefix) == (bucket, prefix)
@@ -45,10 +48,23 @@ def test_a_location_is_a_bucket_and_a_folder_prefix(url, bucket, prefix):
     assert is_object_url(url)
 
 
-@pytest.mark.parametrize("url", [
-    "s3://", "s3:///x", "s3://Bad_Bucket/x", "s3://ab/x", "s3://a..b/x", "s3://news//x", "s3://news/a//b",
-    "s3://news/./a", "s3://news/a/../b", "s3://news/a\x00b", "s3://news/" + "x" * 1100, "http://news/x",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://",
+        "s3:///x",
+        "s3://Bad_Bucket/x",
+        "s3://ab/x",
+        "s3://a..b/x",
+        "s3://news//x",
+        "s3://news/a//b",
+        "s3://news/./a",
+        "s3://news/a/../b",
+        "s3://news/a\x00b",
+        "s3://news/" + "x" * 1100,
+        "http://news/x",
+    ],
+)
 def test_an_ambiguous_location_is_refused(url):
     with pytest.raises(SeedRootError):
         parse_url(url)
@@ -66,27 +82,41 @@ def test_the_prefix_is_a_folder_not_a_string_prefix():
     assert classify_key(P, "other/a.txt", 10) is None
 
 
-@pytest.mark.parametrize("key", ["seeds/2026/", "seeds/2026/sub/", "seeds/2026/a.json", "seeds/2026/.hidden.txt",
-                                 "seeds/2026/a.txt~", "seeds/2026/.git/x.txt", "seeds/2026/a/.cache/b.txt",
-                                 "seeds/2026/#a.txt#", "seeds/2026/a.txt.swp"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "seeds/2026/",
+        "seeds/2026/sub/",
+        "seeds/2026/a.json",
+        "seeds/2026/.hidden.txt",
+        "seeds/2026/a.txt~",
+        "seeds/2026/.git/x.txt",
+        "seeds/2026/a/.cache/b.txt",
+        "seeds/2026/#a.txt#",
+        "seeds/2026/a.txt.swp",
+    ],
+)
 def test_markers_non_seed_names_and_hidden_folders_are_passed_over(key):
     assert classify_key(P, key, 0) is None
 
 
-@pytest.mark.parametrize("key, words", [
-    ("seeds/2026/sub/", "ends with '/'"),                     # a "folder" that holds bytes
-    ("seeds/2026/", "ends with '/'"),                         # the prefix itself, with content
-    ("seeds/2026//a.txt", "empty, '.' or '..'"),              # a leading '/' under the prefix
-    ("seeds/2026/a//b.txt", "empty, '.' or '..'"),
-    ("seeds/2026/../etc/x.txt", "empty, '.' or '..'"),
-    ("seeds/2026/a/./x.txt", "empty, '.' or '..'"),
-    ("seeds/2026/a\x01b.txt", "control character"),
-    ("seeds/2026/a\nb.txt", "control character"),
-    ("seeds/2026/a\x85b.txt", "control character"),           # C1
-    ("seeds/2026/caf\ufffd.txt", "not valid UTF-8"),          # bytes that were not UTF-8, after URL decoding
-    ("seeds/2026/caf\udce9.txt", "not valid UTF-8"),          # a lone surrogate
-    ("seeds/2026/" + "x" * (MAX_KEY_BYTES) + ".txt", "longer than"),
-])
+@pytest.mark.parametrize(
+    "key, words",
+    [
+        ("seeds/2026/sub/", "ends with '/'"),  # a "folder" that holds bytes
+        ("seeds/2026/", "ends with '/'"),  # the prefix itself, with content
+        ("seeds/2026//a.txt", "empty, '.' or '..'"),  # a leading '/' under the prefix
+        ("seeds/2026/a//b.txt", "empty, '.' or '..'"),
+        ("seeds/2026/../etc/x.txt", "empty, '.' or '..'"),
+        ("seeds/2026/a/./x.txt", "empty, '.' or '..'"),
+        ("seeds/2026/a\x01b.txt", "control character"),
+        ("seeds/2026/a\nb.txt", "control character"),
+        ("seeds/2026/a\x85b.txt", "control character"),  # C1
+        ("seeds/2026/caf\ufffd.txt", "not valid UTF-8"),  # bytes that were not UTF-8, after URL decoding
+        ("seeds/2026/caf\udce9.txt", "not valid UTF-8"),  # a lone surrogate
+        ("seeds/2026/" + "x" * (MAX_KEY_BYTES) + ".txt", "longer than"),
+    ],
+)
 def test_odd_seed_named_keys_are_refused_with_the_key_named(key, words):
     got = classify_key(P, key, 5)
     assert got is not None and got[1] is not None, key
@@ -97,11 +127,20 @@ def test_odd_seed_named_keys_are_refused_with_the_key_named(key, words):
     entry_key("s3://b/" + P, rel)  # and a ledger id can be made from it
 
 
-@pytest.mark.parametrize("key", ["seeds/2026/" + "é" * 400 + ".txt", "seeds/2026/日本/記事.md",
-                                 "seeds/2026/a b (1).txt", "seeds/2026/a%20b.txt", "seeds/2026/a?b#c.txt",
-                                 "seeds/2026/-.txt", "seeds/2026/a/b/c/d/e/f/g.txt"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "seeds/2026/" + "é" * 400 + ".txt",
+        "seeds/2026/日本/記事.md",
+        "seeds/2026/a b (1).txt",
+        "seeds/2026/a%20b.txt",
+        "seeds/2026/a?b#c.txt",
+        "seeds/2026/-.txt",
+        "seeds/2026/a/b/c/d/e/f/g.txt",
+    ],
+)
 def test_unusual_but_plain_keys_are_seeds(key):
-    assert classify_key(P, key, 5) == (key[len(P):], None)
+    assert classify_key(P, key, 5) == (key[len(P) :], None)
 
 
 def test_unicode_normalisation_variants_are_two_objects_with_two_ledger_entries():
@@ -136,7 +175,7 @@ def test_any_key_has_one_verdict_and_never_escapes_the_prefix(prefix, tail, size
         assert key.startswith(prefix)  # nothing outside the prefix is ever a seed or a refusal
         rel.encode("utf-8")
         if reason is None:  # a seed taken: a plain relative path of plain segments
-            assert rel == key[len(prefix):]
+            assert rel == key[len(prefix) :]
             parts = rel.split("/")
             assert all(p not in ("", ".", "..") for p in parts)
             assert not any(unicodedata.category(c) in ("Cc", "Cs") or c == "\ufffd" for c in rel)

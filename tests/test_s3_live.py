@@ -14,8 +14,11 @@ from collections import Counter
 
 import pytest
 
-pytest.importorskip("boto3", reason="boto3 is not installed: the s3 extra (pip install -e '.[s3]') is not in "
-                                    "requirements.lock yet, so the object-storage tests cannot run")
+pytest.importorskip(
+    "boto3",
+    reason="boto3 is not installed: the s3 extra (pip install -e '.[s3]') is not in "
+    "requirements.lock yet, so the object-storage tests cannot run",
+)
 
 from pipeline.run.flow import (
     RunOptions,
@@ -64,8 +67,12 @@ class Store:
     def put_multipart(self, key: str, body: bytes) -> None:
         up = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
         part = self.client.upload_part(Bucket=self.bucket, Key=key, UploadId=up["UploadId"], PartNumber=1, Body=body)
-        self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=up["UploadId"],
-                                              MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]})
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=up["UploadId"],
+            MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+        )
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
@@ -81,7 +88,9 @@ def store(s3_server):
 
 def go(settings, client, store: Store, prefix: str, **kw):
     kw.setdefault("check_images", False)
-    return run(settings, RunOptions(seed_dir=store.url(prefix), s3_client=store.client, **kw), client=client, emit=QUIET)
+    return run(
+        settings, RunOptions(seed_dir=store.url(prefix), s3_client=store.client, **kw), client=client, emit=QUIET
+    )
 
 
 def served(client, settings) -> dict[str, tuple[str, str]]:
@@ -160,15 +169,15 @@ def test_odd_keys_each_get_exactly_one_outcome(settings, client, store):
     long_name = "/".join(["l" * 200] * 4) + "/" + "m" * 150 + ".txt"  # ~960 bytes (the server takes 255 a segment)
     objects = {
         "p/ok.txt": seed("Ok"),
-        "p/ctl\x01name.txt": seed("Control"),      # control character: refused, named
-        f"p/{nfc}": seed("Cafe NFC"),              # two keys that look alike: two objects, two outcomes
+        "p/ctl\x01name.txt": seed("Control"),  # control character: refused, named
+        f"p/{nfc}": seed("Cafe NFC"),  # two keys that look alike: two objects, two outcomes
         f"p/{nfd}": seed("Cafe NFD"),
-        "p/empty.txt": b"",                        # zero bytes: read, refused by the parser
-        "p/folder/": b"not a folder",              # a "folder" with content: refused, named
-        "p/marker/": b"",                          # a folder marker: not a seed
-        "p/.git/hidden.txt": seed("Hidden"),       # hidden folder: skipped, as in a folder walk
-        "p/notes.json": b"{}",                     # not seed-named: skipped
-        f"p/{long_name}": seed("Long"),            # long but legal (S3 allows 1024 bytes)
+        "p/empty.txt": b"",  # zero bytes: read, refused by the parser
+        "p/folder/": b"not a folder",  # a "folder" with content: refused, named
+        "p/marker/": b"",  # a folder marker: not a seed
+        "p/.git/hidden.txt": seed("Hidden"),  # hidden folder: skipped, as in a folder walk
+        "p/notes.json": b"{}",  # not seed-named: skipped
+        f"p/{long_name}": seed("Long"),  # long but legal (S3 allows 1024 bytes)
         "p/a b %20 ?#.txt": seed("Punctuation"),
         "p/日本/記事.md": seed("Japanese"),
     }
@@ -183,9 +192,17 @@ def test_odd_keys_each_get_exactly_one_outcome(settings, client, store):
     assert by_path["empty.txt"]["reason"] == "file is empty"
     assert "p/.git/hidden.txt" not in store.gets and "p/ctl\x01name.txt" not in store.gets
     states = ledger(client, settings, f"s3://{store.bucket}/p/")
-    assert states == {"ok.txt": "indexed", nfc: "indexed", nfd: "indexed", long_name: "indexed",
-                      "a b %20 ?#.txt": "indexed", "日本/記事.md": "indexed", "ctl\x01name.txt": "quarantined",
-                      "empty.txt": "quarantined", "folder/": "quarantined"}
+    assert states == {
+        "ok.txt": "indexed",
+        nfc: "indexed",
+        nfd: "indexed",
+        long_name: "indexed",
+        "a b %20 ?#.txt": "indexed",
+        "日本/記事.md": "indexed",
+        "ctl\x01name.txt": "quarantined",
+        "empty.txt": "quarantined",
+        "folder/": "quarantined",
+    }
     again = go(settings, client, store, "p")
     assert again.counts == {"unchanged": 9}
 
@@ -222,8 +239,10 @@ def test_an_object_changed_or_removed_after_planning_is_changed_not_indexed(sett
         report.merge(process_batch(batch, client=client, settings=settings, options=options, target=target, emit=QUIET))
     reasons = {c["path"]: c["reason"] for c in report.listed("changed")}
     assert report.counts == {"changed": 2}, report.samples
-    assert reasons == {"edit.txt": "changed since it was planned: its ETag is different",
-                       "gone.txt": "changed since it was planned: the object disappeared"}
+    assert reasons == {
+        "edit.txt": "changed since it was planned: its ETag is different",
+        "gone.txt": "changed since it was planned: the object disappeared",
+    }
     assert indices.count(client, settings.alias) == 0
     after = go(settings, client, store, "p")
     assert after.counts == {"indexed": 1, "deleted": 1}
@@ -263,9 +282,14 @@ def test_the_cli_runs_from_s3_with_credentials_from_the_environment(settings, cl
     assert s3_server.secret_key not in first.stdout + first.stderr
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert second.returncode == 0 and "0 to process" in second.stdout, second.stdout + second.stderr
-    bad = subprocess.run([*argv[:4], f"s3://{store.bucket}/drop", "--skip-images"],
-                         env={**env, "AWS_SECRET_ACCESS_KEY": "wrong-secret"}, capture_output=True, text=True,
-                         timeout=300, cwd=ROOT)
+    bad = subprocess.run(
+        [*argv[:4], f"s3://{store.bucket}/drop", "--skip-images"],
+        env={**env, "AWS_SECRET_ACCESS_KEY": "wrong-secret"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert bad.returncode == 2 and "SignatureDoesNotMatch" in bad.stderr, bad.stdout + bad.stderr
     assert "wrong-secret" not in bad.stdout + bad.stderr
 
@@ -276,25 +300,43 @@ def test_the_dag_reads_s3_with_the_amazon_providers_connection(store, s3_server,
     Airflow connection ``aws_default`` (type aws), none from the environment."""
     import json
 
-    pytest.importorskip("airflow.providers.amazon", reason="apache-airflow-providers-amazon is not installed "
-                                                           "(the airflow extra; not in requirements.lock yet)")
+    pytest.importorskip(
+        "airflow.providers.amazon",
+        reason="apache-airflow-providers-amazon is not installed (the airflow extra; not in requirements.lock yet)",
+    )
     from pipeline.config import Settings, make_client
 
     for p in SAMPLE_SEEDS.iterdir():
         store.put(f"nightly/{p.name}", p.read_bytes())
     airflow = str(ROOT / ".venv" / "bin" / "airflow") if (ROOT / ".venv" / "bin" / "airflow").exists() else "airflow"
     home = tmp_path / "airflow_home"
-    conn = {"conn_type": "aws", "login": s3_server.access_key, "password": s3_server.secret_key,
-            "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"}}
+    conn = {
+        "conn_type": "aws",
+        "login": s3_server.access_key,
+        "password": s3_server.secret_key,
+        "extra": {"endpoint_url": s3_server.endpoint, "region_name": "us-east-1"},
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SEEDNEWS_S3"))}
-    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-                "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn), "OPENSEARCH_URL": opensearch_url})
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(conn),
+            "OPENSEARCH_URL": opensearch_url,
+        }
+    )
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     base = f"dags3-{uuid.uuid4().hex[:8]}"
     conf = {"seed_dir": store.url("nightly"), "index": base, "skip_images": True, "max_batches": 2}
-    out = subprocess.run([airflow, "dags", "test", "seednews_index", "-c", json.dumps(conf)], env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [airflow, "dags", "test", "seednews_index", "-c", json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     log = out.stdout + out.stderr
     os_client = make_client(Settings(opensearch_url=opensearch_url))
     try:

@@ -50,9 +50,17 @@ def _forge_stat(settings, client, folder, name, hashed_ns: int) -> None:
     """Make the ledger's fingerprint equal the file's current stat, as if the edit had landed in the same
     timestamp tick as the hash (size kept, mtime and ctime unchanged to the file system's resolution)."""
     st = os.stat(folder / name)
-    Ledger(client, settings.ledger_index).update({entry_key(str(folder), name): {
-        "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino,
-        "hashed_ns": hashed_ns}})
+    Ledger(client, settings.ledger_index).update(
+        {
+            entry_key(str(folder), name): {
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "ctime_ns": st.st_ctime_ns,
+                "ino": st.st_ino,
+                "hashed_ns": hashed_ns,
+            }
+        }
+    )
 
 
 def test_edit_hidden_behind_an_unchanged_fingerprint_is_caught_when_racy(settings, client, tmp_path, monkeypatch):
@@ -135,14 +143,16 @@ def test_file_replaced_by_another_inode_is_compared_by_content(settings, client,
 
 # ----------------------------------------------------------------------------- the rule itself
 def _seed(**kw) -> SeedFile:
-    return SeedFile("/r", "a.txt", "/r", "a.txt", **{"size": 10, "mtime_ns": 100 * SECOND, "ctime_ns": 100 * SECOND,
-                                                     "ino": 7, **kw})
+    return SeedFile(
+        "/r", "a.txt", "/r", "a.txt", **{"size": 10, "mtime_ns": 100 * SECOND, "ctime_ns": 100 * SECOND, "ino": 7, **kw}
+    )
 
 
 def test_racy_rule():
     seed = _seed()
-    entry = LedgerEntry("/r", "a.txt", "indexed", size=10, mtime_ns=100 * SECOND, ctime_ns=100 * SECOND, ino=7,
-                        hashed_ns=110 * SECOND)
+    entry = LedgerEntry(
+        "/r", "a.txt", "indexed", size=10, mtime_ns=100 * SECOND, ctime_ns=100 * SECOND, ino=7, hashed_ns=110 * SECOND
+    )
     window = sources.RACY_WINDOW_NS
     assert entry.trusts_stat(seed, window)
     assert not entry.trusts_stat(_seed(size=11), window)

@@ -42,14 +42,57 @@ def tls_proxy(tmp_path_factory, opensearch_url):
     if not Path(NGINX).exists():
         pytest.fail("nginx is missing (scripts/test installs Debian's nginx)")
     d = tmp_path_factory.mktemp("tls_proxy")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=seednews test CA", cwd=d)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=127.0.0.1", cwd=d)
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
-                               "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=seednews test CA",
+        cwd=d,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+        cwd=d,
+    )
+    (d / "ext.cnf").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        cwd=d,
+    )
     (d / "htpasswd").write_text(f"{USER}:{_openssl('passwd', '-apr1', '-stdin', cwd=d, stdin=PASSWORD).strip()}\n")
     (d / "tmp").mkdir()
     port = _free_port()
@@ -75,13 +118,17 @@ http {{
       proxy_set_header Authorization "";
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_pass {opensearch_url.rstrip('/')};
+      proxy_pass {opensearch_url.rstrip("/")};
     }}
   }}
 }}
 """)
-    proc = subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [NGINX, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -100,8 +147,13 @@ http {{
 def _cli(env_extra: dict, seed_dir: Path, index: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENSEARCH_")}
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-m", "pipeline", "run", str(seed_dir), "--skip-images", "--index", index],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", str(seed_dir), "--skip-images", "--index", index],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_pipeline_over_tls_with_basic_auth(tls_proxy, seed_dir, opensearch_url):
@@ -114,8 +166,14 @@ def test_pipeline_over_tls_with_basic_auth(tls_proxy, seed_dir, opensearch_url):
         assert "2 indexed" in out and PASSWORD not in out and ENCODED not in out
         assert f"OpenSearch: https://127.0.0.1:{tls_proxy['port']}" in out
 
-        wrong = _cli({"OPENSEARCH_URL": f"https://{USER}:not-it@127.0.0.1:{tls_proxy['port']}",
-                      "OPENSEARCH_CA_CERTS": tls_proxy["ca"]}, seed_dir, index)
+        wrong = _cli(
+            {
+                "OPENSEARCH_URL": f"https://{USER}:not-it@127.0.0.1:{tls_proxy['port']}",
+                "OPENSEARCH_CA_CERTS": tls_proxy["ca"],
+            },
+            seed_dir,
+            index,
+        )
         assert wrong.returncode == 2, wrong.stdout + wrong.stderr
         assert "refused the credentials (HTTP 401)" in wrong.stderr and "password ***" in wrong.stderr, wrong.stderr
         assert "not-it" not in wrong.stdout + wrong.stderr

@@ -115,8 +115,17 @@ def test_allowed_tags_give_plain_values():
         "f: !!seq [1]\ng: !!map {k: v}\nh: ! 12\ni: !!int 0x1F\nj: !!int -0o17\nk: ! [x]\n"
     )
     assert load(doc) == {
-        "a": "12", "b": 42, "c": 1.0, "d": True, "e": None, "f": [1], "g": {"k": "v"}, "h": "12", "i": 31,
-        "j": -15, "k": ["x"],
+        "a": "12",
+        "b": 42,
+        "c": 1.0,
+        "d": True,
+        "e": None,
+        "f": [1],
+        "g": {"k": "v"},
+        "h": "12",
+        "i": 31,
+        "j": -15,
+        "k": ["x"],
     }
     assert type(load(doc)["c"]) is float
 
@@ -174,7 +183,12 @@ def test_explicit_inf_and_nan_are_refused(text):
 
 def test_untagged_inf_nan_and_yaml11_numbers_stay_strings():
     assert load("a: .inf\nb: .nan\nc: 1e999\nd: 0x1F\ne: 1_000\nf: 12:30:00") == {
-        "a": ".inf", "b": ".nan", "c": "1e999", "d": "0x1F", "e": "1_000", "f": "12:30:00",
+        "a": ".inf",
+        "b": ".nan",
+        "c": "1e999",
+        "d": "0x1F",
+        "e": "1_000",
+        "f": "12:30:00",
     }
 
 
@@ -255,7 +269,7 @@ def test_control_character_is_refused_with_line_and_column():
 
 
 C1_DOC = (
-    "title: \"Surveillance\u00e2\u0080\u0094a \u00e2\u0080\u009cquote\u00e2\u0080\u009d\"\n"
+    'title: "Surveillance\u00e2\u0080\u0094a \u00e2\u0080\u009cquote\u00e2\u0080\u009d"\n'
     "excerpt: plain \x81 text \x9f\n"
     "caf\u00c3\u0083\u00c2\u00a9\x8d: key with C1\n"
     "list: [\x80, '\x9d', \"\\x9d \x90\"]\n"
@@ -299,7 +313,13 @@ def test_existing_safety_properties_are_kept():
     assert refused("a: " + "[" * 40 + "]" * 40).problem == f"nesting deeper than {yamlsafe.MAX_DEPTH} levels"
     assert refused("a: 1\na: 2\n").problem == "duplicate key 'a'"
     assert load("a: NO\nb: 12:30:00\nc: 2021-10-06\nd: yes\ne: ~\nf: 1.5\ng: -3\n") == {
-        "a": "NO", "b": "12:30:00", "c": "2021-10-06", "d": "yes", "e": None, "f": 1.5, "g": -3,
+        "a": "NO",
+        "b": "12:30:00",
+        "c": "2021-10-06",
+        "d": "yes",
+        "e": None,
+        "f": 1.5,
+        "g": -3,
     }
     assert load("a: x\x9dy") == {"a": "x\x9dy"}
 
@@ -314,18 +334,87 @@ def test_long_alias_name_is_shown_truncated():
 BUDGET = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 TAGS = [
-    "", "", "", "", "!!str ", "!!int ", "!!float ", "!!bool ", "!!null ", "!!seq ", "!!map ", "! ",
-    "!!binary ", "!!set ", "!!omap ", "!!pairs ", "!!timestamp ", "!!merge ", "!!python/object:os.system ",
-    "!!python/tuple ", "!foo ", "!<tag:yaml.org,2002:str> ", "!<urn:x> ", "&anchor ",
+    "",
+    "",
+    "",
+    "",
+    "!!str ",
+    "!!int ",
+    "!!float ",
+    "!!bool ",
+    "!!null ",
+    "!!seq ",
+    "!!map ",
+    "! ",
+    "!!binary ",
+    "!!set ",
+    "!!omap ",
+    "!!pairs ",
+    "!!timestamp ",
+    "!!merge ",
+    "!!python/object:os.system ",
+    "!!python/tuple ",
+    "!foo ",
+    "!<tag:yaml.org,2002:str> ",
+    "!<urn:x> ",
+    "&anchor ",
 ]
 ODD_SCALARS = [
-    "a", "title", "NO", "yes", "on", "12:30:00", "2021-10-06", "2021-02-30", "0001-01-01T00:00:00+01:00",
-    "1", "-0", "007", "0x1F", "0o17", "1_000", "9223372036854775807", "9223372036854775808",
-    "-9223372036854775809", "9" * 5000, "1.5", "1.0e999", "-1.0e999", "1e999", ".inf", "-.inf", ".nan",
-    "1.", ".5", "~", "null", "NULL", "", "true", "False", "maybe", "abc", "aGVsbG8=", "*anchor",
-    "caf\u00c3\u00a9", "x\x9dy", "\x81", "\x85", "\U000f0081", "\u2028", "\ufeff",
-    "'quoted'", "'it''s'", '"double"', '"\\ud800"', '"\\U00110000"', '"\\x9d"', '"\\u00e9"', '"\\N"',
-    "'\x9d'", '"a\x85b"',
+    "a",
+    "title",
+    "NO",
+    "yes",
+    "on",
+    "12:30:00",
+    "2021-10-06",
+    "2021-02-30",
+    "0001-01-01T00:00:00+01:00",
+    "1",
+    "-0",
+    "007",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "9" * 5000,
+    "1.5",
+    "1.0e999",
+    "-1.0e999",
+    "1e999",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "1.",
+    ".5",
+    "~",
+    "null",
+    "NULL",
+    "",
+    "true",
+    "False",
+    "maybe",
+    "abc",
+    "aGVsbG8=",
+    "*anchor",
+    "caf\u00c3\u00a9",
+    "x\x9dy",
+    "\x81",
+    "\x85",
+    "\U000f0081",
+    "\u2028",
+    "\ufeff",
+    "'quoted'",
+    "'it''s'",
+    '"double"',
+    '"\\ud800"',
+    '"\\U00110000"',
+    '"\\x9d"',
+    '"\\u00e9"',
+    '"\\N"',
+    "'\x9d'",
+    '"a\x85b"',
 ]
 
 scalars = st.builds(lambda tag, s: tag + s, st.sampled_from(TAGS), st.sampled_from(ODD_SCALARS))
@@ -339,8 +428,11 @@ flow_nodes = st.recursive(
     scalars,
     lambda inner: st.one_of(
         st.builds(lambda t, xs: t + "[" + ", ".join(xs) + "]", st.sampled_from(TAGS), st.lists(inner, max_size=4)),
-        st.builds(lambda t, ps: t + _flow_map(ps), st.sampled_from(TAGS),
-                  st.lists(st.tuples(st.one_of(scalars, inner), inner), max_size=4)),
+        st.builds(
+            lambda t, ps: t + _flow_map(ps),
+            st.sampled_from(TAGS),
+            st.lists(st.tuples(st.one_of(scalars, inner), inner), max_size=4),
+        ),
     ),
     max_leaves=12,
 )
@@ -357,8 +449,24 @@ documents = st.one_of(
     st.builds(lambda items: "".join(f"- {i}\n" for i in items), st.lists(flow_nodes, min_size=1, max_size=4)),
     deep,
 )
-YAMLISH = [*":-?[]{},#&*!|>'\"%@`\\ \n\t", "a", "1", "0", ".", "e", "x", "\x85", "\x81", "\x9d",
-                                                 "\U000f0081", "\ud800", "\u00e9", "\ufeff", "\x00", "\x7f"]
+YAMLISH = [
+    *":-?[]{},#&*!|>'\"%@`\\ \n\t",
+    "a",
+    "1",
+    "0",
+    ".",
+    "e",
+    "x",
+    "\x85",
+    "\x81",
+    "\x9d",
+    "\U000f0081",
+    "\ud800",
+    "\u00e9",
+    "\ufeff",
+    "\x00",
+    "\x7f",
+]
 yamlish_text = st.text(alphabet=st.sampled_from(YAMLISH), max_size=80)
 
 

@@ -41,6 +41,7 @@ DEFAULT_URL = "http://127.0.0.1:5601"
 DEFAULT_TIMEOUT = 30.0
 IMPORT_PATH = "/api/saved_objects/_import"
 
+
 def parse_bool(name: str, value: str | None, default: bool) -> bool:
     """``true/false``, ``1/0``, ``yes/no``, ``on/off`` (any case, the words ``config.parse_bool``
     knows); unset or blank -> ``default``."""
@@ -171,11 +172,20 @@ def send_import(request: ImportRequest, session=None) -> ImportResult:
         session.trust_env = False  # no HTTP(S)_PROXY detours, no ~/.netrc credentials
     try:
         response = session.request(
-            request.method, request.url, params=request.params, headers=request.headers, files=request.files,
-            auth=request.auth, verify=request.verify, timeout=request.timeout, allow_redirects=False,
+            request.method,
+            request.url,
+            params=request.params,
+            headers=request.headers,
+            files=request.files,
+            auth=request.auth,
+            verify=request.verify,
+            timeout=request.timeout,
+            allow_redirects=False,
         )
     except requests.RequestException as exc:
-        raise DashboardsError(f"cannot reach OpenSearch Dashboards at {request.url}: {type(exc).__name__}: {str(exc)[:300]}") from None
+        raise DashboardsError(
+            f"cannot reach OpenSearch Dashboards at {request.url}: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
     finally:
         if own:
             session.close()

@@ -35,6 +35,7 @@ def shipped_ndjson():
 
     return data_dir("pipeline.savedobjects", "dashboards") / "seednews.ndjson"
 
+
 # ------------------------------------------------------------------ index patterns
 ARTICLES = "seednews-articles"
 LEDGER = "seednews-articles-ledger"
@@ -103,11 +104,19 @@ def _search_source(query: str = "", *, index: bool = True, **extra: Any) -> dict
 
 def _terms(agg_id: str, schema: str, field: str, label: str, size: int = 10, missing: bool = False) -> dict[str, Any]:
     return {
-        "id": agg_id, "enabled": True, "type": "terms", "schema": schema,
+        "id": agg_id,
+        "enabled": True,
+        "type": "terms",
+        "schema": schema,
         "params": {
-            "field": field, "size": size, "order": "desc", "orderBy": "1",
-            "otherBucket": False, "otherBucketLabel": "Other",
-            "missingBucket": missing, "missingBucketLabel": "Missing",
+            "field": field,
+            "size": size,
+            "order": "desc",
+            "orderBy": "1",
+            "otherBucket": False,
+            "otherBucketLabel": "Other",
+            "missingBucket": missing,
+            "missingBucketLabel": "Missing",
             "customLabel": label,
         },
     }
@@ -118,42 +127,85 @@ _COUNT = {"id": "1", "enabled": True, "type": "count", "schema": "metric", "para
 
 def _table_params() -> dict[str, Any]:
     return {
-        "perPage": 10, "showPartialRows": False, "showMetricsAtAllLevels": False, "showTotal": True,
-        "totalFunc": "sum", "percentageCol": "", "sort": {"columnIndex": None, "direction": None},
+        "perPage": 10,
+        "showPartialRows": False,
+        "showMetricsAtAllLevels": False,
+        "showTotal": True,
+        "totalFunc": "sum",
+        "percentageCol": "",
+        "sort": {"columnIndex": None, "direction": None},
     }
 
 
 def _pie_params() -> dict[str, Any]:
     return {
-        "type": "pie", "addTooltip": True, "addLegend": True, "legendPosition": "right", "isDonut": True,
+        "type": "pie",
+        "addTooltip": True,
+        "addLegend": True,
+        "legendPosition": "right",
+        "isDonut": True,
         "labels": {"show": True, "values": True, "last_level": True, "truncate": 100},
     }
 
 
 def _histogram_params(x_title: str) -> dict[str, Any]:
     return {
-        "type": "histogram", "addTooltip": True, "addLegend": False, "legendPosition": "right",
-        "addTimeMarker": False, "times": [],
+        "type": "histogram",
+        "addTooltip": True,
+        "addLegend": False,
+        "legendPosition": "right",
+        "addTimeMarker": False,
+        "times": [],
         "grid": {"categoryLines": False},
-        "categoryAxes": [{
-            "id": "CategoryAxis-1", "type": "category", "position": "bottom", "show": True, "style": {},
-            "scale": {"type": "linear"}, "labels": {"show": True, "filter": True, "truncate": 100},
-            "title": {"text": x_title},
-        }],
-        "valueAxes": [{
-            "id": "ValueAxis-1", "name": "LeftAxis-1", "type": "value", "position": "left", "show": True,
-            "style": {}, "scale": {"type": "linear", "mode": "normal"},
-            "labels": {"show": True, "rotate": 0, "filter": False, "truncate": 100}, "title": {"text": "Articles"},
-        }],
-        "seriesParams": [{
-            "show": True, "type": "histogram", "mode": "stacked", "data": {"label": "Articles", "id": "1"},
-            "valueAxis": "ValueAxis-1", "drawLinesBetweenPoints": True, "showCircles": True,
-        }],
+        "categoryAxes": [
+            {
+                "id": "CategoryAxis-1",
+                "type": "category",
+                "position": "bottom",
+                "show": True,
+                "style": {},
+                "scale": {"type": "linear"},
+                "labels": {"show": True, "filter": True, "truncate": 100},
+                "title": {"text": x_title},
+            }
+        ],
+        "valueAxes": [
+            {
+                "id": "ValueAxis-1",
+                "name": "LeftAxis-1",
+                "type": "value",
+                "position": "left",
+                "show": True,
+                "style": {},
+                "scale": {"type": "linear", "mode": "normal"},
+                "labels": {"show": True, "rotate": 0, "filter": False, "truncate": 100},
+                "title": {"text": "Articles"},
+            }
+        ],
+        "seriesParams": [
+            {
+                "show": True,
+                "type": "histogram",
+                "mode": "stacked",
+                "data": {"label": "Articles", "id": "1"},
+                "valueAxis": "ValueAxis-1",
+                "drawLinesBetweenPoints": True,
+                "showCircles": True,
+            }
+        ],
     }
 
 
-def _visualization(vid: str, title: str, description: str, index_pattern: str, vis_type: str,
-                   params: dict[str, Any], aggs: list[dict[str, Any]], query: str = "") -> dict[str, Any]:
+def _visualization(
+    vid: str,
+    title: str,
+    description: str,
+    index_pattern: str,
+    vis_type: str,
+    params: dict[str, Any],
+    aggs: list[dict[str, Any]],
+    query: str = "",
+) -> dict[str, Any]:
     state = {"title": title, "type": vis_type, "params": params, "aggs": aggs}
     return {
         "id": vid,
@@ -170,8 +222,9 @@ def _visualization(vid: str, title: str, description: str, index_pattern: str, v
     }
 
 
-def _search(sid: str, title: str, description: str, index_pattern: str, query: str,
-            columns: list[str], sort_field: str) -> dict[str, Any]:
+def _search(
+    sid: str, title: str, description: str, index_pattern: str, query: str, columns: list[str], sort_field: str
+) -> dict[str, Any]:
     return {
         "id": sid,
         "type": "search",
@@ -188,16 +241,22 @@ def _search(sid: str, title: str, description: str, index_pattern: str, query: s
     }
 
 
-def _dashboard(did: str, title: str, description: str, panels: list[tuple[str, str, int, int, int, int]],
-               time_from: str) -> dict[str, Any]:
+def _dashboard(
+    did: str, title: str, description: str, panels: list[tuple[str, str, int, int, int, int]], time_from: str
+) -> dict[str, Any]:
     """``panels``: (saved-object type, id, x, y, w, h) on the 48-column grid."""
     panels_json, references = [], []
     for i, (otype, oid, x, y, w, h) in enumerate(panels, start=1):
         ref = f"panel_{i - 1}"
-        panels_json.append({
-            "panelIndex": str(i), "gridData": {"x": x, "y": y, "w": w, "h": h, "i": str(i)},
-            "embeddableConfig": {}, "version": "7.10.0", "panelRefName": ref,
-        })
+        panels_json.append(
+            {
+                "panelIndex": str(i),
+                "gridData": {"x": x, "y": y, "w": w, "h": h, "i": str(i)},
+                "embeddableConfig": {},
+                "version": "7.10.0",
+                "panelRefName": ref,
+            }
+        )
         references.append({"name": ref, "type": otype, "id": oid})
     return {
         "id": did,
@@ -223,125 +282,186 @@ def saved_objects() -> list[dict[str, Any]]:
     """Every saved object, in an order where each object comes after those it references."""
     objects: list[dict[str, Any]] = []
     for ip_id, (title, time_field, _mapping) in INDEX_PATTERNS.items():
-        objects.append({
-            "id": ip_id,
-            "type": "index-pattern",
-            "attributes": {
-                "title": title,
-                "timeFieldName": time_field,
-                "fieldFormatMap": _json(FIELD_FORMATS[ip_id]),
-            },
-            "references": [],
-        })
+        objects.append(
+            {
+                "id": ip_id,
+                "type": "index-pattern",
+                "attributes": {
+                    "title": title,
+                    "timeFieldName": time_field,
+                    "fieldFormatMap": _json(FIELD_FORMATS[ip_id]),
+                },
+                "references": [],
+            }
+        )
 
     objects += [
         _visualization(
-            VIS_TOPICS, "[seednews] Articles per topic",
+            VIS_TOPICS,
+            "[seednews] Articles per topic",
             "Articles per topic, with the canonical display form of each topic (AI, Computer Vision...). "
             "An article with several topics counts once under each.",
-            IP_ARTICLES, "table", _table_params(),
+            IP_ARTICLES,
+            "table",
+            _table_params(),
             [_COUNT, _terms("2", "bucket", "topics", "Topic", size=50)],
         ),
         _visualization(
-            VIS_PROVIDERS, "[seednews] Articles per provider",
+            VIS_PROVIDERS,
+            "[seednews] Articles per provider",
             "Articles per publisher (provider.name).",
-            IP_ARTICLES, "table", _table_params(),
+            IP_ARTICLES,
+            "table",
+            _table_params(),
             [_COUNT, _terms("2", "bucket", "provider.name", "Provider", size=50)],
         ),
         _visualization(
-            VIS_OVER_TIME, "[seednews] Articles over time",
+            VIS_OVER_TIME,
+            "[seednews] Articles over time",
             "Articles per day of publication (published_at).",
-            IP_ARTICLES, "histogram", _histogram_params("Published"),
-            [_COUNT, {
-                "id": "2", "enabled": True, "type": "date_histogram", "schema": "segment",
-                "params": {
-                    "field": "published_at", "interval": "d", "min_doc_count": 1, "extended_bounds": {},
-                    "drop_partials": False, "useNormalizedOpenSearchInterval": True, "scaleMetricValues": False,
-                    "customLabel": "Published",
+            IP_ARTICLES,
+            "histogram",
+            _histogram_params("Published"),
+            [
+                _COUNT,
+                {
+                    "id": "2",
+                    "enabled": True,
+                    "type": "date_histogram",
+                    "schema": "segment",
+                    "params": {
+                        "field": "published_at",
+                        "interval": "d",
+                        "min_doc_count": 1,
+                        "extended_bounds": {},
+                        "drop_partials": False,
+                        "useNormalizedOpenSearchInterval": True,
+                        "scaleMetricValues": False,
+                        "customLabel": "Published",
+                    },
                 },
-            }],
+            ],
         ),
         _visualization(
-            VIS_IMAGE_HEALTH, "[seednews] Image health",
+            VIS_IMAGE_HEALTH,
+            "[seednews] Image health",
             "Articles by image_health: all_ok, some_broken, none_ok, unchecked (images not checked in that "
             "run), no_images.",
-            IP_ARTICLES, "pie", _pie_params(),
+            IP_ARTICLES,
+            "pie",
+            _pie_params(),
             [_COUNT, _terms("2", "segment", "image_health", "Image health")],
         ),
         _visualization(
-            VIS_LEDGER_STATES, "[seednews] Seed files by ledger state",
+            VIS_LEDGER_STATES,
+            "[seednews] Seed files by ledger state",
             "What became of each seed file: indexed, quarantined, duplicate, failed, dead_letter...",
-            IP_LEDGER, "pie", _pie_params(),
+            IP_LEDGER,
+            "pie",
+            _pie_params(),
             [_COUNT, _terms("2", "segment", "state", "State", size=20)],
         ),
         _visualization(
-            VIS_QUARANTINE, "[seednews] Quarantine reasons",
+            VIS_QUARANTINE,
+            "[seednews] Quarantine reasons",
             "Quarantined seed files by stage and reason (the ledger; fix the file and it is picked up again).",
-            IP_LEDGER, "table", _table_params(),
-            [_COUNT, _terms("2", "bucket", "stage", "Stage", size=20),
-             _terms("3", "bucket", "reason.keyword", "Reason", size=50)],
+            IP_LEDGER,
+            "table",
+            _table_params(),
+            [
+                _COUNT,
+                _terms("2", "bucket", "stage", "Stage", size=20),
+                _terms("3", "bucket", "reason.keyword", "Reason", size=50),
+            ],
             query=Q_QUARANTINED,
         ),
         _visualization(
-            VIS_DEADLETTERS, "[seednews] Pending dead letters",
+            VIS_DEADLETTERS,
+            "[seednews] Pending dead letters",
             "Documents OpenSearch refused for good and not yet replayed, by reason and HTTP status.",
-            IP_DEADLETTER, "table", _table_params(),
-            [_COUNT, _terms("2", "bucket", "reason.keyword", "Reason", size=50),
-             _terms("3", "bucket", "status", "HTTP status", size=10)],
+            IP_DEADLETTER,
+            "table",
+            _table_params(),
+            [
+                _COUNT,
+                _terms("2", "bucket", "reason.keyword", "Reason", size=50),
+                _terms("3", "bucket", "status", "HTTP status", size=10),
+            ],
             query=Q_PENDING,
         ),
         _search(
-            SEARCH_UNPUBLISHED, "[seednews] Unpublished articles",
+            SEARCH_UNPUBLISHED,
+            "[seednews] Unpublished articles",
             "Articles whose seed says published: false.",
-            IP_ARTICLES, Q_UNPUBLISHED, ["title", "provider.name", "topics", "url"], "published_at",
+            IP_ARTICLES,
+            Q_UNPUBLISHED,
+            ["title", "provider.name", "topics", "url"],
+            "published_at",
         ),
         _search(
-            SEARCH_BROKEN_IMAGES, "[seednews] Articles with broken images",
+            SEARCH_BROKEN_IMAGES,
+            "[seednews] Articles with broken images",
             "Articles with at least one checked image that is not ok (broken, not_image, timeout, "
             "unreachable, blocked, invalid).",
-            IP_ARTICLES, Q_BROKEN_IMAGES,
-            ["title", "provider.name", "image_health", "images_broken", "images_checked", "images.url"], "published_at",
+            IP_ARTICLES,
+            Q_BROKEN_IMAGES,
+            ["title", "provider.name", "image_health", "images_broken", "images_checked", "images.url"],
+            "published_at",
         ),
         _search(
-            SEARCH_QUARANTINED, "[seednews] Quarantined seed files",
+            SEARCH_QUARANTINED,
+            "[seednews] Quarantined seed files",
             "Seed files that could not become a document, with the stage and the reason.",
-            IP_LEDGER, Q_QUARANTINED, ["root", "path", "stage", "reason", "run_id"], "updated_at",
+            IP_LEDGER,
+            Q_QUARANTINED,
+            ["root", "path", "stage", "reason", "run_id"],
+            "updated_at",
         ),
         _search(
-            SEARCH_DEADLETTERS, "[seednews] Pending dead letters",
+            SEARCH_DEADLETTERS,
+            "[seednews] Pending dead letters",
             "Refused documents waiting for a fix and a replay (--replay-dead-letters).",
-            IP_DEADLETTER, Q_PENDING, ["seed_path", "status", "reason", "target"], "failed_at",
+            IP_DEADLETTER,
+            Q_PENDING,
+            ["seed_path", "status", "reason", "target"],
+            "failed_at",
         ),
     ]
 
-    objects.append(_dashboard(
-        DASH_ANALYSTS, "[seednews] Articles (analysts)",
-        "What is in the articles index: topics, providers, publication over time, unpublished articles. "
-        "Pick the time range of the publications you care about (the time field is published_at).",
-        [
-            ("visualization", VIS_OVER_TIME, 0, 0, 48, 12),
-            ("visualization", VIS_TOPICS, 0, 12, 24, 15),
-            ("visualization", VIS_PROVIDERS, 24, 12, 24, 15),
-            ("visualization", VIS_IMAGE_HEALTH, 0, 27, 16, 15),
-            ("search", SEARCH_UNPUBLISHED, 16, 27, 32, 15),
-        ],
-        time_from="now-1y",
-    ))
-    objects.append(_dashboard(
-        DASH_OPERATORS, "[seednews] Pipeline health (operators)",
-        "Ledger states, quarantine reasons, pending dead letters and image health. Ledger panels use "
-        "updated_at, dead letters failed_at, image health published_at.",
-        [
-            ("visualization", VIS_LEDGER_STATES, 0, 0, 16, 15),
-            ("visualization", VIS_QUARANTINE, 16, 0, 32, 15),
-            ("visualization", VIS_DEADLETTERS, 0, 15, 24, 15),
-            ("visualization", VIS_IMAGE_HEALTH, 24, 15, 24, 15),
-            ("search", SEARCH_QUARANTINED, 0, 30, 48, 15),
-            ("search", SEARCH_DEADLETTERS, 0, 45, 24, 15),
-            ("search", SEARCH_BROKEN_IMAGES, 24, 45, 24, 15),
-        ],
-        time_from="now-7d",
-    ))
+    objects.append(
+        _dashboard(
+            DASH_ANALYSTS,
+            "[seednews] Articles (analysts)",
+            "What is in the articles index: topics, providers, publication over time, unpublished articles. "
+            "Pick the time range of the publications you care about (the time field is published_at).",
+            [
+                ("visualization", VIS_OVER_TIME, 0, 0, 48, 12),
+                ("visualization", VIS_TOPICS, 0, 12, 24, 15),
+                ("visualization", VIS_PROVIDERS, 24, 12, 24, 15),
+                ("visualization", VIS_IMAGE_HEALTH, 0, 27, 16, 15),
+                ("search", SEARCH_UNPUBLISHED, 16, 27, 32, 15),
+            ],
+            time_from="now-1y",
+        )
+    )
+    objects.append(
+        _dashboard(
+            DASH_OPERATORS,
+            "[seednews] Pipeline health (operators)",
+            "Ledger states, quarantine reasons, pending dead letters and image health. Ledger panels use "
+            "updated_at, dead letters failed_at, image health published_at.",
+            [
+                ("visualization", VIS_LEDGER_STATES, 0, 0, 16, 15),
+                ("visualization", VIS_QUARANTINE, 16, 0, 32, 15),
+                ("visualization", VIS_DEADLETTERS, 0, 15, 24, 15),
+                ("visualization", VIS_IMAGE_HEALTH, 24, 15, 24, 15),
+                ("search", SEARCH_QUARANTINED, 0, 30, 48, 15),
+                ("search", SEARCH_DEADLETTERS, 0, 45, 24, 15),
+                ("search", SEARCH_BROKEN_IMAGES, 24, 45, 24, 15),
+            ],
+            time_from="now-7d",
+        )
+    )
     return objects
 
 

@@ -25,31 +25,55 @@ WEBHOOK_TIMEOUT = 10.0
 WEBHOOK_ATTEMPTS = 3
 
 
-def failure_payload(*, dag_id: str, run_id: str, task_id: str, try_number: int | None = None,
-                    map_index: int | None = None, reason: str = "", log_url: str | None = None,
-                    logical_date: str | None = None) -> dict[str, Any]:
+def failure_payload(
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int | None = None,
+    map_index: int | None = None,
+    reason: str = "",
+    log_url: str | None = None,
+    logical_date: str | None = None,
+) -> dict[str, Any]:
     task = task_id if map_index in (None, -1) else f"{task_id}[{map_index}]"
-    lines = [f"seednews: task {task} failed in DAG {dag_id}, run {run_id}"
-             + (f" (try {try_number})" if try_number else "")]
+    lines = [
+        f"seednews: task {task} failed in DAG {dag_id}, run {run_id}" + (f" (try {try_number})" if try_number else "")
+    ]
     if reason:
         lines.append(f"reason: {_short(reason)}")
     if log_url:
         lines.append(f"log: {log_url}")
-    return {"text": "\n".join(lines), "dag_id": dag_id, "run_id": run_id, "task_id": task_id,
-            "map_index": map_index, "try_number": try_number, "reason": _short(reason),
-            "log_url": log_url, "logical_date": logical_date}
+    return {
+        "text": "\n".join(lines),
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "task_id": task_id,
+        "map_index": map_index,
+        "try_number": try_number,
+        "reason": _short(reason),
+        "log_url": log_url,
+        "logical_date": logical_date,
+    }
 
 
-def post_webhook(url: str, payload: Mapping[str, Any], *, timeout: float = WEBHOOK_TIMEOUT,
-                 attempts: int = WEBHOOK_ATTEMPTS, sleep=time.sleep) -> int:
+def post_webhook(
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    timeout: float = WEBHOOK_TIMEOUT,
+    attempts: int = WEBHOOK_ATTEMPTS,
+    sleep=time.sleep,
+) -> int:
     """POST ``payload`` as JSON; returns the HTTP status. Retries connection errors and 5xx; raises the
     last error when every attempt failed (the caller logs it: an alert that cannot be sent must be
     visible in the task log, not swallowed)."""
     body = json.dumps(payload, ensure_ascii=False, default=str).encode()
     last: Exception | None = None
     for attempt in range(attempts):
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "seednews-alerts"})
+        req = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "seednews-alerts"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status
@@ -60,7 +84,7 @@ def post_webhook(url: str, payload: Mapping[str, Any], *, timeout: float = WEBHO
         except OSError as exc:
             last = exc
         if attempt + 1 < attempts:
-            sleep(2 ** attempt)
+            sleep(2**attempt)
     assert last is not None
     raise last
 
@@ -77,8 +101,10 @@ def quarantine_breach(files_seen: int, quarantined: int, max_pct: float) -> str 
     pct = 100.0 * quarantined / files_seen
     if pct <= max_pct:
         return None
-    return (f"{quarantined} of {files_seen} seed files quarantined ({pct:.0f}%), more than the allowed "
-            f"{max_pct:g}%: the run is failed so that someone looks at the input")
+    return (
+        f"{quarantined} of {files_seen} seed files quarantined ({pct:.0f}%), more than the allowed "
+        f"{max_pct:g}%: the run is failed so that someone looks at the input"
+    )
 
 
 def _short(text: str, limit: int = 1000) -> str:

@@ -29,33 +29,63 @@ def report_dir(env: dict[str, str] | None = None) -> Path:
     return Path("reports")
 
 
-def query_facets(client, index: str, fields: Iterable[str] = FACET_FIELD_NAMES,
-                 size: int = FACET_SIZE) -> dict[str, list[tuple[str, int]]]:
+def query_facets(
+    client, index: str, fields: Iterable[str] = FACET_FIELD_NAMES, size: int = FACET_SIZE
+) -> dict[str, list[tuple[str, int]]]:
     """Terms counts per field over ``index`` (one request); ``{}`` when the index does not exist."""
     fields = list(fields)
-    body = {"size": 0, "track_total_hits": True,
-            "aggs": {f"f{i}": {"terms": {"field": f, "size": size}} for i, f in enumerate(fields)}}
+    body = {
+        "size": 0,
+        "track_total_hits": True,
+        "aggs": {f"f{i}": {"terms": {"field": f, "size": size}} for i, f in enumerate(fields)},
+    }
     resp = client.search(index=index, body=body, ignore_unavailable=True)
     aggs = resp.get("aggregations") or {}
-    return {f: [(str(b["key"]), int(b["doc_count"])) for b in aggs.get(f"f{i}", {}).get("buckets", [])]
-            for i, f in enumerate(fields)}
+    return {
+        f: [(str(b["key"]), int(b["doc_count"])) for b in aggs.get(f"f{i}", {}).get("buckets", [])]
+        for i, f in enumerate(fields)
+    }
 
 
-def render_markdown(*, dag_id: str, run_id: str, target: str, counts: dict[str, int], files_seen: int,
-                    facets: dict[str, list[tuple[str, int]]] | None = None, summary: str = "",
-                    verdict: str = "success", generated: datetime | None = None) -> str:
+def render_markdown(
+    *,
+    dag_id: str,
+    run_id: str,
+    target: str,
+    counts: dict[str, int],
+    files_seen: int,
+    facets: dict[str, list[tuple[str, int]]] | None = None,
+    summary: str = "",
+    verdict: str = "success",
+    generated: datetime | None = None,
+) -> str:
     when = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"# seednews run `{run_id}`", "",
-           f"- DAG: `{dag_id}`", f"- index: `{target}`", f"- verdict: **{verdict}**",
-           f"- written: {when}", f"- seed files seen: {files_seen}", "",
-           "## Files per outcome", "", "| outcome | files |", "| --- | ---: |"]
+    out = [
+        f"# seednews run `{run_id}`",
+        "",
+        f"- DAG: `{dag_id}`",
+        f"- index: `{target}`",
+        f"- verdict: **{verdict}**",
+        f"- written: {when}",
+        f"- seed files seen: {files_seen}",
+        "",
+        "## Files per outcome",
+        "",
+        "| outcome | files |",
+        "| --- | ---: |",
+    ]
     out += [f"| {state} | {n} |" for state, n in sorted(counts.items())] or ["| (none) | 0 |"]
     for field, label in FACET_FIELDS:
         buckets = (facets or {}).get(field)
         if buckets is None:
             continue
-        out += ["", f"## Articles per {label.lower()} (whole index after this run)", "",
-                f"| {label.lower()} | articles |", "| --- | ---: |"]
+        out += [
+            "",
+            f"## Articles per {label.lower()} (whole index after this run)",
+            "",
+            f"| {label.lower()} | articles |",
+            "| --- | ---: |",
+        ]
         out += [f"| {_cell(k)} | {n} |" for k, n in buckets] or ["| (none) | 0 |"]
     if summary:
         out += ["", "## Run summary", "", "```", summary.rstrip(), "```"]

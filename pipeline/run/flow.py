@@ -94,7 +94,9 @@ def plan(options: RunOptions, client=None, settings: Settings | None = None, tar
     target = target or settings.alias
     writes = client is not None and not options.dry_run
     served = Ledger(client, settings.ledger_index) if writes else None
-    return make_plan(options, client, settings, target, served, ledger_for(client, settings, target) if writes else None)
+    return make_plan(
+        options, client, settings, target, served, ledger_for(client, settings, target) if writes else None
+    )
 
 
 class _Progress:
@@ -110,8 +112,9 @@ class _Progress:
             self.emit(f"{self.label}: {self.done}/{self.total}")
 
 
-def build_documents(seeds: Iterable[SeedFile], options: RunOptions, report: RunReport,
-                    progress: _Progress | None = None) -> tuple[list[Document], list[SeedOutcome]]:
+def build_documents(
+    seeds: Iterable[SeedFile], options: RunOptions, report: RunReport, progress: _Progress | None = None
+) -> tuple[list[Document], list[SeedOutcome]]:
     """read -> parse -> normalize, one file at a time: each ends in a document or an outcome."""
     docs: list[Document] = []
     outcomes: list[SeedOutcome] = []
@@ -140,8 +143,9 @@ def build_documents(seeds: Iterable[SeedFile], options: RunOptions, report: RunR
     return docs, outcomes
 
 
-def annotate_images(docs: list[Document], client, settings: Settings, options: RunOptions,
-                    report: RunReport) -> list[Document]:
+def annotate_images(
+    docs: list[Document], client, settings: Settings, options: RunOptions, report: RunReport
+) -> list[Document]:
     """Annotate every document with the verdicts of its image URLs (never drops a document)."""
     from pipeline.stages.images import (
         ImageCheckConfig,
@@ -162,8 +166,15 @@ def annotate_images(docs: list[Document], client, settings: Settings, options: R
     return [replace(d, source=annotate_document(d.source, verdicts)) for d in docs]
 
 
-def process_seeds(seeds: list[SeedFile], *, client, settings: Settings, options: RunOptions, target: str,
-                  emit: Callable[[str], None] = log.info) -> RunReport:
+def process_seeds(
+    seeds: list[SeedFile],
+    *,
+    client,
+    settings: Settings,
+    options: RunOptions,
+    target: str,
+    emit: Callable[[str], None] = log.info,
+) -> RunReport:
     """One chunk of seed files, end to end; every file's outcome is in the ledger when this returns."""
     report = RunReport(dry_run=options.dry_run, target=target)
     docs, outcomes = build_documents(seeds, options, report, _Progress(len(seeds), "parsed", emit))
@@ -172,19 +183,34 @@ def process_seeds(seeds: list[SeedFile], *, client, settings: Settings, options:
     if options.dry_run:
         winners, losers = dedupe(docs)
         outcomes += [SeedOutcome(d.seed, "indexed", doc_id=d.id) for d in winners]
-        outcomes += [SeedOutcome(lo.seed, "duplicate", "index", f"same article as {w.seed.rel}", lo.id) for lo, w in losers]
+        outcomes += [
+            SeedOutcome(lo.seed, "duplicate", "index", f"same article as {w.seed.rel}", lo.id) for lo, w in losers
+        ]
         settle(outcomes, ledger=None, report=report, run_id=options.run_id, target=target)
         return report
     with timing.stage("bulk"):
         outcomes += index_documents(client, target, settings.deadletter_index, docs)
     with timing.stage("ledger"):
-        settle(outcomes, ledger=ledger_for(client, settings, target), report=report, run_id=options.run_id,
-               target=target, emit=emit)
+        settle(
+            outcomes,
+            ledger=ledger_for(client, settings, target),
+            report=report,
+            run_id=options.run_id,
+            target=target,
+            emit=emit,
+        )
     return report
 
 
-def process_batch(batch: Batch, *, client, settings: Settings, options: RunOptions, target: str,
-                  emit: Callable[[str], None] = log.info) -> RunReport:
+def process_batch(
+    batch: Batch,
+    *,
+    client,
+    settings: Settings,
+    options: RunOptions,
+    target: str,
+    emit: Callable[[str], None] = log.info,
+) -> RunReport:
     """Read, parse, normalize, check images and index one batch, ``CHUNK_SEEDS`` files at a time
     (memory stays flat however big the batch); each file's outcome is recorded in the ledger only
     after OpenSearch answered for it."""
@@ -194,15 +220,25 @@ def process_batch(batch: Batch, *, client, settings: Settings, options: RunOptio
     seeds = list(batch.seeds)
     total = len(seeds)
     for start in range(0, total, CHUNK_SEEDS):
-        report.merge(process_seeds(seeds[start:start + CHUNK_SEEDS], client=client, settings=settings,
-                                   options=options, target=target, emit=emit))
+        report.merge(
+            process_seeds(
+                seeds[start : start + CHUNK_SEEDS],
+                client=client,
+                settings=settings,
+                options=options,
+                target=target,
+                emit=emit,
+            )
+        )
         if total > CHUNK_SEEDS:
             emit(f"batch progress: {min(start + CHUNK_SEEDS, total)}/{total} files")
     return report
 
 
 # ----------------------------------------------------------------------------- finalize
-def replay(client, settings: Settings, options: RunOptions, target: str, emit: Callable[[str], None] = log.info) -> RunReport:
+def replay(
+    client, settings: Settings, options: RunOptions, target: str, emit: Callable[[str], None] = log.info
+) -> RunReport:
     """Send every pending dead letter again (after its cause was fixed), through the same outcome
     function as a normal run. A letter whose file has moved on since is resolved, not replayed."""
     report = RunReport(target=target)
@@ -213,19 +249,31 @@ def replay(client, settings: Settings, options: RunOptions, target: str, emit: C
     ledger = ledger_for(client, settings, target)
     docs = []
     for dl in letters:
-        seed = SeedFile(dl.get("seed_root") or "", dl["seed_path"], "", dl["seed_path"], 0, sha256=dl["seed_sha256"],
-                        seq=int(dl["version"]))
+        seed = SeedFile(
+            dl.get("seed_root") or "",
+            dl["seed_path"],
+            "",
+            dl["seed_path"],
+            0,
+            sha256=dl["seed_sha256"],
+            seq=int(dl["version"]),
+        )
         docs.append(Document(id=dl["doc_id"], source=json.loads(dl["document"]), seed=seed, version=seed.seq))
     previous = ledger.lookup(d.seed.key for d in docs)
-    current = [d for d in docs if (p := previous.get(d.seed.key)) is not None and p.state == "dead_letter"
-               and p.sha256 == d.seed.sha256]
+    current = [
+        d
+        for d in docs
+        if (p := previous.get(d.seed.key)) is not None and p.state == "dead_letter" and p.sha256 == d.seed.sha256
+    ]
     stale = [d.id for d in docs if d not in current]
     deadletters.resolve_dead_letters(client, settings.deadletter_index, stale, "superseded")
     outcomes = index_documents(client, target, settings.deadletter_index, current, resolution="replayed")
     landed = [o.doc_id for o in outcomes if o.state == "indexed"]
     settle(outcomes, ledger=ledger, report=report, run_id=options.run_id, target=target, previous=previous, emit=emit)
-    report.notes.append(f"replayed {len(current)} dead letters: {len(landed)} landed, {len(current) - len(landed)} did not"
-                        + (f"; {len(stale)} resolved because their file changed since" if stale else ""))
+    report.notes.append(
+        f"replayed {len(current)} dead letters: {len(landed)} landed, {len(current) - len(landed)} did not"
+        + (f"; {len(stale)} resolved because their file changed since" if stale else "")
+    )
     emit(report.notes[-1])
     return report
 
@@ -243,17 +291,26 @@ def reconcile(ledger: Ledger, run_id: str, report: RunReport) -> None:
                 why = f"same article as {winner.path}, which was ingested later"
                 changes[e.key] = {"state": "duplicate", "stage": "index", "reason": why}
                 if e.run_id == run_id:
-                    this_run.append({"path": e.path, "state": "duplicate", "stage": "index", "reason": why,
-                                     "doc_id": doc_id})
+                    this_run.append(
+                        {"path": e.path, "state": "duplicate", "stage": "index", "reason": why, "doc_id": doc_id}
+                    )
     ledger.update(changes)
     report.move("indexed", "duplicate", this_run)
     if len(changes) > len(this_run):
-        report.notes.append(f"{len(changes) - len(this_run)} files from earlier runs now lose to a copy of their "
-                            "article ingested later")
+        report.notes.append(
+            f"{len(changes) - len(this_run)} files from earlier runs now lose to a copy of their article ingested later"
+        )
 
 
-def sweep_orphans(client, settings: Settings, options: RunOptions, target: str, ledger: Ledger, report: RunReport,
-                  emit: Callable[[str], None]) -> None:
+def sweep_orphans(
+    client,
+    settings: Settings,
+    options: RunOptions,
+    target: str,
+    ledger: Ledger,
+    report: RunReport,
+    emit: Callable[[str], None],
+) -> None:
     """Decide the fate of every article a file stopped carrying (file deleted, article URL changed):
     removed from the index when no file in the ledger carries it any more; re-sourced from the best
     remaining copy when only duplicates carry it; kept otherwise (a carrier is quarantined or failed)."""
@@ -286,13 +343,22 @@ def sweep_orphans(client, settings: Settings, options: RunOptions, target: str, 
         if seeds:
             # these files did not change (the run counted them as such); only their role did
             process_seeds(seeds, client=client, settings=settings, options=options, target=target, emit=emit)
-            report.notes.append("articles now taken from another file carrying them: "
-                                + ", ".join(s.rel for s in seeds[:10]) + (" …" if len(seeds) > 10 else ""))
+            report.notes.append(
+                "articles now taken from another file carrying them: "
+                + ", ".join(s.rel for s in seeds[:10])
+                + (" …" if len(seeds) > 10 else "")
+            )
     ledger.update({e.key: {"orphans": []} for e in entries})
 
 
-def finalize(client, settings: Settings, options: RunOptions, target: str, report: RunReport,
-             emit: Callable[[str], None] = log.info) -> RunReport:
+def finalize(
+    client,
+    settings: Settings,
+    options: RunOptions,
+    target: str,
+    report: RunReport,
+    emit: Callable[[str], None] = log.info,
+) -> RunReport:
     """Replay dead letters if asked; refresh; reconcile copies of one article; remove or re-source
     articles no file carries; on a full rebuild validate the new index against its ledger, then move
     both aliases at once (the old pair keeps serving if validation fails)."""
@@ -314,13 +380,18 @@ def finalize(client, settings: Settings, options: RunOptions, target: str, repor
         if not report.ok:
             problems.append(f"{report.n('failed') + report.n('dead_letter')} documents failed to index")
         if have != in_ledger or report.indexed != in_ledger:
-            problems.append(f"{have} documents in the index, {in_ledger} indexed files in its ledger, "
-                            f"{report.indexed} indexed in this run's report")
+            problems.append(
+                f"{have} documents in the index, {in_ledger} indexed files in its ledger, "
+                f"{report.indexed} indexed in this run's report"
+            )
         if problems:
-            raise ValidationFailed(f"rebuild index {target} not promoted: {'; '.join(problems)}; alias "
-                                   f"{settings.alias} still serves the old index and ledger")
-        deleted = indices.swap_alias(client, settings.index_base, target, settings.retention,
-                                paired={settings.ledger_index: ledger.index})
+            raise ValidationFailed(
+                f"rebuild index {target} not promoted: {'; '.join(problems)}; alias "
+                f"{settings.alias} still serves the old index and ledger"
+            )
+        deleted = indices.swap_alias(
+            client, settings.index_base, target, settings.retention, paired={settings.ledger_index: ledger.index}
+        )
         report.notes.append(f"alias {settings.alias} now points at {target} (ledger: {ledger.index})")
         if deleted:
             report.notes.append("removed old indices: " + ", ".join(deleted))
@@ -355,8 +426,11 @@ def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[st
     with timing.stage("plan"):
         the_plan = plan(options, client, settings, target)
     report = the_plan.report
-    emit(f"discovered {report.files_seen + the_plan.todo} seed files in {options.seed_dir}: {report.unchanged} unchanged, "
-         f"{the_plan.todo} to process in {len(the_plan.batches)} batches")
+    emit(
+        f"discovered {report.files_seen + the_plan.todo} seed files in {options.seed_dir}: "
+        f"{report.unchanged} unchanged, "
+        f"{the_plan.todo} to process in {len(the_plan.batches)} batches"
+    )
     for i, batch in enumerate(the_plan.batches, 1):
         emit(f"batch {i}/{len(the_plan.batches)}: {len(batch.seeds)} files")
         report.merge(process_batch(batch, client=client, settings=settings, options=options, target=target, emit=emit))

@@ -114,14 +114,21 @@ class RunReport:
     # -------------------------------------------------------------- for people
     def render(self) -> str:
         seen = self.files_seen
-        parts = [f"{self.n(s)} {'would be indexed' if s == 'indexed' and self.dry_run else s.replace('_', ' ')}"
-                 for s in ORDER if self.n(s) and s != "deleted"]
-        lines = [f"seednews run{' (dry run)' if self.dry_run else ''}: {seen} seed files seen: "
-                 + (", ".join(parts) or "nothing to do")
-                 + ("" if self.ok else "  [NOT OK: some documents did not reach the index]")]
+        parts = [
+            f"{self.n(s)} {'would be indexed' if s == 'indexed' and self.dry_run else s.replace('_', ' ')}"
+            for s in ORDER
+            if self.n(s) and s != "deleted"
+        ]
+        lines = [
+            f"seednews run{' (dry run)' if self.dry_run else ''}: {seen} seed files seen: "
+            + (", ".join(parts) or "nothing to do")
+            + ("" if self.ok else "  [NOT OK: some documents did not reach the index]")
+        ]
         if self.n("deleted") or self.removed:
-            lines.append(f"  {self.n('deleted')} seed files deleted since the last run; "
-                         f"{self.removed} articles removed from the index")
+            lines.append(
+                f"  {self.n('deleted')} seed files deleted since the last run; "
+                f"{self.removed} articles removed from the index"
+            )
         if self.target:
             lines.append(f"  target index: {self.target}")
         if self.repaired_docs:
@@ -137,7 +144,9 @@ class RunReport:
             lines.append(f"  {state.replace('_', ' ')} ({self.n(state)}):")
             lines += [f"    - {_line(i)}" for i in items[:MAX_LISTED]]
             if self.n(state) > min(len(items), MAX_LISTED):
-                lines.append(f"    … and {self.n(state) - min(len(items), MAX_LISTED)} more (the ledger index lists every file)")
+                lines.append(
+                    f"    … and {self.n(state) - min(len(items), MAX_LISTED)} more (the ledger index lists every file)"
+                )
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 

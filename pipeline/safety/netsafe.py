@@ -48,14 +48,17 @@ _NAT64_WKP = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _METADATA = ipaddress.ip_address("169.254.169.254")
 # Special-purpose ranges the ``ipaddress`` module of Python 3.11 still calls global.
-_EXTRA_SPECIAL = tuple(ipaddress.ip_network(n) for n in (
-    "192.0.0.0/24",     # IETF protocol assignments
-    "192.88.99.0/24",   # deprecated 6to4 relay anycast
-    "100::/64",         # discard-only
-    "2001::/23",        # IETF protocol assignments (Teredo, ORCHIDv2, ...)
-    "3fff::/20",        # documentation (RFC 9637)
-    "5f00::/16",        # SRv6 SIDs
-))
+_EXTRA_SPECIAL = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast
+        "100::/64",  # discard-only
+        "2001::/23",  # IETF protocol assignments (Teredo, ORCHIDv2, ...)
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 SIDs
+    )
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -177,8 +180,10 @@ def parse_legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
     if not 1 <= len(parts) <= 4 or not all(_LEGACY_V4_PART.match(p) for p in parts):
         return None
     try:
-        nums = [int(p, 16) if p[:2].lower() == "0x" else int(p, 8) if len(p) > 1 and p[0] == "0" else int(p)
-                for p in (p if p.lower() != "0x" else "0x0" for p in parts)]
+        nums = [
+            int(p, 16) if p[:2].lower() == "0x" else int(p, 8) if len(p) > 1 and p[0] == "0" else int(p)
+            for p in (p if p.lower() != "0x" else "0x0" for p in parts)
+        ]
     except ValueError:
         return None
     *head, last = nums
@@ -317,7 +322,16 @@ def make_connector(
 
 
 __all__ = [
-    "AddressPolicy", "BlockedAddressError", "DNSLookupError", "GuardedResolver", "HostResolver", "IPAddress",
-    "address_category", "guarded_socket_factory", "is_canonical_ipv4", "make_connector", "parse_legacy_ipv4",
+    "AddressPolicy",
+    "BlockedAddressError",
+    "DNSLookupError",
+    "GuardedResolver",
+    "HostResolver",
+    "IPAddress",
+    "address_category",
+    "guarded_socket_factory",
+    "is_canonical_ipv4",
+    "make_connector",
+    "parse_legacy_ipv4",
     "system_resolve",
 ]

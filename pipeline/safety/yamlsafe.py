@@ -97,7 +97,7 @@ _TAG_PREFIX = "tag:yaml.org,2002:"
 def show_tag(tag: str) -> str:
     """A tag the way a person wrote it: ``!!binary``, ``!custom``, ``!<urn:x>``; cut if long."""
     if tag.startswith(_TAG_PREFIX):
-        text = "!!" + tag[len(_TAG_PREFIX):]
+        text = "!!" + tag[len(_TAG_PREFIX) :]
     elif tag.startswith("!"):
         text = tag
     else:
@@ -110,7 +110,7 @@ def show_tag(tag: str) -> str:
 
 class _Reader(Reader):
     # PyYAML refuses C1 controls (U+0080..U+009F except U+0085); mojibake routinely contains them.
-    NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x80-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+    NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x80-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class _Composer(Composer):
@@ -218,8 +218,9 @@ class _Constructor(BaseConstructor):
 
     def _bad_collection_tag(self, node: Any) -> None:
         if node.tag in _SCALAR_TAGS or node.tag in (_SEQ, _MAP):
-            raise BadValueError(None, None, f"YAML tag {show_tag(node.tag)} cannot be used on {_KIND[type(node)]}",
-                                node.start_mark)
+            raise BadValueError(
+                None, None, f"YAML tag {show_tag(node.tag)} cannot be used on {_KIND[type(node)]}", node.start_mark
+            )
         self._refuse_tag(node)
 
     def _refuse_tag(self, node: Any) -> None:
@@ -231,35 +232,38 @@ class _Constructor(BaseConstructor):
     def _scalar(self, node: ScalarNode, tag: str, text: str) -> Any:
         if tag == _STR:
             if node.style == '"' and _SURROGATE.search(text):  # only escapes can make one
-                raise BadValueError(None, None, f"string {show(text)} holds a lone surrogate (invalid Unicode)",
-                                    node.start_mark)
+                raise BadValueError(
+                    None, None, f"string {show(text)} holds a lone surrogate (invalid Unicode)", node.start_mark
+                )
             return text
         if tag == _INT:
             try:
                 value = _to_int(text)
             except OverflowError:
-                raise BadValueError(None, None, f"integer {show(text)} out of range (more than 64 bits)",
-                                    node.start_mark) from None
+                raise BadValueError(
+                    None, None, f"integer {show(text)} out of range (more than 64 bits)", node.start_mark
+                ) from None
             if value is None:
                 raise BadValueError(None, None, f"!!int value {show(text)} is not an integer", node.start_mark)
             return value
         if tag == _FLOAT:
             if _NOT_FINITE.fullmatch(text):
-                raise BadValueError(None, None, f"number {show(text)} is not finite (inf and nan are refused)",
-                                    node.start_mark)
+                raise BadValueError(
+                    None, None, f"number {show(text)} is not finite (inf and nan are refused)", node.start_mark
+                )
             if not _FLOAT_FORM.fullmatch(text):
                 raise BadValueError(None, None, f"!!float value {show(text)} is not a number", node.start_mark)
             number = float(text)
             if not math.isfinite(number):
-                raise BadValueError(None, None, f"number {show(text)} is out of range (not finite)",
-                                    node.start_mark)
+                raise BadValueError(None, None, f"number {show(text)} is out of range (not finite)", node.start_mark)
             return number
         if tag == _BOOL:
             try:
                 return _BOOLS[text]
             except KeyError:
-                raise BadValueError(None, None, f"!!bool value {show(text)} is not true or false",
-                                    node.start_mark) from None
+                raise BadValueError(
+                    None, None, f"!!bool value {show(text)} is not true or false", node.start_mark
+                ) from None
         if tag == _NULL:
             if text not in _NULLS:
                 raise BadValueError(None, None, f"!!null value {show(text)} is not null", node.start_mark)
@@ -273,7 +277,9 @@ class _Constructor(BaseConstructor):
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 raise UnsafeYAMLError(
-                    None, None, f"mapping keys must be plain scalars (found {_KIND[type(key_node)]})",
+                    None,
+                    None,
+                    f"mapping keys must be plain scalars (found {_KIND[type(key_node)]})",
                     key_node.start_mark,
                 )
             text = self._text(key_node)
@@ -293,9 +299,7 @@ class _Resolver(BaseResolver):
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-_Resolver.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
-)
+_Resolver.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
 _Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
@@ -346,10 +350,10 @@ def _to_pua(m: re.Match[str]) -> str:
     return chr(_PUA_BASE + ord(m.group()))
 
 
-_PUA_USED = re.compile("[\U000F0080-\U000F009F]")
+_PUA_USED = re.compile("[\U000f0080-\U000f009f]")
 # Text the fast path cannot take as it is: C1 (swapped, see above), our private-use stand-ins
 # (already there: pure path) and lone surrogates (libyaml's UTF-8 encoding would raise).
-_SPECIAL = re.compile("[\x80-\x84\x86-\x9f\ud800-\udfff\U000F0080-\U000F009F]")
+_SPECIAL = re.compile("[\x80-\x84\x86-\x9f\ud800-\udfff\U000f0080-\U000f009f]")
 
 
 def _mark_at(text: str, index: int) -> yaml.Mark:
@@ -366,8 +370,11 @@ def _run(make_loader: Any, text: str, restore: dict[int, int] | None = None) -> 
     except ReaderError as exc:  # not a MarkedYAMLError: give it a line and column
         if make_loader is not UntrustedLoader:  # libyaml counts bytes: let the pure reader say where
             return load_pure(text)
-        problem = f"unacceptable character #x{exc.character:04x}: {exc.reason}" if isinstance(exc.character, int) \
+        problem = (
+            f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+            if isinstance(exc.character, int)
             else f"unacceptable byte {exc.character!r}: {exc.reason}"
+        )
         raise BadCharacterError(None, None, problem, _mark_at(text, min(exc.position, len(text)))) from None
     except yaml.YAMLError:
         raise
@@ -377,8 +384,9 @@ def _run(make_loader: Any, text: str, restore: dict[int, int] | None = None) -> 
             mark = loader.get_mark() if loader is not None else None
         except Exception:  # noqa: BLE001 - CParser has no get_mark
             pass
-        raise YAMLParseFailure(None, None, f"YAML cannot be read ({type(exc).__name__}: {show(str(exc))})",
-                               mark) from None
+        raise YAMLParseFailure(
+            None, None, f"YAML cannot be read ({type(exc).__name__}: {show(str(exc))})", mark
+        ) from None
     finally:
         if loader is not None:
             loader.dispose()

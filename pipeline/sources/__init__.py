@@ -44,8 +44,9 @@ of clock skew between this host and a network file server."""
 
 
 class Source(Protocol):
-    root: str       # identity in the ledger (``SeedFile.root``)
+    root: str  # identity in the ledger (``SeedFile.root``)
     real_root: str  # where entries are read from (``SeedFile.real_root``)
+
     @property
     def racy_window_ns(self) -> int | None:
         """``LedgerEntry.trusts_stat``'s window; None when the fingerprint follows the content."""
@@ -89,8 +90,9 @@ class FolderSource:
         return describe(self.root, rel, self.patterns)
 
 
-def open_source(location: str | os.PathLike[str], *, s3_client: Any = None,
-                patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> Source:
+def open_source(
+    location: str | os.PathLike[str], *, s3_client: Any = None, patterns: tuple[str, ...] = DEFAULT_PATTERNS
+) -> Source:
     """The source for a seed location: ``s3://bucket/prefix`` or a folder.
 
     ``s3_client`` is a boto3 S3 client (``pipeline.sources.s3.make_client``); ``None`` builds one from

@@ -121,15 +121,19 @@ def parse_url(url: str) -> S3Location:
         raise SeedRootError(f"{url!r} is not an s3:// URL")
     bucket, _, prefix = url[5:].partition("/")
     if not _BUCKET.match(bucket) or ".." in bucket:
-        raise SeedRootError(f"{show_key(url)!r}: {show_key(bucket)!r} is not a valid bucket name "
-                            "(3-63 lowercase letters, digits, '.' or '-')")
+        raise SeedRootError(
+            f"{show_key(url)!r}: {show_key(bucket)!r} is not a valid bucket name "
+            "(3-63 lowercase letters, digits, '.' or '-')"
+        )
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     if prefix:
         segments = prefix[:-1].split("/")
         if any(s in ("", ".", "..") for s in segments):
-            raise SeedRootError(f"{show_key(url)!r}: the prefix has an empty, '.' or '..' segment; write it as "
-                                "s3://bucket/folder/subfolder")
+            raise SeedRootError(
+                f"{show_key(url)!r}: the prefix has an empty, '.' or '..' segment; write it as "
+                "s3://bucket/folder/subfolder"
+            )
         if any(_bad_char(c) for c in prefix):
             raise SeedRootError(f"{show_key(url)!r}: the prefix has a control character or is not valid UTF-8")
         if len(prefix.encode("utf-8")) > MAX_KEY_BYTES:
@@ -137,8 +141,9 @@ def parse_url(url: str) -> S3Location:
     return S3Location(bucket, prefix)
 
 
-def classify_key(prefix: str, key: str, size: int,
-                 patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> tuple[str, str | None] | None:
+def classify_key(
+    prefix: str, key: str, size: int, patterns: tuple[str, ...] = DEFAULT_PATTERNS
+) -> tuple[str, str | None] | None:
     """What a listed key is to the pipeline:
 
     ``None``           not a seed: outside the prefix, a folder marker, not seed-named, or in a hidden
@@ -148,24 +153,32 @@ def classify_key(prefix: str, key: str, size: int,
     """
     if not key.startswith(prefix):
         return None
-    rel = key[len(prefix):]
+    rel = key[len(prefix) :]
     where = f"object key '{show_key(key)}'"
     if rel == "" or rel.endswith("/"):
         if size == 0:
             return None  # a folder marker, as consoles create them
-        return (_safe_rel(rel), f"{where} ends with '/' (looks like a folder) but holds {human_size(size)}; "
-                                "rename it to a seed name")
+        return (
+            _safe_rel(rel),
+            f"{where} ends with '/' (looks like a folder) but holds {human_size(size)}; rename it to a seed name",
+        )
     segments = rel.split("/")
     if not is_seed_name(segments[-1], patterns):
         return None
     if any(s in ("", ".", "..") for s in segments[:-1]):
-        return (_safe_rel(rel), f"{where} has an empty, '.' or '..' path segment (a leading '/' or '//' "
-                                "included); S3 takes it literally, people and file systems would not: rename it")
+        return (
+            _safe_rel(rel),
+            f"{where} has an empty, '.' or '..' path segment (a leading '/' or '//' "
+            "included); S3 takes it literally, people and file systems would not: rename it",
+        )
     if any(s.startswith(".") for s in segments[:-1]):
         return None  # inside a hidden "folder", as a folder walk skips .git/ and friends
     if any(_bad_char(c) for c in key):
-        what = "is not valid UTF-8" if any(c == "\ufffd" or unicodedata.category(c) == "Cs" for c in key) \
+        what = (
+            "is not valid UTF-8"
+            if any(c == "\ufffd" or unicodedata.category(c) == "Cs" for c in key)
             else "has a control character"
+        )
         return (_safe_rel(rel), f"{where} {what}; rename it")
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         return (rel, f"{where[:120]}… is longer than {MAX_KEY_BYTES} bytes, more than S3 allows")
@@ -210,25 +223,42 @@ def endpoint_from_env(env: Any = None) -> str | None:
     return env.get("SEEDNEWS_S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
 
 
-def client_config(*, endpoint_url: str | None = None, connect_timeout: float = CONNECT_TIMEOUT,
-                  read_timeout: float = READ_TIMEOUT, max_attempts: int = MAX_ATTEMPTS,
-                  addressing: str | None = None):
+def client_config(
+    *,
+    endpoint_url: str | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+    max_attempts: int = MAX_ATTEMPTS,
+    addressing: str | None = None,
+):
     """botocore ``Config``: explicit timeouts and retries, path-style addressing for custom endpoints
     (loopback servers and most S3-compatible stores have no per-bucket host names), checksums only where
     the API requires them (S3-compatible servers differ on the newer default ones)."""
     from botocore.config import Config
 
     addressing = addressing or os.environ.get("SEEDNEWS_S3_ADDRESSING") or ("path" if endpoint_url else "auto")
-    return Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
-                  retries={"max_attempts": max_attempts, "mode": "standard"},
-                  s3={"addressing_style": addressing}, signature_version="s3v4",
-                  request_checksum_calculation="when_required", response_checksum_validation="when_required",
-                  user_agent_extra="seednews")
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        s3={"addressing_style": addressing},
+        signature_version="s3v4",
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        user_agent_extra="seednews",
+    )
 
 
-def make_client(*, endpoint_url: str | None = None, region_name: str | None = None, session: Any = None,
-                aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None,
-                aws_session_token: str | None = None, **config: Any):
+def make_client(
+    *,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    session: Any = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+    **config: Any,
+):
     """A boto3 S3 client. Without arguments: everything from the environment (see the module doc)."""
     try:
         import boto3
@@ -239,11 +269,19 @@ def make_client(*, endpoint_url: str | None = None, region_name: str | None = No
     region_name = region_name or session.region_name or os.environ.get("AWS_REGION") or DEFAULT_REGION
     kw = {}
     if aws_access_key_id:  # explicit keys (an Airflow connection); otherwise boto3's chain
-        kw = {"aws_access_key_id": aws_access_key_id, "aws_secret_access_key": aws_secret_access_key,
-              "aws_session_token": aws_session_token}
+        kw = {
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+        }
     log.info("S3 client: endpoint %s, region %s", redact_endpoint(endpoint_url), region_name)
-    return session.client("s3", endpoint_url=endpoint_url, region_name=region_name,
-                          config=client_config(endpoint_url=endpoint_url, **config), **kw)
+    return session.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        config=client_config(endpoint_url=endpoint_url, **config),
+        **kw,
+    )
 
 
 # ----------------------------------------------------------------------------- the source
@@ -290,8 +328,13 @@ class S3Source:
     kind = "s3"
     racy_window_ns = None  # the ETag changes with the content: a same-second edit cannot hide behind it
 
-    def __init__(self, location: S3Location, client: Any = None, patterns: tuple[str, ...] = DEFAULT_PATTERNS,
-                 page_size: int = LIST_PAGE) -> None:
+    def __init__(
+        self,
+        location: S3Location,
+        client: Any = None,
+        patterns: tuple[str, ...] = DEFAULT_PATTERNS,
+        page_size: int = LIST_PAGE,
+    ) -> None:
         self.location = location
         self.client = client if client is not None else make_client()
         self.patterns = patterns
@@ -318,21 +361,23 @@ class S3Source:
         characters XML cannot carry survive the listing."""
         loc, root = self.location, self.root
         paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=loc.bucket, Prefix=loc.prefix,
-                                   PaginationConfig={"PageSize": self.page_size})
+        pages = paginator.paginate(Bucket=loc.bucket, Prefix=loc.prefix, PaginationConfig={"PageSize": self.page_size})
         for page in pages:
             for obj in page.get("Contents") or ():
                 key, size = obj["Key"], int(obj.get("Size") or 0)
                 if not key.startswith(loc.prefix):
                     self.outside += 1
-                    log.warning("listing of %s returned a key outside the prefix; ignored: %r", root, show_key(key)[:200])
+                    log.warning(
+                        "listing of %s returned a key outside the prefix; ignored: %r", root, show_key(key)[:200]
+                    )
                     continue
                 verdict = classify_key(loc.prefix, key, size, self.patterns)
                 if verdict is None:
                     continue
                 rel, reason = verdict
-                seed = SeedFile(root, rel, root, rel, size, mtime_ns(obj.get("LastModified")), 0,
-                                etag_fingerprint(obj.get("ETag")))
+                seed = SeedFile(
+                    root, rel, root, rel, size, mtime_ns(obj.get("LastModified")), 0, etag_fingerprint(obj.get("ETag"))
+                )
                 yield quarantine(seed, "discover", reason) if reason else seed
 
     def describe(self, rel: str) -> SeedFile | SeedOutcome | None:
@@ -350,8 +395,16 @@ class S3Source:
             if status in (403, 404) or code in ("NoSuchKey", "NotFound"):
                 return None
             raise
-        seed = SeedFile(self.root, verdict[0], self.root, verdict[0], int(head.get("ContentLength") or 0),
-                        mtime_ns(head.get("LastModified")), 0, etag_fingerprint(head.get("ETag")))
+        seed = SeedFile(
+            self.root,
+            verdict[0],
+            self.root,
+            verdict[0],
+            int(head.get("ContentLength") or 0),
+            mtime_ns(head.get("LastModified")),
+            0,
+            etag_fingerprint(head.get("ETag")),
+        )
         return quarantine(seed, "discover", verdict[1]) if verdict[1] else seed
 
     # ------------------------------------------------------------------ reading
@@ -399,8 +452,12 @@ class S3Source:
             except (BotoCoreError, OSError) as exc:  # the body broke off (reset, timeout): fetch it again
                 if attempt >= BODY_ATTEMPTS:
                     raise
-                log.warning("reading %s%s broke off (%s); fetching it again", self.root, show_key(seed.source)[:200],
-                            type(exc).__name__)
+                log.warning(
+                    "reading %s%s broke off (%s); fetching it again",
+                    self.root,
+                    show_key(seed.source)[:200],
+                    type(exc).__name__,
+                )
             finally:
                 body.close()
 
@@ -421,8 +478,14 @@ class S3Source:
             return quarantine(seed, "read", f"cannot read object: {exc}")
         fingerprint = etag_fingerprint(resp.get("ETag"))
         same = fingerprint == seed.ino  # what was listed is what was read: keep the listing's fingerprint
-        return replace(seed, size=len(data), mtime_ns=seed.mtime_ns if same else mtime_ns(resp.get("LastModified")),
-                       ino=fingerprint, sha256=hashlib.sha256(data).hexdigest(), hashed_ns=time.time_ns())
+        return replace(
+            seed,
+            size=len(data),
+            mtime_ns=seed.mtime_ns if same else mtime_ns(resp.get("LastModified")),
+            ino=fingerprint,
+            sha256=hashlib.sha256(data).hexdigest(),
+            hashed_ns=time.time_ns(),
+        )
 
     def read(self, seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:
         """The worker: the planned object's bytes, if it still has the planned ETag and content."""

@@ -42,8 +42,13 @@ DEFAULT_PATTERNS: tuple[str, ...] = ("*.txt", "*.md")
 EDITOR_SUFFIXES: tuple[str, ...] = ("~", ".swp", ".swo", ".swx", ".tmp", ".part", ".bak", ".orig")
 READ_CHUNK = 1 << 16
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def is_seed_name(name: str, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> bool:
@@ -98,8 +103,9 @@ def walk(
             with os.scandir(here) as it:
                 entries = sorted(it, key=lambda e: os.fsencode(e.name))
         except OSError as exc:
-            yield quarantine(SeedFile(root, rel_dir, real_root, rel_dir, 0), "discover",
-                             f"cannot read folder: {exc.strerror or exc}")
+            yield quarantine(
+                SeedFile(root, rel_dir, real_root, rel_dir, 0), "discover", f"cannot read folder: {exc.strerror or exc}"
+            )
             continue
         subdirs = []
         for entry in entries:
@@ -114,7 +120,9 @@ def walk(
                     continue
                 yield _describe_entry(root, real_root, rel, entry.path, entry.stat(follow_symlinks=False))
             except OSError as exc:  # vanished or unreadable while we looked
-                yield quarantine(SeedFile(root, rel, real_root, rel, 0), "discover", f"cannot stat: {exc.strerror or exc}")
+                yield quarantine(
+                    SeedFile(root, rel, real_root, rel, 0), "discover", f"cannot stat: {exc.strerror or exc}"
+                )
         stack.extend(reversed(subdirs))  # depth first, in sorted order
 
 
@@ -137,8 +145,14 @@ def _describe_entry(root: str, real_root: str, rel: str, full: str, lst: os.stat
         if not stat.S_ISREG(target_st.st_mode):
             return quarantine(seed, "discover", f"symbolic link to {_kind(target_st.st_mode)}, not a regular file")
         source = os.path.relpath(target, real_root).replace(os.sep, "/")
-        return replace(seed, source=source, size=target_st.st_size, mtime_ns=target_st.st_mtime_ns,
-                       ctime_ns=target_st.st_ctime_ns, ino=target_st.st_ino)
+        return replace(
+            seed,
+            source=source,
+            size=target_st.st_size,
+            mtime_ns=target_st.st_mtime_ns,
+            ctime_ns=target_st.st_ctime_ns,
+            ino=target_st.st_ino,
+        )
     if not stat.S_ISREG(lst.st_mode):
         return quarantine(seed, "discover", f"{_kind(lst.st_mode)}, not a regular file")
     return seed
@@ -224,7 +238,9 @@ def hash_seed(seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
     """``seed`` with its content hash, read safely; a quarantine (too big, unreadable) or a ``changed``
     outcome (it vanished or turned into something else while the run looked) otherwise."""
     if seed.size > max_bytes:
-        return quarantine(seed, "read", f"file is {human_size(seed.size)}, over the {human_size(max_bytes)} limit for a seed")
+        return quarantine(
+            seed, "read", f"file is {human_size(seed.size)}, over the {human_size(max_bytes)} limit for a seed"
+        )
     hashed_ns = time.time_ns()  # before the read: an edit after it is racy if its tick is this one or later
     got = _read_or_outcome(seed, max_bytes, "{} while the run was planned")
     if isinstance(got, SeedOutcome):
@@ -232,8 +248,15 @@ def hash_seed(seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
     data, st = got
     if len(data) > max_bytes:
         return quarantine(seed, "read", f"file is over the {human_size(max_bytes)} limit for a seed")
-    return replace(seed, size=len(data), mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino,
-                   sha256=hashlib.sha256(data).hexdigest(), hashed_ns=hashed_ns)
+    return replace(
+        seed,
+        size=len(data),
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        ino=st.st_ino,
+        sha256=hashlib.sha256(data).hexdigest(),
+        hashed_ns=hashed_ns,
+    )
 
 
 def read_seed(seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:

@@ -27,7 +27,9 @@ log = logging.getLogger("seednews.index")
 
 BULK_CHUNK = 5000  # documents per bulk request at most; in practice the byte limit below decides
 BULK_MAX_BYTES = 5 * 1024 * 1024  # ~5 MB requests: what this node class indexes best (bench/bench_scale.py)
-FAST_JSON = True  # serialize ``_source`` with orjson (same JSON value as the client's json.dumps); False: reference path
+FAST_JSON = (
+    True  # serialize ``_source`` with orjson (same JSON value as the client's json.dumps); False: reference path
+)
 BULK_MAX_RETRIES = 3  # the helper's own per-item 429 retries (1+2+4 s) inside each of our rounds
 BULK_INITIAL_BACKOFF = 1.0
 BULK_MAX_BACKOFF = 30.0
@@ -155,12 +157,14 @@ def bulk_index(
             if attempt == attempts:
                 raise
             retry += [d for d in pending if d.id not in done]
-            log.warning("bulk request failed (%s); retrying %d documents (round %d/%d)", exc, len(retry), attempt, attempts)
+            log.warning(
+                "bulk request failed (%s); retrying %d documents (round %d/%d)", exc, len(retry), attempt, attempts
+            )
         if not retry:
             return
         if last is not None:
-            log.warning("%d bulk items were refused (%s); retrying (round %d/%d)", len(retry), last.error, attempt, attempts)
+            log.warning(
+                "%d bulk items were refused (%s); retrying (round %d/%d)", len(retry), last.error, attempt, attempts
+            )
         sleep(min(max_backoff, initial_backoff * 2 ** (attempt - 1)))
         pending = retry
-
-

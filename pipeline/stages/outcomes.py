@@ -35,8 +35,9 @@ def outcome_for_result(doc: Document, res: ItemResult) -> SeedOutcome:
     return SeedOutcome(doc.seed, state, "index", why, doc.id, res.status)
 
 
-def index_documents(client, target: str, deadletter_index: str, docs: Iterable[Document],
-                    resolution: str = "reindexed") -> list[SeedOutcome]:
+def index_documents(
+    client, target: str, deadletter_index: str, docs: Iterable[Document], resolution: str = "reindexed"
+) -> list[SeedOutcome]:
     """Index ``docs`` into ``target``; one outcome per document. Refused documents are stored in the
     dead-letter index (before this returns, so nothing is lost); pending dead letters of documents
     that landed are resolved."""
@@ -65,9 +66,12 @@ def index_documents(client, target: str, deadletter_index: str, docs: Iterable[D
             if out.state in ("indexed", "duplicate"):
                 # the rest of the copies lose to this one, or to what the index already holds
                 winner = doc.seed.rel if out.state == "indexed" else None
-                for other in candidates[res.id][round_no + 1:]:
-                    why = (f"same article as {winner}, which was ingested later" if winner
-                           else "a copy of this article ingested later is indexed")
+                for other in candidates[res.id][round_no + 1 :]:
+                    why = (
+                        f"same article as {winner}, which was ingested later"
+                        if winner
+                        else "a copy of this article ingested later is indexed"
+                    )
                     outcomes.append(SeedOutcome(other.seed, "duplicate", "index", why, other.id))
                 del candidates[res.id]
                 if out.state == "indexed":
@@ -86,8 +90,9 @@ def _holding_this_content(client, target: str, docs: list[Document]) -> set[str]
         return set()
     res = client.mget(index=target, body={"ids": [d.id for d in docs]}, _source_includes=["seed"])
     seen = {h["_id"]: h["_source"].get("seed", {}) for h in res["docs"] if h.get("found")}
-    return {d.id for d in docs
-            if (s := seen.get(d.id)) and (s.get("path"), s.get("sha256")) == (d.seed.rel, d.seed.sha256)}
+    return {
+        d.id for d in docs if (s := seen.get(d.id)) and (s.get("path"), s.get("sha256")) == (d.seed.rel, d.seed.sha256)
+    }
 
 
 # ----------------------------------------------------------------------------- ledger entries
@@ -111,20 +116,49 @@ def entry_for_outcome(o: SeedOutcome, prev: LedgerEntry | None, *, run_id: str, 
         attempts = prev.attempts + 1
     seed = o.seed
     if o.state == "deleted" and prev is not None:  # nothing left to stat: keep what was known
-        return replace(prev, state="deleted", stage=o.stage, reason=o.reason, doc_id=None, orphans=orphans,
-                       run_id=run_id, target=target, attempts=1)
-    return entry_for(seed, o.state, stage=o.stage, reason=o.reason, doc_id=doc_id, orphans=orphans,
-                     target=target, run_id=run_id, attempts=attempts)
+        return replace(
+            prev,
+            state="deleted",
+            stage=o.stage,
+            reason=o.reason,
+            doc_id=None,
+            orphans=orphans,
+            run_id=run_id,
+            target=target,
+            attempts=1,
+        )
+    return entry_for(
+        seed,
+        o.state,
+        stage=o.stage,
+        reason=o.reason,
+        doc_id=doc_id,
+        orphans=orphans,
+        target=target,
+        run_id=run_id,
+        attempts=attempts,
+    )
 
 
-def settle(outcomes: list[SeedOutcome], *, ledger: Ledger | None, report: RunReport, run_id: str, target: str,
-           previous: dict[str, LedgerEntry] | None = None, emit=None) -> None:
+def settle(
+    outcomes: list[SeedOutcome],
+    *,
+    ledger: Ledger | None,
+    report: RunReport,
+    run_id: str,
+    target: str,
+    previous: dict[str, LedgerEntry] | None = None,
+    emit=None,
+) -> None:
     """Record outcomes: ledger entries first (raises if they cannot be written), then the report."""
     if ledger is not None:
         if previous is None:
             previous = ledger.lookup(o.seed.key for o in outcomes if o.state != "unchanged")
-        entries = [e for o in outcomes if (e := entry_for_outcome(o, previous.get(o.seed.key), run_id=run_id,
-                                                                  target=target)) is not None]
+        entries = [
+            e
+            for o in outcomes
+            if (e := entry_for_outcome(o, previous.get(o.seed.key), run_id=run_id, target=target)) is not None
+        ]
         ledger.record(entries)
     for o in outcomes:
         report.add(o)

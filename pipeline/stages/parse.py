@@ -47,7 +47,7 @@ class ParseConfig:
 def decode(data: bytes, allow_cp1252: bool = True) -> tuple[str, str]:
     """Return ``(text, encoding)``. Strips a UTF-8 BOM and normalizes CRLF/CR line ends to LF."""
     if data.startswith(UTF8_BOM):
-        data = data[len(UTF8_BOM):]
+        data = data[len(UTF8_BOM) :]
     nul = data.find(b"\x00")
     if nul >= 0:
         raise SeedError("decode", f"binary file (NUL byte at offset {nul})")
@@ -81,6 +81,7 @@ def load_yaml(front: str) -> dict[str, Any]:
     try:
         data = yamlsafe.load(front)
     except yaml.MarkedYAMLError as exc:
+
         def at(mark) -> str:  # +2: marks are 0-based and the front matter starts after the '---' line
             return f" at line {mark.line + 2}, column {mark.column + 1}" if mark else ""
 
@@ -152,8 +153,9 @@ def _datetime(value: Any, where: str, warn: Warn) -> str:
         parse_datetime(text)
     except ValueError as exc:
         detail = str(exc) if str(exc).startswith(("year", "date-time is out")) else ""
-        raise SeedError("validate", f"field '{where}' is not a date-time: {short(value)}"
-                        + (f" ({detail})" if detail else "")) from None
+        raise SeedError(
+            "validate", f"field '{where}' is not a date-time: {short(value)}" + (f" ({detail})" if detail else "")
+        ) from None
     return text
 
 

@@ -97,8 +97,13 @@ def seq_base(ledger: Ledger | None) -> int:
 
 
 def _same_refusal(prev: LedgerEntry | None, o: SeedOutcome) -> bool:
-    return (prev is not None and prev.state == o.state and prev.stage == o.stage and prev.reason == o.reason
-            and prev.same_stat(o.seed))
+    return (
+        prev is not None
+        and prev.state == o.state
+        and prev.stage == o.stage
+        and prev.reason == o.reason
+        and prev.same_stat(o.seed)
+    )
 
 
 def make_plan(options, client, settings, target: str, served: Ledger | None, ledger: Ledger | None) -> Plan:
@@ -123,8 +128,12 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
         seed = item.seed if isinstance(item, SeedOutcome) else item
         seen.add(seed.key)
         fp = known.get(seed.key)
-        if (isinstance(item, SeedFile) and fp is not None and fp.trusts_stat(seed, window)
-                and ((skip_unchanged and fp.state in SETTLED) or (replay and fp.state == "dead_letter"))):
+        if (
+            isinstance(item, SeedFile)
+            and fp is not None
+            and fp.trusts_stat(seed, window)
+            and ((skip_unchanged and fp.state in SETTLED) or (replay and fp.state == "dead_letter"))
+        ):
             if not (replay and fp.state == "dead_letter"):  # a replayed dead letter's outcome comes from finalize
                 outcomes.append(SeedOutcome(seed, "unchanged"))
             continue
@@ -161,8 +170,13 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
             if settled or replayed:
                 if not replayed:
                     outcomes.append(SeedOutcome(hashed, "unchanged"))
-                stat_refresh[prev.key] = {"size": hashed.size, "mtime_ns": hashed.mtime_ns, "ctime_ns": hashed.ctime_ns,
-                                          "ino": hashed.ino, "hashed_ns": hashed.hashed_ns}
+                stat_refresh[prev.key] = {
+                    "size": hashed.size,
+                    "mtime_ns": hashed.mtime_ns,
+                    "ctime_ns": hashed.ctime_ns,
+                    "ino": hashed.ino,
+                    "hashed_ns": hashed.hashed_ns,
+                }
                 continue
             hashed = replace(hashed, seq=prev.seq)  # seen before: keeps its place in the order
         todo.append(hashed)
@@ -170,8 +184,9 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
     vanished = [full[k] for k in vanished_keys if k in full]  # (one deleted in between has no entry now)
     previous = dict(full)
     for e in vanished:
-        gone = SeedFile(e.root, e.path, real_root, e.path, e.size, e.mtime_ns, e.ctime_ns, e.ino, e.sha256, e.seq,
-                        e.hashed_ns)
+        gone = SeedFile(
+            e.root, e.path, real_root, e.path, e.size, e.mtime_ns, e.ctime_ns, e.ino, e.sha256, e.seq, e.hashed_ns
+        )
         previous[gone.key] = e  # the stored key is the truth (names that were not UTF-8 are shown escaped)
         if not rebuild:
             outcomes.append(SeedOutcome(gone, "deleted", "plan", "the file is gone", e.doc_id))
@@ -182,8 +197,14 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
     todo = [numbered.get(s.key, s) for s in todo]
 
     report = RunReport(dry_run=options.dry_run, target=target)
-    settle(outcomes, ledger=ledger, report=report, run_id=options.run_id, target=target,
-           previous={} if rebuild else previous)
+    settle(
+        outcomes,
+        ledger=ledger,
+        report=report,
+        run_id=options.run_id,
+        target=target,
+        previous={} if rebuild else previous,
+    )
     if served is not None and stat_refresh:
         served.update(stat_refresh)
     batches = [Batch(root, real_root, tuple(b)) for b in make_batches(todo, options.max_batches)]

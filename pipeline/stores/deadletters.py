@@ -63,10 +63,20 @@ def resolve_dead_letters(client, deadletter_index: str, doc_ids: Iterable[str], 
     ids = list(doc_ids)
     if not ids or not client.indices.exists(index=deadletter_index):
         return 0
-    found = [d["_id"] for d in client.mget(index=deadletter_index, body={"ids": ids})["docs"]
-             if d.get("found") and d["_source"].get("pending")]
-    actions = [{"_op_type": "update", "_index": deadletter_index, "_id": i,
-                "doc": {"pending": False, "resolution": resolution, "resolved_at": utc_now()}} for i in found]
+    found = [
+        d["_id"]
+        for d in client.mget(index=deadletter_index, body={"ids": ids})["docs"]
+        if d.get("found") and d["_source"].get("pending")
+    ]
+    actions = [
+        {
+            "_op_type": "update",
+            "_index": deadletter_index,
+            "_id": i,
+            "doc": {"pending": False, "resolution": resolution, "resolved_at": utc_now()},
+        }
+        for i in found
+    ]
     if actions:
         helpers.bulk(client, actions, refresh="wait_for")
     return len(actions)
@@ -87,5 +97,3 @@ def pending_dead_letters(client, deadletter_index: str, page: int = 500) -> Iter
         for h in hits:
             yield h["_source"]
         after = hits[-1]["sort"]
-
-

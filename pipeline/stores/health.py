@@ -48,17 +48,19 @@ def apply_replicas(client, settings: Settings, indices: list[str]) -> None:
         return
     if not client.indices.exists(index=settings.deadletter_index):
         # otherwise created mid-run from its template (auto-expand), without the pinned count
-        client.indices.put_index_template(name=settings.deadletter_index,
-                                          body=index_store.load_template(index_store.DEADLETTER_TEMPLATE,
-                                                                         settings.deadletter_index))
+        client.indices.put_index_template(
+            name=settings.deadletter_index,
+            body=index_store.load_template(index_store.DEADLETTER_TEMPLATE, settings.deadletter_index),
+        )
         try:
             client.indices.create(index=settings.deadletter_index)
         except Exception:
             if not client.indices.exists(index=settings.deadletter_index):  # lost a creation race: fine
                 raise
         indices = [*indices, settings.deadletter_index]
-    client.indices.put_settings(index=",".join(dict.fromkeys(indices)),
-                                body={"index": replica_settings(settings.replicas)})
+    client.indices.put_settings(
+        index=",".join(dict.fromkeys(indices)), body={"index": replica_settings(settings.replicas)}
+    )
 
 
 def wait_for_health(client, settings: Settings, indices: list[str]) -> dict[str, Any]:
@@ -68,8 +70,12 @@ def wait_for_health(client, settings: Settings, indices: list[str]) -> dict[str,
 
     wait = settings.health_timeout
     try:
-        health = client.cluster.health(index=",".join(indices), wait_for_status=settings.health_status,
-                                       timeout=f"{wait:g}s", request_timeout=wait + settings.timeout)
+        health = client.cluster.health(
+            index=",".join(indices),
+            wait_for_status=settings.health_status,
+            timeout=f"{wait:g}s",
+            request_timeout=wait + settings.timeout,
+        )
     except TransportError as exc:
         if getattr(exc, "status_code", None) != 408:  # 408: the wait timed out (the body is the health)
             raise
@@ -79,10 +85,15 @@ def wait_for_health(client, settings: Settings, indices: list[str]) -> dict[str,
         raise ClusterNotReady(
             f"indices {', '.join(indices)} not {settings.health_status} after {wait:g}s (SEEDNEWS_HEALTH_TIMEOUT):"
             f" status {health.get('status')}, {health.get('number_of_nodes')} nodes,"
-            f" {health.get('unassigned_shards')} shards unassigned, {health.get('initializing_shards')} initializing")
+            f" {health.get('unassigned_shards')} shards unassigned, {health.get('initializing_shards')} initializing"
+        )
     if health.get("status") != "green":
-        log.info("indices %s are %s (%s shards unassigned); writing", ",".join(indices), health.get("status"),
-                 health.get("unassigned_shards"))
+        log.info(
+            "indices %s are %s (%s shards unassigned); writing",
+            ",".join(indices),
+            health.get("status"),
+            health.get("unassigned_shards"),
+        )
     return health
 
 

@@ -89,8 +89,15 @@ class OpenSearchVerdictCache:
     uncached.
     """
 
-    def __init__(self, client: Any, index: str = DEFAULT_CACHE_INDEX, *, chunk_size: int = 500,
-                 refresh: bool | str = False, number_of_replicas: int | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        index: str = DEFAULT_CACHE_INDEX,
+        *,
+        chunk_size: int = 500,
+        refresh: bool | str = False,
+        number_of_replicas: int | None = None,
+    ) -> None:
         self.client = client
         self.index = index
         self.chunk_size = chunk_size
@@ -102,11 +109,14 @@ class OpenSearchVerdictCache:
         if self._index_ready:
             return
         if not self.client.indices.exists(index=self.index):
-            # like the other indices: one replica on a cluster, none on a single node (a cache: losing it only costs checks)
-            copies = ({"auto_expand_replicas": "0-1"} if self.number_of_replicas is None
-                      else {"number_of_replicas": self.number_of_replicas})
-            body = {"settings": {"index": {"number_of_shards": 1, **copies}},
-                    "mappings": CACHE_INDEX_MAPPING}
+            # like the other indices: one replica on a cluster, none on a single node
+            # (a cache: losing it only costs checks)
+            copies = (
+                {"auto_expand_replicas": "0-1"}
+                if self.number_of_replicas is None
+                else {"number_of_replicas": self.number_of_replicas}
+            )
+            body = {"settings": {"index": {"number_of_shards": 1, **copies}}, "mappings": CACHE_INDEX_MAPPING}
             try:
                 self.client.indices.create(index=self.index, body=body)
             except Exception as exc:  # a concurrent worker may have created it first
@@ -148,16 +158,18 @@ class OpenSearchVerdictCache:
             body: list[dict[str, Any]] = []
             for key, v in items[i : i + self.chunk_size]:
                 body.append({"index": {"_index": self.index, "_id": cache_doc_id(key)}})
-                body.append({
-                    "url": key,
-                    "host": (URL(key).raw_host or "") if key else "",
-                    "status": v.status,
-                    "http_code": v.http_code,
-                    "transient": v.transient,
-                    "reason": v.reason,
-                    "checked_at": v.checked_at,
-                    "final_url": v.final_url,
-                })
+                body.append(
+                    {
+                        "url": key,
+                        "host": (URL(key).raw_host or "") if key else "",
+                        "status": v.status,
+                        "http_code": v.http_code,
+                        "transient": v.transient,
+                        "reason": v.reason,
+                        "checked_at": v.checked_at,
+                        "final_url": v.final_url,
+                    }
+                )
             params = {"refresh": str(self.refresh).lower()} if self.refresh else None
             resp = self.client.bulk(body=body, params=params) if params else self.client.bulk(body=body)
             if resp.get("errors"):
@@ -171,7 +183,9 @@ def _first_error(item: Mapping[str, Any] | None) -> str:
         return "(no item reported an error)"
     op, info = next(iter(item.items()))
     error = info.get("error") or {}
-    kind, reason = (error.get("type", "error"), error.get("reason", "")) if isinstance(error, dict) else ("error", error)
+    kind, reason = (
+        (error.get("type", "error"), error.get("reason", "")) if isinstance(error, dict) else ("error", error)
+    )
     return f"{op} {info.get('_id')}: {kind}: {str(reason)[:200]}"
 
 
@@ -188,6 +202,12 @@ def is_fresh(v: ImageVerdict, now: float, *, ok_ttl: float, transient_ttl: float
 
 
 __all__ = [
-    "CACHEABLE_STATUSES", "CACHE_INDEX_MAPPING", "DEFAULT_CACHE_INDEX", "InMemoryVerdictCache",
-    "OpenSearchVerdictCache", "VerdictCache", "cache_doc_id", "is_fresh",
+    "CACHEABLE_STATUSES",
+    "CACHE_INDEX_MAPPING",
+    "DEFAULT_CACHE_INDEX",
+    "InMemoryVerdictCache",
+    "OpenSearchVerdictCache",
+    "VerdictCache",
+    "cache_doc_id",
+    "is_fresh",
 ]

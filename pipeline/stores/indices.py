@@ -15,12 +15,14 @@ from typing import Any
 from pipeline.errors import IndexManagementError
 from pipeline.resources import data_dir
 
-MAPPINGS_DIR = Path(os.environ["SEEDNEWS_MAPPINGS_DIR"]) if os.environ.get("SEEDNEWS_MAPPINGS_DIR") else data_dir(
-    "pipeline.mappings", "mappings")
+MAPPINGS_DIR = (
+    Path(os.environ["SEEDNEWS_MAPPINGS_DIR"])
+    if os.environ.get("SEEDNEWS_MAPPINGS_DIR")
+    else data_dir("pipeline.mappings", "mappings")
+)
 ARTICLES_TEMPLATE = "articles.template.json"
 DEADLETTER_TEMPLATE = "deadletter.template.json"
 log = logging.getLogger("seednews.index")
-
 
 
 def load_template(name: str = ARTICLES_TEMPLATE, pattern: str | None = None) -> dict[str, Any]:
@@ -83,7 +85,9 @@ def ensure_alias(client, base: str) -> str:
     orphans = sorted(client.indices.get(index=versions_pattern(base), expand_wildcards="open").keys())
     name = orphans[-1] if orphans else create_index(client, base)
     try:
-        client.indices.update_aliases(body={"actions": [{"add": {"index": name, "alias": base, "is_write_index": True}}]})
+        client.indices.update_aliases(
+            body={"actions": [{"add": {"index": name, "alias": base, "is_write_index": True}}]}
+        )
     except Exception:
         # two runs raced to create the alias: keep the winner's; drop ours if we created it just now
         winners = alias_indices(client, base)
@@ -107,11 +111,11 @@ def swap_alias(client, base: str, new_index: str, retention: int, paired: dict[s
         actions.append({"add": {"index": index, "alias": alias, "is_write_index": True}})
     client.indices.update_aliases(body={"actions": actions})
     all_versions = sorted(client.indices.get(index=versions_pattern(base), expand_wildcards="open").keys())
-    keep = set(all_versions[-(retention + 1):]) | {new_index}
+    keep = set(all_versions[-(retention + 1) :]) | {new_index}
     doomed = [i for i in all_versions if i not in keep]
     for name in doomed:
         client.indices.delete(index=name, ignore_unavailable=True)
-        stamp = name[len(base) + 2:]
+        stamp = name[len(base) + 2 :]
         for alias in paired:
             client.indices.delete(index=f"{alias}-v{stamp}", ignore_unavailable=True)
     return doomed
@@ -143,4 +147,7 @@ def count(client, index: str) -> int:
 def facet(client, index: str, field: str, size: int = 50) -> list[tuple[str, int]]:
     """Terms aggregation on ``field``: ``[(value, doc_count), ...]`` most common first."""
     res = client.search(index=index, body={"size": 0, "aggs": {"f": {"terms": {"field": field, "size": size}}}})
-    return [(b["key_as_string"] if "key_as_string" in b else b["key"], b["doc_count"]) for b in res["aggregations"]["f"]["buckets"]]
+    return [
+        (b["key_as_string"] if "key_as_string" in b else b["key"], b["doc_count"])
+        for b in res["aggregations"]["f"]["buckets"]
+    ]

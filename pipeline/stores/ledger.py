@@ -54,7 +54,11 @@ entry in one of these states carries it)."""
 def same_stat(known: LedgerEntry | Fingerprint, seed: SeedFile) -> bool:
     """The cheap change filter (as git and rsync do): same size, mtime, ctime and inode."""
     return bool(known.mtime_ns) and (known.size, known.mtime_ns, known.ctime_ns, known.ino) == (
-        seed.size, seed.mtime_ns, seed.ctime_ns, seed.ino)
+        seed.size,
+        seed.mtime_ns,
+        seed.ctime_ns,
+        seed.ino,
+    )
 
 
 def racy(known: LedgerEntry | Fingerprint, window_ns: int) -> bool:
@@ -131,9 +135,20 @@ _NUMBERS: tuple[str, ...] = ("size", "mtime_ns", "ctime_ns", "ino", "seq", "hash
 
 
 def entry_for(seed: SeedFile, state: State, **kw: Any) -> LedgerEntry:
-    return LedgerEntry(root=seed.root, path=display_path(seed.rel), state=state, sha256=seed.sha256, size=seed.size,
-                       mtime_ns=seed.mtime_ns, ctime_ns=seed.ctime_ns, ino=seed.ino, seq=seed.seq, hashed_ns=seed.hashed_ns,
-                       key=seed.key, **kw)
+    return LedgerEntry(
+        root=seed.root,
+        path=display_path(seed.rel),
+        state=state,
+        sha256=seed.sha256,
+        size=seed.size,
+        mtime_ns=seed.mtime_ns,
+        ctime_ns=seed.ctime_ns,
+        ino=seed.ino,
+        seq=seed.seq,
+        hashed_ns=seed.hashed_ns,
+        key=seed.key,
+        **kw,
+    )
 
 
 class Ledger:
@@ -154,7 +169,7 @@ class Ledger:
         if not keys or not self.exists():
             return found
         for i in range(0, len(keys), MGET_CHUNK):
-            res = self.client.mget(index=self.index, body={"ids": keys[i:i + MGET_CHUNK]})
+            res = self.client.mget(index=self.index, body={"ids": keys[i : i + MGET_CHUNK]})
             for doc in res["docs"]:
                 if doc.get("found"):
                     found[doc["_id"]] = LedgerEntry.from_source({**doc["_source"], "key": doc["_id"]})
@@ -188,17 +203,23 @@ class Ledger:
             return out
         after = None
         while True:
-            body: dict[str, Any] = {"size": page, "query": {"term": {"root": root}}, "sort": [{"key": "asc"}],
-                                    "track_total_hits": False, "stored_fields": "_none_",
-                                    "docvalue_fields": list(Fingerprint._fields)}
+            body: dict[str, Any] = {
+                "size": page,
+                "query": {"term": {"root": root}},
+                "sort": [{"key": "asc"}],
+                "track_total_hits": False,
+                "stored_fields": "_none_",
+                "docvalue_fields": list(Fingerprint._fields),
+            }
             if after:
                 body["search_after"] = after
             res = self.client.search(index=self.index, body=body, filter_path=FINGERPRINT_FILTER)
             hits = res.get("hits", {}).get("hits", [])
             for h in hits:
                 f = h.get("fields", {})
-                out[h["sort"][0]] = Fingerprint(*(v[0] if (v := f.get(name)) else _FP_DEFAULTS[name]
-                                                  for name in Fingerprint._fields))
+                out[h["sort"][0]] = Fingerprint(
+                    *(v[0] if (v := f.get(name)) else _FP_DEFAULTS[name] for name in Fingerprint._fields)
+                )
             if len(hits) < page:
                 return out
             after = hits[-1]["sort"]
@@ -213,8 +234,11 @@ class Ledger:
         ids = sorted(set(doc_ids))
         out: dict[str, list[LedgerEntry]] = {i: [] for i in ids}
         for i in range(0, len(ids), MGET_CHUNK):
-            query = {"bool": {"filter": [{"terms": {"doc_id": ids[i:i + MGET_CHUNK]}},
-                                         {"terms": {"state": sorted(CARRYING)}}]}}
+            query = {
+                "bool": {
+                    "filter": [{"terms": {"doc_id": ids[i : i + MGET_CHUNK]}}, {"terms": {"state": sorted(CARRYING)}}]
+                }
+            }
             for e in self._scan(query):
                 out[e.doc_id].append(e)  # type: ignore[index]
         return out
@@ -227,13 +251,20 @@ class Ledger:
         """Articles that more than one entry says it indexed (parallel batches wrote copies of one
         article; the one with the highest ``seq`` is what the index holds). Exact: one shard."""
         self.refresh()
-        res = self.client.search(index=self.index, body={
-            "size": 0, "query": {"term": {"state": "indexed"}},
-            "aggs": {"d": {"terms": {"field": "doc_id", "min_doc_count": 2, "size": limit}}}})
+        res = self.client.search(
+            index=self.index,
+            body={
+                "size": 0,
+                "query": {"term": {"state": "indexed"}},
+                "aggs": {"d": {"terms": {"field": "doc_id", "min_doc_count": 2, "size": limit}}},
+            },
+        )
         ids = [b["key"] for b in res["aggregations"]["d"]["buckets"]]
         out: dict[str, list[LedgerEntry]] = {}
         for i in range(0, len(ids), MGET_CHUNK):
-            query = {"bool": {"filter": [{"terms": {"doc_id": ids[i:i + MGET_CHUNK]}}, {"term": {"state": "indexed"}}]}}
+            query = {
+                "bool": {"filter": [{"terms": {"doc_id": ids[i : i + MGET_CHUNK]}}, {"term": {"state": "indexed"}}]}
+            }
             for e in self._scan(query):
                 out.setdefault(e.doc_id, []).append(e)  # type: ignore[arg-type]
         return out
@@ -272,9 +303,15 @@ class Ledger:
     def record(self, entries: Iterable[LedgerEntry]) -> int:
         """Write entries (replacing earlier ones). Raises ``LedgerError`` if OpenSearch refuses any."""
         now = utc_now()
-        actions = [{"_op_type": "index", "_index": self.index, "_id": e.key or entry_key(e.root, e.path),
-                    "_source": {**asdict(e), "key": e.key or entry_key(e.root, e.path), "updated_at": now}}
-                   for e in entries]
+        actions = [
+            {
+                "_op_type": "index",
+                "_index": self.index,
+                "_id": e.key or entry_key(e.root, e.path),
+                "_source": {**asdict(e), "key": e.key or entry_key(e.root, e.path), "updated_at": now},
+            }
+            for e in entries
+        ]
         return self._bulk(actions)
 
     def update(self, changes: dict[str, dict[str, Any]]) -> int:
@@ -300,7 +337,7 @@ def paired_name(article_index: str, base: str, ledger_alias: str) -> str:
     prefix = f"{base}-v"
     if not article_index.startswith(prefix):
         raise ValueError(f"{article_index!r} is not an article index of {base!r}")
-    return f"{ledger_alias}-v{article_index[len(prefix):]}"
+    return f"{ledger_alias}-v{article_index[len(prefix) :]}"
 
 
 def ensure_template(client, ledger_alias: str) -> None:
@@ -332,16 +369,20 @@ def ensure_alias(client, ledger_alias: str, paired: str) -> None:
             # a legacy concrete ledger: copy it into the paired index, then let the alias take its name
             body = load_template(LEDGER_TEMPLATE)["template"]["mappings"]
             client.indices.put_mapping(index=ledger_alias, body=body)
-            client.reindex(body={"source": {"index": ledger_alias}, "dest": {"index": paired}},
-                           refresh=True, wait_for_completion=True)
+            client.reindex(
+                body={"source": {"index": ledger_alias}, "dest": {"index": paired}},
+                refresh=True,
+                wait_for_completion=True,
+            )
             client.indices.delete(index=ledger_alias)
     except Exception:
         if not client.indices.exists_alias(name=ledger_alias):  # a concurrent run migrated it: fine
             raise
         return
     try:
-        client.indices.update_aliases(body={"actions": [{"add": {"index": paired, "alias": ledger_alias,
-                                                                  "is_write_index": True}}]})
+        client.indices.update_aliases(
+            body={"actions": [{"add": {"index": paired, "alias": ledger_alias, "is_write_index": True}}]}
+        )
     except Exception:
         if not client.indices.exists_alias(name=ledger_alias):  # another run added it first: fine
             raise

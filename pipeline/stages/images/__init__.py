@@ -93,7 +93,19 @@ from pipeline.stages.images.responses import parse_retry_after, sniff_image
 from pipeline.stages.images.urls import prepare_url
 
 __all__ = [
-    "DOCUMENT_FACETS_MAPPING", "HEALTH_VALUES", "IMAGE_CHECK_MAPPING", "STATUSES", "UNCHECKED", "ImageCheckConfig",
-    "ImageChecker", "annotate_document", "check_images", "check_images_async", "collect_image_urls",
-    "parse_retry_after", "prepare_url", "sniff_image", "summarize",
+    "DOCUMENT_FACETS_MAPPING",
+    "HEALTH_VALUES",
+    "IMAGE_CHECK_MAPPING",
+    "STATUSES",
+    "UNCHECKED",
+    "ImageCheckConfig",
+    "ImageChecker",
+    "annotate_document",
+    "check_images",
+    "check_images_async",
+    "collect_image_urls",
+    "parse_retry_after",
+    "prepare_url",
+    "sniff_image",
+    "summarize",
 ]

@@ -26,6 +26,7 @@ def summarize(verdicts: Iterable[ImageVerdict]) -> dict[str, int]:
 
 def _image_lists(doc: Mapping[str, Any]) -> Iterable[tuple[bool, list[Any]]]:
     """``(counts_for_health, images list)`` for every image list of a document, in order."""
+
     def lists_of(obj: Any, own: bool) -> Iterable[tuple[bool, list[Any]]]:
         if not isinstance(obj, Mapping):
             return

@@ -133,11 +133,17 @@ class ImageChecker:
                 nxt = current.join(URL(location)).with_fragment(None)
                 problem = _host_problem(nxt)
             except Exception:  # noqa: BLE001 - whatever yarl makes of a hostile Location, it is this URL's verdict
-                return _Outcome("invalid", code, f"HTTP {code} redirect to an unparsable Location {_show(location)}",
-                                str(current))
+                return _Outcome(
+                    "invalid", code, f"HTTP {code} redirect to an unparsable Location {_show(location)}", str(current)
+                )
             if problem is not None:
-                return _Outcome(problem.status, code, f"redirect to {nxt}: {problem.reason}", str(nxt),
-                                cacheable=problem.status != "invalid")
+                return _Outcome(
+                    problem.status,
+                    code,
+                    f"redirect to {nxt}: {problem.reason}",
+                    str(nxt),
+                    cacheable=problem.status != "invalid",
+                )
             current = nxt
         return _Outcome("broken", code, f"too many redirects (more than {cfg.max_redirects})", str(current))
 
@@ -180,11 +186,19 @@ class ImageChecker:
                         attempt += 1
                         await asyncio.sleep(wait)
                         continue
-                    return _Outcome("broken", code, _http_reason(
-                        code, f" (Retry-After {wait:.0f}s is longer than the {cfg.max_retry_after:g}s cap)"), final)
+                    return _Outcome(
+                        "broken",
+                        code,
+                        _http_reason(
+                            code, f" (Retry-After {wait:.0f}s is longer than the {cfg.max_retry_after:g}s cap)"
+                        ),
+                        final,
+                    )
                 return _Outcome("broken", code, _http_reason(code, f" after {attempt + 1} attempts"), final)
             ctype = resp.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-            if method == "HEAD" and (code in HEAD_FALLBACK_STATUSES or (200 <= code < 300 and ctype in GENERIC_CONTENT_TYPES)):
+            if method == "HEAD" and (
+                code in HEAD_FALLBACK_STATUSES or (200 <= code < 300 and ctype in GENERIC_CONTENT_TYPES)
+            ):
                 method = "GET"
                 continue
             if code >= 400:
@@ -198,7 +212,9 @@ class ImageChecker:
                 shown = ctype or "no content type"
                 if kind:
                     return _Outcome("ok", code, f"HTTP {code}, {shown} but the bytes are {kind}", final)
-                return _Outcome("not_image", code, f"HTTP {code}, {shown} and the bytes are not a known image format", final)
+                return _Outcome(
+                    "not_image", code, f"HTTP {code}, {shown} and the bytes are not a known image format", final
+                )
             return _Outcome("not_image", code, f"content type {ctype!r} is not an image", final)
 
     async def _request(self, method: str, url: URL, origin: str) -> _Response:
@@ -247,7 +263,9 @@ class ImageChecker:
             return _Outcome("timeout", None, f"no complete response within {self.config.timeout:g}s", final)
         target = f"{url.raw_host}:{url.port}"
         if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-            return _Outcome("unreachable", None, f"TLS certificate of {url.raw_host} not accepted: {exc.certificate_error}", final)
+            return _Outcome(
+                "unreachable", None, f"TLS certificate of {url.raw_host} not accepted: {exc.certificate_error}", final
+            )
         if isinstance(exc, aiohttp.ClientSSLError):
             return _Outcome("unreachable", None, f"TLS handshake with {target} failed", final)
         if isinstance(exc, aiohttp.ClientConnectorError):
@@ -264,7 +282,6 @@ class ImageChecker:
             return _Outcome("unreachable", None, f"request to {target} failed: {type(exc).__name__}: {exc}", final)
         log.exception("unexpected error checking %s", url)
         return _Outcome("unreachable", None, f"unexpected error: {type(exc).__name__}: {exc}", final)
-
 
 
 # --------------------------------------------------------------------------- public sync API
@@ -312,7 +329,8 @@ async def check_images_async(
         try:
             found = await asyncio.to_thread(cache.get_many, list(to_check))
             cached = {
-                k: v for k, v in found.items()
+                k: v
+                for k, v in found.items()
                 if k in to_check and is_fresh(v, run_start, ok_ttl=config.ok_ttl, transient_ttl=config.transient_ttl)
             }
         except Exception as exc:  # noqa: BLE001 - the cache is an optimisation, never a failure
@@ -330,8 +348,9 @@ async def check_images_async(
                     out = await checker.check_url(prepared[key])
                 except Exception as exc:
                     log.exception("unexpected error checking %s", key)
-                    out = _Outcome("unreachable", None, f"unexpected error: {type(exc).__name__}: {exc}", key,
-                                   cacheable=False)
+                    out = _Outcome(
+                        "unreachable", None, f"unexpected error: {type(exc).__name__}: {exc}", key, cacheable=False
+                    )
                 finally:
                     window.release()
                 fresh[key] = ImageVerdict(key, out.status, out.http_code, _clean(out.reason), stamp(), out.final_url)
@@ -343,8 +362,13 @@ async def check_images_async(
                 await window.acquire()
                 tasks.append(asyncio.ensure_future(one(key)))
             await asyncio.gather(*tasks)
-            log.info("image check: %d URLs, %d cached, %d checked with %d HTTP requests",
-                     len(to_check), len(cached), len(pending), checker.requests_made)
+            log.info(
+                "image check: %d URLs, %d cached, %d checked with %d HTTP requests",
+                len(to_check),
+                len(cached),
+                len(pending),
+                checker.requests_made,
+            )
 
         if cache is not None:
             storable = {k: v for k, v in fresh.items() if k not in uncacheable and v.status in CACHEABLE_STATUSES}

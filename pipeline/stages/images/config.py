@@ -96,5 +96,3 @@ def _to_epoch(now: datetime | float | None) -> float | None:
     if isinstance(now, datetime):
         return (now if now.tzinfo else now.replace(tzinfo=UTC)).timestamp()
     return float(now)
-
-

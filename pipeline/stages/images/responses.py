@@ -117,5 +117,3 @@ def _exc_chain(exc: BaseException) -> Iterable[BaseException]:
         seen.add(id(e))
         yield e
         stack.extend([e.__cause__, e.__context__, getattr(e, "os_error", None)])
-
-

@@ -89,5 +89,3 @@ def prepare_url(raw: str, relative_base: str | None) -> URL:
     if problem is not None:
         raise problem
     return url.with_fragment(None)
-
-
