@@ -19,14 +19,10 @@ DEFAULT_OPENSEARCH_URL = "http://127.0.0.1:9200"
 DEFAULT_INDEX_BASE = "seednews-articles"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETENTION = 2  # old article indices kept after a full rebuild swaps the alias
-DEFAULT_MAX_RETRIES = (
-    3  # client-side retries of one request (connection errors, timeouts, 502/503/504), each on the next node
-)
+DEFAULT_MAX_RETRIES = 3  # client-side retries of one request (connection errors, timeouts, 502/503/504), next node
 RETRY_ON_STATUS = (502, 503, 504)  # answers that send a request to another node (all writes are idempotent)
 DEFAULT_DEAD_TIMEOUT = 30.0  # a node that failed is skipped this long (doubling per failure in a row, at most 16x)
-DEFAULT_HEALTH_STATUS: Literal["yellow"] = (
-    "yellow"  # what the run's indices must reach before it writes: every primary active
-)
+DEFAULT_HEALTH_STATUS: Literal["yellow"] = "yellow"  # the run's indices before it writes: every primary active
 DEFAULT_HEALTH_TIMEOUT = 120.0  # seconds to wait for it (a replica is promoted in seconds; a node restart is ~1-2 min)
 HealthStatus = Literal["yellow", "green"]
 HEALTH_STATUSES: tuple[HealthStatus, ...] = get_args(HealthStatus)

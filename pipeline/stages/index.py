@@ -27,9 +27,8 @@ log = logging.getLogger("seednews.index")
 
 BULK_CHUNK = 5000  # documents per bulk request at most; in practice the byte limit below decides
 BULK_MAX_BYTES = 5 * 1024 * 1024  # ~5 MB requests: what this node class indexes best (bench/bench_scale.py)
-FAST_JSON = (
-    True  # serialize ``_source`` with orjson (same JSON value as the client's json.dumps); False: reference path
-)
+# serialize ``_source`` with orjson (same JSON value as the client's json.dumps); False: the reference path
+FAST_JSON = True
 BULK_MAX_RETRIES = 3  # the helper's own per-item 429 retries (1+2+4 s) inside each of our rounds
 BULK_INITIAL_BACKOFF = 1.0
 BULK_MAX_BACKOFF = 30.0
