@@ -1,6 +1,9 @@
 """OpenSearch Dashboards saved objects for seednews, as code: the single source of
 ``dashboards/seednews.ndjson`` (the file ``python -m pipeline dashboards import`` sends).
 
+(Over 400 lines on purpose: it is mostly declarations — every visualization, search and dashboard as data,
+side by side, so one diff shows what an analyst will see change.)
+
 Regenerate after editing this module (a test fails while the committed file differs)::
 
     .venv/bin/python -m pipeline.dashboards.objects            # rewrites dashboards/seednews.ndjson

@@ -1,5 +1,8 @@
 """The whole flow, in the pieces Airflow maps over, and as one call for the CLI.
 
+(Over 400 lines on purpose: the run's transaction boundaries — prepare, plan, a batch, finalize, replay —
+are read together; each delegates its work to the stages and stores.)
+
     prepare(...)        -> target index name (the alias for incremental runs, a new index for a rebuild)
     plan(...)           -> Plan: batches of SeedFiles + the outcomes planning settled (refusals,
                            unchanged, deleted)

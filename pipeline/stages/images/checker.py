@@ -1,5 +1,9 @@
 """The checking engine: HEAD with GET fallback, redirects hop by hop (each re-validated), retries,
-whole-request deadlines, the verdict cache; ``check_images`` is its synchronous entry point."""
+whole-request deadlines, the verdict cache; ``check_images`` is its synchronous entry point.
+
+(Over 400 lines on purpose: one request's state machine — method fallback, each redirect hop re-checked
+against the SSRF policy, retries and one deadline — reads as one piece; split, its invariants would be
+spread over modules.)"""
 
 from __future__ import annotations
 
