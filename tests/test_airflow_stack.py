@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATA, ROOT, SAMPLE_SEEDS
+from tests.stackkit import api, free_port, wait_until
 
 DAG_ID = "seednews_index"
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -43,12 +43,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -74,38 +68,10 @@ def _token(base: str, user: str, password: str) -> str:
         return json.loads(resp.read())["access_token"]
 
 
-def _api(stack, path: str, method: str = "GET", body: dict | None = None, token: str | None = "default") -> dict:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {stack['token'] if token == 'default' else token}"
-    req = urllib.request.Request(
-        f"{stack['base']}{path}",
-        method=method,
-        headers=headers,
-        data=json.dumps(body).encode() if body is not None else None,
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"{}")
-
-
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 -- not there yet; shown in the timeout message
-            last = exc
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
 def _run_state(stack, run_id: str, timeout: float = 300) -> str:
     q = urllib.parse.quote(run_id, safe="")
-    return _wait(
-        lambda: (s := _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]) in ("success", "failed") and s,
+    return wait_until(
+        lambda: (s := api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]) in ("success", "failed") and s,
         timeout,
         f"run {run_id} to finish",
     )
@@ -113,7 +79,7 @@ def _run_state(stack, run_id: str, timeout: float = 300) -> str:
 
 def _task_states(stack, run_id: str) -> list[tuple]:
     q = urllib.parse.quote(run_id, safe="")
-    tis = _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances")["task_instances"]
+    tis = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances")["task_instances"]
     return sorted((t["task_id"], t["map_index"], t["state"]) for t in tis)
 
 
@@ -135,7 +101,7 @@ def stack(tmp_path_factory, opensearch_url):
     env = {
         **os.environ,
         "SEEDNEWS_STACK_HOME": str(home / "stack"),
-        "SEEDNEWS_AIRFLOW_PORT": str(_free_port()),
+        "SEEDNEWS_AIRFLOW_PORT": str(free_port()),
         "SEEDNEWS_AIRFLOW_PASSWORD": f"pw-{uuid.uuid4().hex[:12]}",
         "OPENSEARCH_URL": opensearch_url,
         "SEEDNEWS_SEED_DIR": str(seeds),  # the nightly run's folder (and the form's default)
@@ -186,19 +152,19 @@ def test_stack_runs_on_postgres_with_login_required(stack):
         ).stdout
     )
     with pytest.raises(urllib.error.HTTPError) as err:
-        _api(stack, f"/api/v2/dags/{DAG_ID}", token=None)
+        api(stack, f"/api/v2/dags/{DAG_ID}", token=None)
     assert err.value.code == 401
     with pytest.raises(urllib.error.HTTPError) as err:
         _token(stack["base"], stack["user"], "wrong-password")
     assert err.value.code == 401
-    dag = _api(stack, f"/api/v2/dags/{DAG_ID}")
+    dag = api(stack, f"/api/v2/dags/{DAG_ID}")
     assert dag["is_paused"] is False
     assert "02:00 UTC" in dag["description"]
     assert stack["password"] not in stack["stdout"]  # a password given by env is never printed
 
 
 def test_param_schema_for_the_form(stack):
-    params = _api(stack, f"/api/v2/dags/{DAG_ID}/details")["params"]
+    params = api(stack, f"/api/v2/dags/{DAG_ID}/details")["params"]
     for name, p in params.items():
         types = p["schema"]["type"] if isinstance(p["schema"]["type"], list) else [p["schema"]["type"]]
         assert set(types) <= {"string", "boolean", "integer", "number", "null"}, name  # scalar form fields
@@ -215,14 +181,14 @@ def test_conf_the_params_reject_is_refused_with_the_reason(stack):
         ({"max_quarantined_pct": 250}, "greater than the maximum"),
     ):
         with pytest.raises(urllib.error.HTTPError) as err:
-            _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
+            api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
         detail = json.loads(err.value.read())["detail"]
         assert err.value.code == 400 and reason in detail and "Invalid input for param" in detail, detail
 
 
 def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
     conf = {"seed_dir": str(stack["seeds"]), "index": stack["index"], "skip_images": True, "max_batches": 2}
-    run = _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
+    run = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
     state = _run_state(stack, run["dag_run_id"])
     summary = _task_states(stack, run["dag_run_id"])
     assert state == "success", summary
@@ -242,15 +208,15 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
     # the Markdown report, and the Asset event saying when the index was refreshed
     reports = list((stack["home"] / "reports").glob("seednews-manual__*.md"))
     assert any("| indexed | 2 |" in r.read_text() for r in reports)
-    events = _api(stack, "/api/v2/assets/events?limit=50")["asset_events"]
+    events = api(stack, "/api/v2/assets/events?limit=50")["asset_events"]
     assert any(e["source_run_id"] == run["dag_run_id"] and e["extra"].get("alias") == stack["index"] for e in events)
 
 
 def test_nightly_run_starts_by_itself_after_deployment(stack):
-    runs = _wait(
+    runs = wait_until(
         lambda: [
             r
-            for r in _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
+            for r in api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
             if r["run_type"] == "scheduled" and r["state"] in ("success", "failed")
         ],
         300,
@@ -270,10 +236,12 @@ def test_all_quarantined_run_fails_and_alerts_a_person(stack):
     for name in ("invalid_yaml.txt", "missing_title.txt", "no_frontmatter.txt"):
         shutil.copy(DATA / "seeds" / "bad" / name, bad / name)
     conf = {"seed_dir": str(bad), "index": f"{stack['index']}-bad", "skip_images": True}
-    run = _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
+    run = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
     assert _run_state(stack, run["dag_run_id"]) == "failed"
     assert ("finalize", -1, "failed") in _task_states(stack, run["dag_run_id"])
-    msgs = _wait(lambda: [m for m in stack["hook"].received if m.get("run_id") == run["dag_run_id"]], 60, "the alert")
+    msgs = wait_until(
+        lambda: [m for m in stack["hook"].received if m.get("run_id") == run["dag_run_id"]], 60, "the alert"
+    )
     text = msgs[0]["text"]
     assert f"DAG {DAG_ID}" in text and run["dag_run_id"] in text and "task finalize" in text, text
     assert "3 of 3 seed files quarantined (100%)" in text and "Report:" in text, text
@@ -345,7 +313,7 @@ def test_browser_trigger_form_defaults_trigger_and_success(stack):
         run_id = urllib.parse.unquote(page.url.rstrip("/").split("/runs/")[1].split("/")[0])
         assert _run_state(stack, run_id) == "success", _task_states(stack, run_id)
         q = urllib.parse.quote(run_id, safe="")
-        conf = _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["conf"]
+        conf = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["conf"]
         assert conf["index"] == f"{stack['index']}-ui" and conf["skip_images"] is True and conf["max_batches"] == 1
         page.reload()
         page.get_by_text("success").first.wait_for(timeout=30_000)  # the UI shows the run's state
@@ -383,12 +351,12 @@ def test_browser_wrong_values_are_refused(stack):
         assert batches.input_value() == "1"
         _shot(page, "07-max-batches-clamped")
         # an index name OpenSearch would refuse: the api-server refuses the run, the UI says so
-        before = len(_api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"])
+        before = len(api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"])
         dialog.locator("input[name=element_index]").fill("Bad Name")
         submit.click()
         page.get_by_text("Failed to Trigger Dag").first.wait_for(timeout=15_000)
         _shot(page, "08-bad-index-refused")
-        assert len(_api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]) == before
+        assert len(api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]) == before
     finally:
         browser.close()
         pw.stop()

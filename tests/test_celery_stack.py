@@ -29,6 +29,7 @@ import uuid
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_SEEDS
+from tests.stackkit import api, free_port, wait_until
 
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -45,48 +46,15 @@ WORKERS = ("worker-1", "worker-2")
 RUN_TIMEOUT = 240
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _api(stack, path: str, method: str = "GET", body: dict | None = None) -> dict:
-    req = urllib.request.Request(
-        f"{stack['base']}{path}",
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {stack['token']}"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"{}")
-
-
-def _wait(predicate, timeout: float, what: str, step: float = 1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as exc:  # noqa: BLE001 -- not there yet; shown in the timeout message
-            last = exc
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
 def _tis(stack, run_id: str) -> list[dict]:
     q = urllib.parse.quote(run_id, safe="")
-    return _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances")["task_instances"]
+    return api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances")["task_instances"]
 
 
 def _finished(stack, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
     q = urllib.parse.quote(run_id, safe="")
-    return _wait(
-        lambda: (s := _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]) in ("success", "failed") and s,
+    return wait_until(
+        lambda: (s := api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]) in ("success", "failed") and s,
         timeout,
         f"run {run_id} to finish",
     )
@@ -94,7 +62,7 @@ def _finished(stack, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
 
 def _trigger(stack, index: str) -> str:
     conf = {"seed_dir": stack["seed_url"], "index": index, "skip_images": True, "max_batches": BATCHES}
-    return _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})["dag_run_id"]
+    return api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})["dag_run_id"]
 
 
 def _client(url):
@@ -169,7 +137,7 @@ def celery_stack(tmp_path_factory, opensearch_url, s3_server):
         **os.environ,
         **s3_server.env,  # the workers read S3 with these (no aws_default connection)
         "SEEDNEWS_STACK_HOME": str(home / "stack"),
-        "SEEDNEWS_AIRFLOW_PORT": str(_free_port()),
+        "SEEDNEWS_AIRFLOW_PORT": str(free_port()),
         "SEEDNEWS_AIRFLOW_PASSWORD": password,
         "OPENSEARCH_URL": opensearch_url,
         "SEEDNEWS_SEED_DIR": f"s3://{bucket}/nightly",
@@ -220,7 +188,7 @@ def celery_stack(tmp_path_factory, opensearch_url, s3_server):
         }
         # the nightly run the unpause started (a few sample seeds): let it finish, so it does not hold slots
         t0 = time.monotonic()
-        runs = _wait(lambda: _api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"], 120, "the nightly run")
+        runs = wait_until(lambda: api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"], 120, "the nightly run")
         for r in runs:
             assert _finished(stack, r["dag_run_id"]) == "success", _tis(stack, r["dag_run_id"])
         print(f"the nightly run (3 sample seeds) took {time.monotonic() - t0:.1f}s more")
@@ -294,7 +262,7 @@ def test_a_worker_killed_mid_batch_is_retried_elsewhere_and_nothing_is_lost_or_d
         have = client.count(index=index, ignore_unavailable=True)["count"] if client.indices.exists(index=index) else 0
         return running[-1] if 0 < have < len(celery_stack["articles"]) else None
 
-    ti = _wait(victim, 180, "a batch task running with a chunk written", step=0.3)
+    ti = wait_until(victim, 180, "a batch task running with a chunk written", step=0.3)
     name = ti["hostname"]
     pid = int((home / "run" / f"celery-{name}.pid").read_text())
     os.killpg(pid, signal.SIGKILL)  # the worker, its pool and the task: a lost machine
