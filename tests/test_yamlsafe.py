@@ -497,3 +497,34 @@ def test_any_document_gives_json_values_or_a_yaml_error(doc):
 @given(st.one_of(documents, yamlish_text))
 def test_fast_path_agrees_with_pure_loader(doc):
     assert outcome(yamlsafe.load_fast, doc) == outcome(yamlsafe.load_pure, doc)
+
+
+# The fast path builds values straight from libyaml's events; the reference composes a node tree, then
+# constructs. Composition errors must still win over an earlier construction error, and every message
+# and position must be the reference's.
+ORDER_CASES = [
+    "a: !!binary x\nb: *ref\n",  # a bad tag first, an alias later: the alias is the error
+    "a: !!int x\nb: &k 1\nc: &k 2\n",  # ... a duplicate anchor later
+    "a: 1\na: 2\nb: " + "[" * 40 + "\n",  # a duplicate key, then nesting too deep
+    "a: !!float .inf\n--- 2\n",  # a bad value, then a second document
+    "? [a]\n: 1\n",
+    "{a: !!str [1], b: !foo x}",
+    "!!map [1]\n",
+    "- !!seq x\n- 1\n",
+    "'1': a\n1: b\n",
+    "a: !!bool maybe\nb: !!null x\n",
+    "k: &a v\n",
+    "- [1, {a: !x y}]\n",
+]
+
+
+@pytest.mark.parametrize("doc", ORDER_CASES)
+def test_fast_path_reports_the_reference_error(doc):
+    def detail(loader):
+        try:
+            return ("value", repr(loader(doc)))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            return (type(exc).__name__, exc.problem, exc.context, mark and (mark.line, mark.column))
+
+    assert detail(yamlsafe.load_fast) == detail(yamlsafe.load_pure)
