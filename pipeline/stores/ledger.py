@@ -30,7 +30,7 @@ fate (delete, keep, or promote another carrier) and clears the field.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from pipeline.errors import LedgerError
@@ -131,6 +131,14 @@ class LedgerEntry:
 
 
 _FIELDS: frozenset[str] = frozenset(f.name for f in fields(LedgerEntry))
+_FIELD_ORDER: tuple[str, ...] = tuple(f.name for f in fields(LedgerEntry))
+
+
+def _as_source(e: LedgerEntry) -> dict[str, Any]:
+    """``dataclasses.asdict`` without its recursive deep copy (the values are serialized at once)."""
+    return {name: getattr(e, name) for name in _FIELD_ORDER}
+
+
 _NUMBERS: tuple[str, ...] = ("size", "mtime_ns", "ctime_ns", "ino", "seq", "hashed_ns")
 
 
@@ -308,7 +316,7 @@ class Ledger:
                 "_op_type": "index",
                 "_index": self.index,
                 "_id": e.key or entry_key(e.root, e.path),
-                "_source": {**asdict(e), "key": e.key or entry_key(e.root, e.path), "updated_at": now},
+                "_source": {**_as_source(e), "key": e.key or entry_key(e.root, e.path), "updated_at": now},
             }
             for e in entries
         ]

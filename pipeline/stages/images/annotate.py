@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -44,6 +43,29 @@ def _image_lists(doc: Mapping[str, Any]) -> Iterable[tuple[bool, list[Any]]]:
             yield from lists_of(rel, False)
 
 
+def _copy_image_paths(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``doc`` in which every container :func:`annotate_document` writes into (the document,
+    ``provider``, ``related`` and its entries, each ``images`` list) is new; everything else is shared.
+    Was ``copy.deepcopy``: a fifth of the CPU of a run with image checks off, copying text nobody changes."""
+    out = dict(doc)
+
+    def own_copy(obj: dict[str, Any]) -> None:
+        if isinstance(obj.get("images"), list):
+            obj["images"] = list(obj["images"])
+        prov = obj.get("provider")
+        if isinstance(prov, Mapping) and isinstance(prov.get("images"), list):
+            obj["provider"] = {**prov, "images": list(prov["images"])}
+
+    own_copy(out)
+    related = out.get("related")
+    if isinstance(related, list):
+        out["related"] = [dict(r) if isinstance(r, Mapping) else r for r in related]
+        for rel in out["related"]:
+            if isinstance(rel, dict):
+                own_copy(rel)
+    return out
+
+
 def collect_image_urls(doc: Mapping[str, Any]) -> list[str]:
     """Every image URL of a normalized document, in document order, duplicates removed:
     ``images``, ``provider.images``, then each ``related[].images`` and ``related[].provider.images``.
@@ -77,7 +99,7 @@ def annotate_document(doc: Mapping[str, Any], verdicts: Mapping[str, ImageVerdic
       was judged (always the case when ``verdicts`` is ``None``); otherwise ``all_ok`` /
       ``some_broken`` / ``none_ok`` over the judged images.
     """
-    out = copy.deepcopy(dict(doc))
+    out = _copy_image_paths(doc)
     checked = broken = total = 0
     for own, imgs in _image_lists(out):
         for i, img in enumerate(imgs):
