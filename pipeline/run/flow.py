@@ -23,6 +23,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from pipeline.config import Settings
@@ -58,6 +59,9 @@ ENV_CHUNK_SEEDS = "SEEDNEWS_CHUNK_SEEDS"
 # work redone when a worker dies mid-batch (docs/deploy-at-scale.md)
 CHUNK_SEEDS = max(1, int(os.environ.get(ENV_CHUNK_SEEDS) or 1000))
 PROGRESS_EVERY_SECONDS = 5.0
+ENV_OVERLAP = "SEEDNEWS_OVERLAP_WRITES"
+# write chunk k (bulk + ledger) in a thread while chunk k+1 is parsed; "0" turns it off (bench: levers off)
+OVERLAP_WRITES = os.environ.get(ENV_OVERLAP, "1") != "0"
 
 
 def new_run_id() -> str:
@@ -169,7 +173,7 @@ def annotate_images(
     return [replace(d, source=annotate_document(d.source, verdicts)) for d in docs]
 
 
-def process_seeds(
+def build_chunk(
     seeds: list[SeedFile],
     *,
     client,
@@ -177,12 +181,28 @@ def process_seeds(
     options: RunOptions,
     target: str,
     emit: Callable[[str], None] = log.info,
-) -> RunReport:
-    """One chunk of seed files, end to end; every file's outcome is in the ledger when this returns."""
+) -> tuple[RunReport, list[Document], list[SeedOutcome]]:
+    """The CPU half of a chunk: read -> parse -> normalize -> images. Writes nothing to OpenSearch
+    (the image verdict cache aside), so it can run while the previous chunk is being written."""
     report = RunReport(dry_run=options.dry_run, target=target)
     docs, outcomes = build_documents(seeds, options, report, _Progress(len(seeds), "parsed", emit))
     with timing.stage("images"):
         docs = annotate_images(docs, None if options.dry_run else client, settings, options, report)
+    return report, docs, outcomes
+
+
+def write_chunk(
+    built: tuple[RunReport, list[Document], list[SeedOutcome]],
+    *,
+    client,
+    settings: Settings,
+    options: RunOptions,
+    target: str,
+    emit: Callable[[str], None] = log.info,
+) -> RunReport:
+    """The I/O half of a chunk, a transaction: index the documents, then record every file's outcome
+    in the ledger (only after OpenSearch answered for it)."""
+    report, docs, outcomes = built
     if options.dry_run:
         winners, losers = dedupe(docs)
         outcomes += [SeedOutcome(d.seed, "indexed", doc_id=d.id) for d in winners]
@@ -205,6 +225,20 @@ def process_seeds(
     return report
 
 
+def process_seeds(
+    seeds: list[SeedFile],
+    *,
+    client,
+    settings: Settings,
+    options: RunOptions,
+    target: str,
+    emit: Callable[[str], None] = log.info,
+) -> RunReport:
+    """One chunk of seed files, end to end; every file's outcome is in the ledger when this returns."""
+    kw = {"client": client, "settings": settings, "options": options, "target": target, "emit": emit}
+    return write_chunk(build_chunk(seeds, **kw), **kw)
+
+
 def process_batch(
     batch: Batch,
     *,
@@ -216,25 +250,41 @@ def process_batch(
 ) -> RunReport:
     """Read, parse, normalize, check images and index one batch, ``CHUNK_SEEDS`` files at a time
     (memory stays flat however big the batch); each file's outcome is recorded in the ledger only
-    after OpenSearch answered for it."""
+    after OpenSearch answered for it.
+
+    Chunk k is written (bulk, then ledger: I/O, mostly waiting for the node) by one writer thread
+    while chunk k+1 is built (CPU) in this one, so the node's work and ours overlap; chunks are
+    written in order and at most two are in memory. An error in a write stops the batch at the next
+    chunk boundary; an error here lets the write in flight finish its transaction first."""
     report = RunReport(dry_run=options.dry_run, target=target)
     if not options.dry_run:  # a node lost since prepare: wait (bounded) for the primaries rather than fail
         ready_for_writes(client, settings, target, ledger_for(client, settings, target).index, pin=False)
     seeds = list(batch.seeds)
     total = len(seeds)
-    for start in range(0, total, CHUNK_SEEDS):
-        report.merge(
-            process_seeds(
-                seeds[start : start + CHUNK_SEEDS],
-                client=client,
-                settings=settings,
-                options=options,
-                target=target,
-                emit=emit,
-            )
-        )
+    chunks = [seeds[start : start + CHUNK_SEEDS] for start in range(0, total, CHUNK_SEEDS)]
+    kw = {"client": client, "settings": settings, "options": options, "target": target, "emit": emit}
+    done = 0
+
+    def landed(chunk_report: RunReport, n: int) -> None:
+        nonlocal done
+        report.merge(chunk_report)
+        done += n
         if total > CHUNK_SEEDS:
-            emit(f"batch progress: {min(start + CHUNK_SEEDS, total)}/{total} files")
+            emit(f"batch progress: {done}/{total} files")
+
+    if options.dry_run or len(chunks) < 2 or not OVERLAP_WRITES:
+        for chunk in chunks:
+            landed(process_seeds(chunk, **kw), len(chunk))
+        return report
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seednews-writer") as writer:
+        in_flight: tuple[Future[RunReport], int] | None = None
+        for chunk in chunks:
+            built = build_chunk(chunk, **kw)
+            if in_flight is not None:
+                landed(in_flight[0].result(), in_flight[1])  # re-raises the writer's error
+            in_flight = (writer.submit(write_chunk, built, **kw), len(chunk))
+        if in_flight is not None:
+            landed(in_flight[0].result(), in_flight[1])
     return report
 
 

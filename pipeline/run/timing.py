@@ -2,7 +2,8 @@
 
 Kept out of ``RunReport`` on purpose: they are measurements of one process, not facts about the run.
 A module-level collector, so the stages need no extra parameter; the cost is two ``perf_counter``
-calls per timed step (well under a microsecond), so it is always on.
+calls per timed step (well under a microsecond), so it is always on. Stages of one batch overlap (the
+writer thread's ``bulk`` and ``ledger`` run while the next chunk is parsed), so their sum can exceed the wall.
 
     with timing.stage("parse"):
         ...
@@ -13,15 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from threading import Lock
 from time import perf_counter
 
 _seconds: dict[str, float] = {}
 _calls: dict[str, int] = {}
+_lock = Lock()  # a batch's writer thread times bulk and ledger while the main thread times parse
 
 
 def add(name: str, seconds: float, calls: int = 1) -> None:
-    _seconds[name] = _seconds.get(name, 0.0) + seconds
-    _calls[name] = _calls.get(name, 0) + calls
+    with _lock:
+        _seconds[name] = _seconds.get(name, 0.0) + seconds
+        _calls[name] = _calls.get(name, 0) + calls
 
 
 @contextmanager
