@@ -136,27 +136,46 @@ def worker_raw(args) -> dict:
 
 def worker_pipeline(args) -> dict:
     from pipeline.config import Settings
-    from pipeline.run import timing
+    from pipeline.run import parallel, timing
     from pipeline.run.flow import RunOptions, run
 
-    if args.levers_off:  # the reference: client json.dumps, 500-document requests, refresh on
+    if args.levers_off:  # the reference: client json.dumps, 500-document requests, refresh on, no overlap
+        from pipeline.run import flow
         from pipeline.stages import index as ix
         from pipeline.stores import indices
+
+        flow.OVERLAP_WRITES = False
+        os.environ[parallel.ENV_PARSE_WORKERS] = "1"
 
         ix.FAST_JSON, ix.BULK_CHUNK, ix.BULK_MAX_BYTES = False, 500, 10 * 1024 * 1024
         indices.pause_refresh = lambda client, index: None
         ix.bulk_index.__kwdefaults__["chunk_size"] = 500
     settings = Settings(opensearch_url=args.url, index_base=args.base, timeout=300)
+    messages: list[str] = []
     c0, _ = _usage()
     t0 = time.perf_counter()
     report = run(
         settings,
         RunOptions(seed_dir=args.folder, check_images=False, full_rebuild=args.full_rebuild),
-        emit=lambda m: None,
+        emit=messages.append,
     )
     wall = time.perf_counter() - t0
     c1, rss = _usage()
-    return {"wall": wall, "cpu": c1 - c0, "rss_mb": rss, "counts": report.counts, "stages": timing.snapshot()}
+    ws = parallel.worker_stats()  # the parse workers' own CPU and peak RSS (forkserver children)
+    said = [m for m in messages if m.startswith("parsing in ")]
+    workers = int(said[0].split()[2]) if said else 0
+    return {
+        "wall": wall,
+        "cpu": c1 - c0 + ws["cpu"],
+        "cpu_workers": ws["cpu"],
+        "parse_workers": workers,
+        "rss_parent_mb": rss,
+        "rss_worker_mb": ws["peak_rss_mb"],
+        # upper bound of what the run held at once: the parent's peak plus every worker at the largest one's
+        "rss_mb": rss + workers * ws["peak_rss_mb"],
+        "counts": report.counts,
+        "stages": timing.snapshot(),
+    }
 
 
 def _yaml_front(text: str) -> str:

@@ -10,6 +10,8 @@
     │   └── ValidationFailed        a full rebuild did not validate; the aliases still point at the old data
     ├── ClusterNotReady             the run's indices did not reach the required health in time (also a
     │                               RuntimeError): an infrastructure error, the task is retried
+    ├── ParseWorkerLost             a parse worker process died (killed, out of memory) mid-batch (also a
+    │                               RuntimeError); the ledger holds only chunks that landed, the task is retried
     ├── StoreError                  state kept in OpenSearch needs a person (also a RuntimeError)
     │   ├── IndexManagementError    templates, indices or aliases are not what the pipeline expects
     │   ├── LedgerError             the ledger could not be written (a lagging ledger would lie)
@@ -66,6 +68,10 @@ class ClusterNotReady(SeedNewsError, RuntimeError):
     """The run's indices did not reach the required health in time."""
 
 
+class ParseWorkerLost(SeedNewsError, RuntimeError):
+    """A parse worker process (``pipeline.run.parallel``) died while building a chunk."""
+
+
 class StoreError(SeedNewsError, RuntimeError):
     """State the pipeline keeps in OpenSearch needs a person."""
 
@@ -93,6 +99,7 @@ __all__ = [
     "ImageCacheError",
     "IndexManagementError",
     "LedgerError",
+    "ParseWorkerLost",
     "RunStopped",
     "SeedError",
     "SeedNewsError",

@@ -162,3 +162,29 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
     finally:
         client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
         client.indices.delete_index_template(name=base, ignore=[404])
+
+
+def test_a_batch_task_parses_in_worker_processes(airflow_env, opensearch_url, tmp_path):
+    """A mapped batch task starts parse workers (forkserver children of the task process) and the run
+    ends with every file indexed once."""
+    from pipeline.config import Settings, make_client
+    from pipeline.stores import indices
+    from tests import faultkit as fk
+
+    ids = fk.write_seeds(tmp_path / "seeds", 1200, tag="dagworkers")
+    base = f"dagpar-{uuid.uuid4().hex[:8]}"
+    conf = {"seed_dir": str(tmp_path / "seeds"), "index": base, "max_batches": 1, "skip_images": True}
+    client = make_client(Settings(opensearch_url=opensearch_url))
+    try:
+        out = _dags_test({**airflow_env, "SEEDNEWS_PARSE_WORKERS": "2"}, opensearch_url, conf)
+        log = out.stdout + out.stderr
+        assert out.returncode == 0 and "state=success" in log, log[-4000:]
+        assert "parsing in 2 worker processes" in log
+        assert "1200 seed files seen: 1200 indexed" in log
+        client.indices.refresh(index=base)
+        assert indices.count(client, base) == 1200
+        found = client.mget(index=base, body={"ids": ids[:5] + ids[-5:]}, _source=False)["docs"]
+        assert all(d.get("found") for d in found)
+    finally:
+        client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
+        client.indices.delete_index_template(name=base, ignore=[404])

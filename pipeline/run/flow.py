@@ -17,18 +17,20 @@ Problems with one file become outcomes; problems with the infrastructure, and bu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 
 from pipeline.config import Settings
 from pipeline.errors import ValidationFailed
-from pipeline.run import timing
+from pipeline.run import parallel, timing
 from pipeline.run.options import (  # noqa: F401 - re-exported for callers
     DEFAULT_MAX_BATCHES,
     RunOptions,
@@ -58,7 +60,6 @@ ENV_CHUNK_SEEDS = "SEEDNEWS_CHUNK_SEEDS"
 # files read, checked, indexed and recorded in the ledger together inside a batch: bounds memory, and is the
 # work redone when a worker dies mid-batch (docs/deploy-at-scale.md)
 CHUNK_SEEDS = max(1, int(os.environ.get(ENV_CHUNK_SEEDS) or 1000))
-PROGRESS_EVERY_SECONDS = 5.0
 ENV_OVERLAP = "SEEDNEWS_OVERLAP_WRITES"
 # write chunk k (bulk + ledger) in a thread while chunk k+1 is parsed; "0" turns it off (bench: levers off)
 OVERLAP_WRITES = os.environ.get(ENV_OVERLAP, "1") != "0"
@@ -106,21 +107,8 @@ def plan(options: RunOptions, client=None, settings: Settings | None = None, tar
     )
 
 
-class _Progress:
-    def __init__(self, total: int, label: str, emit: Callable[[str], None]) -> None:
-        self.total, self.label, self.emit = total, label, emit
-        self.done, self.last = 0, time.monotonic()
-
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_EVERY_SECONDS or self.done == self.total:
-            self.last = now
-            self.emit(f"{self.label}: {self.done}/{self.total}")
-
-
 def build_documents(
-    seeds: Iterable[SeedFile], options: RunOptions, report: RunReport, progress: _Progress | None = None
+    seeds: Iterable[SeedFile], options: RunOptions, report: RunReport
 ) -> tuple[list[Document], list[SeedOutcome]]:
     """read -> parse -> normalize, one file at a time: each ends in a document or an outcome."""
     docs: list[Document] = []
@@ -145,8 +133,6 @@ def build_documents(
         else:
             docs.append(got)
             report.repaired_docs += bool(got.repairs)
-        if progress:
-            progress.step()
     return docs, outcomes
 
 
@@ -182,13 +168,22 @@ def build_chunk(
     target: str,
     emit: Callable[[str], None] = log.info,
 ) -> tuple[RunReport, list[Document], list[SeedOutcome]]:
-    """The CPU half of a chunk: read -> parse -> normalize -> images. Writes nothing to OpenSearch
-    (the image verdict cache aside), so it can run while the previous chunk is being written."""
+    """The CPU half of a chunk, in this process: read -> parse -> normalize -> images."""
+    built = parallel.build_part(seeds, options)
+    return finish_chunk(built, client=client, settings=settings, options=options, target=target)
+
+
+def finish_chunk(
+    built: parallel.Built, *, client, settings: Settings, options: RunOptions, target: str
+) -> tuple[RunReport, list[Document], list[SeedOutcome]]:
+    """Image checks for a built chunk (here: they need the run's verdict cache), and its report.
+    Writes nothing to OpenSearch (the verdict cache aside), so it can run while the previous chunk
+    is being written."""
     report = RunReport(dry_run=options.dry_run, target=target)
-    docs, outcomes = build_documents(seeds, options, report, _Progress(len(seeds), "parsed", emit))
+    report.warned_docs, report.repaired_docs = built.warned_docs, built.repaired_docs
     with timing.stage("images"):
-        docs = annotate_images(docs, None if options.dry_run else client, settings, options, report)
-    return report, docs, outcomes
+        docs = annotate_images(built.docs, None if options.dry_run else client, settings, options, report)
+    return report, docs, list(built.outcomes)
 
 
 def write_chunk(
@@ -247,42 +242,62 @@ def process_batch(
     options: RunOptions,
     target: str,
     emit: Callable[[str], None] = log.info,
+    builder: parallel.ChunkBuilder | None = None,
 ) -> RunReport:
     """Read, parse, normalize, check images and index one batch, ``CHUNK_SEEDS`` files at a time
     (memory stays flat however big the batch); each file's outcome is recorded in the ledger only
     after OpenSearch answered for it.
 
-    Chunk k is written (bulk, then ledger: I/O, mostly waiting for the node) by one writer thread
-    while chunk k+1 is built (CPU) in this one, so the node's work and ours overlap; chunks are
-    written in order and at most two are in memory. An error in a write stops the batch at the next
-    chunk boundary; an error here lets the write in flight finish its transaction first."""
+    Chunks are built (read, parse, normalize: CPU) by ``builder``: in worker processes sized to the
+    cores (``pipeline.run.parallel``; one is made for the batch when none is given), or in this
+    process. Chunk k is written (bulk, then ledger: I/O, mostly waiting for the node) by one writer
+    thread while the next chunks are built, so the node's work and ours overlap; chunks are written
+    in order and at most ``builder.ahead + 2`` are in memory. An error in a write stops the batch at
+    the next chunk boundary; an error elsewhere lets the write in flight finish its transaction first."""
     report = RunReport(dry_run=options.dry_run, target=target)
     if not options.dry_run:  # a node lost since prepare: wait (bounded) for the primaries rather than fail
         ready_for_writes(client, settings, target, ledger_for(client, settings, target).index, pin=False)
     seeds = list(batch.seeds)
     total = len(seeds)
-    chunks = [seeds[start : start + CHUNK_SEEDS] for start in range(0, total, CHUNK_SEEDS)]
-    kw = {"client": client, "settings": settings, "options": options, "target": target, "emit": emit}
-    done = 0
-
-    def landed(chunk_report: RunReport, n: int) -> None:
-        nonlocal done
-        report.merge(chunk_report)
-        done += n
-        if total > CHUNK_SEEDS:
-            emit(f"batch progress: {done}/{total} files")
-
-    if options.dry_run or len(chunks) < 2 or not OVERLAP_WRITES:
-        for chunk in chunks:
-            landed(process_seeds(chunk, **kw), len(chunk))
-        return report
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seednews-writer") as writer:
+    chunks = iter([seeds[start : start + CHUNK_SEEDS] for start in range(0, total, CHUNK_SEEDS)])
+    kw = {"client": client, "settings": settings, "options": options, "target": target}
+    overlap = OVERLAP_WRITES and not options.dry_run
+    built_n = written_n = 0
+    with contextlib.ExitStack() as stack:
+        if builder is None:
+            workers = parallel.workers_for(total, options)
+            if workers > 1:
+                emit(f"parsing in {workers} worker processes ({parallel.ENV_PARSE_WORKERS} to change)")
+            builder = stack.enter_context(parallel.ChunkBuilder(options, workers))
+        writer = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="seednews-writer"))
+        pending: deque[tuple[parallel._Pending, int]] = deque()
         in_flight: tuple[Future[RunReport], int] | None = None
-        for chunk in chunks:
-            built = build_chunk(chunk, **kw)
+
+        def feed() -> None:
+            while len(pending) < builder.ahead and (chunk := next(chunks, None)) is not None:
+                pending.append((builder.submit(chunk), len(chunk)))
+
+        def landed(chunk_report: RunReport, n: int) -> None:
+            nonlocal written_n
+            report.merge(chunk_report)
+            written_n += n
+            if total > CHUNK_SEEDS:
+                emit(f"batch progress: {written_n}/{total} files")
+
+        feed()
+        while pending:
+            part, n = pending.popleft()
+            built = finish_chunk(part.result(), **kw)
+            built_n += n
+            feed()
+            if total > CHUNK_SEEDS:
+                emit(f"parsed: {built_n}/{total} files")
+            if not overlap:
+                landed(write_chunk(built, emit=emit, **kw), n)
+                continue
             if in_flight is not None:
                 landed(in_flight[0].result(), in_flight[1])  # re-raises the writer's error
-            in_flight = (writer.submit(write_chunk, built, **kw), len(chunk))
+            in_flight = (writer.submit(write_chunk, built, emit=emit, **kw), n)
         if in_flight is not None:
             landed(in_flight[0].result(), in_flight[1])
     return report
@@ -484,8 +499,16 @@ def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[st
         f"{report.unchanged} unchanged, "
         f"{the_plan.todo} to process in {len(the_plan.batches)} batches"
     )
-    for i, batch in enumerate(the_plan.batches, 1):
-        emit(f"batch {i}/{len(the_plan.batches)}: {len(batch.seeds)} files")
-        report.merge(process_batch(batch, client=client, settings=settings, options=options, target=target, emit=emit))
+    workers = parallel.workers_for(the_plan.todo, options)
+    if workers > 1:
+        emit(f"parsing in {workers} worker processes ({parallel.ENV_PARSE_WORKERS} to change)")
+    with parallel.ChunkBuilder(options, workers) as builder:  # one pool for all the run's batches
+        for i, batch in enumerate(the_plan.batches, 1):
+            emit(f"batch {i}/{len(the_plan.batches)}: {len(batch.seeds)} files")
+            report.merge(
+                process_batch(
+                    batch, client=client, settings=settings, options=options, target=target, emit=emit, builder=builder
+                )
+            )
     with timing.stage("finalize"):
         return finalize(client, settings, options, target, report, emit)
