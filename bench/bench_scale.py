@@ -60,6 +60,12 @@ def _children_usage() -> tuple[float, float]:
     return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024.0
 
 
+def node_cpu(client) -> float:
+    """CPU seconds the OpenSearch node(s) have used so far (``_nodes/stats/process``)."""
+    stats = client.nodes.stats(metric="process")["nodes"].values()
+    return sum(n["process"]["cpu"]["total_in_millis"] for n in stats) / 1000.0
+
+
 # ----------------------------------------------------------------------------- workers (subprocesses)
 def _client(url: str):
     from pipeline.config import Settings, make_client
@@ -279,6 +285,14 @@ def measure(n: int, url: str, args) -> dict:
     tag = uuid.uuid4().hex[:6]
     client = _client(url)
     rows: dict[str, dict] = {}
+
+    def timed_row(name: str, kind: str, **kw) -> dict:
+        before = node_cpu(client)
+        row = run_worker(kind, **kw)
+        row["node_cpu"] = node_cpu(client) - before  # the node's CPU during this row (all of it, not only ours)
+        rows[name] = row
+        return row
+
     try:
         t0 = time.perf_counter()
         info = generate(folder, n, seed=args.seed)
@@ -289,18 +303,22 @@ def measure(n: int, url: str, args) -> dict:
         )
         load0 = os.getloadavg()
         if not args.reruns_only:
-            rows["raw"] = run_worker("raw", url=url, folder=str(folder), base=f"bsraw-{tag}", index=f"bsraw-{tag}-v1")
+            timed_row("raw", "raw", url=url, folder=str(folder), base=f"bsraw-{tag}", index=f"bsraw-{tag}-v1")
             print(f"[N={n}] raw: {rows['raw']['wall']:.1f}s", flush=True)
-        rows["pipeline"] = run_worker("pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}", full_rebuild=True)
+        timed_row("pipeline", "pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}", full_rebuild=True)
         print(f"[N={n}] pipeline: {rows['pipeline']['wall']:.1f}s", flush=True)
         if args.compare_levers and not args.reruns_only:
-            rows["pipeline_levers_off"] = run_worker(
-                "pipeline", url=url, folder=str(folder), base=f"bsoff-{tag}", full_rebuild=True, levers_off=True
+            timed_row(
+                "pipeline_levers_off",
+                "pipeline",
+                url=url,
+                folder=str(folder),
+                base=f"bsoff-{tag}",
+                full_rebuild=True,
+                levers_off=True,
             )
             print(f"[N={n}] pipeline, levers off: {rows['pipeline_levers_off']['wall']:.1f}s", flush=True)
-            rows["raw_again"] = run_worker(
-                "raw", url=url, folder=str(folder), base=f"bsraw2-{tag}", index=f"bsraw2-{tag}-v1"
-            )
+            timed_row("raw_again", "raw", url=url, folder=str(folder), base=f"bsraw2-{tag}", index=f"bsraw2-{tag}-v1")
             print(f"[N={n}] raw again: {rows['raw_again']['wall']:.1f}s", flush=True)
         if args.airflow and not args.reruns_only:
             home = tmp / "airflow"
@@ -312,20 +330,23 @@ def measure(n: int, url: str, args) -> dict:
                 check=True,
                 capture_output=True,
             )
+            before = node_cpu(client)
             rows["airflow"] = run_airflow(env, str(folder), f"bsair-{tag}", True)
+            rows["airflow"]["node_cpu"] = node_cpu(client) - before
             print(f"[N={n}] airflow: {rows['airflow']['wall']:.1f}s", flush=True)
         if not args.reruns_only:
             naive_n = min(n, args.naive_n)
-            rows["naive"] = run_worker("naive", url=url, folder=str(folder), index=f"bsnaive-{tag}", naive_n=naive_n)
+            timed_row("naive", "naive", url=url, folder=str(folder), index=f"bsnaive-{tag}", naive_n=naive_n)
             rows["naive"]["extrapolated_from"] = rows["naive"]["files"]
             scale = n / rows["naive"]["files"]
             rows["naive"]["wall"] *= scale
             rows["naive"]["cpu"] *= scale
+            rows["naive"]["node_cpu"] *= scale
             print(f"[N={n}] naive: {rows['naive']['wall']:.1f}s (extrapolated x{scale:.1f})", flush=True)
-        rows["rerun"] = run_worker("pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}")
+        timed_row("rerun", "pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}")
         print(f"[N={n}] re-run, no change: {rows['rerun']['wall']:.2f}s", flush=True)
         touched = touch(folder, 0.01, seed=args.seed + 1)
-        rows["rerun_1pct"] = run_worker("pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}")
+        timed_row("rerun_1pct", "pipeline", url=url, folder=str(folder), base=f"bspipe-{tag}")
         rows["rerun_1pct"]["touched"] = len(touched)
         print(f"[N={n}] re-run, 1% changed: {rows['rerun_1pct']['wall']:.2f}s", flush=True)
         load1 = os.getloadavg()
@@ -366,8 +387,8 @@ def render(result: dict) -> str:
     out = [
         f"N = {n:,} seed files; {result['cores']} cores; load average {la0} (start) -> {la1} (end)",
         "",
-        "| path | wall s | files/s | x raw | CPU s / 1k files | peak RSS MB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| path | wall s | files/s | x raw | CPU s / 1k files | node CPU s / 1k | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     names = {
         "raw": "raw _bulk (pre-built NDJSON)",
@@ -386,7 +407,10 @@ def render(result: dict) -> str:
                 label = f"naive (from {r['extrapolated_from']:,} files, extrapolated)"
             rss = f"{r['rss_mb']:.0f}"
             vs_raw = "—" if r["vs_raw"] is None else f"{r['vs_raw']:.2f}"
-            out.append(f"| {label} | {r['wall']:.2f} | {r['rate']:,.0f} | {vs_raw} | {r['cpu_per_1k']:.2f} | {rss} |")
+            node = f"{1000 * r['node_cpu'] / n:.2f}" if "node_cpu" in r else "—"
+            out.append(
+                f"| {label} | {r['wall']:.2f} | {r['rate']:,.0f} | {vs_raw} | {r['cpu_per_1k']:.2f} | {node} | {rss} |"
+            )
     p = rows["pipeline"]
     stages = p.get("stages", {})
     total = sum(v["seconds"] for v in stages.values()) or 1
@@ -398,7 +422,24 @@ def render(result: dict) -> str:
             for k, v in sorted(stages.items(), key=lambda kv: -kv[1]["seconds"])
         ),
     ]
-    out.append(f"(timed stages cover {total:.1f} of {p['wall']:.1f} s; outcomes: {p['counts']})")
+    out.append(
+        f"(timed stages add up to {total:.1f} s against {p['wall']:.1f} s of wall: chunks overlap their writes and "
+        f"parse in {p.get('parse_workers') or 1} process(es); outcomes: {p['counts']})"
+    )
+    cores = result["cores"] or 1
+    for key in ("raw", "pipeline"):
+        if key in rows and "node_cpu" in rows[key]:
+            r = rows[key]
+            floor = (r["cpu"] + r["node_cpu"]) / cores
+            out.append(
+                f"{names[key]}: {r['cpu']:.1f} CPU s of its own + {r['node_cpu']:.1f} of the node's = a floor of "
+                f"{floor:.1f} s on {cores} cores ({n / floor:,.0f} files/s at most); it took {r['wall']:.1f} s"
+            )
+    if p.get("parse_workers"):
+        out.append(
+            f"pipeline RSS: parent {p['rss_parent_mb']:.0f} MB + {p['parse_workers']} parse workers of at most "
+            f"{p['rss_worker_mb']:.0f} MB each (the peak RSS column adds them up)"
+        )
     for key in ("rerun", "rerun_1pct"):
         r = rows[key]
         out.append(
