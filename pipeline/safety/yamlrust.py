@@ -119,8 +119,11 @@ def screen(text: str) -> str | None:
 def _screen_text(text: str) -> str | None:
     if _BAD_CHAR.search(text):
         return "character"
-    if text.count("[") + text.count("{") > MAX_FLOW_OPENERS:
+    openers = text.count("[") + text.count("{")
+    if openers > MAX_FLOW_OPENERS:
         return "flow nesting"
+    if openers and "?" in text:  # inside a flow collection PyYAML ends a plain scalar at "?": "[what? x]"
+        return "question mark with a flow collection"
     text = "\n" + text  # the start of the text is a line start
     if _LEAD.search(text):
         return "indentation"
