@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from corpus import generate
 
-from pipeline.safety import yamlsafe
+from pipeline.safety import yamlrust, yamlsafe
 from pipeline.stages import index as ix
 from pipeline.stages import normalize as nz
 from pipeline.stages.discover import discover
@@ -61,6 +61,7 @@ def _run(folder: Path) -> dict[str, str]:
 
 
 def _plain(monkeypatch) -> None:
+    monkeypatch.setattr(yamlrust, "yaml_rs", None)  # no Rust path (load_pure below skips it anyway)
     monkeypatch.setattr(yamlsafe, "load", yamlsafe.load_pure)
     monkeypatch.setattr(nz, "fix_text", reference_fix_text)
     monkeypatch.setattr(ix, "FAST_JSON", False)
@@ -72,6 +73,29 @@ def corpus(tmp_path_factory) -> Path:
     info = generate(folder, 300, seed=7)
     assert info.mojibake and info.broken and info.duplicates  # the corpus has the damage it promises
     return folder
+
+
+def test_rust_path_changes_no_document_or_outcome(corpus, monkeypatch):
+    """``load`` with and without yaml-rs over the generated corpus: byte-identical documents and
+    outcomes, and most files took the Rust path (the share is printed with -s)."""
+    taken = []
+    real = yamlrust.load_rust
+
+    def counting(text):
+        value = real(text)
+        taken.append(value is not yamlrust.FALLBACK)
+        return value
+
+    monkeypatch.setattr(yamlrust, "load_rust", counting)
+    with_rust = _run(corpus)
+    took = taken[:]  # the run without yaml-rs below counts as fallbacks: leave it out
+    with monkeypatch.context() as m:
+        m.setattr(yamlrust, "yaml_rs", None)
+        without = _run(corpus)
+    assert with_rust == without and with_rust
+    share = sum(took) / len(took)
+    print(f"\n{sum(took)} of {len(took)} front matters ({share:.1%}) took the Rust path")
+    assert share > 0.9
 
 
 @pytest.mark.parametrize("which", ["generated", "bad", "good"])

@@ -1,7 +1,9 @@
 """A YAML loader for untrusted front matter.
 
 (Over 400 lines on purpose: every safety rule, its error type and both load paths, libyaml and the
-pure-Python reference, are read and reviewed together; split, the rules would drift apart.)
+pure-Python reference, are read and reviewed together; split, the rules would drift apart. The third,
+optional path, the Rust parser, lives in :mod:`pipeline.safety.yamlrust`: it adds no rule of its own,
+it only has to stay inside these.)
 
 Built on PyYAML's parsing machinery, with these changes, each closing a known trap:
 
@@ -36,6 +38,12 @@ Built on PyYAML's parsing machinery, with these changes, each closing a known tr
 
 :func:`load` raises nothing but ``yaml.YAMLError`` (in practice always a ``MarkedYAMLError``); a
 failure of PyYAML itself on hostile input is reported as :class:`YAMLParseFailure`.
+
+Three paths, fastest first, one set of answers: :func:`load` first offers the text to the Rust parser
+``yaml-rs`` (optional; :func:`pipeline.safety.yamlrust.load_rust`, about ten times faster on ordinary
+front matter) behind a conservative screen of the text and a post-walk of the result; whatever they
+cannot vouch for, and every error, goes to :func:`load_fast` (libyaml's event parser), which hands
+what it cannot take to :func:`load_pure`, the reference both must agree with.
 """
 
 from __future__ import annotations
@@ -539,5 +547,12 @@ def load_fast(text: str) -> Any:
 
 def load(text: str) -> Any:
     """Load one YAML document from untrusted text into JSON-compatible values (see the module
-    docstring). Raises only ``yaml.YAMLError`` (a ``MarkedYAMLError`` with a position) on any problem."""
-    return load_fast(text)
+    docstring). Raises only ``yaml.YAMLError`` (a ``MarkedYAMLError`` with a position) on any problem.
+    The Rust path only ever answers with a value; errors always come from :func:`load_fast`."""
+    value = yamlrust.load_rust(text)
+    return load_fast(text) if value is yamlrust.FALLBACK else value
+
+
+# Imported last and used as a module: yamlrust reads this module's limits (MAX_DEPTH, INT_MIN,
+# INT_MAX, _SPECIAL), so either module may be imported first.
+from pipeline.safety import yamlrust  # noqa: E402
