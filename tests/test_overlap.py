@@ -8,12 +8,15 @@ and re-runs converge.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import threading
 from dataclasses import replace
-from multiprocessing import forkserver
 
 import pytest
 
@@ -22,6 +25,7 @@ from pipeline.run.flow import RunOptions, run
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
 from tests import faultkit as fk
+from tests.conftest import ROOT
 
 QUIET = lambda _msg: None  # noqa: E731
 
@@ -134,18 +138,21 @@ def test_a_failed_write_stops_the_batch_at_the_next_chunk_and_the_rerun_converge
     assert {doc for _, doc in states.values()} == set(ids)
 
 
-def _children_of(pid: int) -> list[int]:
-    kids = []
+def _parse_workers() -> list[int]:
+    """Pids of this process's parse workers (``python -m pipeline.run.parallel`` children)."""
+    me, found = os.getpid(), []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(entry))
-    return kids
+            if ppid == me and b"pipeline.run.parallel" in argv:
+                found.append(int(entry))
+    return found
 
 
 def test_a_parse_worker_killed_mid_run_fails_the_run_and_the_rerun_converges(settings, client, tmp_path, monkeypatch):
@@ -162,17 +169,16 @@ def test_a_parse_worker_killed_mid_run_fails_the_run_and_the_rerun_converges(set
         out = real_index(client_, target, dl_index, docs)
         written.append(len(docs))
         if len(written) == 3:  # three chunks landed; the workers are busy with the next ones
-            server = forkserver._forkserver._forkserver_pid
-            victims = _children_of(server) if server else []
-            assert victims, "no parse worker processes found"
+            victims = _parse_workers()
+            assert len(victims) == 2, victims
             os.kill(victims[0], signal.SIGKILL)
             killed.append(victims[0])
         return out
 
     monkeypatch.setattr(flow, "index_documents", index_then_kill)
-    with pytest.raises(parallel.ParseWorkerLost, match="a parse worker process died while building a chunk"):
+    with pytest.raises(parallel.ParseWorkerLost, match=r"parse worker process \d+ died \(killed by signal 9\)"):
         run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
-    assert killed
+    assert killed and not _parse_workers()  # the other worker was stopped too
     root = str(folder.resolve())
     states = ledger_states(client, settings, root)
     assert {st for st, _ in states.values()} == {"indexed"}
@@ -195,3 +201,60 @@ def test_a_parse_worker_killed_mid_run_fails_the_run_and_the_rerun_converges(set
     assert len(states) == 3000 and {doc for _, doc in states.values()} == set(ids)
     indices.refresh(client, settings.alias)
     assert indices.count(client, settings.alias) == 3000
+
+
+UNGUARDED = """
+import sys
+sys.path.insert(0, {root!r})
+from pipeline.config import Settings
+from pipeline.run.flow import RunOptions, run
+with open({marker!r}, "a") as f:
+    f.write("started\\n")
+report = run(Settings(opensearch_url={url!r}, index_base={base!r}),
+             RunOptions(seed_dir={seeds!r}, check_images=False, max_batches=1), emit=print)
+print("counts", report.counts)
+"""
+
+
+def test_a_script_without_a_main_guard_runs_once_with_parse_workers(settings, client, tmp_path):
+    """Workers are fresh ``python -m pipeline.run.parallel`` processes: they never import the caller's
+    ``__main__`` (multiprocessing's spawn and forkserver do, and would run this script again per worker)."""
+    fk.write_seeds(tmp_path / "seeds", 1100, tag="unguarded")
+    marker, script = tmp_path / "marker", tmp_path / "unguarded.py"
+    script.write_text(
+        UNGUARDED.format(
+            root=str(ROOT),
+            marker=str(marker),
+            url=settings.opensearch_url,
+            base=settings.index_base,
+            seeds=str(tmp_path / "seeds"),
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, parallel.ENV_PARSE_WORKERS: "2"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "parsing in 2 worker processes" in proc.stdout
+    assert "counts {'indexed': 1100}" in proc.stdout
+    assert marker.read_text() == "started\n"
+
+
+def test_a_worker_hands_its_error_back_and_keeps_serving():
+    """The worker loop on in-memory streams: a chunk that raises comes back as that exception with the
+    worker's traceback; the next chunk is still built."""
+    request = io.BytesIO()
+    parallel._write_frame(request, ([], None))  # no options: build_part fails on them
+    parallel._write_frame(request, ([], RunOptions(seed_dir="/nonexistent", check_images=False)))
+    request.seek(0)
+    answer = io.BytesIO()
+    assert parallel.serve(request, answer) == 0
+    answer.seek(0)
+    kind, exc, remote = pickle.loads(parallel._read_frame(answer))
+    assert kind == "error" and isinstance(exc, AttributeError) and "build_part" in remote
+    kind, built, _ = pickle.loads(parallel._read_frame(answer))
+    assert kind == "ok" and built.docs == [] and built.outcomes == []
+    assert parallel._read_frame(answer) is None

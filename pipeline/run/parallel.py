@@ -11,24 +11,33 @@ be handed to a process) chunks are built in this process, lazily, exactly as bef
 
     SEEDNEWS_PARSE_WORKERS   "auto" (default: the usable cores), or a number; 1 = no worker processes
 
-Workers are started by ``forkserver`` (a clean process, never a fork of a parent that has a writer
-thread and open client connections), with this module preloaded; each handles chunks until the pool
-closes. A worker that dies (killed, out of memory) fails the batch with :class:`ParseWorkerLost`:
-the batch is retried as a whole, as after any crash (the ledger holds only chunks that landed).
+Each worker is ``python -m pipeline.run.parallel``: a fresh interpreter (never a fork of a parent that
+has a writer thread and open client connections) reading chunks as length-prefixed pickles on its stdin
+and writing results the same way on its stdout; its stderr is the parent's. Not ``multiprocessing`` /
+``ProcessPoolExecutor``, on purpose: their ``spawn`` and ``forkserver`` workers import the caller's
+``__main__`` again (an unguarded script calling ``run()`` would run itself once per worker), and their
+``fork`` copies a threaded parent (an Airflow task process), whose held locks can hang the child. A
+worker gets one chunk at a time, so neither side can block the other on a full pipe. A worker that
+dies (killed, out of memory) fails the batch with :class:`ParseWorkerLost`: the batch is retried as a
+whole, as after any crash (the ledger holds only chunks that landed); a worker exits when its stdin
+closes, i.e. when the parent is gone.
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
+import pickle
 import resource
+import struct
+import subprocess
+import sys
 import time
+import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import Protocol
+from pathlib import Path
+from typing import IO, Protocol
 
 from pipeline.errors import ParseWorkerLost
 from pipeline.run import timing
@@ -124,29 +133,96 @@ _worker_stats = {"cpu": 0.0, "peak_rss_mb": 0.0, "chunks": 0}
 
 def worker_stats() -> dict[str, float]:
     """CPU seconds spent building chunks in worker processes (their start-up not included), the
-    largest worker's peak RSS, and the chunks they built, since this process started. For
-    benchmarks: the workers are the forkserver's children, so ``RUSAGE_CHILDREN`` never sees them."""
+    largest worker's peak RSS, and the chunks they built, since this process started (benchmarks)."""
     return dict(_worker_stats)
 
 
-def _lost(exc: BrokenProcessPool) -> ParseWorkerLost:
-    return ParseWorkerLost(
-        f"a parse worker process died while building a chunk ({exc}); the batch stopped before recording "
-        "that chunk and can be run again"
-    )
+_HEADER = struct.Struct("<Q")  # the length of the pickle that follows
+WORKER_STOP_SECONDS = 10.0  # a worker that has not exited this long after its stdin closed is killed
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (n,) = _HEADER.unpack(header)
+    data = stream.read(n)
+    return data if len(data) == n else None
+
+
+def _write_frame(stream: IO[bytes], payload: object) -> None:
+    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+class _Worker:
+    """One worker process, one chunk at a time."""
+
+    def __init__(self) -> None:
+        import pipeline
+
+        here = str(Path(pipeline.__file__).resolve().parent.parent)  # the same pipeline code as this process
+        path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.run.parallel"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},
+            close_fds=True,
+        )
+
+    def _lost(self, doing: str) -> ParseWorkerLost:
+        code = self.proc.poll()
+        if code is None:
+            self.proc.kill()
+            code = self.proc.wait()
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        return ParseWorkerLost(
+            f"parse worker process {self.proc.pid} died ({how}) while {doing}; the batch stopped before "
+            "recording that chunk and can be run again"
+        )
+
+    def send(self, seeds: list[SeedFile], options: RunOptions) -> None:
+        try:
+            _write_frame(self.proc.stdin, (seeds, options))  # type: ignore[arg-type]
+        except OSError:  # BrokenPipeError: it is gone
+            raise self._lost("taking a chunk") from None
+
+    def receive(self) -> Built:
+        data = _read_frame(self.proc.stdout)  # type: ignore[arg-type]
+        if data is None:
+            raise self._lost("building a chunk")
+        kind, value, remote = pickle.loads(data)
+        if kind == "error":  # our own bug, or an infrastructure error: the run fails, as it would here
+            value.add_note(f"in parse worker process {self.proc.pid}:\n{remote}")
+            raise value
+        return value
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()  # the worker's signal to exit
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
 
 
 class _Remote:
-    def __init__(self, future: Future[Built]) -> None:
-        self._future = future
+    def __init__(self, worker: _Worker) -> None:
+        self._worker = worker
 
     def result(self) -> Built:
-        try:
-            built = self._future.result()
-        except BrokenProcessPool as exc:
-            raise _lost(exc) from None
+        built = self._worker.receive()
         for name, (seconds, calls) in built.seconds.items():
-            timing.add(name, seconds, calls)  # CPU seconds summed over workers: more than the wall
+            timing.add(name, seconds, calls)  # seconds summed over workers: more than the wall
         _worker_stats["cpu"] += built.cpu
         _worker_stats["peak_rss_mb"] = max(_worker_stats["peak_rss_mb"], built.peak_rss_mb)
         _worker_stats["chunks"] += 1
@@ -156,34 +232,65 @@ class _Remote:
 class ChunkBuilder:
     """Builds chunks in ``workers`` processes (or in this one when ``workers`` is 1), in order.
 
-    ``submit(seeds)`` returns something with ``result() -> Built``; ``ahead`` is how many chunks to
-    keep submitted (so every worker has one while the parent writes)."""
+    ``submit(seeds)`` returns something with ``result() -> Built``; results must be taken in the order
+    chunks were submitted, and at most ``ahead`` chunks may be waiting (one per worker, round robin:
+    a worker gets its next chunk only after its last result was taken)."""
 
     def __init__(self, options: RunOptions, workers: int = 1) -> None:
         self.options = replace(options, s3_client=None) if workers > 1 else options
         self.workers = workers
         self.ahead = workers if workers > 1 else 1
-        self._pool: ProcessPoolExecutor | None = None
-        if workers > 1:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["pipeline.run.parallel", "pipeline.run.flow"])
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        self._pool: list[_Worker] = []
+        self._next = 0
+        try:
+            self._pool = [_Worker() for _ in range(workers)] if workers > 1 else []
+        except BaseException:
+            self.close()
+            raise
 
     def submit(self, seeds: list[SeedFile]) -> _Pending:
-        if self._pool is None:
+        if not self._pool:
             return _Lazy(lambda: build_part(seeds, self.options))
-        try:
-            return _Remote(self._pool.submit(build_part, seeds, self.options))
-        except BrokenProcessPool as exc:  # a worker died between two chunks
-            raise _lost(exc) from None
+        worker = self._pool[self._next % len(self._pool)]
+        self._next += 1
+        worker.send(seeds, self.options)
+        return _Remote(worker)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for worker in self._pool:
+            worker.close()
+        self._pool = []
 
     def __enter__(self) -> ChunkBuilder:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    """A worker's loop: build each chunk that arrives, until stdin closes (the parent is done or gone)."""
+    while (data := _read_frame(stdin)) is not None:
+        seeds, options = pickle.loads(data)
+        try:
+            _write_frame(stdout, ("ok", build_part(seeds, options), None))
+        except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+            remote = traceback.format_exc()
+            try:
+                pickle.dumps(exc)
+            except Exception:  # noqa: BLE001 - an exception that does not pickle travels as text
+                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+            _write_frame(stdout, ("error", exc, remote))
+    return 0
+
+
+if __name__ == "__main__":
+    # Run as ``python -m pipeline.run.parallel``, this file is ``__main__``; the results must pickle as
+    # ``pipeline.run.parallel.Built``, so the loop runs in the module proper. The protocol owns fd 1:
+    # anything else printed goes to stderr.
+    from pipeline.run import parallel as _module
+
+    _protocol = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    sys.exit(_module.serve(sys.stdin.buffer, _protocol))
