@@ -15,7 +15,6 @@ data; an exception out of a stage is a bug or an infrastructure failure, and fai
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections.abc import Mapping
@@ -61,7 +60,7 @@ def entry_key(root: str, rel: str) -> str:
     return hashlib.sha256(os.fsencode(root) + b"\0" + os.fsencode(rel)).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SeedFile:
     """One seed file as discovery found it, once; later stages never re-derive any of this.
 
@@ -90,10 +89,13 @@ class SeedFile:
     sha256: str = ""
     seq: int = 0
     hashed_ns: int = 0
+    # the ledger id, computed once (planning asks for it several times per file); not an argument, so
+    # ``replace`` computes it again from the new root and rel. Slots, not a __dict__: a plan holds one
+    # SeedFile per file of the folder (about 200 bytes less each)
+    key: str = field(init=False, repr=False, compare=False)
 
-    @functools.cached_property
-    def key(self) -> str:  # computed once: planning asks for it several times per file
-        return entry_key(self.root, self.rel)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", entry_key(self.root, self.rel))
 
     @property
     def path(self) -> str:

@@ -76,7 +76,9 @@ def trusts_stat(known: LedgerEntry | Fingerprint, seed: SeedFile, racy_window_ns
 
 
 class Fingerprint(NamedTuple):
-    """The part of an entry planning compares with every file (``Ledger.fingerprints``)."""
+    """The part of an entry planning compares with every file (``Ledger.fingerprints``): its state, the
+    stat fingerprint, and the content hash and ingest sequence (a rebuild keeps an unchanged file's place
+    in the ingest order from these, without reading whole entries)."""
 
     state: str
     size: int
@@ -84,12 +86,23 @@ class Fingerprint(NamedTuple):
     ctime_ns: int
     ino: int
     hashed_ns: int
+    sha256: str
+    seq: int
 
     def trusts_stat(self, seed: SeedFile, racy_window_ns: int | None) -> bool:
         return trusts_stat(self, seed, racy_window_ns)
 
 
-_FP_DEFAULTS: dict[str, Any] = {"state": "indexed", "size": 0, "mtime_ns": 0, "ctime_ns": 0, "ino": 0, "hashed_ns": 0}
+_FP_DEFAULTS: dict[str, Any] = {
+    "state": "indexed",
+    "size": 0,
+    "mtime_ns": 0,
+    "ctime_ns": 0,
+    "ino": 0,
+    "hashed_ns": 0,
+    "sha256": "",
+    "seq": 0,
+}
 
 
 @dataclass(frozen=True)
