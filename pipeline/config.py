@@ -1,5 +1,9 @@
 """Settings, read once at the edge (CLI or DAG task) and passed down; clients are built here.
 
+(Just over 400 lines on purpose: every setting, with its environment variable, its Airflow connection
+field, its parser and its exact error message, is read in this one module, so the CLI and the DAG
+cannot read a setting two ways.)
+
 Secrets (the OpenSearch password) come from the environment or an Airflow connection, never from code,
 and ``Settings.__repr__`` never shows them.
 """
@@ -364,7 +368,7 @@ def settings_from_connection(
 
 
 def make_client(settings: Settings, **kwargs: Any):
-    """An ``opensearchpy.OpenSearch`` client for ``settings`` (import is local: heavy, and not needed
+    """An ``opensearchpy.OpenSearch`` client for ``settings`` (imports are local: heavy, and not needed
     by the pure stages).
 
     With several node URLs the client spreads requests over them (round robin) and a request that
@@ -373,8 +377,11 @@ def make_client(settings: Settings, **kwargs: Any):
     keeps failing). Every write the pipeline makes has an explicit id (articles also an external
     version), so a resent request never duplicates anything. With ``sniff`` the client also asks the
     cluster for its nodes (at start, after a connection failure and every minute): only where the
-    nodes' published addresses are reachable from the workers and match their certificates."""
+    nodes' published addresses are reachable from the workers and match their certificates. Responses
+    are decoded by orjson (``index.response_serializer``)."""
     from opensearchpy import OpenSearch
+
+    from pipeline.stages.index import response_serializer
 
     auth = (settings.username, settings.password or "") if settings.username else None
     if settings.ca_certs:
@@ -384,6 +391,7 @@ def make_client(settings: Settings, **kwargs: Any):
         kwargs.setdefault("sniff_on_connection_fail", True)
         kwargs.setdefault("sniffer_timeout", 60)
         kwargs.setdefault("sniff_timeout", min(10.0, settings.timeout))
+    kwargs.setdefault("serializer", response_serializer())
     kwargs.setdefault("retry_on_status", RETRY_ON_STATUS)
     kwargs.setdefault("dead_timeout", settings.dead_timeout)
     return OpenSearch(

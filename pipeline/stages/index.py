@@ -54,6 +54,25 @@ def source_body(source: dict[str, Any]) -> dict[str, Any] | str:
         return source
 
 
+def response_serializer() -> Any:
+    """The client's JSON serializer with responses decoded by orjson when it is there (bulk answers and
+    the ledger's fingerprint reads are the large ones: ~40 % less decoding time); falls back to json for
+    what orjson refuses (an integer beyond 64 bits). Request bodies are written as the client does."""
+    from opensearchpy.serializer import JSONSerializer
+
+    if _orjson is None or not FAST_JSON:
+        return JSONSerializer()
+
+    class OrjsonResponses(JSONSerializer):
+        def loads(self, s: str) -> Any:
+            try:
+                return _orjson.loads(s)
+            except _orjson.JSONDecodeError:
+                return super().loads(s)
+
+    return OrjsonResponses()
+
+
 def to_action(doc: Document, index: str, indexed_at: str) -> dict[str, Any]:
     """A plain opensearch-py action dict for one document."""
     return {

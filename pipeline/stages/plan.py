@@ -12,8 +12,10 @@ For every seed-named file discovery finds, planning ends in one of:
 - work: the ``SeedFile`` (with its content hash and ingest sequence) goes into a batch.
 
 The ledger is read in two steps: the fingerprints of the whole folder (``Ledger.fingerprints``: doc
-values only, no ``_source``), which settle every trusted unchanged file; then the whole entries of the
-rest (new, changed, refused, vanished), looked up by id, or scanned when they are most of the folder.
+values only, no ``_source``), which settle every trusted unchanged file; then, for the rest, only what
+deciding needs: the hash and ingest sequence of files whose stat changed (a rebuild reads them with the
+fingerprints), the whole entries of refused and vanished files (looked up by id, or scanned when they are
+most of the folder).
 
 Files the ledger knows that are gone become ``deleted`` outcomes, unless a large share of the folder
 vanished at once (``VanishGuard``): then the run stops before anything is deleted, because the folder
@@ -38,7 +40,7 @@ from pipeline.run.report import RunReport
 from pipeline.sources import open_source
 from pipeline.stages.discover import make_batches
 from pipeline.stages.outcomes import settle
-from pipeline.stores.ledger import SETTLED, Ledger, LedgerEntry
+from pipeline.stores.ledger import SETTLED, Fingerprint, Ledger, LedgerEntry
 from pipeline.types import SeedFile, SeedOutcome
 
 SEQ_SHIFT = 20  # sequence = milliseconds << 20 | position: a million new files per millisecond before it carries
@@ -117,6 +119,16 @@ def _whole_entries(served: Ledger | None, root: str, keys: list[str], known: int
     return served.lookup(keys)
 
 
+def _add_content(served: Ledger, root: str, known: dict[str, Fingerprint], keys: list[str]) -> None:
+    """Fill in hash and ingest sequence of ``keys`` in ``known``: from their whole entries, or from a
+    second read of the folder's fingerprints when they are most of it."""
+    if len(keys) > len(known) // 2:
+        known.update(served.fingerprints(root, content=True))
+        return
+    for key, e in served.lookup(keys).items():
+        known[key] = known[key]._replace(sha256=e.sha256, seq=e.seq)
+
+
 def make_plan(options, client, settings, target: str, served: Ledger | None, ledger: Ledger | None) -> Plan:
     """Discover ``options.seed_dir`` (a folder or ``s3://bucket/prefix``: ``pipeline.sources``) and plan the run.
 
@@ -125,7 +137,9 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
     source = open_source(options.seed_dir, s3_client=options.s3_client)
     root, real_root = source.root, source.real_root
     rebuild = options.full_rebuild
-    known = served.fingerprints(root) if served is not None else {}
+    # a rebuild compares every file's hash with the ledger (an unchanged file keeps its ingest sequence);
+    # an incremental run needs hashes only for the files whose stat changed, fetched below
+    known = served.fingerprints(root, content=rebuild) if served is not None else {}
     skip_unchanged = options.skip_unchanged and not rebuild and ledger is not None
     replay = not rebuild and options.replay_dead_letters
     window = source.racy_window_ns
@@ -157,6 +171,9 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
     # Whole entries only where a refusal's stage and reason, or a vanished file's article, matter: the
     # fingerprints carry state, hash and ingest sequence for everything else (a rebuild of 100,000 files
     # used to read every whole entry here: ~3x the time and ~170 MB more at the peak)
+    changed = [i.key for i in pending if isinstance(i, SeedFile) and i.key in known]
+    if changed and served is not None and not rebuild:
+        _add_content(served, root, known, changed)
     refusals: list[SeedOutcome] = [i for i in pending if isinstance(i, SeedOutcome)]
     full = _whole_entries(
         served, root, [o.seed.key for o in refusals if o.seed.key in known] + vanished_keys, len(known)

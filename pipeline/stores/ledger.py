@@ -42,7 +42,7 @@ LEDGER_TEMPLATE = "ledger.template.json"
 MGET_CHUNK = 1000
 PAGE = 10_000  # the index's max_result_window: a 10,000-file folder is one request
 SCAN_FILTER = "hits.hits._id,hits.hits._source,hits.hits.sort"
-FINGERPRINT_FILTER = "hits.hits.sort,hits.hits.fields"
+FINGERPRINT_FILTER = "_scroll_id,_shards,hits.hits.fields"  # what helpers.scan reads, and the values
 
 SETTLED: frozenset[str] = frozenset({"indexed", "quarantined", "duplicate", "dead_letter"})
 """States an unchanged file keeps: it is not processed again until its content changes."""
@@ -93,16 +93,9 @@ class Fingerprint(NamedTuple):
         return trusts_stat(self, seed, racy_window_ns)
 
 
-_FP_DEFAULTS: dict[str, Any] = {
-    "state": "indexed",
-    "size": 0,
-    "mtime_ns": 0,
-    "ctime_ns": 0,
-    "ino": 0,
-    "hashed_ns": 0,
-    "sha256": "",
-    "seq": 0,
-}
+_FP_DEFAULTS: dict[str, Any] = dict(
+    state="indexed", size=0, mtime_ns=0, ctime_ns=0, ino=0, hashed_ns=0, sha256="", seq=0
+)
 
 
 @dataclass(frozen=True)
@@ -214,36 +207,32 @@ class Ledger:
                 return
             after = hits[-1]["sort"]
 
-    def fingerprints(self, root: str, page: int = PAGE) -> dict[str, Fingerprint]:
-        """What planning compares for every entry of one seed folder, by key: state and stat fingerprint,
-        read from doc values (no stored field is loaded, so no ``_source`` is decompressed or sent).
-        The few files this does not settle are then looked up whole (``lookup``)."""
+    def fingerprints(self, root: str, content: bool = False, page: int = PAGE) -> dict[str, Fingerprint]:
+        """What planning compares for every entry of one seed folder, by key: state and stat fingerprint
+        (and with ``content`` the hash and ingest sequence; else ``""`` and 0), read from doc values (no
+        stored field is loaded, so no ``_source`` is decompressed or sent). The few files this does not
+        settle are then looked up whole (``lookup``).
+
+        Read with a scroll in index order: paging with ``search_after`` sorted by key made the node sort
+        the folder once per page (0.8 of 1.7 s for 100,000 entries; this takes 1.0 s, hash and sequence
+        not asked). The scroll pins the shard copy and segments it reads, so no entry is seen twice or
+        missed while others are written."""
+        from opensearchpy import helpers
+
         self.refresh()
         out: dict[str, Fingerprint] = {}
         if not self.exists():
             return out
-        after = None
-        while True:
-            body: dict[str, Any] = {
-                "size": page,
-                "query": {"term": {"root": root}},
-                "sort": [{"key": "asc"}],
-                "track_total_hits": False,
-                "stored_fields": "_none_",
-                "docvalue_fields": list(Fingerprint._fields),
-            }
-            if after:
-                body["search_after"] = after
-            res = self.client.search(index=self.index, body=body, filter_path=FINGERPRINT_FILTER)
-            hits = res.get("hits", {}).get("hits", [])
-            for h in hits:
-                f = h.get("fields", {})
-                out[h["sort"][0]] = Fingerprint(
-                    *(v[0] if (v := f.get(name)) else _FP_DEFAULTS[name] for name in Fingerprint._fields)
-                )
-            if len(hits) < page:
-                return out
-            after = hits[-1]["sort"]
+        names = Fingerprint._fields if content else Fingerprint._fields[:-2]
+        query = {"query": {"term": {"root": root}}, "stored_fields": "_none_", "docvalue_fields": [*names, "key"]}
+        for h in helpers.scan(
+            self.client, index=self.index, query=query, size=page, scroll="5m", filter_path=FINGERPRINT_FILTER
+        ):
+            f = h["fields"]
+            out[f["key"][0]] = Fingerprint(
+                *(v[0] if (v := f.get(name)) else _FP_DEFAULTS[name] for name in Fingerprint._fields)
+            )
+        return out
 
     def entries_for_root(self, root: str) -> dict[str, LedgerEntry]:
         """Every entry of one seed folder, by key (planning compares the folder against it)."""
