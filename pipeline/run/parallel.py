@@ -113,8 +113,22 @@ def build_part(seeds: list[SeedFile], options: RunOptions) -> Built:
     seconds = {
         k: (sec - before.get(k, (0.0, 0))[0], calls - before.get(k, (0.0, 0))[1]) for k, (sec, calls) in timed().items()
     }
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return Built(docs, outcomes, report.warned_docs, report.repaired_docs, seconds, time.process_time() - cpu0, peak)
+    return Built(
+        docs, outcomes, report.warned_docs, report.repaired_docs, seconds, time.process_time() - cpu0, _peak_rss_mb()
+    )
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident size: ``VmHWM`` where Linux has it (``ru_maxrss`` keeps the high-water
+    mark of the process a worker was forked from, across the exec), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class _Lazy:

@@ -221,10 +221,10 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
         if not rebuild:
             outcomes.append(SeedOutcome(gone, "deleted", "plan", "the file is gone", e.doc_id))
 
-    fresh = sorted((s for s in todo if not s.seq), key=lambda s: (s.mtime_ns, s.rel))
+    fresh = sorted((i for i, s in enumerate(todo) if not s.seq), key=lambda i: (todo[i].mtime_ns, todo[i].rel))
     base = seq_base(served)
-    numbered = {s.key: replace(s, seq=base + i) for i, s in enumerate(fresh)}
-    todo = [numbered.get(s.key, s) for s in todo]
+    for rank, i in enumerate(fresh):  # in place: one SeedFile per file alive at a time, not two
+        todo[i] = replace(todo[i], seq=base + rank)
 
     report = RunReport(dry_run=options.dry_run, target=target)
     settle(
