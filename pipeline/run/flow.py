@@ -159,20 +159,6 @@ def annotate_images(
     return [replace(d, source=annotate_document(d.source, verdicts)) for d in docs]
 
 
-def build_chunk(
-    seeds: list[SeedFile],
-    *,
-    client,
-    settings: Settings,
-    options: RunOptions,
-    target: str,
-    emit: Callable[[str], None] = log.info,
-) -> tuple[RunReport, list[Document], list[SeedOutcome]]:
-    """The CPU half of a chunk, in this process: read -> parse -> normalize -> images."""
-    built = parallel.build_part(seeds, options)
-    return finish_chunk(built, client=client, settings=settings, options=options, target=target)
-
-
 def finish_chunk(
     built: parallel.Built, *, client, settings: Settings, options: RunOptions, target: str
 ) -> tuple[RunReport, list[Document], list[SeedOutcome]]:
@@ -229,9 +215,10 @@ def process_seeds(
     target: str,
     emit: Callable[[str], None] = log.info,
 ) -> RunReport:
-    """One chunk of seed files, end to end; every file's outcome is in the ledger when this returns."""
-    kw = {"client": client, "settings": settings, "options": options, "target": target, "emit": emit}
-    return write_chunk(build_chunk(seeds, **kw), **kw)
+    """One chunk of seed files, end to end, in this process; every file's outcome is in the ledger when
+    this returns."""
+    kw = {"client": client, "settings": settings, "options": options, "target": target}
+    return write_chunk(finish_chunk(parallel.build_part(seeds, options), **kw), emit=emit, **kw)
 
 
 def process_batch(
