@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -258,3 +259,32 @@ def test_a_worker_hands_its_error_back_and_keeps_serving():
     kind, built, _ = pickle.loads(parallel._read_frame(answer))
     assert kind == "ok" and built.docs == [] and built.outcomes == []
     assert parallel._read_frame(answer) is None
+
+
+def test_a_failed_write_with_chunks_out_at_the_workers_stops_them_at_once(settings, client, tmp_path, monkeypatch):
+    """The batch stops on a write error while both parse workers still build chunks nobody will read:
+    they are killed, not waited for (one blocked writing a result into a full pipe would hold the run
+    for WORKER_STOP_SECONDS), and none is left behind."""
+    monkeypatch.setattr(flow, "CHUNK_SEEDS", 400)  # a result of ~200 KB: more than a pipe holds
+    monkeypatch.setenv(parallel.ENV_PARSE_WORKERS, "2")
+    monkeypatch.setattr(parallel, "MIN_SEEDS_PER_WORKER", 10)
+    monkeypatch.setattr(parallel, "WORKER_STOP_SECONDS", 60.0)  # a wait would show
+    folder = tmp_path / "seeds"
+    fk.write_seeds(folder, 4000, tag="stopworkers")
+    real_index = flow.index_documents
+    calls: list[int] = []
+
+    def failing_index(client_, target, dl_index, docs):
+        calls.append(len(docs))
+        if len(calls) == 3:
+            raise RuntimeError("node went away (injected)")
+        return real_index(client_, target, dl_index, docs)
+
+    monkeypatch.setattr(flow, "index_documents", failing_index)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="injected"):
+        run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
+    assert time.monotonic() - started < 30  # far below the 60 s a worker would have been waited for
+    assert not _parse_workers()
+    states = ledger_states(client, settings, str(folder.resolve()))
+    assert len(states) == 800 and {st for st, _ in states.values()} == {"indexed"}  # chunks 1 and 2 landed

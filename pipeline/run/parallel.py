@@ -186,6 +186,7 @@ class _Worker:
             env={**os.environ, "PYTHONPATH": path},
             close_fds=True,
         )
+        self.busy = False  # a chunk was sent and its result not yet taken
 
     def _lost(self, doing: str) -> ParseWorkerLost:
         code = self.proc.poll()
@@ -203,9 +204,11 @@ class _Worker:
             _write_frame(self.proc.stdin, (seeds, options))  # type: ignore[arg-type]
         except OSError:  # BrokenPipeError: it is gone
             raise self._lost("taking a chunk") from None
+        self.busy = True
 
     def receive(self) -> Built:
         data = _read_frame(self.proc.stdout)  # type: ignore[arg-type]
+        self.busy = False
         if data is None:
             raise self._lost("building a chunk")
         kind, value, remote = pickle.loads(data)
@@ -215,6 +218,10 @@ class _Worker:
         return value
 
     def close(self) -> None:
+        if self.busy and self.proc.poll() is None:
+            # the batch stopped with a chunk still out (an error elsewhere): nobody will read its result,
+            # and the worker could block writing it into a full pipe
+            self.proc.kill()
         if self.proc.stdin and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()  # the worker's signal to exit
