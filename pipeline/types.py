@@ -10,22 +10,29 @@ The path of one seed::
 
 Every seed a run sees ends in exactly one ``SeedOutcome``; ``pipeline.stages.outcomes`` is the one place that
 turns outcomes into ledger entries and report counts. Stages return values, they do not raise for bad
-data; an exception out of a stage is a bug or an infrastructure failure, and fails the task.
+data. An exception out of a stage while one seed is on its path is a bug: ``pipeline.run.seedpath`` makes
+it that seed's ``internal_error`` outcome and the batch goes on (the run fails at its end); an
+infrastructure failure (the cluster or object store not answering) fails the task, which is retried.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-State = Literal["indexed", "unchanged", "quarantined", "duplicate", "failed", "dead_letter", "changed", "deleted"]
+State = Literal[
+    "indexed", "unchanged", "quarantined", "duplicate", "failed", "dead_letter", "changed", "deleted", "internal_error"
+]
 """What became of one seed file in a run (see README "What a run leaves behind")."""
 STATES: tuple[State, ...] = get_args(State)
 
-Stage = Literal["discover", "read", "decode", "frontmatter", "yaml", "validate", "normalize", "index", "plan"]
+Stage = Literal[
+    "discover", "read", "decode", "frontmatter", "yaml", "validate", "parse", "normalize", "images", "index", "plan"
+]
 
 ImageStatus = Literal["ok", "broken", "not_image", "timeout", "unreachable", "blocked", "invalid", "relative"]
 """The verdict on one image URL (README, "Image checks")."""
@@ -168,6 +175,16 @@ class SeedOutcome:
 
 def quarantine(seed: SeedFile, stage: Stage, reason: str) -> SeedOutcome:
     return SeedOutcome(seed, "quarantined", stage, reason)
+
+
+def internal_error(seed: SeedFile, stage: Stage, exc: BaseException) -> SeedOutcome:
+    """The outcome of a seed whose step raised something that is not a known data error: a bug (ours or a
+    library's), not bad data. The reason names the exception type and where it was raised, never its
+    message (which may quote the file, ``secured`` included); the traceback goes to the log."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+    reason = f"internal error in {stage}: {type(exc).__name__}{where} (a bug, not bad data: traceback in the log)"
+    return SeedOutcome(seed, "internal_error", stage, reason)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from pipeline.run import flow
+from pipeline.run import flow, seedpath
 from pipeline.run.flow import RunOptions, run
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
@@ -45,9 +45,9 @@ def test_unchanged_files_are_not_reparsed_and_changed_ones_update_in_place(setti
     assert _run(settings, client, tmp_path).indexed == 2
 
     parsed = []
-    real_parse = flow.parse_bytes
+    real_parse = seedpath.parse_bytes
     monkeypatch.setattr(
-        flow, "parse_bytes", lambda seed, data, cfg: parsed.append(seed.rel) or real_parse(seed, data, cfg)
+        seedpath, "parse_bytes", lambda seed, data, cfg: parsed.append(seed.rel) or real_parse(seed, data, cfg)
     )
     _write(tmp_path, "a.txt", "second", "https://example.com/a", mtime=500)  # older mtime (cp -p): still an edit
     report = _run(settings, client, tmp_path)
@@ -93,7 +93,7 @@ def test_dead_letter_then_fix_then_replay(settings, client, tmp_path, monkeypatc
     fixed, replay indexes it and resolves the dead letter."""
     _write(tmp_path, "a.txt", "skewed", "https://example.com/skew")
     _write(tmp_path, "b.txt", "fine", "https://example.com/fine")
-    real_normalize = flow.normalize
+    real_normalize = seedpath.normalize
 
     def skewed(record):
         doc = real_normalize(record)
@@ -101,7 +101,7 @@ def test_dead_letter_then_fix_then_replay(settings, client, tmp_path, monkeypatc
             doc.source["sentiment"] = 0.7
         return doc
 
-    monkeypatch.setattr(flow, "normalize", skewed)
+    monkeypatch.setattr(seedpath, "normalize", skewed)
     report = _run(settings, client, tmp_path)
     assert report.indexed == 1 and report.n("dead_letter") == 1
     (failed,) = report.failed

@@ -278,14 +278,20 @@ def test_content_edited_after_planning_is_left_for_the_next_run(settings, client
 
 
 # ----------------------------------------------------------------------------- our own bugs are not bad data
-def test_a_bug_in_our_code_fails_the_run_instead_of_quarantining(settings, client, tmp_path, monkeypatch):
+def test_a_bug_in_our_code_is_not_bad_data_and_stops_nothing_else(settings, client, tmp_path, monkeypatch):
     from pipeline.stages import normalize
 
-    write(tmp_path / "a.txt")
-    monkeypatch.setattr(normalize, "canonical_topics", lambda topics: {}["boom"])
-    with pytest.raises(KeyError):
-        go(settings, client, tmp_path)
+    write(tmp_path / "a.txt", "a", "https://example.com/a", "topics: [boom]\n")
+    write(tmp_path / "b.txt", "b", "https://example.com/b")
+    real = normalize.canonical_topics
+    monkeypatch.setattr(normalize, "canonical_topics", lambda topics: {}["boom"] if topics else real(topics))
+    report = go(settings, client, tmp_path)
+    # not a quarantine (the file is fine): its own state, the neighbour indexed, the run not ok
+    assert report.counts == {"indexed": 1, "internal_error": 1} and not report.ok
+    assert ledger_states(client, settings, tmp_path) == {"a.txt": "internal_error", "b.txt": "indexed"}
     assert Ledger(client, settings.ledger_index).count_state("quarantined") == 0
+    monkeypatch.setattr(normalize, "canonical_topics", real)  # fixed: the next run takes the file again
+    assert go(settings, client, tmp_path).counts == {"indexed": 1, "unchanged": 1}
 
 
 def test_size_is_checked_before_anything_is_read(tmp_path, monkeypatch):

@@ -21,25 +21,24 @@ import contextlib
 import json
 import logging
 import os
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 
 from pipeline.config import Settings
 from pipeline.errors import ValidationFailed
-from pipeline.run import parallel, timing
+from pipeline.run import parallel, seedpath, timing
 from pipeline.run.options import (  # noqa: F401 - re-exported for callers
     DEFAULT_MAX_BATCHES,
     RunOptions,
 )
 from pipeline.run.report import RunReport
 from pipeline.sources import Sources, open_source, root_of
-from pipeline.stages.normalize import dedupe, normalize
+from pipeline.stages.normalize import dedupe
 from pipeline.stages.outcomes import index_documents, settle
-from pipeline.stages.parse import parse_bytes
 from pipeline.stages.plan import (  # noqa: F401 - re-exported
     Batch,
     Plan,
@@ -52,7 +51,7 @@ from pipeline.stores import ledger as lg
 from pipeline.stores.health import ready_for_writes
 from pipeline.stores.ledger import Ledger
 from pipeline.times import utc_now
-from pipeline.types import Document, SeedFile, SeedOutcome, SeedRecord
+from pipeline.types import Document, SeedFile, SeedOutcome
 
 log = logging.getLogger("seednews")
 
@@ -110,24 +109,13 @@ def plan(options: RunOptions, client=None, settings: Settings | None = None, tar
 def build_documents(
     seeds: Iterable[SeedFile], options: RunOptions, report: RunReport
 ) -> tuple[list[Document], list[SeedOutcome]]:
-    """read -> parse -> normalize, one file at a time: each ends in a document or an outcome."""
+    """read -> parse -> normalize, one file at a time behind the per-seed boundary
+    (``pipeline.run.seedpath``): each ends in a document or an outcome, whatever it raised."""
     docs: list[Document] = []
     outcomes: list[SeedOutcome] = []
-    clock = time.perf_counter
     sources = Sources(options.s3_client)
     for seed in seeds:
-        t0 = clock()
-        got: bytes | SeedRecord | Document | SeedOutcome = sources.read(seed, options.parse.max_bytes)
-        t1 = clock()
-        timing.add("read", t1 - t0)
-        if isinstance(got, bytes):
-            got = parse_bytes(seed, got, options.parse)
-            t0, t1 = t1, clock()
-            timing.add("parse", t1 - t0)
-        if isinstance(got, SeedRecord):
-            report.warned_docs += bool(got.warnings)
-            got = normalize(got)
-            timing.add("normalize", clock() - t1)
+        got = seedpath.build_one(seed, options, sources, report)
         if isinstance(got, SeedOutcome):
             outcomes.append(got)
         else:
@@ -138,8 +126,9 @@ def build_documents(
 
 def annotate_images(
     docs: list[Document], client, settings: Settings, options: RunOptions, report: RunReport
-) -> list[Document]:
-    """Annotate every document with the verdicts of its image URLs (never drops a document)."""
+) -> tuple[list[Document], list[SeedOutcome]]:
+    """Annotate every document with the verdicts of its image URLs. A document whose URLs cannot even be
+    collected or annotated (a bug) becomes its seed's ``internal_error`` outcome; the rest go on."""
     from pipeline.stages.images import (
         ImageCheckConfig,
         annotate_document,
@@ -149,14 +138,31 @@ def annotate_images(
     )
     from pipeline.stores.imagecache import OpenSearchVerdictCache
 
-    if not options.check_images:
-        return [replace(d, source=annotate_document(d.source, None)) for d in docs]
-    urls = [u for d in docs for u in collect_image_urls(d.source)]
-    cache = OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
-    config = options.image_config or ImageCheckConfig(relative_base=settings.image_relative_base)
-    verdicts = check_images(urls, config, cache=cache)
-    report.images = summarize(verdicts.values())
-    return [replace(d, source=annotate_document(d.source, verdicts)) for d in docs]
+    outcomes: list[SeedOutcome] = []
+    verdicts = None
+    if options.check_images:
+        wanted: list[Document] = []
+        urls: list[str] = []
+        for d in docs:
+            got = seedpath.guarded(d.seed, "images", partial(collect_image_urls, d.source))
+            if isinstance(got, SeedOutcome):
+                outcomes.append(got)
+            else:
+                wanted.append(d)
+                urls += got
+        docs = wanted
+        cache = OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
+        config = options.image_config or ImageCheckConfig(relative_base=settings.image_relative_base)
+        verdicts = check_images(urls, config, cache=cache)
+        report.images = summarize(verdicts.values())
+    annotated: list[Document] = []
+    for d in docs:
+        source = seedpath.guarded(d.seed, "images", partial(annotate_document, d.source, verdicts))
+        if isinstance(source, SeedOutcome):
+            outcomes.append(source)
+        else:
+            annotated.append(replace(d, source=source))
+    return annotated, outcomes
 
 
 def finish_chunk(
@@ -168,8 +174,8 @@ def finish_chunk(
     report = RunReport(dry_run=options.dry_run, target=target)
     report.warned_docs, report.repaired_docs = built.warned_docs, built.repaired_docs
     with timing.stage("images"):
-        docs = annotate_images(built.docs, None if options.dry_run else client, settings, options, report)
-    return report, docs, list(built.outcomes)
+        docs, failed = annotate_images(built.docs, None if options.dry_run else client, settings, options, report)
+    return report, docs, list(built.outcomes) + failed
 
 
 def write_chunk(

@@ -18,7 +18,17 @@ MAX_LISTED = 20  # per section in the text summary
 MAX_SAMPLES = 1000  # per state kept in memory; counts stay exact
 MAX_XCOM_ITEMS = 200  # per state when the report travels through XCom
 QUIET_STATES = ("indexed", "unchanged")  # counted, not listed
-ORDER = ("indexed", "unchanged", "duplicate", "quarantined", "changed", "deleted", "failed", "dead_letter")
+ORDER = (
+    "indexed",
+    "unchanged",
+    "duplicate",
+    "quarantined",
+    "changed",
+    "deleted",
+    "failed",
+    "dead_letter",
+    "internal_error",
+)
 
 
 @dataclass
@@ -95,8 +105,24 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """True when every seed was indexed, left unchanged, or deliberately set aside."""
-        return self.n("failed") == 0 and self.n("dead_letter") == 0
+        """True when every seed was indexed, left unchanged, or deliberately set aside: no document
+        failed to index and no seed met a bug (``internal_error``)."""
+        return self.n("failed") == 0 and self.n("dead_letter") == 0 and self.n("internal_error") == 0
+
+    def problem(self) -> str | None:
+        """Why the run is not ok, in one line (``None`` when it is)."""
+        parts = []
+        if self.n("failed") + self.n("dead_letter"):
+            parts.append(
+                f"{self.n('failed') + self.n('dead_letter')} documents failed to index ({self.n('dead_letter')} "
+                f"kept as dead letters for replay, {self.n('failed')} retryable: the next run tries them again)"
+            )
+        if self.n("internal_error"):
+            parts.append(
+                f"{self.n('internal_error')} seed files met an internal error (a bug, not bad data: every other "
+                "file was processed; the tracebacks are in the log, the next run tries these files again)"
+            )
+        return "; ".join(parts) or None
 
     # -------------------------------------------------------------- (de)serialising for XCom
     def to_dict(self, max_items: int | None = None) -> dict[str, Any]:
@@ -122,7 +148,7 @@ class RunReport:
         lines = [
             f"seednews run{' (dry run)' if self.dry_run else ''}: {seen} seed files seen: "
             + (", ".join(parts) or "nothing to do")
-            + ("" if self.ok else "  [NOT OK: some documents did not reach the index]")
+            + ("" if self.ok else f"  [NOT OK: {self.problem()}]")
         ]
         if self.n("deleted") or self.removed:
             lines.append(

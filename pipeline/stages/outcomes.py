@@ -102,7 +102,7 @@ def entry_for_outcome(o: SeedOutcome, prev: LedgerEntry | None, *, run_id: str, 
         return None
     carried_before = prev.doc_id if prev is not None and prev.state in CARRYING else None
     doc_id = o.doc_id
-    if doc_id is None and o.state in ("quarantined", "changed", "failed"):
+    if doc_id is None and o.state in ("quarantined", "changed", "failed", "internal_error"):
         doc_id = carried_before  # a broken or half-read edit does not take the last good article away
     if o.state == "deleted":
         doc_id = None

@@ -20,6 +20,8 @@ States (``types.State``) a person can read:
                  index for replay
 ``changed``      the file changed between planning and reading; the next run takes the new content
 ``deleted``      the file is gone; its article left the index unless another file still carries it
+``internal_error`` a bug (ours or a library's) met this file (``pipeline.run.seedpath``); its last good
+                 article stays, the run failed at its end, and the next run tries the file again
 
 ``seq`` is the ingest sequence of the entry's content: new or edited content gets a number higher than
 any before it, and that number is the document's version, so the copy ingested last wins whatever its
@@ -46,7 +48,7 @@ FINGERPRINT_FILTER = "_scroll_id,_shards,hits.hits.fields"  # what helpers.scan 
 
 SETTLED: frozenset[str] = frozenset({"indexed", "quarantined", "duplicate", "dead_letter"})
 """States an unchanged file keeps: it is not processed again until its content changes."""
-CARRYING: frozenset[str] = frozenset({"indexed", "quarantined", "duplicate", "failed", "dead_letter", "changed"})
+CARRYING: frozenset[str] = SETTLED | {"failed", "changed", "internal_error"}
 """States whose ``doc_id`` still counts as carried by a file (an article leaves the index only when no
 entry in one of these states carries it)."""
 
