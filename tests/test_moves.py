@@ -7,11 +7,14 @@ the run cannot list hides its files, it does not delete them."""
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import os
 import pickle
 import pwd
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -149,6 +152,64 @@ def test_a_mass_deletion_beside_a_few_moves_still_trips_the_guard(settings, clie
     with pytest.raises(VanishedFolderError, match=r"^15 of the 20 .*; 3 more moved within it\): the folder may be"):
         go(settings, client, tmp_path)
     assert served(client, settings) == before  # nothing deleted, nothing re-sent
+
+
+class FakeS3:
+    """Just the S3 calls ``S3Source`` makes (list, ranged GET), over a dict of objects (a unit stand-in
+    for the live server of tests/test_s3_live.py): the move logic is the same for objects as for files."""
+
+    WHEN = datetime(2026, 1, 2, tzinfo=UTC)
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def _etag(self, key: str) -> str:
+        return '"' + hashlib.md5(self.objects[key]).hexdigest() + '"'
+
+    def list_objects_v2(self, **_: object) -> dict:
+        return {}
+
+    def get_paginator(self, _: str) -> FakeS3:
+        return self
+
+    def paginate(self, Bucket: str, Prefix: str, PaginationConfig: dict) -> list[dict]:
+        keys = sorted(k for k in self.objects if k.startswith(Prefix))
+        return [
+            {
+                "Contents": [
+                    {"Key": k, "Size": len(self.objects[k]), "LastModified": self.WHEN, "ETag": self._etag(k)}
+                    for k in keys
+                ]
+            }
+        ]
+
+    def get_object(self, Bucket: str, Key: str, Range: str | None = None) -> dict:
+        data = self.objects[Key]
+        return {
+            "Body": io.BytesIO(data),
+            "ETag": self._etag(Key),
+            "ContentRange": f"bytes 0-{len(data) - 1}/{len(data)}",
+            "LastModified": self.WHEN,
+        }
+
+
+def test_objects_moved_to_another_prefix_keep_their_articles(settings, client):
+    s3 = FakeS3()
+    for i in range(20):
+        s3.objects[f"drop/{i:02}.txt"] = SEED.format(title=f"t{i}", url=i).encode()
+    location = "s3://seeds-bucket/drop"
+    go(settings, client, location, s3_client=s3)
+    before = served(client, settings)
+    assert len(before) == 20
+
+    for i in range(15):  # S3 has no rename: a copy, then a delete
+        s3.objects[f"drop/2025/{i:02}.txt"] = s3.objects.pop(f"drop/{i:02}.txt")
+    report = go(settings, client, location, s3_client=s3)
+    assert (report.n("deleted"), report.removed, report.indexed) == (15, 0, 15)
+    after = served(client, settings)
+    assert {i: v for i, (v, _) in after.items()} == {i: v for i, (v, _) in before.items()}
+    assert sum(p.startswith("2025/") for _, p in after.values()) == 15
+    assert go(settings, client, location, s3_client=s3).counts == {"unchanged": 20}
 
 
 # ----------------------------------------------------------------------------- unreadable folders
