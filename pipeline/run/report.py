@@ -38,6 +38,7 @@ class RunReport:
     repaired_docs: int = 0
     warned_docs: int = 0  # documents indexed with a dropped list element (see the document's `warnings`)
     removed: int = 0  # articles taken out of the index (no seed file carries them any more)
+    unreadable_folders: int = 0  # folders the walk could not list: the articles of their files were kept
     images: dict[str, int] = field(default_factory=dict)  # verdict -> count
     dry_run: bool = False
     target: str = ""
@@ -67,7 +68,7 @@ class RunReport:
         for state, items in other.samples.items():
             kept = self.samples.setdefault(state, [])
             kept.extend(items[: max(0, MAX_SAMPLES - len(kept))])
-        for name in ("repaired_docs", "warned_docs", "removed"):
+        for name in ("repaired_docs", "warned_docs", "removed", "unreadable_folders"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.images = dict(Counter(self.images) + Counter(other.images))
         self.notes.extend(other.notes)
@@ -154,6 +155,10 @@ class RunReport:
             lines.append(
                 f"  {self.n('deleted')} seed files deleted since the last run; "
                 f"{self.removed} articles removed from the index"
+            )
+        if self.unreadable_folders:
+            lines.append(
+                f"  {self.unreadable_folders} folders could not be read: the articles of the files in them were kept"
             )
         if self.target:
             lines.append(f"  target index: {self.target}")

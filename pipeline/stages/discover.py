@@ -16,7 +16,9 @@ trap somebody fell into:
 - a name that is not valid UTF-8 (``caf\\xe9.txt`` from an old share) is refused with the name shown
   escaped: it cannot be stored, logged or searched as text;
 - FIFOs, devices and sockets are refused without being opened;
-- the walk is sorted (by the names' bytes), so batches and reports are stable from run to run.
+- the walk is sorted (by the names' bytes), so batches and reports are stable from run to run;
+- a folder that cannot be listed (permissions, I/O error) is refused as ``cannot read folder`` under its
+  own path; planning then keeps the articles of the files the ledger knows under it (they are not gone).
 
 ``read_seed`` re-opens a planned file for the worker without trusting the path: every component is
 opened relative to the real folder with ``O_NOFOLLOW``, ``O_NONBLOCK`` (a FIFO swapped in cannot hang
@@ -41,6 +43,8 @@ from pipeline.types import SeedFile, SeedOutcome, display_path, quarantine
 DEFAULT_PATTERNS: tuple[str, ...] = ("*.txt", "*.md")
 EDITOR_SUFFIXES: tuple[str, ...] = ("~", ".swp", ".swo", ".swx", ".tmp", ".part", ".bak", ".orig")
 READ_CHUNK = 1 << 16
+UNREADABLE_FOLDER = "cannot read folder"
+"""How a refusal of a folder the walk cannot list starts (planning keeps the articles of the files in it)."""
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -104,7 +108,9 @@ def walk(
                 entries = sorted(it, key=lambda e: os.fsencode(e.name))
         except OSError as exc:
             yield quarantine(
-                SeedFile(root, rel_dir, real_root, rel_dir, 0), "discover", f"cannot read folder: {exc.strerror or exc}"
+                SeedFile(root, rel_dir, real_root, rel_dir, 0),
+                "discover",
+                f"{UNREADABLE_FOLDER}: {exc.strerror or exc}",
             )
             continue
         subdirs = []

@@ -21,6 +21,28 @@ Files the ledger knows that are gone become ``deleted`` outcomes, unless a large
 vanished at once (``VanishGuard``): then the run stops before anything is deleted, because the folder
 is more likely unmounted or half-copied than emptied on purpose.
 
+**Moves.** A file is gone only when its content is gone: a known file missing from its path whose
+content hash (sha256 of the bytes, for folders and object stores alike: ``Source.hash`` computes it for
+every new path while planning, and the ledger holds the vanished file's) reappears at a path where it is
+new is *moved*, and does not count for the guard (archiving most of a folder into ``2025/`` is not an
+unmount). Moved and edited is a new content: the old one is gone and counts. The old path's entry ends
+``deleted`` (reason ``moved: its content is now at ...``), listing its article as an orphan as any
+deletion does; the new path is processed with the content's own ingest sequence (the highest of its
+vanished copies) and settles ``indexed`` with the same ``doc_id`` and ``seq``, so when ``finalize``
+sweeps the orphan, a file carries it and nothing is removed. The document is sent again with the *same*
+version: it stores ``seed.path`` (which file carries it), and the bulk writes use
+``version_type=external_gte``, which accepts an equal version, so the article is replaced in place
+(never deleted, never missing from the index), its ``seed.path`` follows the file and its version stays.
+Not a newer sequence: that would make a renamed copy win over a copy of the same article ingested later,
+changing what readers see because of a rename. Not the ledger alone: the index would keep naming a path
+that no longer exists (and a concurrent run's conflict check compares ``seed.path``). The price is one
+parse and write of each moved file, once; the run after that finds every file unchanged.
+
+**Unreadable folders.** A folder the walk cannot list (``cannot read folder``, quarantined under its own
+path as before) hides its files; they are not gone. The ledger's files under it keep their entries and
+their articles (no ``deleted`` outcome, not counted for the guard), a warning and a report note name the
+folder, and ``RunReport.unreadable_folders`` counts it.
+
 **Ingest sequence.** Content the pipeline has not seen before gets a sequence number above every number
 in the ledger; content it has seen keeps its number. The number is the document's external version, so
 between two files carrying one article the copy ingested last wins, an edit always wins over the state
@@ -31,6 +53,7 @@ modification time, then path.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,10 +61,12 @@ from typing import Any
 from pipeline.errors import VanishedFolderError
 from pipeline.run.report import RunReport
 from pipeline.sources import open_source
-from pipeline.stages.discover import make_batches
+from pipeline.stages.discover import UNREADABLE_FOLDER, make_batches
 from pipeline.stages.outcomes import settle
 from pipeline.stores.ledger import SETTLED, Fingerprint, Ledger, LedgerEntry
-from pipeline.types import SeedFile, SeedOutcome
+from pipeline.types import SeedFile, SeedOutcome, display_path
+
+log = logging.getLogger("seednews")
 
 SEQ_SHIFT = 20  # sequence = milliseconds << 20 | position: a million new files per millisecond before it carries
 
@@ -53,11 +78,14 @@ class VanishGuard:
     share: float = 0.2
     min_files: int = 10
 
-    def check(self, vanished: int, known: int, root: str) -> None:
+    def check(self, vanished: int, known: int, root: str, moved: int = 0) -> None:
+        """``vanished``: files whose content is nowhere in the listing; ``moved``: files whose content
+        reappears at another path (not counted, only mentioned)."""
         if vanished > self.min_files and vanished > self.share * known:
+            also = f"; {moved} more moved within it" if moved else ""
             raise VanishedFolderError(
                 f"{vanished} of the {known} seed files the ledger knows in {root} are gone (more than "
-                f"{self.share:.0%} and more than {self.min_files}): the folder may be unmounted or half-copied, "
+                f"{self.share:.0%} and more than {self.min_files}{also}): the folder may be unmounted or half-copied, "
                 "so nothing was deleted. If the files were removed on purpose, run again with "
                 "--allow-mass-delete (DAG Param allow_mass_delete)."
             )
@@ -129,6 +157,39 @@ def _add_content(served: Ledger, root: str, known: dict[str, Fingerprint], keys:
         known[key] = known[key]._replace(sha256=e.sha256, seq=e.seq)
 
 
+def _split_unreadable(vanished: list[LedgerEntry], folders: list[str]) -> tuple[list[LedgerEntry], list[LedgerEntry]]:
+    """``vanished`` in two: the files really missing, and those under a folder the walk could not read
+    (``""``: the seed folder itself), which are not known to be gone."""
+    if not folders:
+        return vanished, []
+    prefixes = tuple(f"{f}/" for f in folders if f)
+    everything = "" in folders
+
+    def hidden(e: LedgerEntry) -> bool:
+        return everything or e.path.startswith(prefixes)
+
+    return [e for e in vanished if not hidden(e)], [e for e in vanished if hidden(e)]
+
+
+def _moves(vanished: list[LedgerEntry], todo: list[SeedFile]) -> dict[str, list[int]]:
+    """Vanished content that reappears in this listing at a path where it is new: by content hash, the
+    positions in ``todo`` of the files that now hold it. Those files take the ingest sequence of the
+    content (the highest one, when several vanished copies held it: the copy the index serves)."""
+    seqs: dict[str, int] = {}
+    for e in vanished:
+        if e.sha256:
+            seqs[e.sha256] = max(seqs.get(e.sha256, 0), e.seq)
+    if not seqs:
+        return {}
+    moved: dict[str, list[int]] = {}
+    for i, s in enumerate(todo):
+        if not s.seq and s.sha256 in seqs:  # new at this path (known content keeps its own number already)
+            moved.setdefault(s.sha256, []).append(i)
+            if seqs[s.sha256]:
+                todo[i] = replace(s, seq=seqs[s.sha256])
+    return moved
+
+
 def make_plan(options, client, settings, target: str, served: Ledger | None, ledger: Ledger | None) -> Plan:
     """Discover ``options.seed_dir`` (a folder or ``s3://bucket/prefix``: ``pipeline.sources``) and plan the run.
 
@@ -166,7 +227,14 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
 
     live = {k for k, f in known.items() if f.state != "deleted"}
     vanished_keys = [k for k in live if k not in seen]
-    if vanished_keys and not options.allow_mass_delete:
+    unreadable = [
+        display_path(i.seed.rel)
+        for i in pending
+        if isinstance(i, SeedOutcome) and i.stage == "discover" and (i.reason or "").startswith(UNREADABLE_FOLDER)
+    ]
+    guarded = bool(vanished_keys) and not options.allow_mass_delete
+    if guarded and not unreadable and not any(isinstance(i, SeedFile) for i in pending):
+        # nothing new or changed can be where the vanished files went (an unmounted folder): stop now
         options.vanish_guard.check(len(vanished_keys), len(live), root)
     # Whole entries only where a refusal's stage and reason, or a vanished file's article, matter: the
     # fingerprints carry state, hash and ingest sequence for everything else (a rebuild of 100,000 files
@@ -212,6 +280,12 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
         outcomes.append(SeedOutcome(refused.seed, "unchanged") if unchanged else refused)
 
     vanished = [full[k] for k in vanished_keys if k in full]  # (one deleted in between has no entry now)
+    vanished, hidden = _split_unreadable(vanished, unreadable)
+    moved_to = _moves(vanished, todo)
+    if guarded:
+        gone_n = sum(1 for e in vanished if e.sha256 not in moved_to)
+        if gone_n:
+            options.vanish_guard.check(gone_n, len(live), root, moved=len(vanished) - gone_n)
     previous = dict(full)
     for e in vanished:
         gone = SeedFile(
@@ -219,7 +293,9 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
         )
         previous[gone.key] = e  # the stored key is the truth (names that were not UTF-8 are shown escaped)
         if not rebuild:
-            outcomes.append(SeedOutcome(gone, "deleted", "plan", "the file is gone", e.doc_id))
+            where = moved_to.get(e.sha256)
+            why = f"moved: its content is now at {display_path(todo[where[0]].rel)}" if where else "the file is gone"
+            outcomes.append(SeedOutcome(gone, "deleted", "plan", why, e.doc_id))
 
     fresh = sorted((i for i, s in enumerate(todo) if not s.seq), key=lambda i: (todo[i].mtime_ns, todo[i].rel))
     base = seq_base(served)
@@ -227,6 +303,21 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
         todo[i] = replace(todo[i], seq=base + rank)
 
     report = RunReport(dry_run=options.dry_run, target=target)
+    report.unreadable_folders = len(unreadable)
+    if unreadable:
+        shown = ", ".join(repr(f or ".") for f in unreadable[:10]) + (" …" if len(unreadable) > 10 else "")
+        note = (
+            f"cannot read folder {shown}: the {len(hidden)} files the ledger knows in it keep their articles "
+            "until it can be read again"
+        )
+        log.warning("%s: %s", root, note)
+        report.notes.append(note)
+    moved_n = sum(len(v) for v in moved_to.values())
+    if moved_n and not rebuild:
+        report.notes.append(
+            f"{moved_n} files moved (the content of a file gone from its old path is at a new one): they keep "
+            "their articles and ingest sequence"
+        )
     settle(
         outcomes,
         ledger=ledger,
