@@ -145,18 +145,20 @@ def annotate_images(
         annotate_document,
         check_images,
         collect_image_urls,
+        images_over_cap,
         summarize,
     )
     from pipeline.stores.imagecache import OpenSearchVerdictCache
 
     if not options.check_images:
         return [replace(d, source=annotate_document(d.source, None)) for d in docs]
-    urls = [u for d in docs for u in collect_image_urls(d.source)]
     cache = OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
     config = options.image_config or ImageCheckConfig(relative_base=settings.image_relative_base)
+    cap = config.max_images_per_doc  # the rest of a document's image URLs: unchecked, and counted
+    urls = [u for d in docs for u in collect_image_urls(d.source, cap)]
     verdicts = check_images(urls, config, cache=cache)
-    report.images = summarize(verdicts.values())
-    return [replace(d, source=annotate_document(d.source, verdicts)) for d in docs]
+    report.images = summarize(verdicts.values(), sum(images_over_cap(d.source, cap) for d in docs))
+    return [replace(d, source=annotate_document(d.source, verdicts, cap)) for d in docs]
 
 
 def finish_chunk(
