@@ -970,6 +970,9 @@ def test_config_validation():
         ImageCheckConfig(relative_base="/relative")
     with pytest.raises(ValueError):
         ImageCheckConfig(concurrency=0)
+    for bad in ({"url_budget": 0}, {"host_give_up": -1}, {"max_images_per_doc": -1}):
+        with pytest.raises(ValueError, match="url_budget must be > 0; host_give_up, max_images_per_doc >= 0"):
+            ImageCheckConfig(**bad)
 
 
 # --------------------------------------------------------------------------- documents
