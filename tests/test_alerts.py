@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -61,6 +62,62 @@ def test_webhook_delivery_and_retry(sink):
     with pytest.raises(urllib.error.HTTPError, match="503"):
         alerts.post_webhook(url, {"text": "again"}, attempts=2, sleep=lambda s: None)
     assert len(handler.received) == 3  # retried the 5xx once
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Reads the alert, then answers one byte every ``interval`` seconds: every socket read is quick."""
+
+    interval = 5.0
+    stop: threading.Event
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if type(self).stop.wait(type(self).interval):
+                    return
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout", "deadline"),
+    [
+        (5.0, alerts.WEBHOOK_TIMEOUT, 3.0),  # seen: a byte every 5 s held the failed task over 120 s
+        (0.2, 1.0, 1.5),  # each byte well inside the socket timeout: only the deadline can end it
+    ],
+)
+def test_webhook_gives_up_at_its_deadline_on_a_trickling_server(interval, timeout, deadline):
+    handler = type("Trickle", (_Trickle,), {"interval": interval, "stop": threading.Event()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook/SECRET"
+    try:
+        t = time.monotonic()
+        with pytest.raises(TimeoutError) as ei:
+            alerts.post_webhook(url, {"text": "hi"}, timeout=timeout, deadline=deadline)
+        took = time.monotonic() - t
+    finally:
+        handler.stop.set()
+        server.shutdown()
+        server.server_close()
+    assert str(ei.value) == f"webhook not delivered within the {deadline:g} s deadline (1 attempt)"
+    assert deadline - 0.1 < took < deadline + 0.5
+
+
+def test_webhook_pause_that_would_pass_the_deadline_is_not_taken(sink):
+    handler, url = sink
+    handler.status = 503
+    t = time.monotonic()
+    with pytest.raises(urllib.error.HTTPError, match="503"):
+        alerts.post_webhook(url, {"text": "x"}, attempts=3, deadline=1.5)  # pauses 1 s, then 2 s: not taken
+    assert len(handler.received) == 2 and 0.9 < time.monotonic() - t < 1.5
 
 
 def test_quarantine_threshold():

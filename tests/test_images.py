@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import re
 import socket
 import threading
 import time
@@ -19,6 +20,10 @@ import aiohttp
 import pytest
 
 from pipeline import times
+from pipeline.config import Settings
+from pipeline.run import flow
+from pipeline.run.options import RunOptions
+from pipeline.run.report import RunReport
 from pipeline.safety import netsafe
 from pipeline.safety.netsafe import AddressPolicy
 from pipeline.stages.images import config, responses
@@ -31,7 +36,7 @@ from pipeline.stages.images.checker import check_images
 from pipeline.stages.images.config import ImageCheckConfig
 from pipeline.stores import imagecache
 from pipeline.stores.imagecache import InMemoryVerdictCache, OpenSearchVerdictCache
-from pipeline.types import ImageVerdict
+from pipeline.types import Document, ImageVerdict
 
 LOOPBACK = ("127.0.0.1/32",)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 56
@@ -221,6 +226,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(429, {"Retry-After": "3600"})
         elif path == "/503.jpg":
             self._send(503)
+        elif path.startswith("/tarpit/"):  # every hop: 503 + Retry-After: 1 twice, then a redirect onwards
+            k = int(path.rsplit("/", 1)[1])
+            if n <= 2 or k == 0:
+                self._send(503, {"Retry-After": "1"})
+            else:
+                self._send(302, {"Location": f"/tarpit/{k - 1}"})
+        elif path.startswith("/slowchain/"):  # every hop answers a redirect after 0.4 s
+            k = int(path.rsplit("/", 1)[1])
+            time.sleep(0.4)
+            self._send(302, {"Location": f"/slowchain/{k - 1}" if k > 1 else "/ok.jpg"})
         elif path == "/slow.jpg":
             time.sleep(0.2)
             self._send(200, {"Content-Type": "image/jpeg"}, JPEG)
@@ -649,6 +664,134 @@ def test_503_is_retried_with_backoff_then_reported(server):
     assert server.stats.count("HEAD", "/503.jpg") == 3 and v.transient
 
 
+def test_redirect_and_retry_after_tarpit_ends_within_the_url_budget(server):
+    """Seen: a 5-hop chain answering 503 + Retry-After at every hop held one URL for 279 s. Each hop here
+    costs 2 s (two 1 s Retry-After waits) and the chain 12 s; the URL gets 2.5 s and the Retry-After that
+    would outlast it is not waited for."""
+    t = time.monotonic()
+    v = check1(server.base + "/tarpit/5", cfg(url_budget=2.5, retries=2, max_retry_after=10))
+    took = time.monotonic() - t
+    assert (v.status, v.http_code) == ("timeout", 503) and v.transient
+    assert re.fullmatch(
+        r"gave up after 2(\.[0-9])? s \(1 redirect, 2 retries\): HTTP 503 Service Unavailable asks to wait 1 s, "
+        r"more than the 0(\.[0-9])? s left of the 2\.5 s budget per URL",
+        v.reason,
+    ), v.reason
+    assert server.stats.count("HEAD", "/tarpit/5") == 3 and server.stats.count("HEAD", "/tarpit/4") == 1
+    assert 1.9 < took < 2.5 + 1.5  # hang guard; without the budget: 12 s
+
+
+def test_url_budget_covers_every_hop_not_each_request(server):
+    """Each hop answers within 0.4 s, far inside the 3 s per-request timeout; only the URL's budget stops it."""
+    t = time.monotonic()
+    v = check1(server.base + "/slowchain/5", cfg(timeout=3.0, url_budget=1.0))
+    assert (v.status, v.http_code) == ("timeout", None)
+    assert v.reason == "gave up after 1 s (2 redirects, 0 retries): the 1 s budget per URL is spent"
+    assert time.monotonic() - t < 1.0 + 1.0
+
+
+@contextmanager
+def silent_hosts(n: int):
+    """``n`` loopback servers that accept every connection and never send a byte."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    listeners, held, stop = [], [], threading.Event()
+    for _ in range(n):
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1024)
+        ls.setblocking(False)
+        sel.register(ls, selectors.EVENT_READ)
+        listeners.append(ls)
+
+    def accept_forever() -> None:
+        while not stop.is_set():
+            for key, _ in sel.select(0.05):
+                try:
+                    conn, _addr = key.fileobj.accept()  # type: ignore[union-attr]
+                    held.append(conn)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=accept_forever, daemon=True)
+    thread.start()
+    try:
+        yield [f"http://127.0.0.1:{ls.getsockname()[1]}" for ls in listeners], held
+    finally:
+        stop.set()
+        thread.join(5)
+        for sock in listeners + held:
+            sock.close()
+
+
+def test_silent_hosts_cost_two_timeouts_at_most_not_one_per_url():
+    """640 URLs on 8 hosts that accept and never answer. Once ``host_give_up`` requests in a row to a host
+    timed out, its other URLs are not tried; until then up to ``host_give_up - 1`` more may have started.
+    Bound: 2 x timeout (all 8 hosts at once: 8 x per_host 8 <= concurrency 64); without giving up it is
+    ceil(640 / 64) x timeout = 10 x timeout."""
+    with silent_hosts(8) as (bases, held):
+        urls = [f"{b}/img/{i}.jpg" for b in bases for i in range(80)]
+        t = time.monotonic()
+        out = check_images(urls, cfg(timeout=1.0, per_host=8, concurrency=64, host_give_up=4))
+        took = time.monotonic() - t
+        connections = len(held)
+    tried = [v for v in out.values() if v.reason == "no complete response within 1s"]
+    given_up = [v for v in out.values() if v.reason.startswith("not tried: ")]
+    assert summarize(out.values())["timeout"] == 640 and len(tried) + len(given_up) == 640
+    assert 64 <= len(tried) <= 8 * (8 + 3) and connections == len(tried)
+    port = bases[0].rsplit(":", 1)[1]
+    assert re.fullmatch(
+        rf"not tried: 127\.0\.0\.1:{port} did not answer ([4-9]|10|11) requests in a row within 1s",
+        out[f"{bases[0]}/img/79.jpg"].reason,
+    )
+    assert took < 2 * 1.0 + 1.0  # hang guard; without giving up: 10 s
+
+
+def test_silent_hosts_seed_is_capped_and_bounded():
+    """The seed seen: one document, 640 image URLs on 8 silent hosts. Only the first 50 are checked (the
+    others are unchecked, and counted); spread over 8 hosts that is one round of requests, one timeout."""
+    with silent_hosts(8) as (bases, _held):
+        images = [{"url": f"{bases[i % 8]}/img/{i}.jpg"} for i in range(640)]
+        doc = Document("d1", {"title": "t", "images": images}, None, 1)  # type: ignore[arg-type]
+        report = RunReport()
+        options = RunOptions(seed_dir="unused", image_config=cfg(timeout=1.0))
+        t = time.monotonic()
+        [out], failed = flow.annotate_images([doc], None, Settings.from_env({}), options, report)
+        took = time.monotonic() - t
+    assert failed == []
+    assert {k: n for k, n in report.images.items() if n} == {"timeout": 50, "unchecked": 590}
+    checks = [img["check"] for img in out.source["images"]]
+    assert [c["status"] for c in checks] == ["timeout"] * 50 + ["unchecked"] * 590
+    assert checks[50]["reason"] == "not checked: only the first 50 image URLs of a document are checked"
+    assert (out.source["image_health"], out.source["images_checked"], out.source["images_broken"]) == (
+        "none_ok",
+        50,
+        50,
+    )
+    assert took < 1.0 + 2.0  # hang guard
+
+
+def test_image_cap_is_per_document_and_counted(server):
+    """Cap 3: the 4th and 5th URL of a document are not checked, even when another document of the
+    batch has one of them among its first 3 (a document's annotations do not depend on its batch)."""
+    a, b, c, d, e = (f"{server.base}/img/{x}.jpg" for x in "abcde")
+    doc1 = Document("1", {"images": [{"url": u} for u in (a, b, a, c, d, e)]}, None, 1)  # type: ignore[arg-type]
+    doc2 = Document("2", {"images": [{"url": d}]}, None, 1)  # type: ignore[arg-type]
+    report = RunReport()
+    options = RunOptions(seed_dir="unused", image_config=cfg(max_images_per_doc=3))
+    (out1, out2), failed = flow.annotate_images([doc1, doc2], None, Settings.from_env({}), options, report)
+    assert failed == []
+    assert [i["check"]["status"] for i in out1.source["images"]] == ["ok"] * 4 + ["unchecked"] * 2
+    assert out1.source["images"][5]["check"]["reason"] == (
+        "not checked: only the first 3 image URLs of a document are checked"
+    )
+    assert (out1.source["image_health"], out1.source["images_checked"]) == ("all_ok", 4)
+    assert out2.source["images"][0]["check"]["status"] == "ok"
+    assert {k: n for k, n in report.images.items() if n} == {"ok": 4, "unchecked": 2}
+    assert server.stats.count("HEAD", "/img/e.jpg") == 0 and server.stats.count("HEAD") == 4
+
+
 def test_per_host_concurrency(server):
     urls = [f"{server.base}/slow.jpg?{i}" for i in range(12)]
     out = check_images(urls, cfg(per_host=3, concurrency=50))
@@ -829,6 +972,9 @@ def test_config_validation():
         ImageCheckConfig(relative_base="/relative")
     with pytest.raises(ValueError):
         ImageCheckConfig(concurrency=0)
+    for bad in ({"url_budget": 0}, {"host_give_up": -1}, {"max_images_per_doc": -1}):
+        with pytest.raises(ValueError, match="url_budget must be > 0; host_give_up, max_images_per_doc >= 0"):
+            ImageCheckConfig(**bad)
 
 
 # --------------------------------------------------------------------------- documents

@@ -133,36 +133,45 @@ def annotate_images(
         ImageCheckConfig,
         annotate_document,
         check_images,
-        collect_image_urls,
         summarize,
     )
     from pipeline.stores.imagecache import OpenSearchVerdictCache
 
     outcomes: list[SeedOutcome] = []
-    verdicts = None
+    verdicts, cap = None, None
     if options.check_images:
+        config = options.image_config or ImageCheckConfig(relative_base=settings.image_relative_base)
+        cap = config.max_images_per_doc  # the rest of a document's image URLs: unchecked, and counted
         wanted: list[Document] = []
         urls: list[str] = []
-        for d in docs:
-            got = seedpath.guarded(d.seed, "images", partial(collect_image_urls, d.source))
+        over_cap = 0
+        for d in docs:  # URL preparation is per seed: a bug here is this seed's outcome
+            got = seedpath.guarded(d.seed, "images", partial(_image_urls, d.source, cap))
             if isinstance(got, SeedOutcome):
                 outcomes.append(got)
             else:
                 wanted.append(d)
-                urls += got
+                urls += got[0]
+                over_cap += got[1]
         docs = wanted
         cache = OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
-        config = options.image_config or ImageCheckConfig(relative_base=settings.image_relative_base)
         verdicts = check_images(urls, config, cache=cache)
-        report.images = summarize(verdicts.values())
+        report.images = summarize(verdicts.values(), over_cap)
     annotated: list[Document] = []
     for d in docs:
-        source = seedpath.guarded(d.seed, "images", partial(annotate_document, d.source, verdicts))
+        source = seedpath.guarded(d.seed, "images", partial(annotate_document, d.source, verdicts, cap))
         if isinstance(source, SeedOutcome):
             outcomes.append(source)
         else:
             annotated.append(replace(d, source=source))
     return annotated, outcomes
+
+
+def _image_urls(source: dict, cap: int | None) -> tuple[list[str], int]:
+    """The image URLs of one document to check (at most ``cap``), and how many are left unchecked."""
+    from pipeline.stages.images import collect_image_urls, images_over_cap
+
+    return collect_image_urls(source, cap), images_over_cap(source, cap)
 
 
 def finish_chunk(

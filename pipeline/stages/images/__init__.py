@@ -24,6 +24,15 @@ How one URL is checked
    ``Retry-After`` up to ``max_retry_after`` seconds (a longer ``Retry-After`` ends the retries at
    once instead of being shortened). Every HTTP request has a whole-request deadline of ``timeout``
    seconds (connect + headers + body read), not a per-socket-operation one.
+4. Bounds on the work (so no seed holds a run): one URL gets ``url_budget`` seconds in all (every hop,
+   retry and wait, from its first request; a Retry-After that would outlast it is not waited for:
+   ``timeout``, "gave up after ..."); after ``host_give_up`` timeouts in a row from one origin its other
+   URLs are not tried ("not tried: ...", not cached); a document has its first ``max_images_per_doc``
+   URLs checked, the rest are ``unchecked`` (:func:`collect_image_urls` / :func:`annotate_document`
+   with ``limit``) and counted as such in the run report. Worst case of one document with the defaults
+   (cap 50, per_host 8, timeout 10 s, budget 30 s): silent hosts ~2 x timeout = 20 s (the seed seen,
+   640 URLs on 8 silent hosts: 101 s before); answering tarpits (slow redirects, 503 + Retry-After)
+   ceil(50 / 8) x 30 s = 210 s when all 50 URLs are on one such host, 30 s when spread over 7+ hosts.
 
 Verdict tree (``ImageVerdict.status``)
 --------------------------------------
@@ -32,7 +41,8 @@ Verdict tree (``ImageVerdict.status``)
 ``broken``       a definite HTTP failure: 4xx/5xx (``http_code`` set), too many redirects,
                  a redirect without ``Location``, an unexpected 1xx/3xx.
 ``not_image``    2xx but the content type is not an image (``http_code`` set).
-``timeout``      no complete response within ``timeout`` seconds.
+``timeout``      no complete response within ``timeout`` seconds, or the URL's ``url_budget`` spent,
+                 or its host given up on (``host_give_up``).
 ``unreachable``  DNS failure, connection refused/reset, TLS failure, garbled HTTP.
 ``blocked``      refused by the SSRF policy (unsafe address, numeric trick, non-http(s) scheme).
 ``invalid``      not a usable URL (empty, unparsable, no host, bad port, bad host characters).
@@ -76,6 +86,7 @@ from pipeline.stages.images.annotate import (
     IMAGE_CHECK_MAPPING,
     annotate_document,
     collect_image_urls,
+    images_over_cap,
     summarize,
 )
 from pipeline.stages.images.checker import (
@@ -104,6 +115,7 @@ __all__ = [
     "check_images",
     "check_images_async",
     "collect_image_urls",
+    "images_over_cap",
     "parse_retry_after",
     "prepare_url",
     "sniff_image",

@@ -15,12 +15,20 @@ log = logging.getLogger("pipeline.stages.images")
 # --------------------------------------------------------------------------- documents
 
 
-def summarize(verdicts: Iterable[ImageVerdict]) -> dict[str, int]:
-    """``{status: count}`` for every status in :data:`STATUSES` (zeros included), for the run report."""
+def summarize(verdicts: Iterable[ImageVerdict], unchecked: int = 0) -> dict[str, int]:
+    """``{status: count}`` for every status in :data:`STATUSES` (zeros included), for the run report;
+    plus ``unchecked`` when some image URLs were left unchecked (see :func:`images_over_cap`)."""
     counts: dict[str, int] = dict.fromkeys(STATUSES, 0)  # plain keys: the report travels as JSON
     for v in verdicts:
         counts[v.status] = counts.get(v.status, 0) + 1
+    if unchecked:
+        counts[UNCHECKED] = unchecked
     return counts
+
+
+def images_over_cap(doc: Mapping[str, Any], limit: int | None) -> int:
+    """How many of the document's image URLs :func:`collect_image_urls` leaves out with ``limit``."""
+    return 0 if limit is None else max(0, len(collect_image_urls(doc)) - limit)
 
 
 def _image_lists(doc: Mapping[str, Any]) -> Iterable[tuple[bool, list[Any]]]:
@@ -66,10 +74,11 @@ def _copy_image_paths(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def collect_image_urls(doc: Mapping[str, Any]) -> list[str]:
+def collect_image_urls(doc: Mapping[str, Any], limit: int | None = None) -> list[str]:
     """Every image URL of a normalized document, in document order, duplicates removed:
     ``images``, ``provider.images``, then each ``related[].images`` and ``related[].provider.images``.
-    Images without a non-empty string ``url`` are skipped."""
+    Images without a non-empty string ``url`` are skipped. With ``limit`` (``max_images_per_doc``),
+    only the first ``limit`` of them: the URLs to check."""
     out: dict[str, None] = {}
     for _own, imgs in _image_lists(doc):
         for img in imgs:
@@ -77,16 +86,20 @@ def collect_image_urls(doc: Mapping[str, Any]) -> list[str]:
                 u = img.get("url")
                 if isinstance(u, str) and u.strip():
                     out.setdefault(u, None)
-    return list(out)
+    return list(out)[:limit]
 
 
-def annotate_document(doc: Mapping[str, Any], verdicts: Mapping[str, ImageVerdict] | None) -> dict[str, Any]:
+def annotate_document(
+    doc: Mapping[str, Any], verdicts: Mapping[str, ImageVerdict] | None, limit: int | None = None
+) -> dict[str, Any]:
     """Return a NEW document with image check results; ``doc`` is not modified.
 
     Every image object (in ``images``, ``provider.images``, ``related[].images``,
     ``related[].provider.images``) gets ``"check": {"status", "http_code", "checked_at", "reason"}``;
     an image without a verdict gets status ``"unchecked"`` and nulls (an image without a usable
-    ``url`` gets ``"invalid"`` when verdicts were given).
+    ``url`` gets ``"invalid"`` when verdicts were given). With ``limit`` (``max_images_per_doc``),
+    an image whose URL is not among the document's first ``limit`` URLs is ``"unchecked"`` with a
+    reason saying so, whatever ``verdicts`` holds (the same URL may be checked for another document).
 
     Document-level facets count only the article's own images and its provider's images, not those
     of related articles (those belong to other articles and get their own checks):
@@ -100,6 +113,8 @@ def annotate_document(doc: Mapping[str, Any], verdicts: Mapping[str, ImageVerdic
       ``some_broken`` / ``none_ok`` over the judged images.
     """
     out = _copy_image_paths(doc)
+    capped = verdicts is not None and limit is not None
+    allowed = set(collect_image_urls(doc, limit)) if capped else set()
     checked = broken = total = 0
     for own, imgs in _image_lists(out):
         for i, img in enumerate(imgs):
@@ -108,7 +123,11 @@ def annotate_document(doc: Mapping[str, Any], verdicts: Mapping[str, ImageVerdic
             img = imgs[i] = dict(img)
             url = img.get("url")
             v = verdicts.get(url) if (verdicts is not None and isinstance(url, str)) else None
-            if v is not None:
+            check: dict[str, Any]
+            if capped and isinstance(url, str) and url.strip() and url not in allowed:
+                reason = f"not checked: only the first {limit} image URLs of a document are checked"
+                check = {"status": UNCHECKED, "http_code": None, "checked_at": None, "reason": reason}
+            elif v is not None:
                 check = {"status": v.status, "http_code": v.http_code, "checked_at": v.checked_at, "reason": v.reason}
             elif verdicts is not None and not (isinstance(url, str) and url.strip()):
                 check = {"status": "invalid", "http_code": None, "checked_at": None, "reason": "image has no URL"}

@@ -65,6 +65,47 @@ class _Outcome:
     reason: str
     final_url: str | None
     cacheable: bool = True
+    whole_url: bool = False  # the reason is about the whole URL (its budget), not about the last hop
+
+
+class _BudgetSpent(Exception):
+    """The URL's time budget ran out before or during a request."""
+
+
+class _HostGivenUp(Exception):
+    """The origin stopped answering earlier in this run; the request was not made."""
+
+
+def _secs(x: float) -> str:
+    return f"{round(x, 1):g} s"
+
+
+@dataclass
+class _Budget:
+    """Time budget of one URL over all its hops and retries; the clock starts at its first request."""
+
+    seconds: float
+    started: float | None = None
+    redirects: int = 0
+    retries: int = 0
+
+    def start(self) -> None:
+        if self.started is None:
+            self.started = time.monotonic()
+
+    def elapsed(self) -> float:
+        return 0.0 if self.started is None else time.monotonic() - self.started
+
+    def remaining(self) -> float:
+        return self.seconds - self.elapsed()
+
+    def gave_up(self, took: float, why: str, code: int | None, final: str) -> _Outcome:
+        r, t = self.redirects, self.retries
+        counts = f"{r} redirect{'' if r == 1 else 's'}, {t} retr{'y' if t == 1 else 'ies'}"
+        return _Outcome("timeout", code, f"gave up after {_secs(took)} ({counts}): {why}", final, whole_url=True)
+
+    def spent(self, code: int | None, final: str) -> _Outcome:
+        return self.gave_up(self.seconds, f"the {_secs(self.seconds)} budget per URL is spent", code, final)
 
 
 @dataclass
@@ -93,6 +134,7 @@ class ImageChecker:
         self._own_session = session is None
         self._global: asyncio.Semaphore | None = None
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._host_timeouts: dict[str, int] = {}  # origin -> consecutive whole-request timeouts
         self._headers = {"User-Agent": config.user_agent, "Accept": "image/*,*/*;q=0.5", "Accept-Encoding": "identity"}
         self.requests_made = 0
 
@@ -125,10 +167,15 @@ class ImageChecker:
         cfg = self.config
         current = url
         code: int | None = None
+        budget = _Budget(cfg.url_budget)
         for _hop in range(cfg.max_redirects + 1):
-            outcome_or_location = await self._check_hop(current)
+            outcome_or_location = await self._check_hop(current, budget)
             if isinstance(outcome_or_location, _Outcome):
-                if code is not None and outcome_or_location.status not in ("ok", "broken", "not_image"):
+                if (
+                    code is not None
+                    and outcome_or_location.status not in ("ok", "broken", "not_image")
+                    and not outcome_or_location.whole_url
+                ):
                     # say where a redirect led when the last hop failed without an HTTP answer
                     outcome_or_location.reason = f"redirect to {current}: {outcome_or_location.reason}"
                 return outcome_or_location
@@ -149,9 +196,10 @@ class ImageChecker:
                     cacheable=problem.status != "invalid",
                 )
             current = nxt
+            budget.redirects += 1
         return _Outcome("broken", code, f"too many redirects (more than {cfg.max_redirects})", str(current))
 
-    async def _check_hop(self, url: URL) -> _Outcome | tuple[int, str]:
+    async def _check_hop(self, url: URL, budget: _Budget) -> _Outcome | tuple[int, str]:
         """One URL, no redirect following: an outcome, or ``(code, Location)`` for a redirect."""
         cfg = self.config
         final = str(url)
@@ -168,14 +216,26 @@ class ImageChecker:
 
         method = "HEAD"
         attempt = 0
+        last_code: int | None = None
         while True:
             try:
-                resp = await self._request(method, url, origin)
+                resp = await self._request(method, url, origin, budget)
+            except _BudgetSpent:
+                return budget.spent(last_code, final)
+            except _HostGivenUp:
+                n = self._host_timeouts.get(origin, 0)
+                return _Outcome(
+                    "timeout",
+                    None,
+                    f"not tried: {origin} did not answer {n} requests in a row within {cfg.timeout:g}s",
+                    final,
+                    cacheable=False,  # no verdict on this URL: the next run tries it
+                )
             except BaseException as exc:
                 if not isinstance(exc, Exception) or isinstance(exc, asyncio.CancelledError):
                     raise
                 return self._error_outcome(exc, url)
-            code = resp.status
+            code = last_code = resp.status
             if code in REDIRECT_STATUSES:
                 location = resp.headers.get("Location")
                 if not location:
@@ -187,7 +247,17 @@ class ImageChecker:
                     if wait is None:
                         wait = min(cfg.max_retry_after, cfg.backoff * 2**attempt) * (0.5 + random.random() / 2)
                     if wait <= cfg.max_retry_after:
+                        left = budget.remaining()
+                        if wait >= left:  # not waited for: the budget would be spent asleep
+                            return budget.gave_up(
+                                budget.elapsed(),
+                                f"{_http_reason(code)} asks to wait {_secs(wait)}, more than the "
+                                f"{_secs(max(left, 0.0))} left of the {_secs(budget.seconds)} budget per URL",
+                                code,
+                                final,
+                            )
                         attempt += 1
+                        budget.retries += 1
                         await asyncio.sleep(wait)
                         continue
                     return _Outcome(
@@ -221,41 +291,60 @@ class ImageChecker:
                 )
             return _Outcome("not_image", code, f"content type {ctype!r} is not an image", final)
 
-    async def _request(self, method: str, url: URL, origin: str) -> _Response:
-        assert self._session is not None and self._global is not None
+    async def _request(self, method: str, url: URL, origin: str, budget: _Budget) -> _Response:
+        assert self._global is not None
         cfg = self.config
         async with self._host_sem(origin), self._global:
+            if cfg.host_give_up and self._host_timeouts.get(origin, 0) >= cfg.host_give_up:
+                raise _HostGivenUp
+            budget.start()
+            limit = min(cfg.timeout, budget.remaining())
+            if limit <= 0:
+                raise _BudgetSpent
             self.requests_made += 1
-            async with asyncio.timeout(cfg.timeout):  # whole request: connect, headers and body
-                async with self._session.request(
-                    method, url, headers=self._headers, allow_redirects=False, ssl=bool(cfg.verify_tls)
-                ) as resp:
-                    peer = None
-                    conn = resp.connection
-                    if conn is not None and conn.transport is not None:
-                        pn = conn.transport.get_extra_info("peername")
-                        peer = str(pn[0]) if pn else None
-                    if peer is not None and not self.policy.allows(peer):  # belt and braces
-                        resp.close()
-                        raise BlockedAddressError(self.policy.block_reason(peer) or "blocked")
-                    body = b""
-                    if method == "GET":
-                        ctype = resp.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-                        small = resp.content_length is not None and resp.content_length <= cfg.max_bytes
-                        # read to sniff an untyped body, or a small body whole so the connection is reused
-                        if (ctype in GENERIC_CONTENT_TYPES or small) and cfg.max_bytes:
-                            chunks: list[bytes] = []
-                            size = 0
-                            while size < cfg.max_bytes:
-                                chunk = await resp.content.read(cfg.max_bytes - size)
-                                if not chunk:
-                                    break
-                                chunks.append(chunk)
-                                size += len(chunk)
-                            body = b"".join(chunks)
-                        if not resp.content.is_eof():
-                            resp.close()  # drop the connection rather than download the rest
-                    return _Response(resp.status, resp.headers, body, peer)
+            try:
+                resp = await self._request_within(method, url, limit)
+            except TimeoutError:
+                if limit < cfg.timeout:
+                    raise _BudgetSpent from None
+                self._host_timeouts[origin] = self._host_timeouts.get(origin, 0) + 1
+                raise
+            self._host_timeouts[origin] = 0
+            return resp
+
+    async def _request_within(self, method: str, url: URL, limit: float) -> _Response:
+        assert self._session is not None
+        cfg = self.config
+        async with asyncio.timeout(limit):  # whole request: connect, headers and body
+            async with self._session.request(
+                method, url, headers=self._headers, allow_redirects=False, ssl=bool(cfg.verify_tls)
+            ) as resp:
+                peer = None
+                conn = resp.connection
+                if conn is not None and conn.transport is not None:
+                    pn = conn.transport.get_extra_info("peername")
+                    peer = str(pn[0]) if pn else None
+                if peer is not None and not self.policy.allows(peer):  # belt and braces
+                    resp.close()
+                    raise BlockedAddressError(self.policy.block_reason(peer) or "blocked")
+                body = b""
+                if method == "GET":
+                    ctype = resp.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+                    small = resp.content_length is not None and resp.content_length <= cfg.max_bytes
+                    # read to sniff an untyped body, or a small body whole so the connection is reused
+                    if (ctype in GENERIC_CONTENT_TYPES or small) and cfg.max_bytes:
+                        chunks: list[bytes] = []
+                        size = 0
+                        while size < cfg.max_bytes:
+                            chunk = await resp.content.read(cfg.max_bytes - size)
+                            if not chunk:
+                                break
+                            chunks.append(chunk)
+                            size += len(chunk)
+                        body = b"".join(chunks)
+                    if not resp.content.is_eof():
+                        resp.close()  # drop the connection rather than download the rest
+                return _Response(resp.status, resp.headers, body, peer)
 
     def _error_outcome(self, exc: Exception, url: URL) -> _Outcome:
         final = str(url)

@@ -36,6 +36,19 @@ DEFAULT_OK_TTL = 7 * 24 * 3600.0
 """Cache age limit for definite verdicts (ok, 404, not an image, ...)."""
 DEFAULT_TRANSIENT_TTL = 3600.0
 """Cache age limit for transient verdicts (timeouts, 429, 5xx, unreachable, DNS-blocked)."""
+DEFAULT_URL_BUDGET = 30.0
+"""Most seconds one URL may take in all: every request, redirect hop, backoff and Retry-After wait,
+counted from its first request (time queued behind other URLs of the same host is not counted). When it
+is spent the verdict is ``timeout`` ("gave up after 30 s (3 redirects, 2 retries): ..."); a Retry-After
+longer than what is left is not waited for."""
+DEFAULT_HOST_GIVE_UP = 4
+"""Consecutive whole-request timeouts from one origin after which its remaining URLs in this run are not
+tried (verdict ``timeout``, "not tried: ..."); any answer from the origin resets the count. 0 = never.
+A silent host so costs about one ``timeout`` per run (with ``host_give_up <= per_host``), not
+``ceil(urls / per_host) * timeout``."""
+DEFAULT_MAX_IMAGES_PER_DOC = 50
+"""Image URLs checked per document (the first ones, in :func:`collect_image_urls` order); the others are
+annotated ``unchecked`` and counted as ``unchecked`` in the run report."""
 DEFAULT_USER_AGENT = "seednews-imagecheck/1.0"
 
 MAX_URL_LENGTH = 8192
@@ -46,7 +59,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 GENERIC_CONTENT_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/binary"})
 
 STATUSES: tuple[ImageStatus, ...] = get_args(ImageStatus)
-UNCHECKED = "unchecked"  # an image nobody checked (image checks off, or no usable URL)
+UNCHECKED = "unchecked"  # an image nobody checked (image checks off, beyond max_images_per_doc)
 HEALTH_VALUES: tuple[ImageHealth, ...] = get_args(ImageHealth)
 
 # Statuses that say something about the image itself. ``relative`` does not (nothing was fetched).
@@ -70,6 +83,9 @@ class ImageCheckConfig:
     max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
     ok_ttl: float = DEFAULT_OK_TTL
     transient_ttl: float = DEFAULT_TRANSIENT_TTL
+    url_budget: float = DEFAULT_URL_BUDGET
+    host_give_up: int = DEFAULT_HOST_GIVE_UP
+    max_images_per_doc: int = DEFAULT_MAX_IMAGES_PER_DOC
     allow_networks: tuple[str, ...] = ()
     """CIDRs exempted from the SSRF block (tests: ``("127.0.0.1/32",)``). Empty = closed."""
     relative_base: str | None = None
@@ -82,6 +98,8 @@ class ImageCheckConfig:
             raise ValueError("concurrency and per_host must be >= 1")
         if self.timeout <= 0 or self.max_bytes < 0 or self.max_redirects < 0 or self.retries < 0:
             raise ValueError("timeout must be > 0; max_bytes, max_redirects, retries >= 0")
+        if self.url_budget <= 0 or self.host_give_up < 0 or self.max_images_per_doc < 0:
+            raise ValueError("url_budget must be > 0; host_give_up, max_images_per_doc >= 0")
         for cidr in self.allow_networks:
             ipaddress.ip_network(cidr, strict=False)  # raises ValueError on nonsense
         if self.relative_base is not None:
