@@ -108,7 +108,7 @@ def test_webhook_gives_up_at_its_deadline_on_a_trickling_server(interval, timeou
         server.shutdown()
         server.server_close()
     assert str(ei.value) == f"webhook not delivered within the {deadline:g} s deadline (1 attempt)"
-    assert deadline - 0.1 < took < deadline + 0.5
+    assert deadline - 0.1 < took < deadline + 2.0  # slack for a loaded machine; it used to take over 120 s
 
 
 def test_webhook_pause_that_would_pass_the_deadline_is_not_taken(sink):

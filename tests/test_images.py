@@ -678,7 +678,7 @@ def test_redirect_and_retry_after_tarpit_ends_within_the_url_budget(server):
         v.reason,
     ), v.reason
     assert server.stats.count("HEAD", "/tarpit/5") == 3 and server.stats.count("HEAD", "/tarpit/4") == 1
-    assert 1.9 < took < 2.5 + 1.5  # hang guard; without the budget: 12 s
+    assert 1.9 < took < 2.5 + 5.0  # hang guard; without the budget: 12 s
 
 
 def test_url_budget_covers_every_hop_not_each_request(server):
@@ -745,7 +745,7 @@ def test_silent_hosts_cost_two_timeouts_at_most_not_one_per_url():
         rf"not tried: 127\.0\.0\.1:{port} did not answer ([4-9]|10|11) requests in a row within 1s",
         out[f"{bases[0]}/img/79.jpg"].reason,
     )
-    assert took < 2 * 1.0 + 1.0  # hang guard; without giving up: 10 s
+    assert took < 2 * 1.0 + 4.0  # hang guard; without giving up: 10 s
 
 
 def test_silent_hosts_seed_is_capped_and_bounded():
@@ -769,7 +769,7 @@ def test_silent_hosts_seed_is_capped_and_bounded():
         50,
         50,
     )
-    assert took < 1.0 + 2.0  # hang guard
+    assert took < 1.0 + 5.0  # hang guard
 
 
 def test_image_cap_is_per_document_and_counted(server):
