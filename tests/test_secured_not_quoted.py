@@ -103,10 +103,14 @@ def _quoted(pieces: list[str], text: str) -> list[str]:
 
 
 @hsettings(max_examples=400, deadline=None)
-@given(value=secured_values(), first=st.booleans())
-def test_no_reason_or_warning_quotes_the_secured_value(value, first):
+@given(value=secured_values(), where=st.sampled_from(["first", "last", "related"]))
+def test_no_reason_or_warning_quotes_the_secured_value(value, where):
     text, pieces = value
-    lines = [f"secured: {text}", *FIELDS] if first else [*FIELDS, f"secured: {text}"]
+    if where == "related":  # a related article's secured value (kept aside in its '_extra'), indented deeper
+        nested = text.replace("\n", "\n    ")
+        lines = [*FIELDS, "related:", "  - title: r", f"    secured: {nested}", "topics: [a]"]
+    else:
+        lines = [f"secured: {text}", *FIELDS] if where == "first" else [*FIELDS, f"secured: {text}"]
     out = parse_bytes(SEED, ("---\n" + "\n".join(lines) + "\n---\nbody\n").encode("utf-8", "surrogatepass"))
     said = [out.reason or ""] if isinstance(out, SeedOutcome) else list(out.warnings)
     for line in said:
