@@ -7,9 +7,9 @@ environment. Run through ``./scripts/stack up|down|status|env`` (see README, "Ru
 
 Everything lives in ``SEEDNEWS_STACK_HOME`` (default ``.airflow/stack``): ``airflow/`` (AIRFLOW_HOME),
 ``logs/``, ``run/`` (pid files), ``secrets.json`` (0600: DB, JWT, API and Fernet secrets, the admin
-password) and ``stack.json`` (where things are, no secrets). The PostgreSQL data directory is under the
-cache folder (``/var/cache/seednews/postgres/...`` as root) because the server runs as the ``postgres``
-user, which must be able to reach it.
+password, the OpenSearch connection's password) and ``stack.json`` (0600: where things are, no secrets).
+The PostgreSQL data directory is under the cache folder (``/var/cache/seednews/postgres/...`` as root)
+because the server runs as the ``postgres`` user, which must be able to reach it.
 
 Environment read by ``up``: ``OPENSEARCH_URL`` / ``OPENSEARCH_USER`` / ``OPENSEARCH_PASSWORD`` /
 ``OPENSEARCH_VERIFY_CERTS`` / ``OPENSEARCH_CA_CERTS`` (unset URL: the local dev node is started),
@@ -74,13 +74,28 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
+STATE_MODE = 0o600
+"""``stack.json``'s mode: it holds no secret, but who runs what where is nobody else's business either."""
+
+
 def _write_json(path: Path, data: dict, mode: int = 0o644) -> None:
+    """Write ``path`` atomically, the file *created* with ``mode``: a fresh temporary file (a leftover
+    one, perhaps wider open, is removed first; ``O_EXCL``), never readable by others in between."""
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=2)
-    os.chmod(tmp, mode)
     tmp.replace(path)
+
+
+def write_state(home: Path, state: dict) -> None:
+    """``stack.json``, created :data:`STATE_MODE`. The OpenSearch connection's password is not in it:
+    :func:`keep_connection_password` moves it to ``secrets.json`` and :func:`airflow_env` puts it back."""
+    connection = state.get("connection")
+    if isinstance(connection, dict) and "password" in connection:
+        raise ValueError("stack.json would hold the OpenSearch password: keep_connection_password first")
+    _write_json(home / "stack.json", state, STATE_MODE)
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -268,6 +283,19 @@ def load_secrets(home: Path) -> tuple[dict, bool]:
     return secret, created
 
 
+def keep_connection_password(home: Path, secret: dict, connection: dict) -> dict:
+    """``connection`` without its password, which goes to ``secrets.json`` (0600) instead."""
+    connection = dict(connection)
+    password = connection.pop("password", None)
+    if secret.get("opensearch_password") != password:
+        if password is None:
+            secret.pop("opensearch_password", None)
+        else:
+            secret["opensearch_password"] = password
+        _write_json(home / "secrets.json", secret, 0o600)
+    return connection
+
+
 def opensearch_connection(progress) -> tuple[str, dict]:
     """The ``seednews_opensearch`` connection (type ``opensearch``) as Airflow's JSON env form."""
     sys.path.insert(0, str(ROOT))
@@ -324,7 +352,12 @@ def airflow_env(home: Path, secret: dict, state: dict) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs" / "tasks"),
-        "AIRFLOW_CONN_SEEDNEWS_OPENSEARCH": json.dumps(state["connection"]),
+        "AIRFLOW_CONN_SEEDNEWS_OPENSEARCH": json.dumps(
+            {
+                **state["connection"],
+                **({"password": secret["opensearch_password"]} if "opensearch_password" in secret else {}),
+            }
+        ),
         "SEEDNEWS_REPORT_DIR": os.environ.get("SEEDNEWS_REPORT_DIR") or str(home / "reports"),
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
@@ -457,11 +490,20 @@ def cmd_up(args) -> int:
             concurrency=args.concurrency or state.get("concurrency") or celery.DEFAULT_CONCURRENCY,
         )
     progress = lambda m: say(m)  # noqa: E731
-    display_url, state["connection"] = opensearch_connection(progress)
+    display_url, connection = opensearch_connection(progress)
+    state["connection"] = keep_connection_password(home, secret, connection)
     pg_up(home, secret, state)
     if executor == "celery":
         celery.redis_up(
-            home, secret, state, say=say, apt_install=apt_install, free_port=free_port, port_open=port_open, pid_of=_pid
+            home,
+            secret,
+            state,
+            say=say,
+            apt_install=apt_install,
+            free_port=free_port,
+            port_open=port_open,
+            pid_of=_pid,
+            cache=cache_dir(),
         )
     if not running:
         wanted = int(os.environ.get("SEEDNEWS_AIRFLOW_PORT") or state.get("api_port") or 8080)
@@ -469,7 +511,7 @@ def cmd_up(args) -> int:
     # the passwords file SimpleAuthManager reads: the admin's password, set by us (not generated per start)
     _write_json(home / "airflow" / "passwords.json", {secret["admin_user"]: secret["admin_password"]}, 0o600)
     env = airflow_env(home, secret, state)
-    _write_json(home / "stack.json", state)
+    write_state(home, state)
     say("migrating the Airflow metadata DB (PostgreSQL)")
     out = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, cwd=str(home))
     if out.returncode:
@@ -487,7 +529,7 @@ def cmd_up(args) -> int:
         opensearch=display_url,
         pids={n: _pid(home, n) for n in (*SERVICES, *celery.services(state))},
     )
-    _write_json(home / "stack.json", state)
+    write_state(home, state)
     say(f"waiting for the api-server at {base}")
     tok = wait_for(lambda: token(base, secret["admin_user"], secret["admin_password"]), 180, "the api-server", home)
     for name in workers:  # only now: a task a worker takes needs the api-server (the Execution API) at once
@@ -512,7 +554,7 @@ def cmd_up(args) -> int:
             home,
         )
     state["started_in_s"] = round(time.monotonic() - t0, 1)
-    _write_json(home / "stack.json", state)
+    write_state(home, state)
     print(f"Airflow UI:   {base}  (user {secret['admin_user']!r}; password in {home / 'secrets.json'})")
     if not secret.get("password_shown") and not os.environ.get("SEEDNEWS_AIRFLOW_PASSWORD"):
         print(

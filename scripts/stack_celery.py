@@ -23,6 +23,11 @@ from pathlib import Path
 REDIS_PACKAGE = "redis-server"
 REDIS_CANDIDATES = ("/usr/bin/redis-server", "/usr/sbin/redis-server")
 REDIS_START_TIMEOUT = 20.0
+REDIS_USER = "seednews-redis"
+"""Run as root, the stack starts Redis as this unprivileged system user (created when missing, the way
+``devtools.localnode`` creates ``seednews-os`` for OpenSearch): Redis holds no file of the stack's, reads
+its configuration (with the password) on stdin from a descriptor root opened, and works in an empty,
+root-owned directory it cannot write to (nothing is persisted anyway)."""
 WORKER_ENV_NAME = "SEEDNEWS_WORKER_NAME"  # what worker_hostname() returns inside a worker
 HOSTNAME_CALLABLE = "stack_celery.worker_hostname"
 DEFAULT_WORKERS = 2
@@ -58,9 +63,44 @@ def redis_binary(say, apt_install) -> str:
     raise SystemExit(f"apt-get installed {REDIS_PACKAGE} but no redis-server binary was found")
 
 
-def redis_up(home: Path, secret: dict, state: dict, *, say, apt_install, free_port, port_open, pid_of) -> int:
+def redis_identity() -> tuple[int, int] | None:
+    """``(uid, gid)`` Redis runs as: :data:`REDIS_USER` (created if missing) when we are root, else ``None``
+    (the current user)."""
+    import pwd
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(REDIS_USER)
+    except KeyError:
+        flags = ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
+        result = subprocess.run(
+            ["useradd", *flags, "--shell", "/usr/sbin/nologin", REDIS_USER], capture_output=True, text=True
+        )
+        try:  # a concurrent start may have created it in the meantime
+            entry = pwd.getpwnam(REDIS_USER)
+        except KeyError:
+            raise SystemExit(f"could not create system user {REDIS_USER!r}: {result.stderr.strip()}") from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def redis_workdir(cache: Path) -> Path:
+    """Redis's ``dir``: empty, owned by whoever starts the stack, open to all for reading only (the Redis user
+    must reach it; ``/var/cache/seednews`` as root, as for PostgreSQL's data)."""
+    workdir = cache / "redis"
+    workdir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    return workdir
+
+
+def redis_command(binary: str) -> list[str]:
+    return [binary, "-"]  # the configuration comes on stdin
+
+
+def redis_up(
+    home: Path, secret: dict, state: dict, *, say, apt_install, free_port, port_open, pid_of, cache: Path
+) -> int:
     """Start (or reuse) the stack's own Redis: loopback only, password required, nothing persisted (the broker
-    only holds queued task messages; Airflow's DB is the truth)."""
+    only holds queued task messages; Airflow's DB is the truth), never as root (:data:`REDIS_USER`)."""
     binary = redis_binary(say, apt_install)
     base = home / "redis"
     base.mkdir(mode=0o700, exist_ok=True)
@@ -73,19 +113,23 @@ def redis_up(home: Path, secret: dict, state: dict, *, say, apt_install, free_po
     with os.fdopen(fd, "w") as fh:
         fh.write(
             f"bind 127.0.0.1\nport {port}\nprotected-mode yes\nrequirepass {secret['redis_password']}\n"
-            f'dir {base}\nsave ""\nappendonly no\ndaemonize no\nlogfile ""\n'
+            f'dir {redis_workdir(cache)}\nsave ""\nappendonly no\ndaemonize no\nlogfile ""\n'
         )
+    ident = redis_identity()
+    user = {"user": ident[0], "group": ident[1], "extra_groups": []} if ident else {}
     (home / "run").mkdir(exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
-    say(f"starting Redis (broker) on 127.0.0.1:{port}")
-    with open(home / "logs" / "redis.log", "ab") as log:  # the child keeps its own copy of the descriptor
-        p = subprocess.Popen(
-            [binary, str(conf)],
+    say(f"starting Redis (broker) on 127.0.0.1:{port}" + (f" as {REDIS_USER}" if ident else ""))
+    # the child keeps its own copies of the descriptors: the log, and the configuration on stdin
+    with open(home / "logs" / "redis.log", "ab") as log, open(conf, "rb") as config:
+        p = subprocess.Popen(  # type: ignore[call-overload]
+            redis_command(binary),
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=config,
             start_new_session=True,
             cwd=str(base),
+            **user,
         )
     (home / "run" / "redis.pid").write_text(str(p.pid))
     deadline = time.monotonic() + REDIS_START_TIMEOUT

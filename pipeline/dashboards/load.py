@@ -11,6 +11,11 @@ Settings come from the command line and the environment, read once at the edge:
 ``--url`` / ``DASHBOARDS_URL``             default ``http://127.0.0.1:5601`` (may carry a base path)
 ``DASHBOARDS_USER`` / ``DASHBOARDS_PASSWORD`` basic auth, only when set; never printed
 ``DASHBOARDS_VERIFY_CERTS``                ``true`` (default) / ``false``; anything else is an error
+``--ca-certs`` / ``DASHBOARDS_CA_CERTS``   a CA bundle (PEM file, or a directory of hashed certificates) to
+                                           verify an https Dashboards with (as ``OPENSEARCH_CA_CERTS`` is for
+                                           the cluster); unset: ``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``
+                                           (read here: the session ignores the environment, proxies and
+                                           ``~/.netrc`` included), else ``certifi``'s bundle
 ``DASHBOARDS_TIMEOUT``                     seconds per socket operation (default 30)
 
 :func:`build_import_request` is pure (no I/O); :func:`send_import` takes an injectable
@@ -36,6 +41,8 @@ from pipeline.dashboards.objects import shipped_ndjson
 from pipeline.errors import DashboardsError
 
 NDJSON_PATH = shipped_ndjson()
+CA_BUNDLE_VARIABLES = ("DASHBOARDS_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+"""Where a CA bundle is looked for, first set wins (``--ca-certs`` before all)."""
 
 DEFAULT_URL = "http://127.0.0.1:5601"
 DEFAULT_TIMEOUT = 30.0
@@ -60,9 +67,12 @@ class DashboardsConfig:
     password: str | None = field(default=None, repr=False)
     verify_certs: bool = True
     timeout: float = DEFAULT_TIMEOUT
+    ca_certs: str | None = None  # CA bundle to verify Dashboards' certificate with (https only)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, url: str | None = None) -> DashboardsConfig:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, url: str | None = None, ca_certs: str | None = None
+    ) -> DashboardsConfig:
         env = os.environ if env is None else env
         raw_url = (url or env.get("DASHBOARDS_URL") or DEFAULT_URL).strip()
         clean_url, url_user, url_password = split_credentials(raw_url)
@@ -75,13 +85,32 @@ class DashboardsConfig:
             raise DashboardsError(f"DASHBOARDS_TIMEOUT must be a number of seconds, not {timeout_raw!r}") from None
         if not timeout > 0:
             raise DashboardsError("DASHBOARDS_TIMEOUT must be > 0")
+        verify = parse_bool("DASHBOARDS_VERIFY_CERTS", env.get("DASHBOARDS_VERIFY_CERTS"), True)
+        ca = _ca_bundle(env, ca_certs) if verify and clean_url.lower().startswith("https://") else None
         return cls(
             url=clean_url.rstrip("/"),
             username=env.get("DASHBOARDS_USER") or url_user,
             password=env.get("DASHBOARDS_PASSWORD") or url_password,
-            verify_certs=parse_bool("DASHBOARDS_VERIFY_CERTS", env.get("DASHBOARDS_VERIFY_CERTS"), True),
+            verify_certs=verify,
             timeout=timeout,
+            ca_certs=ca,
         )
+
+
+def _ca_bundle(env: Mapping[str, str], given: str | None) -> str | None:
+    """The CA bundle named by ``--ca-certs`` or the first of :data:`CA_BUNDLE_VARIABLES` set; it must
+    exist (``requests`` would otherwise fail at the first request with an ``OSError``)."""
+    name, path = (
+        ("--ca-certs", given)
+        if given
+        else next(((n, env[n]) for n in CA_BUNDLE_VARIABLES if env.get(n, "").strip()), ("", None))
+    )
+    if path is None:
+        return None
+    path = path.strip()
+    if not os.path.exists(path):
+        raise DashboardsError(f"{name} names no CA bundle file or directory: {path!r}")
+    return path
 
 
 @dataclass(frozen=True)
@@ -93,7 +122,7 @@ class ImportRequest:
     params: dict[str, str]
     headers: dict[str, str]
     files: dict[str, tuple[str, bytes, str]]
-    verify: bool
+    verify: bool | str  # requests' ``verify``: a CA bundle's path, or whether to verify with certifi's
     timeout: float
     auth: tuple[str, str] | None = field(default=None, repr=False)
 
@@ -109,7 +138,7 @@ def build_import_request(config: DashboardsConfig, ndjson: bytes, filename: str 
         params={"overwrite": "true"},
         headers={"osd-xsrf": "true", "Accept": "application/json"},
         files={"file": (filename, ndjson, "application/ndjson")},
-        verify=config.verify_certs,
+        verify=config.ca_certs if config.verify_certs and config.ca_certs else config.verify_certs,
         timeout=config.timeout,
         auth=(config.username, config.password or "") if config.username else None,
     )
@@ -207,6 +236,11 @@ def add_subparser(sub) -> None:
     d.add_argument("action", choices=["import"], help="import dashboards/seednews.ndjson (overwrites by id)")
     d.add_argument("--url", help=f"Dashboards base URL (default: DASHBOARDS_URL or {DEFAULT_URL})")
     d.add_argument("--file", type=Path, default=NDJSON_PATH, help="saved objects NDJSON (default: %(default)s)")
+    d.add_argument(
+        "--ca-certs",
+        help="CA bundle (PEM) to verify an https Dashboards with (default: DASHBOARDS_CA_CERTS, "
+        "REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, else certifi's bundle)",
+    )
     d.set_defaults(func=cmd_dashboards)
 
 
@@ -214,7 +248,7 @@ def cmd_dashboards(args: argparse.Namespace, session=None) -> int:
     """0 all imported; 1 Dashboards refused some objects (named on stderr); 2 usage, unreachable or an
     HTTP error answer (401, 5xx...)."""
     try:
-        config = DashboardsConfig.from_env(url=args.url)
+        config = DashboardsConfig.from_env(url=args.url, ca_certs=getattr(args, "ca_certs", None))
         print(f"OpenSearch Dashboards: {config.url}  file: {args.file}")
         result = import_file(config, args.file, session=session)
     except DashboardsError as exc:

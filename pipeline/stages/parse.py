@@ -13,7 +13,10 @@ Steps, each of which can quarantine the file with a reason naming the step (the 
                 of a list (``topics: [AI, ~]``) is dropped with a warning instead of losing the article.
                 Unknown fields are kept in ``SeedRecord.fields['_extra']``.
 
-Reasons quote at most a short piece of the offending value (``types.short``).
+Reasons quote at most a short piece of the offending value (``types.short``), never any of the
+``secured`` value (an opaque credential-like blob): its validator names only the type, a YAML error
+positioned in a ``secured`` value (at any depth) names only the kind of error and where, and, as a last
+net, a reason or warning holding any 8 characters in a row of a ``secured`` value's text is withheld.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def load_yaml(front: str) -> dict[str, Any]:
     try:
         data = yamlsafe.load(front)
     except yaml.MarkedYAMLError as exc:
+        _refuse_secured_yaml(front, exc)
 
         def at(mark) -> str:  # +2: marks are 0-based and the front matter starts after the '---' line
             return f" at line {mark.line + 2}, column {mark.column + 1}" if mark else ""
@@ -94,6 +98,75 @@ def load_yaml(front: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SeedError("yaml", f"front matter must be a mapping of fields, got {_kind(data)}")
     return data
+
+
+# ----------------------------------------------------------------------------- the secured value
+SECRET_FIELD = "secured"
+SECRET_WINDOW = 8
+"""A reason or warning holding this many characters in a row of a ``secured`` value's text is withheld."""
+# YAML's line breaks (decode already made CRLF and CR into LF): the marks of yamlsafe errors count these.
+_YAML_LINES = re.compile("[\n\x85\u2028\u2029]")
+_SECRET_KEY = re.compile(r"([ \t]*(?:-[ \t]+)*)(?:secured|\"secured\"|'secured')[ \t]*:(?=[ \t]|$)")
+_ANY_KEY = re.compile(
+    r"([ \t]*(?:-[ \t]+)*)(?:[^\s#'\"\[\]{},:-][^\n]*?|-\S[^\n]*?|\"[^\"]*\"|'[^']*')[ \t]*:(?=[ \t]|$)"
+)
+_YAML_KINDS = {
+    yamlsafe.DisallowedTagError: "a YAML tag that is not allowed",
+    yamlsafe.BadValueError: "a value its YAML tag does not fit",
+    yamlsafe.UnsafeYAMLError: "a YAML feature refused for untrusted input",
+    yamlsafe.BadCharacterError: "a character YAML does not allow",
+    yamlsafe.YAMLParseFailure: "YAML that cannot be read",
+}
+
+
+def _secret_spans(front: str) -> list[tuple[int, int, str]]:
+    """``(first line, last line, text)`` of each ``secured`` value in ``front`` (0-based YAML lines, as
+    yamlsafe's marks count them): from its key's line through every line up to the next key indented
+    no deeper than it (so a value running over lines, quoted, block or flow, is all in)."""
+    lines = _YAML_LINES.split(front)
+    spans = []
+    for i, line in enumerate(lines):
+        key = _SECRET_KEY.match(line)
+        if key is None:
+            continue
+        column, end = len(key.group(1)), i
+        for j in range(i + 1, len(lines)):
+            other = _ANY_KEY.match(lines[j])
+            if other is not None and len(other.group(1)) <= column:
+                break
+            end = j
+        spans.append((i, end, "\n".join([line[key.end() :], *lines[i + 1 : end + 1]])))
+    return spans
+
+
+def _refuse_secured_yaml(front: str, exc: yaml.MarkedYAMLError) -> None:
+    """A YAML error positioned in a ``secured`` value: a reason that names the kind of error and where,
+    never the parser's message (which can quote the value, its tag or its anchor)."""
+    if SECRET_FIELD not in front:
+        return
+    marks = [m for m in (exc.context_mark, exc.problem_mark) if m is not None]
+    for first, last, _ in _secret_spans(front):
+        for mark in marks:
+            if first <= mark.line <= last:
+                what = next((v for k, v in _YAML_KINDS.items() if isinstance(exc, k)), "a YAML syntax error")
+                where = f"line {mark.line + 2}, column {mark.column + 1}"  # +2: see load_yaml
+                raise SeedError("yaml", f"field '{SECRET_FIELD}' has {what} at {where} (value not shown: secured)")
+
+
+def withhold_secured(text: str, data: bytes) -> str:
+    """``text`` (a reason or a warning), or a stand-in when it holds :data:`SECRET_WINDOW` characters in
+    a row (or all, if shorter, of at least 4) of a ``secured`` value's text in ``data``. The last net
+    behind the ``secured`` validator and :func:`_refuse_secured_yaml`."""
+    if SECRET_FIELD.encode() not in data:
+        return text
+    front = data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    for _, _, value in _secret_spans(front):
+        for piece in value.split("\n"):
+            piece = piece.strip().strip("\"'")
+            size = min(SECRET_WINDOW, len(piece))
+            if size >= 4 and any(piece[i : i + size] in text for i in range(len(piece) - size + 1)):
+                return f"(not shown: it quotes the '{SECRET_FIELD}' value)"
+    return text
 
 
 # ----------------------------------------------------------------------------- validation
@@ -115,6 +188,13 @@ Warn = Callable[[str], None]
 def _str(value: Any, where: str, warn: Warn) -> str:
     if not isinstance(value, str):
         raise SeedError("validate", f"field '{where}' must be a string, got {_got(value)}")
+    return value
+
+
+def _secret(value: Any, where: str, warn: Warn) -> str:
+    """:func:`_str` whose reason names the type only: the value is a secret and reasons are indexed."""
+    if not isinstance(value, str):
+        raise SeedError("validate", f"field '{where}' must be a string, got {_kind(value)} (value not shown: {where})")
     return value
 
 
@@ -228,7 +308,7 @@ SCHEMA: dict[str, Field] = {
     "topics": (_list_of(_nonempty), False),
     "images": (_list_of(_image), False),
     "related": (_list_of(_related), False),
-    "secured": (_str, False),
+    "secured": (_secret, False),
 }
 RELATED_SCHEMA: dict[str, Field] = {
     "title": (_nonempty, True),
@@ -286,10 +366,10 @@ def parse_bytes(seed: SeedFile, data: bytes, config: ParseConfig = ParseConfig()
         text, encoding = decode(data, config.allow_cp1252)
         fields = parse_text(text, warnings)
     except SeedError as exc:
-        return quarantine(seed, exc.stage, str(exc))  # type: ignore[arg-type]
+        return quarantine(seed, exc.stage, withhold_secured(str(exc), data))  # type: ignore[arg-type]
     if encoding != "utf-8":
         fields["_encoding"] = encoding
-    return SeedRecord(seed=seed, fields=fields, warnings=tuple(warnings))
+    return SeedRecord(seed=seed, fields=fields, warnings=tuple(withhold_secured(w, data) for w in warnings))
 
 
 def parse_seed(seed: SeedFile, config: ParseConfig = ParseConfig()) -> SeedRecord | SeedOutcome:
