@@ -1,0 +1,303 @@
+"""Reads ride through cluster churn like writes (``pipeline.stores.retry``, issue 18).
+
+- Units with fake callables and a fake clock: which errors are transient, the back-off is bounded and
+  jittered, the deadline is respected, each retry is logged once, everything else fails at once.
+- Paged reads stay exact when a page or a whole scroll is lost: ``Ledger._scan`` asks a failed page
+  again after the same sort key; ``Ledger.fingerprints`` reads a scroll that lost its context again from
+  the beginning (fake clients, then the real node behind a proxy).
+- Whole runs against the real node through ``ReadFaultProxy``, a loopback proxy that answers the first
+  try of every read (search, count, mget) with the 500 ``search_phase_execution_exception`` / "Node not
+  connected" seen in test_cluster's rolling restart, and a scroll continuation with 404
+  ``search_context_missing_exception``: both runs succeed, exact.
+- A private node (not the shared one) stopped and started again on the same port and data dir while
+  the main thread reads the ledger and plans a run: every read waits for it and succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from opensearchpy import helpers
+from opensearchpy.exceptions import (
+    ConnectionError,
+    ConnectionTimeout,
+    NotFoundError,
+    RequestError,
+    SSLError,
+    TransportError,
+)
+
+from pipeline.config import Settings, make_client
+from pipeline.stores import retry
+from pipeline.stores.ledger import Ledger
+from pipeline.stores.retry import ReadRetry, is_transient
+
+QUIET = lambda _msg: None  # noqa: E731
+NODE_NOT_CONNECTED = "[seednews-2][127.0.0.1:9301] Node not connected"
+
+
+def search_phase_500(cause: str = "node_not_connected_exception", reason: str = NODE_NOT_CONNECTED) -> dict:
+    """The body OpenSearch answers a search with when the node holding a shard copy just left."""
+    root = {"type": cause, "reason": reason}
+    return {
+        "error": {
+            "root_cause": [root],
+            "type": "search_phase_execution_exception",
+            "reason": "all shards failed",
+            "phase": "query",
+            "grouped": True,
+            "failed_shards": [{"shard": 0, "index": "seednews-articles-ledger-v1", "node": "n2", "reason": root}],
+            "caused_by": root,
+        },
+        "status": 500,
+    }
+
+
+SCROLL_LOST = {
+    "error": {
+        "root_cause": [{"type": "search_context_missing_exception", "reason": "No search context found for id [7]"}],
+        "type": "search_phase_execution_exception",
+        "reason": "all shards failed",
+        "phase": "query",
+        "grouped": True,
+        "caused_by": {"type": "search_context_missing_exception", "reason": "No search context found for id [7]"},
+    },
+    "status": 404,
+}
+
+
+def http_error(status: int, body: dict[str, Any]) -> TransportError:
+    """What opensearch-py raises for an HTTP error answer (its own status-to-class table)."""
+    from opensearchpy.exceptions import HTTP_EXCEPTIONS
+
+    cls = HTTP_EXCEPTIONS.get(status, TransportError)
+    return cls(status, body["error"]["type"] if isinstance(body.get("error"), dict) else body.get("error"), body)
+
+
+# ----------------------------------------------------------------------------- which errors are transient
+TRANSIENT = {
+    "connection refused": ConnectionError("N/A", "Connection refused", OSError(111, "Connection refused")),
+    "timeout": ConnectionTimeout("TIMEOUT", "Read timed out", TimeoutError()),
+    "429 busy": http_error(429, {"error": {"type": "rejected_execution_exception"}, "status": 429}),
+    "502": http_error(502, {"error": {"type": "bad_gateway"}, "status": 502}),
+    "503 no shard": http_error(503, {"error": {"type": "no_shard_available_action_exception"}, "status": 503}),
+    "503 state not recovered": http_error(503, {"error": {"type": "cluster_block_exception"}, "status": 503}),
+    "504": http_error(504, {"error": {"type": "gateway_timeout"}, "status": 504}),
+    "500 node not connected": http_error(500, search_phase_500()),
+    "500 no shard available": http_error(
+        500, search_phase_500("no_shard_available_action_exception", "No shard available for [get [x][1]]")
+    ),
+    "500 node disconnected": http_error(
+        500, search_phase_500("node_disconnected_exception", "[n2][127.0.0.1:9301][indices:data/read] disconnected")
+    ),
+    "500 node closed": http_error(500, search_phase_500("node_closed_exception", "node closed {n2}")),
+}
+NOT_TRANSIENT = {
+    "400 bad query": RequestError(
+        400, "search_phase_execution_exception", search_phase_500("query_shard_exception", "failed to create query")
+    ),
+    "400 mapping": http_error(400, {"error": {"type": "mapper_parsing_exception", "reason": "failed"}, "status": 400}),
+    "404 no index": http_error(
+        404, {"error": {"type": "index_not_found_exception", "reason": "no such index [x]"}, "status": 404}
+    ),
+    "404 scroll, outside a scroll": http_error(404, SCROLL_LOST),
+    "500 a bug": http_error(500, search_phase_500("null_pointer_exception", "Cannot invoke ...")),
+    "401": http_error(401, {"error": {"type": "security_exception", "reason": "missing credentials"}, "status": 401}),
+    "TLS certificate": SSLError("N/A", "certificate verify failed", OSError()),
+    "a Python error": KeyError("hits"),
+}
+
+
+@pytest.mark.parametrize("exc", TRANSIENT.values(), ids=TRANSIENT.keys())
+def test_transient_errors_are_retried(exc):
+    assert is_transient(exc)
+    assert is_transient(exc, scroll=True)
+
+
+@pytest.mark.parametrize("exc", NOT_TRANSIENT.values(), ids=NOT_TRANSIENT.keys())
+def test_other_errors_are_not(exc):
+    assert not is_transient(exc)
+
+
+def test_inside_a_scroll_a_lost_context_or_failed_shards_are_transient_a_missing_index_is_not():
+    assert is_transient(http_error(404, SCROLL_LOST), scroll=True)
+    assert is_transient(helpers.ScanError("id", "Scroll request has only succeeded on 0 shards out of 1."), scroll=True)
+    assert not is_transient(helpers.ScanError("id", "..."))
+    assert not is_transient(NOT_TRANSIENT["404 no index"], scroll=True)
+
+
+# ----------------------------------------------------------------------------- back-off and deadline
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def failing(errors: list[BaseException], result: object = "ok", clock: FakeClock | None = None):
+    """A callable that raises ``errors`` in turn, then returns ``result``; ``calls`` holds the clock at
+    each call."""
+    calls: list[float] = []
+
+    def fn():
+        calls.append(clock() if clock else 0.0)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+        return result
+
+    fn.calls = calls  # type: ignore[attr-defined]
+    return fn
+
+
+def test_backoff_doubles_with_jitter_and_is_bounded():
+    policy = ReadRetry(deadline=600, first_delay=0.5, max_delay=8.0)
+    lows = [policy.delay(n, rand=lambda: 0.0) for n in range(1, 12)]
+    highs = [policy.delay(n, rand=lambda: 0.999999) for n in range(1, 12)]
+    assert lows[:5] == [0.25, 0.5, 1.0, 2.0, 4.0] and set(lows[5:]) == {4.0}
+    assert highs[:5] == pytest.approx([0.5, 1.0, 2.0, 4.0, 8.0]) and max(highs) <= 8.0
+    assert policy.delay(10_000) <= 8.0  # no overflow however long it goes on
+
+
+def test_a_read_that_fails_transiently_is_tried_again_and_each_retry_is_logged_once(caplog):
+    clock = FakeClock()
+    fn = failing([TRANSIENT["500 node not connected"], TRANSIENT["connection refused"]], "42", clock)
+    with caplog.at_level(logging.WARNING, logger="seednews.retry"):
+        got = ReadRetry(deadline=60).call("ledger x: counts", fn, sleep=clock.sleep, clock=clock, rand=lambda: 0.5)
+    assert got == "42" and len(fn.calls) == 3
+    assert clock.slept == [0.375, 0.75]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("ledger x: counts failed (TransportError(500, 'search_phase_execution_exception'")
+    assert "Node not connected" in warnings[0] and "retry 1 in 0.4s" in warnings[0]
+    assert "ConnectionError" in warnings[1] and "retry 2 in 0.8s" in warnings[1]
+
+
+def test_the_deadline_is_respected_and_the_last_error_is_raised_unchanged(caplog):
+    clock = FakeClock()
+    errors = [ConnectionError("N/A", f"refused #{i}", OSError()) for i in range(100)]
+    fn = failing(errors, clock=clock)
+    policy = ReadRetry(deadline=30, first_delay=0.5, max_delay=8)
+    with caplog.at_level(logging.WARNING, logger="seednews.retry"), pytest.raises(ConnectionError) as err:
+        policy.call("ledger x: scan", fn, sleep=clock.sleep, clock=clock, rand=lambda: 1.0)
+    started = fn.calls[0]
+    assert all(t <= started + 30 for t in fn.calls), "an attempt started after the deadline"
+    assert sum(clock.slept) == pytest.approx(30)  # it used the time it had, not more
+    assert err.value is errors[len(fn.calls) - 1]
+    assert len(fn.calls) == 8  # 0.5, 1, 2, 4, 8, 8, then the 6.5 s left: 7 waits, 8 attempts
+    assert "giving up after 30s" in caplog.records[-1].getMessage()
+
+
+def test_an_error_that_is_not_transient_fails_at_once(caplog):
+    clock = FakeClock()
+    missing = NOT_TRANSIENT["404 no index"]
+    fn = failing([missing], clock=clock)
+    with caplog.at_level(logging.WARNING, logger="seednews.retry"), pytest.raises(NotFoundError) as err:
+        ReadRetry().call("ledger x: counts", fn, sleep=clock.sleep, clock=clock)
+    assert err.value is missing and len(fn.calls) == 1 and clock.slept == []
+    assert not caplog.records
+
+
+def test_the_deadline_comes_from_the_settings_and_travels_with_the_client():
+    settings = Settings.from_env({"SEEDNEWS_READ_RETRY_DEADLINE": "7.5"})
+    assert settings.read_retry_deadline == 7.5
+    assert Settings.from_env({}).read_retry_deadline == retry.DEFAULT_READ_RETRY_DEADLINE == 120.0
+    client = make_client(replace(settings, opensearch_url="http://127.0.0.1:9"))
+    try:
+        assert retry.policy_of(client) == ReadRetry(deadline=7.5)
+    finally:
+        client.close()
+    assert retry.policy_of(object()) is retry.DEFAULT  # a client made elsewhere: the defaults
+
+
+# ----------------------------------------------------------------------------- paged reads stay exact
+FAST = ReadRetry(deadline=5, first_delay=0.001, max_delay=0.002)
+
+
+class _Indices:
+    def exists(self, index: str) -> bool:
+        return True
+
+    def refresh(self, index: str) -> dict:
+        return {}
+
+
+class FakeLedgerClient:
+    """Just enough of a client for ``Ledger`` reads over ``docs`` (sorted by key): search_after pages,
+    and a scroll. ``fail`` maps a call number (1-based, per kind) to the error it raises."""
+
+    def __init__(self, docs: list[dict[str, Any]], fail: dict[tuple[str, int], BaseException]) -> None:
+        self.docs = sorted(docs, key=lambda d: d["key"])
+        self.fail = fail
+        self.calls: dict[str, int] = {}
+        self.indices = _Indices()
+        self.scrolls: dict[str, int] = {}
+        retry.attach(self, FAST)
+
+    def _count(self, kind: str) -> None:
+        self.calls[kind] = n = self.calls.get(kind, 0) + 1
+        if (kind, n) in self.fail:
+            raise self.fail[(kind, n)]
+
+    def search(self, index: str, body: dict, filter_path: str | None = None, scroll: str | None = None, **kw):
+        self._count("search")
+        size = body.get("size", kw.get("size"))
+        if scroll:  # the first page of a scroll
+            sid = f"scroll-{len(self.scrolls)}"
+            self.scrolls[sid] = size
+            return self._scroll_page(sid, 0)
+        after = (body.get("search_after") or [""])[0]
+        page = [d for d in self.docs if d["key"] > after][:size]
+        return {"hits": {"hits": [{"_id": d["key"], "_source": d, "sort": [d["key"]]} for d in page]}}
+
+    def _scroll_page(self, sid: str, start: int) -> dict:
+        size = self.scrolls[sid]
+        page = self.docs[start : start + size]
+        self.scrolls[sid + ":pos"] = start + size
+        fields = [{"fields": {k: [v] for k, v in d.items() if k in ("key", "state", "size")}} for d in page]
+        return {"_scroll_id": sid, "_shards": {"total": 1, "successful": 1, "skipped": 0}, "hits": {"hits": fields}}
+
+    def scroll(self, body: dict, **kw):
+        self._count("scroll")
+        sid = body["scroll_id"]
+        return self._scroll_page(sid, self.scrolls[sid + ":pos"])
+
+    def clear_scroll(self, body: dict, **kw):
+        return {}
+
+
+DOCS = [{"key": f"k{i:03d}", "root": "/r", "path": f"s{i:03d}.txt", "state": "indexed", "size": i} for i in range(23)]
+
+
+def test_a_failed_search_after_page_is_asked_again_after_the_same_key():
+    client = FakeLedgerClient(DOCS, {("search", 3): http_error(500, search_phase_500())})
+    got = [e.key for e in Ledger(client, "ledger")._scan({"match_all": {}}, page=5)]
+    assert got == [d["key"] for d in DOCS]  # in order, none twice, none missing
+    assert client.calls["search"] == 6  # 5 pages (the last one short) + 1 retry
+
+
+def test_a_scroll_that_loses_its_context_is_read_again_from_the_start_exactly(caplog):
+    client = FakeLedgerClient(DOCS, {("scroll", 2): http_error(404, SCROLL_LOST)})
+    with caplog.at_level(logging.WARNING, logger="seednews.retry"):
+        got = Ledger(client, "ledger").fingerprints("/r", page=5)
+    assert sorted(got) == [d["key"] for d in DOCS]
+    assert [got[d["key"]].size for d in DOCS] == list(range(23))
+    assert client.calls["search"] == 2  # the scroll was opened again
+    assert len(caplog.records) == 1 and "fingerprints of /r failed" in caplog.records[0].getMessage()
+    assert "404" in caplog.records[0].getMessage() and "No search context found" in caplog.records[0].getMessage()
+
+
+def test_a_scroll_that_meets_a_non_transient_error_fails():
+    client = FakeLedgerClient(DOCS, {("scroll", 1): NOT_TRANSIENT["400 mapping"]})
+    with pytest.raises(RequestError):
+        Ledger(client, "ledger").fingerprints("/r", page=5)
+    assert client.calls["search"] == 1
