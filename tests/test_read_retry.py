@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from opensearchpy import helpers
@@ -31,9 +33,13 @@ from opensearchpy.exceptions import (
 )
 
 from pipeline.config import Settings, make_client
+from pipeline.run.flow import RunOptions, run
+from pipeline.stages.normalize import document_id
 from pipeline.stores import retry
 from pipeline.stores.ledger import Ledger
 from pipeline.stores.retry import ReadRetry, is_transient
+from tests import faultkit as fk
+from tests.test_faults import assert_exactly_indexed
 
 QUIET = lambda _msg: None  # noqa: E731
 NODE_NOT_CONNECTED = "[seednews-2][127.0.0.1:9301] Node not connected"
@@ -301,3 +307,97 @@ def test_a_scroll_that_meets_a_non_transient_error_fails():
     with pytest.raises(RequestError):
         Ledger(client, "ledger").fingerprints("/r", page=5)
     assert client.calls["search"] == 1
+
+
+# ----------------------------------------------------------------------------- whole runs, real node, a proxy
+class ReadFaultProxy(fk.BulkFaultProxy):
+    """A loopback proxy in front of ``upstream`` that answers the FIRST try of every read (``_search``,
+    ``_count``, ``_mget``: same method, path and body) with the 500 a search gets when the node holding
+    its shard copy just left, and the first ``scroll_faults`` scroll continuations with 404
+    ``search_context_missing_exception`` (the node holding the scroll restarted). The try after that
+    is forwarded, as is everything else (writes, HEAD, health, aliases). ``injected`` lists
+    ``(kind, path)`` per fault."""
+
+    def __init__(self, upstream: str, scroll_faults: int = 1) -> None:
+        super().__init__(upstream, index="-", fault=lambda _n: None)
+        self.scroll_faults = scroll_faults
+        self.seen: set[tuple[str, str, bytes]] = set()
+        self.read_faults: list[tuple[str, str]] = []
+
+    @staticmethod
+    def kind(method: str, path: str) -> str | None:
+        route = urlsplit(path).path.rstrip("/")
+        if method not in ("GET", "POST"):
+            return None
+        if route.endswith("/_search/scroll"):
+            return "scroll"
+        return next((k for k in ("_search", "_count", "_mget") if route.endswith("/" + k)), None)
+
+    def _dispatch(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
+        kind = self.kind(method, path)
+        if kind is not None:
+            with self.lock:
+                first = (method, path, body) not in self.seen
+                self.seen.add((method, path, body))
+                scrolls = sum(k == "scroll" for k, _ in self.read_faults)
+                fault = first and (kind != "scroll" or scrolls < self.scroll_faults)
+                if fault:
+                    self.read_faults.append((kind, urlsplit(path).path))
+            if fault:
+                status, answer = (404, SCROLL_LOST) if kind == "scroll" else (500, search_phase_500())
+                return status, [("Content-Type", "application/json; charset=UTF-8")], json.dumps(answer).encode()
+        return self._forward(method, path, headers, body)
+
+
+def test_runs_succeed_when_every_read_first_meets_a_lost_node(settings, client, tmp_path, caplog):
+    """Two runs (a first one, then one after edits and new files) through ``ReadFaultProxy``: every
+    distinct read fails once with a 500 "Node not connected", the planning scroll loses its context
+    once. Both runs succeed, every fault was retried (one WARNING each), and the end state is exact."""
+    seed_dir = tmp_path / "seeds"
+    ids = fk.write_seeds(seed_dir, 40, tag="reads")
+    options = RunOptions(seed_dir=str(seed_dir), check_images=False, max_batches=2)
+    with ReadFaultProxy(settings.opensearch_url) as proxy, caplog.at_level(logging.WARNING, logger="seednews.retry"):
+        via = replace(settings, opensearch_url=proxy.url)
+        proxied = make_client(via)
+        try:
+            first = run(via, options, client=proxied, emit=QUIET)
+            assert (first.indexed, first.failed, first.quarantined) == (40, [], [])
+            faults_first = len(proxy.read_faults)
+            for i in (3, 17):  # edit two files, add two
+                path = seed_dir / f"s{i:05d}.txt"
+                path.write_text(path.read_text(encoding="utf-8").replace('title: "T', 'title: "Edited T'), "utf-8")
+            ids += [document_id(f"https://example.com/a/new/{i}") for i in range(2)]
+            for i in range(2):
+                text = fk.SEED.format(i=i, tag="new")
+                (seed_dir / f"new{i}.txt").write_text(text, encoding="utf-8")
+            second = run(via, options, client=proxied, emit=QUIET)
+        finally:
+            proxied.close()
+    assert (second.unchanged, second.indexed, second.failed, second.quarantined) == (38, 4, [], [])
+    kinds = {k for k, _ in proxy.read_faults}
+    assert {"_search", "_mget", "scroll"} <= kinds, proxy.read_faults
+    assert faults_first and len(proxy.read_faults) > faults_first
+    retried = [r.getMessage() for r in caplog.records if r.name == "seednews.retry"]
+    assert len(retried) == len(proxy.read_faults)
+    assert sum("Node not connected" in m for m in retried) == len(proxy.read_faults) - 1
+    assert sum("No search context found" in m for m in retried) == 1
+    assert_exactly_indexed(client, settings, seed_dir, ids)
+
+
+def test_fingerprints_through_a_lost_scroll_on_the_real_node_are_exact(settings, client, tmp_path):
+    """Planning's scroll, paged small, loses its context on its 1st and 3rd continuation: read again from
+    the start each time, it returns exactly what a healthy read returns."""
+    seed_dir = tmp_path / "seeds"
+    fk.write_seeds(seed_dir, 57, tag="scroll")
+    run(settings, RunOptions(seed_dir=str(seed_dir), check_images=False), client=client, emit=QUIET)
+    root = str(seed_dir.resolve())
+    healthy = Ledger(client, settings.ledger_index).fingerprints(root, content=True, page=10)
+    assert len(healthy) == 57
+    with ReadFaultProxy(settings.opensearch_url, scroll_faults=2) as proxy:
+        proxied = make_client(replace(settings, opensearch_url=proxy.url))
+        try:
+            got = Ledger(proxied, settings.ledger_index).fingerprints(root, content=True, page=10)
+        finally:
+            proxied.close()
+    assert [k for k, _ in proxy.read_faults].count("scroll") == 2
+    assert got == healthy
