@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
+import threading
+import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,8 +37,9 @@ from opensearchpy.exceptions import (
     TransportError,
 )
 
+from devtools import localnode
 from pipeline.config import Settings, make_client
-from pipeline.run.flow import RunOptions, run
+from pipeline.run.flow import RunOptions, plan, run
 from pipeline.stages.normalize import document_id
 from pipeline.stores import retry
 from pipeline.stores.ledger import Ledger
@@ -401,3 +407,72 @@ def test_fingerprints_through_a_lost_scroll_on_the_real_node_are_exact(settings,
             proxied.close()
     assert [k for k, _ in proxy.read_faults].count("scroll") == 2
     assert got == healthy
+
+
+# ----------------------------------------------------------------------------- a real node restart
+def test_reads_and_planning_ride_through_a_node_restart(tmp_path, monkeypatch, caplog):
+    """A private node (its own data dir, kept) indexes a folder; then a thread stops it and starts it
+    again on the same port and data dir while the main thread keeps planning a run on that folder and
+    reading the ledger. Every read waits for the node and returns exactly what it returned before; a
+    run afterwards finds every file unchanged."""
+    monkeypatch.delenv(localnode.ENV_OPENSEARCH_URL, raising=False)  # really start a node of our own
+    seed_dir = tmp_path / "seeds"
+    ids = fk.write_seeds(seed_dir, 30, tag="restart")
+    written = time.monotonic()
+    root = str(seed_dir.resolve())
+    work = Path(tempfile.mkdtemp(prefix="reads-", dir=localnode.cache_dir() / "nodes"))
+    work.chmod(0o755)  # the node user (we are root) must reach the data dir
+    nodes: list[localnode.LocalNode] = []
+    client = None
+    try:
+        nodes.append(localnode.start(data_dir=work / "home", progress=QUIET))
+        port = int(nodes[0].url.rsplit(":", 1)[1])
+        # a loaded machine may take minutes to restart a node: the deadline is the test's, not the default
+        settings = Settings(opensearch_url=nodes[0].url, index_base="reads-restart", read_retry_deadline=300)
+        client = make_client(settings)
+        options = RunOptions(seed_dir=str(seed_dir), check_images=False)
+        time.sleep(max(0.0, written + 3.5 - time.monotonic()))  # past the racy window: plans write nothing
+        assert run(settings, options, client=client, emit=QUIET).indexed == 30
+        ledger = Ledger(client, settings.ledger_index)
+        fingerprints, counts = ledger.fingerprints(root), ledger.counts(root)
+        assert counts == {"indexed": 30} and len(fingerprints) == 30
+
+        events: dict[str, float] = {}
+        failures: list[BaseException] = []
+
+        def restart() -> None:
+            try:
+                nodes[0].stop()
+                events["down"] = time.monotonic()
+                nodes.append(localnode.start(data_dir=work / "home", port=port, progress=QUIET))
+                events["up"] = time.monotonic()
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                failures.append(exc)
+
+        plans = 0
+        with caplog.at_level(logging.WARNING, logger="seednews.retry"):
+            restarter = threading.Thread(target=restart, name="restart-node")
+            restarter.start()
+            while restarter.is_alive() or plans < 2:
+                planned = plan(options, client, settings, settings.alias)
+                assert (planned.report.unchanged, planned.todo) == (30, 0)
+                assert ledger.fingerprints(root) == fingerprints
+                assert ledger.counts(root) == counts
+                plans += 1
+            restarter.join()
+        assert not failures, failures
+        assert nodes[1].url == nodes[0].url
+        waited = [r.getMessage() for r in caplog.records if r.name == "seednews.retry"]
+        assert waited, "no read met the restart: the test proved nothing"
+        assert any("ConnectionError" in m for m in waited), waited[:3]
+
+        again = run(settings, options, client=client, emit=QUIET)
+        assert (again.unchanged, again.indexed, again.failed) == (30, 0, [])
+        assert_exactly_indexed(client, settings, seed_dir, ids)
+        print(f"\nnode down for {events['up'] - events['down']:.1f}s; {plans} plans, {len(waited)} read retries")
+    finally:
+        if client is not None:
+            client.close()
+        for node in reversed(nodes):
+            node.stop()
+        shutil.rmtree(work, ignore_errors=True)
