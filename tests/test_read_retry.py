@@ -222,7 +222,7 @@ def test_an_error_that_is_not_transient_fails_at_once(caplog):
 def test_the_deadline_comes_from_the_settings_and_travels_with_the_client():
     settings = Settings.from_env({"SEEDNEWS_READ_RETRY_DEADLINE": "7.5"})
     assert settings.read_retry_deadline == 7.5
-    assert Settings.from_env({}).read_retry_deadline == retry.DEFAULT_READ_RETRY_DEADLINE == 120.0
+    assert Settings.from_env({}).read_retry_deadline == retry.DEFAULT_READ_RETRY_DEADLINE == 60.0
     client = make_client(replace(settings, opensearch_url="http://127.0.0.1:9"))
     try:
         assert retry.policy_of(client) == ReadRetry(deadline=7.5)

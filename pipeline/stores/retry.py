@@ -19,8 +19,10 @@ again. Inside a scroll also the loss of the scroll itself (``scroll=True``): 404
 **Back-off** (:class:`ReadRetry`): ``first_delay`` doubling per attempt up to ``max_delay``, each delay
 drawn in [d/2, d] (jitter: many workers do not come back in step); no attempt starts later than
 ``deadline`` seconds after the first one (``Settings.read_retry_deadline``,
-``SEEDNEWS_READ_RETRY_DEADLINE``; the default, like the health wait, covers a node restart). Each retry
-is logged once at WARNING (logger ``seednews.retry``) with what failed and why; when the deadline is
+``SEEDNEWS_READ_RETRY_DEADLINE``, default 60 s: a cluster sends reads to another copy within seconds
+of losing a node, and a node gone for good still ends the run within about a minute, as
+tests/test_faults.py asks of a crash; a lone node that restarts slowly may want more). Each retry is
+logged once at WARNING (logger ``seednews.retry``) with what failed and why; when the deadline is
 spent, the last error is raised unchanged (the CLI reports it and exits 2, Airflow retries the task).
 
 Used at the read call sites (``read(client, what, fn, ...)``), not as a wrapper around the client: a
@@ -38,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pipeline.config import DEFAULT_READ_RETRY_DEADLINE  # seconds from the first attempt: a node restart
+from pipeline.config import DEFAULT_READ_RETRY_DEADLINE  # seconds from the first attempt
 
 T = TypeVar("T")
 
