@@ -28,6 +28,7 @@ RETRY_ON_STATUS = (502, 503, 504)  # answers that send a request to another node
 DEFAULT_DEAD_TIMEOUT = 30.0  # a node that failed is skipped this long (doubling per failure in a row, at most 16x)
 DEFAULT_HEALTH_STATUS: Literal["yellow"] = "yellow"  # the run's indices before it writes: every primary active
 DEFAULT_HEALTH_TIMEOUT = 120.0  # seconds to wait for it (a replica is promoted in seconds; a node restart is ~1-2 min)
+DEFAULT_READ_RETRY_DEADLINE = 60.0  # seconds a read retries transient errors (pipeline.stores.retry), then fails
 HealthStatus = Literal["yellow", "green"]
 HEALTH_STATUSES: tuple[HealthStatus, ...] = get_args(HealthStatus)
 TRUE_WORDS = ("1", "true", "yes", "on", "y", "t")
@@ -70,6 +71,7 @@ class Settings:
     replicas: str | None = None
     health_status: HealthStatus = DEFAULT_HEALTH_STATUS
     health_timeout: float = DEFAULT_HEALTH_TIMEOUT
+    read_retry_deadline: float = DEFAULT_READ_RETRY_DEADLINE  # a read's transient errors: retried this long
     index_base: str = DEFAULT_INDEX_BASE  # the read alias; concrete indices are "<base>-<stamp>"
     retention: int = DEFAULT_RETENTION
     image_relative_base: str | None = None  # site that relative image URLs belong to (None: report "relative")
@@ -107,8 +109,8 @@ class Settings:
         (``false`` to disable), ``OPENSEARCH_CA_CERTS`` (a PEM bundle), ``OPENSEARCH_TIMEOUT`` (seconds per
         request), ``OPENSEARCH_MAX_RETRIES``, ``OPENSEARCH_DEAD_TIMEOUT`` (seconds), ``OPENSEARCH_SNIFF``,
         ``SEEDNEWS_REPLICAS``, ``SEEDNEWS_HEALTH_STATUS`` (``yellow``/``green``), ``SEEDNEWS_HEALTH_TIMEOUT``
-        (seconds), ``SEEDNEWS_INDEX``, ``SEEDNEWS_IMAGE_BASE`` (the site relative image URLs such as
-        ``/assets/...`` belong to)."""
+        (seconds), ``SEEDNEWS_READ_RETRY_DEADLINE`` (seconds), ``SEEDNEWS_INDEX``, ``SEEDNEWS_IMAGE_BASE``
+        (the site relative image URLs such as ``/assets/...`` belong to)."""
         env = dict(os.environ if env is None else env)
         urls, user, password = split_hosts(env.get("OPENSEARCH_URL") or DEFAULT_OPENSEARCH_URL)
         settings = cls(
@@ -124,6 +126,7 @@ class Settings:
             replicas=parse_replicas(env.get("SEEDNEWS_REPLICAS")),
             health_status=parse_health_status(env.get("SEEDNEWS_HEALTH_STATUS")),
             health_timeout=_number(env, "SEEDNEWS_HEALTH_TIMEOUT", DEFAULT_HEALTH_TIMEOUT),
+            read_retry_deadline=_number(env, "SEEDNEWS_READ_RETRY_DEADLINE", DEFAULT_READ_RETRY_DEADLINE),
             index_base=env.get("SEEDNEWS_INDEX") or DEFAULT_INDEX_BASE,
             image_relative_base=env.get("SEEDNEWS_IMAGE_BASE") or None,
         )
@@ -378,10 +381,12 @@ def make_client(settings: Settings, **kwargs: Any):
     version), so a resent request never duplicates anything. With ``sniff`` the client also asks the
     cluster for its nodes (at start, after a connection failure and every minute): only where the
     nodes' published addresses are reachable from the workers and match their certificates. Responses
-    are decoded by orjson (``index.response_serializer``)."""
+    are decoded by orjson (``index.response_serializer``). Reads also carry their own retry policy
+    (``pipeline.stores.retry``: transient errors retried with back-off for ``read_retry_deadline`` s)."""
     from opensearchpy import OpenSearch
 
     from pipeline.stages.index import response_serializer
+    from pipeline.stores import retry
 
     auth = (settings.username, settings.password or "") if settings.username else None
     if settings.ca_certs:
@@ -394,7 +399,7 @@ def make_client(settings: Settings, **kwargs: Any):
     kwargs.setdefault("serializer", response_serializer())
     kwargs.setdefault("retry_on_status", RETRY_ON_STATUS)
     kwargs.setdefault("dead_timeout", settings.dead_timeout)
-    return OpenSearch(
+    client = OpenSearch(
         hosts=list(settings.opensearch_urls),
         http_auth=auth,
         verify_certs=settings.verify_certs,
@@ -404,3 +409,4 @@ def make_client(settings: Settings, **kwargs: Any):
         retry_on_timeout=True,
         **kwargs,
     )
+    return retry.attach(client, retry.ReadRetry(deadline=settings.read_retry_deadline))

@@ -19,6 +19,7 @@ from pipeline.run.report import RunReport
 from pipeline.stages import index as ix
 from pipeline.stores import deadletters
 from pipeline.stores.ledger import CARRYING, Ledger, LedgerEntry, entry_for
+from pipeline.stores.retry import read
 from pipeline.types import Document, ItemResult, SeedOutcome, State
 
 log = logging.getLogger("seednews")
@@ -88,7 +89,8 @@ def _holding_this_content(client, target: str, docs: list[Document]) -> set[str]
     content: for those the index already holds what the file says, so the file is ``indexed``."""
     if not docs:
         return set()
-    res = client.mget(index=target, body={"ids": [d.id for d in docs]}, _source_includes=["seed"])
+    ids = {"ids": [d.id for d in docs]}
+    res = read(client, f"index {target}: who holds", client.mget, index=target, body=ids, _source_includes=["seed"])
     seen = {h["_id"]: h["_source"].get("seed", {}) for h in res["docs"] if h.get("found")}
     return {
         d.id for d in docs if (s := seen.get(d.id)) and (s.get("path"), s.get("sha256")) == (d.seed.rel, d.seed.sha256)

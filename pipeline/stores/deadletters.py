@@ -12,6 +12,7 @@ from pipeline.stores.indices import (
     IndexManagementError,
     load_template,
 )
+from pipeline.stores.retry import read
 from pipeline.times import utc_now
 from pipeline.types import Document, ItemResult
 
@@ -61,11 +62,11 @@ def resolve_dead_letters(client, deadletter_index: str, doc_ids: Iterable[str], 
     from opensearchpy import helpers
 
     ids = list(doc_ids)
-    if not ids or not client.indices.exists(index=deadletter_index):
+    if not ids or not read(client, f"index {deadletter_index}: exists", client.indices.exists, index=deadletter_index):
         return 0
     found = [
         d["_id"]
-        for d in client.mget(index=deadletter_index, body={"ids": ids})["docs"]
+        for d in read(client, "dead letters: lookup", client.mget, index=deadletter_index, body={"ids": ids})["docs"]
         if d.get("found") and d["_source"].get("pending")
     ]
     actions = [
@@ -84,14 +85,14 @@ def resolve_dead_letters(client, deadletter_index: str, doc_ids: Iterable[str], 
 
 def pending_dead_letters(client, deadletter_index: str, page: int = 500) -> Iterator[dict[str, Any]]:
     """Every pending dead letter's ``_source`` (sorted by id, paged with search_after)."""
-    if not client.indices.exists(index=deadletter_index):
+    if not read(client, f"index {deadletter_index}: exists", client.indices.exists, index=deadletter_index):
         return
     after = None
     while True:
         body: dict[str, Any] = {"size": page, "query": {"term": {"pending": True}}, "sort": [{"doc_id": "asc"}]}
         if after:
             body["search_after"] = after
-        hits = client.search(index=deadletter_index, body=body)["hits"]["hits"]
+        hits = read(client, "dead letters: scan", client.search, index=deadletter_index, body=body)["hits"]["hits"]
         if not hits:
             return
         for h in hits:

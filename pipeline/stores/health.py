@@ -22,6 +22,7 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.errors import ClusterNotReady
 from pipeline.stores import indices as index_store
+from pipeline.stores.retry import read
 
 log = logging.getLogger("seednews.cluster")
 
@@ -37,7 +38,7 @@ def run_indices(client, settings: Settings, target: str, ledger_index: str) -> l
     """The indices (or aliases) a run writes that exist now: articles, ledger, dead letters, image cache."""
     names = [target, ledger_index]
     for optional in (settings.deadletter_index, settings.image_cache_index):
-        if client.indices.exists(index=optional):
+        if read(client, f"index {optional}: exists", client.indices.exists, index=optional):
             names.append(optional)
     return names
 
@@ -70,7 +71,10 @@ def wait_for_health(client, settings: Settings, indices: list[str]) -> dict[str,
 
     wait = settings.health_timeout
     try:
-        health = client.cluster.health(
+        health = read(  # a node restarting answers with connection errors or 503 first: retried (stores.retry)
+            client,
+            "cluster health",
+            client.cluster.health,
             index=",".join(indices),
             wait_for_status=settings.health_status,
             timeout=f"{wait:g}s",

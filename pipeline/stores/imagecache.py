@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from yarl import URL
 
 from pipeline.errors import ImageCacheError
+from pipeline.stores.retry import read
 from pipeline.times import parse_iso_utc
 from pipeline.types import ImageVerdict
 
@@ -108,7 +109,7 @@ class OpenSearchVerdictCache:
     def ensure_index(self) -> None:
         if self._index_ready:
             return
-        if not self.client.indices.exists(index=self.index):
+        if not read(self.client, f"index {self.index}: exists", self.client.indices.exists, index=self.index):
             # like the other indices: one replica on a cluster, none on a single node
             # (a cache: losing it only costs checks)
             copies = (
@@ -131,7 +132,9 @@ class OpenSearchVerdictCache:
             chunk = keys[i : i + self.chunk_size]
             ids = {cache_doc_id(k): k for k in chunk}
             try:
-                resp = self.client.mget(index=self.index, body={"ids": list(ids)})
+                resp = read(
+                    self.client, "image cache: lookup", self.client.mget, index=self.index, body={"ids": list(ids)}
+                )
             except Exception as exc:
                 if getattr(exc, "status_code", None) == 404 or "index_not_found" in str(exc):
                     return out

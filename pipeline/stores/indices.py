@@ -1,6 +1,7 @@
 """The article indices in OpenSearch: templates (``mappings/``, the one source of the shapes), versioned
 indices ``<base>-v<stamp>`` behind the read alias ``<base>``, the atomic alias swap of a full rebuild,
-refresh control and the reads the CLI uses (count, facets)."""
+refresh control and the reads the CLI uses (count, facets). Reads (alias lookups, index listings, counts,
+facets, refresh) retry transient cluster errors (``pipeline.stores.retry``); writes do not."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from pipeline.errors import IndexManagementError
 from pipeline.resources import data_dir
+from pipeline.stores.retry import read
 
 MAPPINGS_DIR = (
     Path(os.environ["SEEDNEWS_MAPPINGS_DIR"])
@@ -62,9 +64,15 @@ def create_index(client, base: str) -> str:
 
 
 def alias_indices(client, alias: str) -> list[str]:
-    if not client.indices.exists_alias(name=alias):
+    if not read(client, f"alias {alias}: exists", client.indices.exists_alias, name=alias):
         return []
-    return sorted(client.indices.get_alias(name=alias).keys())
+    return sorted(read(client, f"alias {alias}: indices", client.indices.get_alias, name=alias).keys())
+
+
+def _versions(client, base: str) -> list[str]:
+    """The open concrete article indices of ``base``, oldest first."""
+    pattern = versions_pattern(base)
+    return sorted(read(client, f"indices {pattern}", client.indices.get, index=pattern, expand_wildcards="open"))
 
 
 def ensure_alias(client, base: str) -> str:
@@ -78,11 +86,11 @@ def ensure_alias(client, base: str) -> str:
         # refuses documents with fields it does not know)
         client.indices.put_mapping(index=current[-1], body=load_template()["template"]["mappings"])
         return current[-1]
-    if client.indices.exists(index=base):
+    if read(client, f"index {base}: exists", client.indices.exists, index=base):
         raise IndexManagementError(f"{base!r} is a concrete index, not an alias; move its data and delete it first")
     # A first run that died between creating its index and adding the alias left that index behind:
     # adopt the newest one rather than leaving an orphan (its documents are valid: writes are idempotent).
-    orphans = sorted(client.indices.get(index=versions_pattern(base), expand_wildcards="open").keys())
+    orphans = _versions(client, base)
     name = orphans[-1] if orphans else create_index(client, base)
     try:
         client.indices.update_aliases(
@@ -110,7 +118,7 @@ def swap_alias(client, base: str, new_index: str, retention: int, paired: dict[s
         actions += [{"remove": {"index": i, "alias": alias}} for i in alias_indices(client, alias) if i != index]
         actions.append({"add": {"index": index, "alias": alias, "is_write_index": True}})
     client.indices.update_aliases(body={"actions": actions})
-    all_versions = sorted(client.indices.get(index=versions_pattern(base), expand_wildcards="open").keys())
+    all_versions = _versions(client, base)
     keep = set(all_versions[-(retention + 1) :]) | {new_index}
     doomed = [i for i in all_versions if i not in keep]
     for name in doomed:
@@ -123,7 +131,8 @@ def swap_alias(client, base: str, new_index: str, retention: int, paired: dict[s
 
 # ----------------------------------------------------------------------------- reads
 def refresh(client, index: str) -> None:
-    client.indices.refresh(index=index)
+    """Make what was written searchable (idempotent, so retried like a read)."""
+    read(client, f"index {index}: refresh", client.indices.refresh, index=index)
 
 
 def template_refresh_interval() -> str:
@@ -141,12 +150,13 @@ def resume_refresh(client, index: str) -> None:
 
 
 def count(client, index: str) -> int:
-    return int(client.count(index=index)["count"])
+    return int(read(client, f"index {index}: count", client.count, index=index)["count"])
 
 
 def facet(client, index: str, field: str, size: int = 50) -> list[tuple[str, int]]:
     """Terms aggregation on ``field``: ``[(value, doc_count), ...]`` most common first."""
-    res = client.search(index=index, body={"size": 0, "aggs": {"f": {"terms": {"field": field, "size": size}}}})
+    body = {"size": 0, "aggs": {"f": {"terms": {"field": field, "size": size}}}}
+    res = read(client, f"index {index}: facet {field}", client.search, index=index, body=body)
     return [
         (b["key_as_string"] if "key_as_string" in b else b["key"], b["doc_count"])
         for b in res["aggregations"]["f"]["buckets"]

@@ -1,5 +1,8 @@
 """The ledger of seed files: which file (folder + path), with which content, became what.
 
+(Just over 400 lines on purpose: every read and write of the ledger is here, each read under the read
+retry policy of ``pipeline.stores.retry``, so planning and finalize read it one way.)
+
 Kept in OpenSearch because every Airflow worker already reaches it: it survives a wiped worker, needs
 no extra service, and analysts read it in Dashboards next to the articles. One entry per file; its id
 is ``types.entry_key(root, path)``, so writing an entry again replaces it (idempotent).
@@ -37,6 +40,7 @@ from typing import Any, NamedTuple
 
 from pipeline.errors import LedgerError
 from pipeline.stores.indices import load_template
+from pipeline.stores.retry import read, read_scroll
 from pipeline.times import utc_now
 from pipeline.types import SeedFile, State, display_path, entry_key
 
@@ -175,8 +179,12 @@ class Ledger:
         self.index = index
 
     # ------------------------------------------------------------------ reads
+    def _read(self, what: str, fn, /, **kwargs: Any) -> Any:
+        """``fn(**kwargs)``, retried on transient cluster errors (``stores.retry``); ``what`` for the log."""
+        return read(self.client, f"ledger {self.index}: {what}", fn, **kwargs)
+
     def exists(self) -> bool:
-        return bool(self.client.indices.exists(index=self.index))
+        return bool(self._read("exists", self.client.indices.exists, index=self.index))
 
     def lookup(self, keys: Iterable[str]) -> dict[str, LedgerEntry]:
         """Entries for ``keys`` (``types.entry_key``) that exist."""
@@ -185,7 +193,7 @@ class Ledger:
         if not keys or not self.exists():
             return found
         for i in range(0, len(keys), MGET_CHUNK):
-            res = self.client.mget(index=self.index, body={"ids": keys[i : i + MGET_CHUNK]})
+            res = self._read("lookup", self.client.mget, index=self.index, body={"ids": keys[i : i + MGET_CHUNK]})
             for doc in res["docs"]:
                 if doc.get("found"):
                     found[doc["_id"]] = LedgerEntry.from_source({**doc["_source"], "key": doc["_id"]})
@@ -193,7 +201,8 @@ class Ledger:
 
     def _scan(self, query: dict[str, Any], page: int = PAGE) -> Iterator[LedgerEntry]:
         """Every entry matching ``query``, paged with search_after on the ``key`` field (no total
-        counted, only what is read kept in the response)."""
+        counted, only what is read kept in the response). A page that fails transiently is asked again
+        (after the same sort key), so nothing is read twice or missed."""
         if not self.exists():
             return
         after = None
@@ -201,7 +210,7 @@ class Ledger:
             body: dict[str, Any] = {"size": page, "query": query, "sort": [{"key": "asc"}], "track_total_hits": False}
             if after:
                 body["search_after"] = after
-            res = self.client.search(index=self.index, body=body, filter_path=SCAN_FILTER)
+            res = self._read("scan", self.client.search, index=self.index, body=body, filter_path=SCAN_FILTER)
             hits = res.get("hits", {}).get("hits", [])  # an empty page has no hits at all once filtered
             for h in hits:
                 yield LedgerEntry.from_source({**h["_source"], "key": h["_id"]})
@@ -218,23 +227,28 @@ class Ledger:
         Read with a scroll in index order: paging with ``search_after`` sorted by key made the node sort
         the folder once per page (0.8 of 1.7 s for 100,000 entries; this takes 1.0 s, hash and sequence
         not asked). The scroll pins the shard copy and segments it reads, so no entry is seen twice or
-        missed while others are written."""
+        missed while others are written. A scroll that fails transiently or loses its context (its node
+        restarted) is read again from the beginning into a fresh result (``retry.read_scroll``)."""
         from opensearchpy import helpers
 
         self.refresh()
-        out: dict[str, Fingerprint] = {}
         if not self.exists():
-            return out
+            return {}
         names = Fingerprint._fields if content else Fingerprint._fields[:-2]
         query = {"query": {"term": {"root": root}}, "stored_fields": "_none_", "docvalue_fields": [*names, "key"]}
-        for h in helpers.scan(
-            self.client, index=self.index, query=query, size=page, scroll="5m", filter_path=FINGERPRINT_FILTER
-        ):
-            f = h["fields"]
-            out[f["key"][0]] = Fingerprint(
-                *(v[0] if (v := f.get(name)) else _FP_DEFAULTS[name] for name in Fingerprint._fields)
-            )
-        return out
+
+        def read_all() -> dict[str, Fingerprint]:
+            out: dict[str, Fingerprint] = {}
+            for h in helpers.scan(
+                self.client, index=self.index, query=query, size=page, scroll="5m", filter_path=FINGERPRINT_FILTER
+            ):
+                f = h["fields"]
+                out[f["key"][0]] = Fingerprint(
+                    *(v[0] if (v := f.get(name)) else _FP_DEFAULTS[name] for name in Fingerprint._fields)
+                )
+            return out
+
+        return read_scroll(self.client, f"ledger {self.index}: fingerprints of {root}", read_all)
 
     def entries_for_root(self, root: str) -> dict[str, LedgerEntry]:
         """Every entry of one seed folder, by key (planning compares the folder against it)."""
@@ -263,7 +277,9 @@ class Ledger:
         """Articles that more than one entry says it indexed (parallel batches wrote copies of one
         article; the one with the highest ``seq`` is what the index holds). Exact: one shard."""
         self.refresh()
-        res = self.client.search(
+        res = self._read(
+            "doubly indexed",
+            self.client.search,
             index=self.index,
             body={
                 "size": 0,
@@ -284,7 +300,9 @@ class Ledger:
     def max_seq(self) -> int:
         if not self.exists():
             return 0
-        res = self.client.search(index=self.index, body={"size": 0, "aggs": {"m": {"max": {"field": "seq"}}}})
+        res = self._read(
+            "max seq", self.client.search, index=self.index, body={"size": 0, "aggs": {"m": {"max": {"field": "seq"}}}}
+        )
         value = res["aggregations"]["m"]["value"]
         return int(value) if value is not None else 0
 
@@ -294,7 +312,9 @@ class Ledger:
             return {}
         self.refresh()
         query = {"term": {"root": root}} if root else {"match_all": {}}
-        res = self.client.search(
+        res = self._read(
+            "counts",
+            self.client.search,
             index=self.index,
             body={"size": 0, "query": query, "aggs": {"s": {"terms": {"field": "state", "size": 20}}}},
         )
@@ -305,11 +325,12 @@ class Ledger:
         if not self.exists():
             return 0
         self.refresh()
-        return int(self.client.count(index=self.index, body={"query": {"term": {"state": state}}})["count"])
+        body = {"query": {"term": {"state": state}}}
+        return int(self._read("count", self.client.count, index=self.index, body=body)["count"])
 
     def refresh(self) -> None:
         if self.exists():
-            self.client.indices.refresh(index=self.index)
+            self._read("refresh", self.client.indices.refresh, index=self.index)
 
     # ------------------------------------------------------------------ writes
     def record(self, entries: Iterable[LedgerEntry]) -> int:
