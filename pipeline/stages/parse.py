@@ -270,7 +270,8 @@ def _check_extra(extra: dict[str, Any], where: str) -> None:
                     place = f" in '{at}'" if at else ""
                     raise SeedError(
                         "validate",
-                        f"field name {short(key)}{place} is too long: {size:,} bytes of UTF-8, at most {MAX_KEY_BYTES:,}",
+                        f"field name {short(key)}{place} is too long: "
+                        f"{size:,} bytes of UTF-8, at most {MAX_KEY_BYTES:,}",
                     )
                 todo.append((v, f"{at}.{key}" if at else key))
 
