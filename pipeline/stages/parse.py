@@ -17,6 +17,9 @@ Steps, each of which can quarantine the file with a reason naming the step (the 
                 outside the mapped ``integer`` type (``INTEGER_MIN..INTEGER_MAX``), keyword values over
                 Lucene's term limit (``MAX_KEYWORD_BYTES``), unknown field names longer than the JSON
                 parser accepts (``MAX_KEY_BYTES``) and more unknown field names than ``MAX_EXTRA_KEYS``.
+                Keyword lengths are measured as written: in rare cases normalize's repairs lengthen a
+                label (an HTML entity or a compatibility character expanding past the limit); such a
+                document is a dead letter, which is listed and does not hold a full rebuild back.
 
 Reasons quote at most a short piece of the offending value (``types.short``).
 """
