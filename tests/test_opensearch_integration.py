@@ -177,8 +177,9 @@ def test_a_rebuild_with_a_dead_letter_is_promoted_and_names_it(settings, client,
     assert f"  dead letter (1):\n    - {REFUSED}: index: HTTP 400: " in text and "(kept for replay)" in text
     assert "  note: rebuild validated: 2 files planned = 1 indexed + 1 dead letter\n" in text
     assert (
-        "  note: promoted without 1 dead letters (refused by the mapping, listed above, kept in "
-        f"{settings.deadletter_index}): fix the cause, then run with --replay-dead-letters\n"
+        "  note: promoted without 1 article OpenSearch refused (the dead letters listed above, kept in "
+        f"{settings.deadletter_index}): fix the cause, then replay them (--replay-dead-letters, or the DAG's "
+        "replay_dead_letters)\n"
     ) in text
     assert Ledger(client, settings.ledger_index).counts(str(seed_dir)) == {"indexed": 1, "dead_letter": 1}
     # the dead letter of the promoted rebuild replays once the cause is fixed

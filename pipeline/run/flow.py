@@ -475,10 +475,11 @@ def finalize(
             f"rebuild validated: {planned} files planned = {in_ledger} indexed"
             + "".join(f" + {n} {s.replace('_', ' ')}" for s, n in without.items())
         )
-        if states.get("dead_letter"):
+        if refused := states.get("dead_letter", 0):
             report.notes.append(
-                f"promoted without {states['dead_letter']} dead letters (refused by the mapping, listed above, "
-                f"kept in {settings.deadletter_index}): fix the cause, then run with --replay-dead-letters"
+                f"promoted without {refused} article{'s' * (refused != 1)} OpenSearch refused (the dead letters "
+                f"listed above, kept in {settings.deadletter_index}): fix the cause, then replay them "
+                "(--replay-dead-letters, or the DAG's replay_dead_letters)"
             )
         deleted = indices.swap_alias(
             client, settings.index_base, target, settings.retention, paired={settings.ledger_index: ledger.index}
