@@ -201,6 +201,18 @@ def _refused_by_mapping(monkeypatch, rel: str) -> None:
     monkeypatch.setattr(flow, "normalize", skewed)
 
 
+def _busy_for(monkeypatch, rel: str) -> None:
+    """The node answers 503 for the document of ``rel``, every time (a retryable failure: ``failed``)."""
+    real = ix.bulk_index
+
+    def busy(client, index, docs, **kw):
+        docs = list(docs)
+        yield from real(client, index, [d for d in docs if d.seed.rel != rel], **kw)
+        yield from (ItemResult(d.id, False, 503, "failed", "busy", True) for d in docs if d.seed.rel == rel)
+
+    monkeypatch.setattr(ix, "bulk_index", busy)
+
+
 def test_when_the_newer_copy_is_refused_the_older_valid_copy_is_indexed(settings, client, tmp_path, monkeypatch):
     write(tmp_path / "old.txt", "old but valid", "https://example.com/x", mtime=1_000)
     write(tmp_path / "new.txt", "new but refused", "https://example.com/x", mtime=2_000)
@@ -231,17 +243,10 @@ def test_a_failed_rebuild_leaves_the_served_ledger_alone(settings, client, tmp_p
     served = sorted(client.indices.get(index=f"{settings.index_base}*").keys())
     write(tmp_path / "a.txt", "v2", "https://example.com/a")
     write(tmp_path / "bad.txt", "refused", "https://example.com/bad")
-    real = ix.bulk_index
-
-    def busy(client, index, docs, **kw):  # the node answers 503 for bad.txt's document, every time
-        docs = list(docs)
-        yield from real(client, index, [d for d in docs if d.seed.rel != "bad.txt"], **kw)
-        yield from (ItemResult(d.id, False, 503, "failed", "busy", True) for d in docs if d.seed.rel == "bad.txt")
-
-    monkeypatch.setattr(ix, "bulk_index", busy)
+    _busy_for(monkeypatch, "bad.txt")
     with pytest.raises(ValidationFailed, match="removed the new index pair"):
         go(settings, client, tmp_path, full_rebuild=True)
-    monkeypatch.setattr(ix, "bulk_index", real)
+    monkeypatch.undo()
     assert docs(client, settings) == {"https://example.com/a": ("v1", "a.txt")}  # the old index serves
     assert sorted(client.indices.get(index=f"{settings.index_base}*").keys()) == served  # the new pair is gone
     # the served ledger still describes the served index: the next run applies v2
@@ -269,6 +274,24 @@ def test_a_rebuild_is_not_held_back_by_a_dead_letter_and_its_replay_still_works(
     replayed = go(settings, client, tmp_path, replay_dead_letters=True)
     assert replayed.counts == {"indexed": 1, "unchanged": 1}
     assert ledger_states(client, settings, tmp_path) == {"a.txt": "indexed", "b.txt": "indexed"}
+
+
+def test_the_dead_letters_of_a_rebuild_that_was_not_promoted_still_replay(settings, client, tmp_path, monkeypatch):
+    write(tmp_path / "a.txt", "a", "https://example.com/a")
+    write(tmp_path / "b.txt", "b", "https://example.com/b")
+    _refused_by_mapping(monkeypatch, "b.txt")
+    assert go(settings, client, tmp_path).counts == {"indexed": 1, "dead_letter": 1}
+    _busy_for(monkeypatch, "a.txt")  # the rebuild dead-letters b.txt again, and is not promoted
+    with pytest.raises(ValidationFailed, match="removed the new index pair"):
+        go(settings, client, tmp_path, full_rebuild=True)
+    monkeypatch.undo()
+    (letter,) = client.search(index=settings.deadletter_index, body={"query": {"match_all": {}}})["hits"]["hits"]
+    assert letter["_source"]["pending"] and not client.indices.exists(index=letter["_source"]["target"])
+    client.indices.put_mapping(index=settings.alias, body={"properties": {"sentiment": {"type": "float"}}})
+    replayed = go(settings, client, tmp_path, replay_dead_letters=True)  # into the served pair
+    assert replayed.counts == {"indexed": 1, "unchanged": 1}
+    assert ledger_states(client, settings, tmp_path) == {"a.txt": "indexed", "b.txt": "indexed"}
+    assert docs(client, settings) == {"https://example.com/a": ("a", "a.txt"), "https://example.com/b": ("b", "b.txt")}
 
 
 # ----------------------------------------------------------------------------- files changing mid-run
