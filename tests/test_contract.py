@@ -92,3 +92,21 @@ def test_dates_in_documents_are_utc_iso():
 def test_templates_load():
     for name in ("articles.template.json", "deadletter.template.json", "ledger.template.json"):
         assert load_template(name)["template"]["mappings"]["dynamic"] == "strict"
+
+
+def test_the_validators_integer_range_is_the_mapped_type():
+    """parse refuses integers outside ``INTEGER_MIN..INTEGER_MAX``: every seed integer it checks (quality,
+    heat, image width/height, at the top, in provider and in related) must be mapped as a 32-bit ``integer``."""
+    from pipeline.stages.parse import INTEGER_MAX, INTEGER_MIN
+
+    props = article_mapping()["properties"]
+    image = ("width", "height")
+    paths = [("quality",), ("heat",), ("related", "quality"), ("related", "heat")]
+    for owner in (("images",), ("provider", "images"), ("related", "images"), ("related", "provider", "images")):
+        paths += [(*owner, key) for key in image]
+    for path in paths:
+        node = {"properties": props}
+        for part in path:
+            node = node["properties"][part]
+        assert node["type"] == "integer", path
+    assert (INTEGER_MIN, INTEGER_MAX) == (-(2**31), 2**31 - 1)

@@ -7,8 +7,14 @@ import shutil
 
 import pytest
 
+from pipeline.errors import IndexManagementError
+from pipeline.run import flow
 from pipeline.run.flow import RunOptions, ValidationFailed, run
+from pipeline.stages import index as ix
+from pipeline.stages.parse import INTEGER_MAX, INTEGER_MIN, MAX_KEY_BYTES, MAX_KEYWORD_BYTES
 from pipeline.stores import indices
+from pipeline.stores.ledger import Ledger
+from pipeline.types import ItemResult
 from tests.conftest import DATA
 
 
@@ -91,33 +97,127 @@ def test_the_copy_ingested_last_wins_across_batches_in_any_order(settings, clien
     assert hit["_source"]["title"] == "newer"
 
 
-def test_mapping_rejection_goes_to_dead_letters(settings, client, seed_dir):
-    text = (seed_dir / "000_9af88004a1e871b6.txt").read_text(encoding="utf-8")
-    (seed_dir / "000_9af88004a1e871b6.txt").write_text(
-        text.replace("quality: 172", "quality: 99999999999"), encoding="utf-8"
-    )
+REFUSED = "000_9af88004a1e871b6.txt"  # one of the two sample seeds
+
+
+def _refused_by_mapping(monkeypatch, rel: str) -> None:
+    """The document built from ``rel`` gets a field the strict mapping does not know (a code/mapping skew):
+    OpenSearch refuses it for good, a dead letter. (Values a seed can carry are refused by validation.)"""
+    real = flow.normalize
+
+    def skewed(record):
+        doc = real(record)
+        if record.seed.rel == rel:
+            doc.source["sentiment"] = 0.7
+        return doc
+
+    monkeypatch.setattr(flow, "normalize", skewed)
+
+
+def _busy_for(monkeypatch, rel: str) -> None:
+    """The node answers 503 for the document of ``rel`` every time (a retryable failure: ``failed``)."""
+    real = ix.bulk_index
+
+    def busy(client, index, docs, **kw):
+        docs = list(docs)
+        yield from real(client, index, [d for d in docs if d.seed.rel != rel], **kw)
+        for d in docs:
+            if d.seed.rel == rel:
+                yield ItemResult(d.id, False, 503, "failed", "node busy", retryable=True)
+
+    monkeypatch.setattr(ix, "bulk_index", busy)
+
+
+def test_mapping_rejection_goes_to_dead_letters(settings, client, seed_dir, monkeypatch):
+    _refused_by_mapping(monkeypatch, REFUSED)
     report = _run(settings, client, seed_dir)
     assert report.indexed == 1 and report.n("dead_letter") == 1
     (failed,) = report.failed
-    assert failed["http_status"] == 400 and "mapper_parsing_exception" in failed["reason"]
-    assert failed["path"] == "000_9af88004a1e871b6.txt"
+    assert failed["http_status"] == 400 and "strict_dynamic_mapping_exception" in failed["reason"]
+    assert failed["path"] == REFUSED
     (dl,) = client.search(index=settings.deadletter_index, body={"query": {"match_all": {}}})["hits"]["hits"]
-    assert dl["_source"]["doc_id"] == failed["doc_id"] and '"quality": 99999999999' in dl["_source"]["document"]
-    assert (dl["_source"]["seed_root"], dl["_source"]["seed_path"]) == (str(seed_dir), "000_9af88004a1e871b6.txt")
+    assert dl["_source"]["doc_id"] == failed["doc_id"] and '"sentiment": 0.7' in dl["_source"]["document"]
+    assert (dl["_source"]["seed_root"], dl["_source"]["seed_path"]) == (str(seed_dir), REFUSED)
 
 
-def test_full_rebuild_swaps_alias_and_failed_rebuild_keeps_old_index(settings, client, seed_dir):
+def test_values_the_mapping_refuses_are_quarantined_by_validation_not_dead_letters(settings, client, tmp_path):
+    body = '---\ntitle: "{t}"\npublishedDateTime: 2021-10-06T11:10:00Z\nwebUrl: "https://e.com/{t}"\n{x}\n---\n'
+    cases = {
+        "quality.txt": "quality: 3000000000",
+        "long_name.txt": "? " + "k" * 60_000 + "\n: 1",
+        "many_names.txt": "\n".join(f"x{i}: {i}" for i in range(1001)),
+        "edges.txt": f"quality: {INTEGER_MAX}\nheat: {INTEGER_MIN}\n? {'k' * MAX_KEY_BYTES}\n: 1\n"
+        + "category: "
+        + "c" * MAX_KEYWORD_BYTES,
+    }
+    for name, extra in cases.items():
+        (tmp_path / name).write_text(body.format(t=name[:-4], x=extra), encoding="utf-8")
+    report = _run(settings, client, tmp_path)
+    assert report.counts == {"indexed": 1, "quarantined": 3} and report.ok, report.render()
+    reasons = {q["path"]: q["reason"] for q in report.quarantined}
+    assert reasons == {
+        "quality.txt": "field 'quality' must be an integer between -2147483648 and 2147483647, got integer 3000000000",
+        "long_name.txt": f"field name '{'k' * 58}… is too long: 60,000 bytes of UTF-8, at most 50,000",
+        "many_names.txt": "too many unknown fields: more than 1,000 field names at any depth",
+    }
+    (hit,) = _search(client, settings, {"match_all": {}})  # the values at the limits are what the node accepts
+    assert (hit["_source"]["quality"], len(hit["_source"]["category"])) == (INTEGER_MAX, MAX_KEYWORD_BYTES)
+    assert not client.indices.exists(index=settings.deadletter_index)
+
+
+def test_a_rebuild_with_a_dead_letter_is_promoted_and_names_it(settings, client, seed_dir, monkeypatch):
+    _run(settings, client, seed_dir)
+    (old,) = indices.alias_indices(client, settings.alias)
+    _refused_by_mapping(monkeypatch, REFUSED)
+    report = _run(settings, client, seed_dir, full_rebuild=True)
+    (new,) = indices.alias_indices(client, settings.alias)
+    assert new != old and report.counts == {"indexed": 1, "dead_letter": 1}
+    assert indices.count(client, settings.alias) == 1
+    text = report.render()
+    assert f"  dead letter (1):\n    - {REFUSED}: index: HTTP 400: " in text and "(kept for replay)" in text
+    assert "  note: rebuild validated: 2 files planned = 1 indexed + 1 dead letter\n" in text
+    assert (
+        "  note: promoted without 1 article OpenSearch refused (the dead letters listed above, kept in "
+        f"{settings.deadletter_index}): fix the cause, then replay them (--replay-dead-letters, or the DAG's "
+        "replay_dead_letters)\n"
+    ) in text
+    assert Ledger(client, settings.ledger_index).counts(str(seed_dir)) == {"indexed": 1, "dead_letter": 1}
+    # the dead letter of the promoted rebuild replays once the cause is fixed
+    client.indices.put_mapping(index=settings.alias, body={"properties": {"sentiment": {"type": "float"}}})
+    replayed = _run(settings, client, seed_dir, replay_dead_letters=True)
+    assert (replayed.indexed, replayed.failed) == (1, []) and indices.count(client, settings.alias) == 2
+
+
+def test_full_rebuild_swaps_alias_and_failed_rebuild_keeps_old_index(settings, client, seed_dir, monkeypatch):
     _run(settings, client, seed_dir)
     (old,) = indices.alias_indices(client, settings.alias)
     _run(settings, client, seed_dir, full_rebuild=True)
     (new,) = indices.alias_indices(client, settings.alias)
     assert new != old and indices.count(client, settings.alias) == 2
+    (served_ledger,) = indices.alias_indices(client, settings.ledger_index)
+    pairs = sorted(client.indices.get(index=f"{settings.index_base}*").keys())
 
-    text = (seed_dir / "000_9af88004a1e871b6.txt").read_text(encoding="utf-8")
-    (seed_dir / "000_9af88004a1e871b6.txt").write_text(
-        text.replace("quality: 172", "quality: 99999999999"), encoding="utf-8"
-    )
-    with pytest.raises(ValidationFailed, match="not promoted"):
+    _busy_for(monkeypatch, REFUSED)  # a failure that may pass holds the rebuild back
+    with pytest.raises(ValidationFailed) as err:
         _run(settings, client, seed_dir, full_rebuild=True)
+    message = str(err.value)
+    stamp = message.split(f"rebuild index {settings.index_base}-v")[1].split(" ")[0]
+    assert message == (
+        f"rebuild index {settings.index_base}-v{stamp} not promoted: 1 documents failed to index for a reason "
+        "that may pass (cluster busy or unreachable): run the rebuild again; removed the new index pair "
+        f"{settings.index_base}-v{stamp} and {settings.ledger_index}-v{stamp}; alias {settings.alias} still "
+        "serves the old index and ledger"
+    )
     assert indices.alias_indices(client, settings.alias) == [new]
+    assert indices.alias_indices(client, settings.ledger_index) == [served_ledger]
+    assert indices.count(client, settings.alias) == 2
+    assert sorted(client.indices.get(index=f"{settings.index_base}*").keys()) == pairs  # nothing left behind
+
+
+def test_the_served_pair_is_never_dropped(settings, client, seed_dir):
+    _run(settings, client, seed_dir)
+    (served,) = indices.alias_indices(client, settings.alias)
+    (ledger,) = indices.alias_indices(client, settings.ledger_index)
+    with pytest.raises(IndexManagementError, match=f"not deleting {served}, {ledger}: an alias serves it"):
+        indices.drop_unpromoted(client, settings.index_base, served, {settings.ledger_index: ledger})
     assert indices.count(client, settings.alias) == 2

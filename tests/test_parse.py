@@ -4,7 +4,17 @@ import pytest
 
 from pipeline.errors import SeedError
 from pipeline.stages.discover import discover
-from pipeline.stages.parse import MAX_SEED_BYTES, ParseConfig, parse_seed, parse_text
+from pipeline.stages.parse import (
+    INTEGER_MAX,
+    INTEGER_MIN,
+    MAX_EXTRA_KEYS,
+    MAX_KEY_BYTES,
+    MAX_KEYWORD_BYTES,
+    MAX_SEED_BYTES,
+    ParseConfig,
+    parse_seed,
+    parse_text,
+)
 from pipeline.types import SeedOutcome, SeedRecord
 from tests.conftest import DATA, SAMPLE_SEEDS
 
@@ -162,3 +172,78 @@ def test_null_topic_is_dropped_with_a_warning():
         "dropped topics[1]: field 'topics[1]' must be a string, got null",
         "dropped topics[2]: field 'topics[2]' must not be empty",
     ]
+
+
+# ----------------------------------------------------------------------------- what the mapping would refuse
+ARTICLE = '---\ntitle: t\npublishedDateTime: 2021-10-06\nwebUrl: "https://e.com/a"\n'
+
+
+def _refusal(extra: str) -> str:
+    with pytest.raises(SeedError) as err:
+        parse_text(ARTICLE + extra + "\n---\n")
+    assert err.value.stage == "validate"
+    return str(err.value)
+
+
+def test_integers_outside_the_mapped_integer_type_are_refused_naming_the_field():
+    assert _refusal("quality: 3000000000") == (
+        "field 'quality' must be an integer between -2147483648 and 2147483647, got integer 3000000000"
+    )
+    assert _refusal("heat: -2147483649") == (
+        "field 'heat' must be an integer between -2147483648 and 2147483647, got integer -2147483649"
+    )
+    edge = parse_text(ARTICLE + "quality: 2147483647\nheat: -2147483648\n---\n")
+    assert (edge["quality"], edge["heat"]) == (INTEGER_MAX, INTEGER_MIN)
+
+
+def test_an_image_or_related_item_with_an_integer_out_of_range_is_dropped_with_a_warning():
+    warnings: list[str] = []
+    fields = parse_text(
+        ARTICLE + "images: [{url: a.png, width: 4294967296}, {url: b.png, height: 600}]\n"
+        "related: [{title: r, quality: 2147483648}]\n---\n",
+        warnings,
+    )
+    assert fields["images"] == [{"url": "b.png", "height": 600}] and fields["related"] == []
+    assert warnings == [
+        "dropped images[0]: field 'images[0].width' must be an integer between -2147483648 and 2147483647, "
+        "got integer 4294967296",
+        "dropped related[0]: field 'related[0].quality' must be an integer between -2147483648 and 2147483647, "
+        "got integer 2147483648",
+    ]
+
+
+def test_an_unknown_field_name_longer_than_the_node_accepts_is_refused():
+    long_name = "k" * (MAX_KEY_BYTES + 1)
+    assert _refusal(f"? {long_name}\n: 1") == (
+        f"field name '{'k' * 58}… is too long: 50,001 bytes of UTF-8, at most 50,000"
+    )
+    # bytes, not characters, at any depth: 25,001 two-byte characters under custom.deep
+    assert _refusal(f"custom:\n  deep:\n    ? {'é' * 25_001}\n    : 1") == (
+        f"field name '{'é' * 58}… in 'custom.deep' is too long: 50,002 bytes of UTF-8, at most 50,000"
+    )
+    assert parse_text(ARTICLE + f"? {'k' * MAX_KEY_BYTES}\n: 1\n---\n")["_extra"] == {"k" * MAX_KEY_BYTES: 1}
+
+
+def test_too_many_unknown_field_names_are_refused():
+    many = "\n".join(f"x{i}: {i}" for i in range(MAX_EXTRA_KEYS + 1))
+    assert _refusal(many) == "too many unknown fields: more than 1,000 field names at any depth"
+    nested = "custom:\n" + "\n".join(f"  x{i}: {i}" for i in range(MAX_EXTRA_KEYS))  # 1,001 with 'custom'
+    assert _refusal(nested) == "too many unknown fields: more than 1,000 field names at any depth"
+    fine = "\n".join(f"x{i}: {i}" for i in range(MAX_EXTRA_KEYS))
+    assert len(parse_text(ARTICLE + fine + "\n---\n")["_extra"]) == MAX_EXTRA_KEYS
+
+
+def test_keyword_values_over_the_term_limit_are_refused():
+    assert _refusal("category: " + "c" * (MAX_KEYWORD_BYTES + 1)) == (
+        "field 'category' is too long: 32,767 bytes of UTF-8, at most 32,766"
+    )
+    assert _refusal("provider: {domain: " + "d" * (MAX_KEYWORD_BYTES + 1) + "}") == (
+        "field 'provider.domain' is too long: 32,767 bytes of UTF-8, at most 32,766"
+    )
+    # a URL short as written can be too long once percent-encoded (the document's `url`)
+    assert _refusal('originalUrl: "https://e.com/' + "é" * 6000 + '"') == (
+        "field 'originalUrl' is too long: its canonical form is 36,014 bytes of UTF-8, at most 32,766"
+    )
+    warnings: list[str] = []
+    assert parse_text(ARTICLE + "topics: [AI, " + "t" * 40_000 + "]\n---\n", warnings)["topics"] == ["AI"]
+    assert warnings == ["dropped topics[1]: field 'topics[1]' is too long: 40,000 bytes of UTF-8, at most 32,766"]

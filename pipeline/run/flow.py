@@ -431,7 +431,17 @@ def finalize(
 ) -> RunReport:
     """Replay dead letters if asked; refresh; reconcile copies of one article; remove or re-source
     articles no file carries; on a full rebuild validate the new index against its ledger, then move
-    both aliases at once (the old pair keeps serving if validation fails)."""
+    both aliases at once.
+
+    A rebuild is promoted when every planned file has an outcome in its ledger, the index holds exactly
+    the ledger's ``indexed`` files (as the report counts them too), and no document ``failed``. Files
+    that end without a document (``dead_letter``: refused by the mapping, kept for replay;
+    ``quarantined``, ``duplicate``, ``changed``) are decisions about one file, each recorded with its
+    reason: they are accounted for, listed in the report, and do not hold the rebuild back. ``failed``
+    does: it is the cluster's trouble (busy, down), not the file's, so the index may lack any number
+    of articles the old one serves; run the rebuild again when the cluster is well. A rebuild that is
+    not promoted deletes its own index pair (never a served one) and raises ``ValidationFailed``."""
+    planned = report.files_seen  # before a replay's outcomes are merged: they are for files counted here
     if options.dry_run:
         return report
     if options.replay_dead_letters:
@@ -445,19 +455,46 @@ def finalize(
         sweep_orphans(client, settings, options, target, ledger, report, emit)
     else:
         have = indices.count(client, target)
+        states = ledger.counts()  # the rebuild's ledger holds this run's files only
         in_ledger = ledger.count_state("indexed")
+        recorded = indices.count(client, ledger.index)
         problems = []
-        if not report.ok:
-            problems.append(f"{report.n('failed') + report.n('dead_letter')} documents failed to index")
+        if report.n("failed"):
+            problems.append(
+                f"{report.n('failed')} documents failed to index for a reason that may pass (cluster busy or "
+                "unreachable): run the rebuild again"
+            )
+        if recorded != planned:
+            problems.append(f"{planned} files planned, {recorded} with an outcome in its ledger")
         if have != in_ledger or report.indexed != in_ledger:
             problems.append(
                 f"{have} documents in the index, {in_ledger} indexed files in its ledger, "
                 f"{report.indexed} indexed in this run's report"
             )
         if problems:
+            try:
+                dropped = indices.drop_unpromoted(
+                    client, settings.index_base, target, {settings.ledger_index: ledger.index}
+                )
+                cleanup = f"removed the new index pair {' and '.join(dropped)}"
+            except Exception as exc:  # noqa: BLE001 -- the validation failure is the error to report
+                cleanup = (
+                    f"could not remove the new index pair {target} and {ledger.index} ({exc}); delete them by hand"
+                )
             raise ValidationFailed(
-                f"rebuild index {target} not promoted: {'; '.join(problems)}; alias "
+                f"rebuild index {target} not promoted: {'; '.join(problems)}; {cleanup}; alias "
                 f"{settings.alias} still serves the old index and ledger"
+            )
+        without = {s: n for s, n in sorted(states.items()) if s != "indexed"}
+        report.notes.append(
+            f"rebuild validated: {planned} files planned = {in_ledger} indexed"
+            + "".join(f" + {n} {s.replace('_', ' ')}" for s, n in without.items())
+        )
+        if refused := states.get("dead_letter", 0):
+            report.notes.append(
+                f"promoted without {refused} article{'s' * (refused != 1)} OpenSearch refused (the dead letters "
+                f"listed above, kept in {settings.deadletter_index}): fix the cause, then replay them "
+                "(--replay-dead-letters, or the DAG's replay_dead_letters)"
             )
         deleted = indices.swap_alias(
             client, settings.index_base, target, settings.retention, paired={settings.ledger_index: ledger.index}

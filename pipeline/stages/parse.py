@@ -12,6 +12,14 @@ Steps, each of which can quarantine the file with a reason naming the step (the 
                 absolute http(s), dates real and within ``times.MIN_YEAR..MAX_YEAR``. One bad element
                 of a list (``topics: [AI, ~]``) is dropped with a warning instead of losing the article.
                 Unknown fields are kept in ``SeedRecord.fields['_extra']``.
+                What the article mapping (``mappings/articles.template.json``) or OpenSearch would refuse
+                is refused here, naming the field, so it is a quarantine and not a dead letter: integers
+                outside the mapped ``integer`` type (``INTEGER_MIN..INTEGER_MAX``), keyword values over
+                Lucene's term limit (``MAX_KEYWORD_BYTES``), unknown field names longer than the JSON
+                parser accepts (``MAX_KEY_BYTES``) and more unknown field names than ``MAX_EXTRA_KEYS``.
+                Keyword lengths are measured as written: in rare cases normalize's repairs lengthen a
+                label (an HTML entity or a compatibility character expanding past the limit); such a
+                document is a dead letter, which is listed and does not hold a full rebuild back.
 
 Reasons quote at most a short piece of the offending value (``types.short``), never any of the
 ``secured`` value (an opaque credential-like blob): its validator names only the type, a YAML error
@@ -38,6 +46,12 @@ from pipeline.types import SeedFile, SeedOutcome, SeedRecord, quarantine, short
 MAX_SEED_BYTES = 1 << 20  # 1 MiB: real seeds are ~5 KB; anything this big is not a seed.
 UTF8_BOM = b"\xef\xbb\xbf"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# What mappings/articles.template.json and OpenSearch accept (validation refuses the rest, naming the field):
+INTEGER_MIN, INTEGER_MAX = -(1 << 31), (1 << 31) - 1  # mapping type "integer": quality, heat, image width/height
+MAX_KEYWORD_BYTES = 32766  # Lucene's largest term and doc value: URLs and labels mapped as keyword
+MAX_KEY_BYTES = 50_000  # the node's JSON parser refuses longer field names (Jackson's maxNameLength, UTF-8 bytes)
+# Unknown fields go to `extra` (stored, not indexed): a seed with more names than this is not an article
+MAX_EXTRA_KEYS = 1000
 
 
 @dataclass(frozen=True)
@@ -204,20 +218,42 @@ def _nonempty(value: Any, where: str, warn: Warn) -> str:
     return value
 
 
+def _keyword(value: Any, where: str, warn: Warn) -> str:
+    """A string the mapping indexes as a keyword (a term: at most ``MAX_KEYWORD_BYTES`` of UTF-8)."""
+    _too_long(_str(value, where, warn), where)
+    return value
+
+
+def _too_long(text: str, where: str, form: str = "") -> None:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEYWORD_BYTES:
+        raise SeedError(
+            "validate", f"field '{where}' is too long: {form}{size:,} bytes of UTF-8, at most {MAX_KEYWORD_BYTES:,}"
+        )
+
+
 def _url(value: Any, where: str, warn: Warn) -> str:
     text = _str(value, where, warn).strip()
     try:  # what validates here is what normalize can give an id (one URL parser for both)
-        ok = urls.canonical(text).scheme in ("http", "https")
+        canonical = urls.canonical(text)
+        ok = canonical.scheme in ("http", "https")
     except ValueError:  # no host, an invalid port or host name, a broken IPv6 literal
         ok = False
     if not ok:
         raise SeedError("validate", f"field '{where}' must be an absolute http(s) URL, got {short(value)}")
+    _too_long(text, where)  # kept as written (``urls.*``) and
+    _too_long(
+        str(canonical), where, "its canonical form is "
+    )  # canonical (``url``, percent-encoded: can be longer), both keywords
     return text
 
 
 def _int(value: Any, where: str, warn: Warn) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SeedError("validate", f"field '{where}' must be an integer, got {_got(value)}")
+    """An integer the mapping stores as ``integer`` (32-bit)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not INTEGER_MIN <= value <= INTEGER_MAX:
+        raise SeedError(
+            "validate", f"field '{where}' must be an integer between {INTEGER_MIN} and {INTEGER_MAX}, got {_got(value)}"
+        )
     return value
 
 
@@ -277,7 +313,7 @@ def _provider(value: Any, where: str, warn: Warn) -> dict[str, Any]:
     out = dict(value)
     for key in ("name", "domain"):
         if out.get(key) is not None:
-            _str(out[key], f"{where}.{key}", warn)
+            _keyword(out[key], f"{where}.{key}", warn)
     if out.get("images") is not None:
         out["images"] = _list(out["images"], f"{where}.images", warn, _image)
     return out
@@ -289,14 +325,48 @@ def _related(value: Any, where: str, warn: Warn) -> dict[str, Any]:
     return _check_fields(value, RELATED_SCHEMA, where, warn)
 
 
+def _topic(value: Any, where: str, warn: Warn) -> str:
+    _nonempty(value, where, warn)
+    return _keyword(value, where, warn)
+
+
+def _check_extra(extra: dict[str, Any], where: str) -> None:
+    """Unknown fields (stored under ``extra``, not indexed; ``where`` is their parent, ``""`` at the top):
+    every name, at any depth, short enough for the node's JSON parser, and at most ``MAX_EXTRA_KEYS``
+    names in all."""
+    names = 0
+    todo: list[tuple[Any, str]] = [(extra, where)]
+    while todo:
+        value, at = todo.pop()
+        if isinstance(value, list):
+            todo += [(v, f"{at}[{i}]") for i, v in enumerate(value)]
+        elif isinstance(value, dict):
+            names += len(value)
+            if names > MAX_EXTRA_KEYS:
+                place = f" in '{where}'" if where else ""
+                raise SeedError(
+                    "validate", f"too many unknown fields{place}: more than {MAX_EXTRA_KEYS:,} field names at any depth"
+                )
+            for key, v in value.items():
+                size = len(key.encode("utf-8", "surrogatepass"))
+                if size > MAX_KEY_BYTES:
+                    place = f" in '{at}'" if at else ""
+                    raise SeedError(
+                        "validate",
+                        f"field name {short(key)}{place} is too long: "
+                        f"{size:,} bytes of UTF-8, at most {MAX_KEY_BYTES:,}",
+                    )
+                todo.append((v, f"{at}.{key}" if at else key))
+
+
 Field = tuple[Callable[[Any, str, Warn], Any], bool]  # (checker, required)
 
 SCHEMA: dict[str, Field] = {
     "title": (_nonempty, True),
     "publishedDateTime": (_datetime, True),
     "excerpt": (_str, False),
-    "category": (_str, False),
-    "type": (_str, False),
+    "category": (_keyword, False),
+    "type": (_keyword, False),
     "originalUrl": (_url, False),
     "webUrl": (_url, False),
     "ampWebUrl": (_url, False),
@@ -305,7 +375,7 @@ SCHEMA: dict[str, Field] = {
     "heat": (_int, False),
     "published": (_bool, False),
     "provider": (_provider, False),
-    "topics": (_list_of(_nonempty), False),
+    "topics": (_list_of(_topic), False),
     "images": (_list_of(_image), False),
     "related": (_list_of(_related), False),
     "secured": (_secret, False),
@@ -318,7 +388,7 @@ RELATED_SCHEMA: dict[str, Field] = {
     "webUrl": (_url, False),
     "ampWebUrl": (_url, False),
     "cdnAmpWebUrl": (_url, False),
-    "type": (_str, False),
+    "type": (_keyword, False),
     "provider": (_provider, False),
     "quality": (_int, False),
     "heat": (_int, False),
@@ -338,6 +408,7 @@ def _check_fields(data: dict[str, Any], schema: dict[str, Field], where: str, wa
         out[name] = check(value, f"{prefix}{name}", warn)
     extra = {k: v for k, v in data.items() if k not in schema}
     if extra:
+        _check_extra(extra, where)
         out["_extra"] = extra
     return out
 

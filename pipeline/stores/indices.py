@@ -129,6 +129,22 @@ def swap_alias(client, base: str, new_index: str, retention: int, paired: dict[s
     return doomed
 
 
+def drop_unpromoted(client, base: str, index: str, paired: dict[str, str]) -> list[str]:
+    """Delete a rebuild's index pair that was not promoted: ``index`` (an article index of ``base``) and
+    the indices in ``paired`` (alias -> index, as for ``swap_alias``: its ledger). An index that ``base``
+    or one of those aliases points at is served and is never deleted: that raises
+    ``IndexManagementError`` before anything is deleted. Returns the names deleted."""
+    if not index.startswith(versions_pattern(base)[:-1]):
+        raise IndexManagementError(f"{index!r} is not an article index of {base!r}; not deleting it")
+    doomed = [index, *paired.values()]
+    served = set(alias_indices(client, base)).union(*(alias_indices(client, alias) for alias in paired))
+    if kept := [name for name in doomed if name in served]:
+        raise IndexManagementError(f"not deleting {', '.join(kept)}: an alias serves it")
+    for name in doomed:
+        client.indices.delete(index=name, ignore_unavailable=True)
+    return doomed
+
+
 # ----------------------------------------------------------------------------- reads
 def refresh(client, index: str) -> None:
     """Make what was written searchable (idempotent, so retried like a read)."""
