@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,29 @@ def test_one_bug_in_a_dag_run_fails_finalize_after_every_other_seed_is_indexed(a
         client.indices.delete(index=f"{index}*", ignore_unavailable=True, expand_wildcards="all")
         client.indices.delete_index_template(name=index, ignore=[404])
         client.close()
+
+
+def test_a_bug_preparing_one_image_url_is_its_documents_outcome(monkeypatch):
+    from pipeline.config import Settings
+    from pipeline.run import flow
+    from pipeline.stages.images import checker
+    from pipeline.types import Document
+
+    real = checker.prepare_url
+
+    def prepare_url(raw, base):
+        if "boom" in raw:
+            raise IndexError("string index out of range")
+        return real(raw, base)
+
+    monkeypatch.setattr(checker, "prepare_url", prepare_url)
+    seed = SeedFile("/r", "a.txt", "/r", "a.txt", 1)
+    bad = Document("1", {"title": "a", "images": [{"url": "http://[1]@/boom.jpg"}]}, seed, 1)
+    good = Document("2", {"title": "b", "images": [{"url": "http://127.0.0.1:9/x.jpg"}]}, replace(seed, rel="b.txt"), 1)
+    report = RunReport()
+    docs, outcomes = flow.annotate_images([bad, good], None, Settings(), RunOptions(seed_dir="unused"), report)
+    assert [d.id for d in docs] == ["2"] and docs[0].source["images"][0]["check"]["status"] == "blocked"
+    (o,) = outcomes
+    assert (o.seed.rel, o.state, o.stage) == ("a.txt", "internal_error", "images")
+    assert o.reason.startswith("internal error in images: IndexError at test_isolation.py:")
+    assert report.images["blocked"] == 1

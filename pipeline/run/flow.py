@@ -133,6 +133,7 @@ def annotate_images(
         ImageCheckConfig,
         annotate_document,
         check_images,
+        collect_image_urls,
         summarize,
     )
     from pipeline.stores.imagecache import OpenSearchVerdictCache
@@ -153,9 +154,20 @@ def annotate_images(
                 wanted.append(d)
                 urls += got[0]
                 over_cap += got[1]
-        docs = wanted
         cache = OpenSearchVerdictCache(client, settings.image_cache_index) if client is not None else None
-        verdicts = check_images(urls, config, cache=cache)
+        failures: dict[str, Exception] = {}
+        verdicts = check_images(urls, config, cache=cache, failures=failures)
+        docs = []
+        for d in wanted:  # a URL the checker could not even prepare (a bug) settles the documents carrying it
+            bad = (
+                next((failures[u] for u in collect_image_urls(d.source, cap) if u in failures), None)
+                if failures
+                else None
+            )
+            if bad is None:
+                docs.append(d)
+            else:
+                outcomes.append(seedpath.contain(d.seed, "images", bad))
         report.images = summarize(verdicts.values(), over_cap)
     annotated: list[Document] = []
     for d in docs:

@@ -388,6 +388,7 @@ async def check_images_async(
     *,
     resolver: HostResolver | None = None,
     session: aiohttp.ClientSession | None = None,
+    failures: dict[str, Exception] | None = None,
 ) -> dict[str, ImageVerdict]:
     """Async form of :func:`check_images` (same arguments). Cache calls are made in a thread."""
     fixed_now = _to_epoch(now)
@@ -410,6 +411,12 @@ async def check_images_async(
             url = prepare_url(raw, config.relative_base)
         except _Early as early:
             results[raw] = ImageVerdict(raw, early.status, early.http_code, _clean(early.reason), stamp(), None)
+            continue
+        except Exception as exc:
+            if failures is None:
+                raise
+            failures[raw] = exc  # a bug preparing this URL: the caller makes it its document's outcome
+            order.pop()
             continue
         key = str(url)
         if key not in to_check:
@@ -485,19 +492,22 @@ def check_images(
     now: datetime | float | None = None,
     *,
     resolver: HostResolver | None = None,
+    failures: dict[str, Exception] | None = None,
 ) -> dict[str, ImageVerdict]:
     """Check every URL once (duplicates removed) and return ``{url as given: verdict}``.
 
     Fresh cached verdicts are used without any request; new network verdicts are written to the
     cache. ``now`` (datetime or epoch seconds) fixes ``checked_at`` and the cache age reference.
     ``resolver`` replaces DNS (``async host -> [ip, ...]``). Never raises for a bad URL or a bad
-    host; raises only for programming errors. Runs its own event loop (in a worker thread when
-    the caller is already inside one).
+    host; raises only for programming errors. With ``failures``, a URL whose preparation raised
+    something unexpected (a bug: ours or the URL parser's) is left out of the result and its exception
+    put there instead, so the caller can settle the documents carrying it and go on. Runs its own
+    event loop (in a worker thread when the caller is already inside one).
     """
-    coro_args = (list(urls), config, cache, now)
+    coro = check_images_async(list(urls), config, cache, now, resolver=resolver, failures=failures)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(check_images_async(*coro_args, resolver=resolver))
+        return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, check_images_async(*coro_args, resolver=resolver)).result()
+        return pool.submit(asyncio.run, coro).result()
