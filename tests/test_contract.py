@@ -97,7 +97,7 @@ def test_templates_load():
 def test_the_validators_integer_range_is_the_mapped_type():
     """parse refuses integers outside ``INTEGER_MIN..INTEGER_MAX``: every seed integer it checks (quality,
     heat, image width/height, at the top, in provider and in related) must be mapped as a 32-bit ``integer``."""
-    from pipeline.stages.parse import INTEGER_MAX, INTEGER_MIN
+    from pipeline.stages.validate import INTEGER_MAX, INTEGER_MIN
 
     props = article_mapping()["properties"]
     image = ("width", "height")

@@ -408,10 +408,10 @@ def indexed(settings, client, tmp_path, monkeypatch):
     Common Dreams' is a 404), two seeds that are quarantined (bad YAML, bad date) and one whose document
     OpenSearch refuses (it carries a field the strict mapping does not know: dead letter; the values a
     seed can carry that the mapping refuses are refused by validation). Returns the run report."""
-    from pipeline.run import flow
+    from pipeline.run import seedpath
     from pipeline.run.flow import RunOptions, run
 
-    real_normalize = flow.normalize
+    real_normalize = seedpath.normalize
 
     def skewed(record):
         doc = real_normalize(record)
@@ -419,7 +419,7 @@ def indexed(settings, client, tmp_path, monkeypatch):
             doc.source["sentiment"] = 0.7
         return doc
 
-    monkeypatch.setattr(flow, "normalize", skewed)
+    monkeypatch.setattr(seedpath, "normalize", skewed)
     from pipeline.stages.images.config import ImageCheckConfig
 
     seeds = tmp_path / "seeds"

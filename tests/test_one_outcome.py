@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline.run import flow
+from pipeline.run import seedpath
 from pipeline.run.flow import (
     RunOptions,
     ValidationFailed,
@@ -190,7 +190,7 @@ def test_an_article_another_file_still_carries_is_not_deleted(settings, client, 
 def _refused_by_mapping(monkeypatch, rel: str) -> None:
     """The document of ``rel`` gets a field the strict mapping does not know: OpenSearch refuses it for
     good (a dead letter). Values a seed can carry that the mapping refuses are refused by validation."""
-    real = flow.normalize
+    real = seedpath.normalize
 
     def skewed(record):
         doc = real(record)
@@ -198,7 +198,7 @@ def _refused_by_mapping(monkeypatch, rel: str) -> None:
             doc.source["sentiment"] = 0.7
         return doc
 
-    monkeypatch.setattr(flow, "normalize", skewed)
+    monkeypatch.setattr(seedpath, "normalize", skewed)
 
 
 def _busy_for(monkeypatch, rel: str) -> None:

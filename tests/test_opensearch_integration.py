@@ -8,10 +8,10 @@ import shutil
 import pytest
 
 from pipeline.errors import IndexManagementError
-from pipeline.run import flow
+from pipeline.run import seedpath
 from pipeline.run.flow import RunOptions, ValidationFailed, run
 from pipeline.stages import index as ix
-from pipeline.stages.parse import INTEGER_MAX, INTEGER_MIN, MAX_KEY_BYTES, MAX_KEYWORD_BYTES
+from pipeline.stages.validate import INTEGER_MAX, INTEGER_MIN, MAX_KEY_BYTES, MAX_KEYWORD_BYTES
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
 from pipeline.types import ItemResult
@@ -103,7 +103,7 @@ REFUSED = "000_9af88004a1e871b6.txt"  # one of the two sample seeds
 def _refused_by_mapping(monkeypatch, rel: str) -> None:
     """The document built from ``rel`` gets a field the strict mapping does not know (a code/mapping skew):
     OpenSearch refuses it for good, a dead letter. (Values a seed can carry are refused by validation.)"""
-    real = flow.normalize
+    real = seedpath.normalize
 
     def skewed(record):
         doc = real(record)
@@ -111,7 +111,7 @@ def _refused_by_mapping(monkeypatch, rel: str) -> None:
             doc.source["sentiment"] = 0.7
         return doc
 
-    monkeypatch.setattr(flow, "normalize", skewed)
+    monkeypatch.setattr(seedpath, "normalize", skewed)
 
 
 def _busy_for(monkeypatch, rel: str) -> None:

@@ -4,17 +4,8 @@ import pytest
 
 from pipeline.errors import SeedError
 from pipeline.stages.discover import discover
-from pipeline.stages.parse import (
-    INTEGER_MAX,
-    INTEGER_MIN,
-    MAX_EXTRA_KEYS,
-    MAX_KEY_BYTES,
-    MAX_KEYWORD_BYTES,
-    MAX_SEED_BYTES,
-    ParseConfig,
-    parse_seed,
-    parse_text,
-)
+from pipeline.stages.parse import MAX_SEED_BYTES, ParseConfig, parse_seed, parse_text
+from pipeline.stages.validate import INTEGER_MAX, INTEGER_MIN, MAX_EXTRA_KEYS, MAX_KEY_BYTES, MAX_KEYWORD_BYTES
 from pipeline.types import SeedOutcome, SeedRecord
 from tests.conftest import DATA, SAMPLE_SEEDS
 
