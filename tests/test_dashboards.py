@@ -47,11 +47,13 @@ EXPECTED_OBJECTS = {  # id -> type; ids are part of the contract (overwrite-by-i
     "seednews-vis-articles-per-provider": "visualization",
     "seednews-vis-articles-over-time": "visualization",
     "seednews-vis-image-health": "visualization",
+    "seednews-vis-text-quality": "visualization",
     "seednews-vis-ledger-states": "visualization",
     "seednews-vis-quarantine-reasons": "visualization",
     "seednews-vis-pending-dead-letters": "visualization",
     "seednews-search-unpublished-articles": "search",
     "seednews-search-broken-images": "search",
+    "seednews-search-damaged-text": "search",
     "seednews-search-quarantined-files": "search",
     "seednews-search-pending-dead-letters": "search",
     "seednews-dashboard-analysts": "dashboard",
@@ -137,6 +139,8 @@ def test_dashboards_show_what_the_issue_asks_for():
         "seednews-vis-articles-per-topic",
         "seednews-vis-articles-per-provider",
         "seednews-vis-articles-over-time",
+        "seednews-vis-text-quality",
+        "seednews-search-damaged-text",
     }
     assert panels("seednews-dashboard-operators") >= {
         "seednews-vis-ledger-states",
@@ -577,6 +581,43 @@ def test_saved_searches_find_the_expected_documents(settings, client, indexed, t
                 for part in column.split("."):
                     value = [v.get(part) for v in value] if isinstance(value, list) else value.get(part)
                 assert value not in (None, [], [None]), (search["id"], column)
+
+
+def test_text_quality_panel_and_damaged_text_search(settings, client, indexed, tmp_path):
+    """Both sample articles had mojibake that was repaired (one in its excerpt, one in a related
+    article's excerpt); an article whose text is still broken after repair is found by the saved search."""
+    from pipeline.stages.discover import discover
+    from pipeline.stages.normalize import normalize
+    from pipeline.stages.parse import parse_seed
+
+    assert indexed.text_quality == {"repaired": 3}  # the two articles and the refused copy (dead letter)
+    assert "  text quality: repaired 3" in indexed.render().splitlines()
+    assert _run_vis(client, settings, "seednews-vis-text-quality") == {
+        ("repaired", "excerpt"): 1,
+        ("repaired", "related.excerpt"): 1,
+    }
+    assert _run_search(client, settings, "seednews-search-damaged-text") == []
+    (tmp_path / "damaged.txt").write_text(
+        '---\ntitle: "Caf\ufffd au lait"\npublishedDateTime: 2021-10-07\nwebUrl: "https://example.com/d"\n'
+        'provider: {name: "Example"}\n---\n',
+        encoding="utf-8",
+    )
+    seeds, _ = discover(tmp_path)
+    doc = normalize(parse_seed(seeds[0]))
+    client.index(index=_real_index(settings, "seednews-ip-articles"), id=doc.id, body=doc.source, refresh=True)
+    assert _run_vis(client, settings, "seednews-vis-text-quality")[("damaged", "title")] == 1
+    (found,) = _run_search(client, settings, "seednews-search-damaged-text")
+    assert (found["title"], found["text_quality_fields"], found["seed"]["path"]) == (
+        "Caf\ufffd au lait",
+        ["title"],
+        "damaged.txt",
+    )
+    search = _by_id()["seednews-search-damaged-text"]
+    for column in search["attributes"]["columns"]:  # every column shows something
+        value: Any = found
+        for part in column.split("."):
+            value = value.get(part)
+        assert value not in (None, []), column
 
 
 # ============================================================================ the import command

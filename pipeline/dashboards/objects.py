@@ -72,12 +72,14 @@ VIS_TOPICS = "seednews-vis-articles-per-topic"
 VIS_PROVIDERS = "seednews-vis-articles-per-provider"
 VIS_OVER_TIME = "seednews-vis-articles-over-time"
 VIS_IMAGE_HEALTH = "seednews-vis-image-health"
+VIS_TEXT_QUALITY = "seednews-vis-text-quality"
 VIS_LEDGER_STATES = "seednews-vis-ledger-states"
 VIS_QUARANTINE = "seednews-vis-quarantine-reasons"
 VIS_DEADLETTERS = "seednews-vis-pending-dead-letters"
 
 SEARCH_UNPUBLISHED = "seednews-search-unpublished-articles"
 SEARCH_BROKEN_IMAGES = "seednews-search-broken-images"
+SEARCH_DAMAGED_TEXT = "seednews-search-damaged-text"
 SEARCH_QUARANTINED = "seednews-search-quarantined-files"
 SEARCH_DEADLETTERS = "seednews-search-pending-dead-letters"
 
@@ -91,6 +93,8 @@ Q_UNPUBLISHED = "published:false"
 # image_health is no_images / unchecked / all_ok / some_broken / none_ok (pipeline/stages/images.py
 # annotate_document); images_broken > 0 exactly when it is some_broken or none_ok.
 Q_BROKEN_IMAGES = "image_health:(some_broken or none_ok) or images_broken > 0"
+# text_quality is clean / repaired / damaged (pipeline/stages/facets.py): damaged = still broken after repair
+Q_DAMAGED_TEXT = "text_quality:damaged"
 
 
 def _json(value: Any) -> str:
@@ -356,6 +360,21 @@ def saved_objects() -> list[dict[str, Any]]:
             [_COUNT, _terms("2", "segment", "image_health", "Image health")],
         ),
         _visualization(
+            VIS_TEXT_QUALITY,
+            "[seednews] Text quality",
+            "Articles by text_quality: clean, repaired (mojibake or entities undone), damaged (still broken "
+            "after repair: U+FFFD, C1 controls, mojibake ftfy cannot undo; fix it at the source), split by "
+            "the fields concerned (text_quality_fields).",
+            IP_ARTICLES,
+            "table",
+            _table_params(),
+            [
+                _COUNT,
+                _terms("2", "bucket", "text_quality", "Text quality"),
+                _terms("3", "bucket", "text_quality_fields", "Fields", size=20, missing=True),
+            ],
+        ),
+        _visualization(
             VIS_LEDGER_STATES,
             "[seednews] Seed files by ledger state",
             "What became of each seed file: indexed, quarantined, duplicate, failed, dead_letter...",
@@ -412,6 +431,16 @@ def saved_objects() -> list[dict[str, Any]]:
             "published_at",
         ),
         _search(
+            SEARCH_DAMAGED_TEXT,
+            "[seednews] Articles with damaged text",
+            "Articles whose text still looks broken after repair (text_quality: damaged), with the fields "
+            "concerned and the seed file to fix.",
+            IP_ARTICLES,
+            Q_DAMAGED_TEXT,
+            ["title", "provider.name", "text_quality_fields", "seed.path"],
+            "published_at",
+        ),
+        _search(
             SEARCH_QUARANTINED,
             "[seednews] Quarantined seed files",
             "Seed files that could not become a document, with the stage and the reason.",
@@ -435,7 +464,8 @@ def saved_objects() -> list[dict[str, Any]]:
         _dashboard(
             DASH_ANALYSTS,
             "[seednews] Articles (analysts)",
-            "What is in the articles index: topics, providers, publication over time, unpublished articles. "
+            "What is in the articles index: topics, providers, publication over time, unpublished articles, "
+            "text quality. "
             "Pick the time range of the publications you care about (the time field is published_at).",
             [
                 ("visualization", VIS_OVER_TIME, 0, 0, 48, 12),
@@ -443,6 +473,8 @@ def saved_objects() -> list[dict[str, Any]]:
                 ("visualization", VIS_PROVIDERS, 24, 12, 24, 15),
                 ("visualization", VIS_IMAGE_HEALTH, 0, 27, 16, 15),
                 ("search", SEARCH_UNPUBLISHED, 16, 27, 32, 15),
+                ("visualization", VIS_TEXT_QUALITY, 0, 42, 16, 15),
+                ("search", SEARCH_DAMAGED_TEXT, 16, 42, 32, 15),
             ],
             time_from="now-1y",
         )

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -194,6 +194,7 @@ def finish_chunk(
     is being written."""
     report = RunReport(dry_run=options.dry_run, target=target)
     report.warned_docs, report.repaired_docs = built.warned_docs, built.repaired_docs
+    report.text_quality = dict(Counter(d.source.get("text_quality", "clean") for d in built.docs))
     with timing.stage("images"):
         docs, failed = annotate_images(built.docs, None if options.dry_run else client, settings, options, report)
     return report, docs, list(built.outcomes) + failed

@@ -40,6 +40,7 @@ class RunReport:
     removed: int = 0  # articles taken out of the index (no seed file carries them any more)
     unreadable_folders: int = 0  # folders the walk could not list: the articles of their files were kept
     images: dict[str, int] = field(default_factory=dict)  # verdict -> count
+    text_quality: dict[str, int] = field(default_factory=dict)  # clean/repaired/damaged -> documents
     dry_run: bool = False
     target: str = ""
     notes: list[str] = field(default_factory=list)
@@ -71,6 +72,7 @@ class RunReport:
         for name in ("repaired_docs", "warned_docs", "removed", "unreadable_folders"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.images = dict(Counter(self.images) + Counter(other.images))
+        self.text_quality = dict(Counter(self.text_quality) + Counter(other.text_quality))
         self.notes.extend(other.notes)
         self.dry_run = self.dry_run or other.dry_run
         self.target = self.target or other.target
@@ -166,6 +168,8 @@ class RunReport:
             lines.append(f"  text repaired in {self.repaired_docs} documents (mojibake, entities)")
         if self.warned_docs:
             lines.append(f"  {self.warned_docs} documents indexed with a bad list element dropped (field `warnings`)")
+        if self.text_quality:
+            lines.append("  text quality: " + ", ".join(f"{k} {v}" for k, v in sorted(self.text_quality.items())))
         if self.images:
             lines.append("  images: " + ", ".join(f"{k} {v}" for k, v in sorted(self.images.items())))
         for state in ORDER:

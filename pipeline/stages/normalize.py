@@ -4,6 +4,10 @@
   ``pipeline.stages.textfix`` and every repair is recorded on the document.
 - Dates become UTC ISO-8601 (``2021-10-06T11:10:00Z``, ``pipeline.times``); no offset means UTC.
 - Topics get one canonical form per topic, so facets do not split on case or spacing (``canonical_topic``).
+- Every keyword facet (topics, provider name and domain, category, type) goes through one cleaning rule,
+  ``pipeline.stages.facets.facet_value``: no invisible format characters, NFC, one kind of space.
+- Human text that still looks broken after repair is flagged: ``text_quality`` (clean / repaired /
+  damaged) and ``text_quality_fields`` (``pipeline.stages.facets``).
 - Article URLs get a canonical form (``pipeline.urls.canonical_url``) and the document id is derived from
   it (``document_id``): the same article in two files is one document, and a re-run overwrites it.
 - URLs, ids, image URLs and ``secured`` are never passed through text repair.
@@ -14,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pipeline.stages import facets
 from pipeline.stages.textfix import fix_text
 from pipeline.times import parse_datetime, utc_iso  # noqa: F401 - parse_datetime re-exported for callers
 from pipeline.types import Document, Repair, SeedOutcome, SeedRecord
@@ -41,9 +45,12 @@ def _topic_display() -> dict[str, str]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
+TOPIC_FORM: facets.Form = "NFKC"  # topics are tags: compatibility variants (fullwidth, ligatures) are the same tag
+
+
 def topic_key(topic: str) -> str:
-    """The identity of a topic: NFKC, whitespace collapsed, casefolded."""
-    return " ".join(unicodedata.normalize("NFKC", topic).split()).casefold()
+    """The identity of a topic: the facet cleaning rule in NFKC (``facets.clean``), casefolded."""
+    return facets.clean(topic, TOPIC_FORM).casefold()
 
 
 def canonical_topic(topic: str) -> str:
@@ -51,8 +58,11 @@ def canonical_topic(topic: str) -> str:
 
     A known key uses ``pipeline/data/topics.json``; otherwise a topic written all in one case is
     title-cased word by word (``computer vision``/``COMPUTER VISION`` -> ``Computer Vision``); a
-    mixed-case topic (``iPhone``, ``OpenAI``) is kept as written, whitespace collapsed."""
-    text = " ".join(unicodedata.normalize("NFKC", fix_text(topic).text).split())
+    mixed-case topic (``iPhone``, ``OpenAI``) is kept as written, whitespace collapsed.
+
+    The text is ``facets.facet_value`` in NFKC rather than the NFC of the other facets: a topic is a tag
+    from a small vocabulary, so ``ＡＩ`` (fullwidth) is the topic ``AI``; NFKC output is also NFC."""
+    text = facets.facet_value(topic, TOPIC_FORM)
     key = text.casefold()
     known = _topic_display().get(key)
     if known:
@@ -75,6 +85,7 @@ def canonical_topics(topics: list[str]) -> list[str]:
 class _Repairs:
     def __init__(self) -> None:
         self.items: list[Repair] = []
+        self.damaged: list[str] = []  # where repaired text still looks broken (facets.damaged)
 
     def text(self, value: str | None, where: str) -> str | None:
         if value is None:
@@ -82,7 +93,19 @@ class _Repairs:
         fixed = fix_text(value)
         if fixed.changed:
             self.items.append(Repair(where, fixed.steps))
+        if facets.damaged(fixed.text):
+            self.damaged.append(where)
         return fixed.text.strip()
+
+    def facet(self, value: str, where: str) -> str:
+        """Human text that is also a keyword facet (a provider's name): ``facets.facet_value``, with its
+        repair recorded and its damage flagged like any human text."""
+        fixed = fix_text(facets.clean(value))
+        if fixed.changed:
+            self.items.append(Repair(where, fixed.steps))
+        if facets.damaged(fixed.text):
+            self.damaged.append(where)
+        return facets.clean(fixed.text)
 
 
 def _images(images: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -101,9 +124,9 @@ def _provider(p: dict[str, Any] | None, where: str, fix: _Repairs) -> dict[str, 
         return None
     out: dict[str, Any] = {}
     if p.get("name") is not None:
-        out["name"] = fix.text(p["name"], f"{where}.name")
+        out["name"] = fix.facet(p["name"], f"{where}.name")
     if p.get("domain") is not None:
-        out["domain"] = p["domain"].strip().lower().rstrip(".")
+        out["domain"] = facets.facet_value(p["domain"]).lower().rstrip(".")
     if p.get("images"):
         out["images"] = _images(p["images"])
     return out
@@ -126,7 +149,7 @@ def _related(r: dict[str, Any], where: str, fix: _Repairs) -> dict[str, Any]:
         out["id"] = document_id(article_url)
     out["urls"] = _urls(r)
     if r.get("type") is not None:
-        out["type"] = r["type"].strip().lower()
+        out["type"] = facets.facet_value(r["type"]).lower()
     provider = _provider(r.get("provider"), f"{where}.provider", fix)
     if provider:
         out["provider"] = provider
@@ -156,7 +179,7 @@ def to_document(record: SeedRecord) -> Document:
         source["excerpt"] = fix.text(f["excerpt"], "excerpt")
     for key in ("category", "type"):
         if f.get(key) is not None:
-            source[key] = f[key].strip().lower()
+            source[key] = facets.facet_value(f[key]).lower()
     for key in ("quality", "heat", "published"):
         if f.get(key) is not None:
             source[key] = f[key]
@@ -177,6 +200,9 @@ def to_document(record: SeedRecord) -> Document:
     }
     source["repairs"] = [{"field": r.field, "steps": list(r.steps)} for r in fix.items]
     source["repaired_fields"] = len(fix.items)
+    source["text_quality"], source["text_quality_fields"] = facets.text_quality(
+        fix.damaged, [r.field for r in fix.items]
+    )
     if record.warnings:
         source["warnings"] = list(record.warnings)
     return Document(id=doc_id, source=source, seed=record.seed, version=record.seed.seq, repairs=tuple(fix.items))
