@@ -100,9 +100,10 @@ PARAMS = {
         None,
         type=["null", "string"],
         title="Index alias",
-        pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$",
-        description="Alias to write (empty: SEEDNEWS_INDEX or seednews-articles); lowercase letters, "
-        "digits, '.', '_' and '-' only, as OpenSearch requires.",
+        # pipeline.config.INDEX_NAME_PATTERN (no pipeline import at parse time; tests/test_cli.py keeps them equal)
+        pattern=r'^(?![-_+])(?!\.\.?$)[^A-Z\\/*?"<>| ,#:]{1,226}$',
+        description="Alias to write (empty: SEEDNEWS_INDEX or seednews-articles); as OpenSearch requires: "
+        'lowercase, no space or any of \\ / * ? " < > | , # :, not starting with -, _ or +.',
     ),
     "max_quarantined_pct": Param(
         DEFAULT_MAX_QUARANTINED_PCT,

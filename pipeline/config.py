@@ -10,6 +10,7 @@ and ``Settings.__repr__`` never shows them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -29,6 +30,17 @@ DEFAULT_DEAD_TIMEOUT = 30.0  # a node that failed is skipped this long (doubling
 DEFAULT_HEALTH_STATUS: Literal["yellow"] = "yellow"  # the run's indices before it writes: every primary active
 DEFAULT_HEALTH_TIMEOUT = 120.0  # seconds to wait for it (a replica is promoted in seconds; a node restart is ~1-2 min)
 DEFAULT_READ_RETRY_DEADLINE = 60.0  # seconds a read retries transient errors (pipeline.stores.retry), then fails
+# urllib3 connections kept per node: the run's main thread (reads), its writer thread (bulk, ledger) and the image
+# checker's cache calls (asyncio.to_thread) share one client; urllib3's default of 1 made it discard connections
+# ("Connection pool is full") and open new ones
+CLIENT_POOL_MAXSIZE = 8
+# Index names, by OpenSearch's rules (MetadataCreateIndexService): lowercase, none of these characters, not
+# starting with '-', '_' or '+', not '.' or '..', at most 255 bytes. The base also names "<base>-ledger-v<stamp>"
+# (29 bytes more), which must fit too. INDEX_NAME_PATTERN is the same rule as a regex (the DAG's "index" Param
+# carries a copy: the DAG file imports nothing from pipeline at parse time; tests/test_cli.py keeps them equal).
+INDEX_NAME_FORBIDDEN = '\\/*?"<>| ,#:'
+INDEX_NAME_MAX_BYTES = 255 - len("-ledger-v") - 20
+INDEX_NAME_PATTERN = r'^(?![-_+])(?!\.\.?$)[^A-Z\\/*?"<>| ,#:]{1,226}$'
 HealthStatus = Literal["yellow", "green"]
 HEALTH_STATUSES: tuple[HealthStatus, ...] = get_args(HealthStatus)
 TRUE_WORDS = ("1", "true", "yes", "on", "y", "t")
@@ -75,6 +87,9 @@ class Settings:
     index_base: str = DEFAULT_INDEX_BASE  # the read alias; concrete indices are "<base>-<stamp>"
     retention: int = DEFAULT_RETENTION
     image_relative_base: str | None = None  # site that relative image URLs belong to (None: report "relative")
+
+    def __post_init__(self) -> None:
+        check_index_name(self.index_base)  # every way in (CLI, DAG, env, code): before any request
 
     @property
     def alias(self) -> str:
@@ -127,7 +142,7 @@ class Settings:
             health_status=parse_health_status(env.get("SEEDNEWS_HEALTH_STATUS")),
             health_timeout=_number(env, "SEEDNEWS_HEALTH_TIMEOUT", DEFAULT_HEALTH_TIMEOUT),
             read_retry_deadline=_number(env, "SEEDNEWS_READ_RETRY_DEADLINE", DEFAULT_READ_RETRY_DEADLINE),
-            index_base=env.get("SEEDNEWS_INDEX") or DEFAULT_INDEX_BASE,
+            index_base=check_index_name(env.get("SEEDNEWS_INDEX") or DEFAULT_INDEX_BASE, "SEEDNEWS_INDEX"),
             image_relative_base=env.get("SEEDNEWS_IMAGE_BASE") or None,
         )
         return replace(settings, **overrides) if overrides else settings  # type: ignore[arg-type]
@@ -173,6 +188,28 @@ def parse_health_status(value: object) -> HealthStatus:
         if text == status:
             return status
     raise ConfigError(f"SEEDNEWS_HEALTH_STATUS: {value!r} is not one of {', '.join(HEALTH_STATUSES)}")
+
+
+def check_index_name(name: str, where: str = "index name") -> str:
+    """``name`` if OpenSearch accepts it as an index base (see ``INDEX_NAME_PATTERN``), else a
+    ``ConfigError`` naming each rule it breaks, so a bad name never reaches the cluster."""
+    problems = []
+    if name != name.lower():
+        problems.append("has uppercase letters")
+    if bad := sorted({c for c in name if c in INDEX_NAME_FORBIDDEN}, key=name.index):
+        problems.append("contains " + ", ".join(repr(c) for c in bad))
+    if name[:1] in ("-", "_", "+"):
+        problems.append(f"starts with {name[0]!r}")
+    if name in ("", ".", ".."):
+        problems.append("is empty" if not name else f"is {name!r}")
+    if len(name.encode("utf-8")) > INDEX_NAME_MAX_BYTES:
+        problems.append(f"is {len(name.encode('utf-8'))} bytes long (at most {INDEX_NAME_MAX_BYTES})")
+    if problems:
+        raise ConfigError(
+            f"{where} {name!r} is not a valid OpenSearch index name: {'; '.join(problems)} (use lowercase, "
+            f"no space or any of {INDEX_NAME_FORBIDDEN.replace(' ', '')}, not starting with - _ +)"
+        )
+    return name
 
 
 def split_hosts(value: str, name: str = "OPENSEARCH_URL") -> tuple[tuple[str, ...], str | None, str | None]:
@@ -221,6 +258,10 @@ def split_hosts(value: str, name: str = "OPENSEARCH_URL") -> tuple[tuple[str, ..
 
 
 def _split_host(entry: str, where: str, *, show: bool) -> tuple[tuple[str], str | None, str | None]:
+    if "://" not in entry and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", entry):
+        # "htp:/x", "http:/host": a mistyped scheme, not a host name to put http:// in front of
+        shown = f": {redact_url(entry)}" if show else ""
+        raise ConfigError(f"{where} is not a URL (write http://host:port or https://host:port){shown}")
     if "://" not in entry:
         entry = f"http://{entry}"
     if show:
@@ -239,7 +280,21 @@ def _split_host(entry: str, where: str, *, show: bool) -> tuple[tuple[str], str 
         raise ConfigError(f"{where}: the scheme must be http or https, not {parts.scheme!r}{shown}")
     if not parts.hostname:
         raise ConfigError(f"{where} has no host{shown}")
+    if not _valid_host(parts.hostname):
+        raise ConfigError(f"{where}: {parts.hostname!r} is not a valid host name or IP address{shown}")
     return (url,), user, password
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name (letters, digits, '-', '_' in dot-separated labels) or an IP address."""
+    if ":" in host:  # an IPv6 literal ([::1] in the URL)
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        return True
+    label = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+    return len(host) <= 253 and re.fullmatch(rf"{label}(?:\.{label})*\.?", host) is not None
 
 
 def _mask(url: str) -> str:
@@ -272,6 +327,8 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
             raise ValueError("credentials")
         port = parts.port
     except ValueError as exc:
+        if "@" not in url and _reason(exc) == "bad port":
+            raise ConfigError(f"OPENSEARCH_URL: the port must be a number from 0 to 65535: {url}") from None
         raise ConfigError(
             f"OPENSEARCH_URL cannot be split into host and credentials ({_reason(exc)}): {_mask(url)}; {hint}"
         ) from None
@@ -399,6 +456,7 @@ def make_client(settings: Settings, **kwargs: Any):
     kwargs.setdefault("serializer", response_serializer())
     kwargs.setdefault("retry_on_status", RETRY_ON_STATUS)
     kwargs.setdefault("dead_timeout", settings.dead_timeout)
+    kwargs.setdefault("pool_maxsize", CLIENT_POOL_MAXSIZE)
     client = OpenSearch(
         hosts=list(settings.opensearch_urls),
         http_auth=auth,
