@@ -319,16 +319,17 @@ def seednews_index():
         """Discover the folder and compare it with the ledger; return a few batches of planned seed
         files, not one task per file. Refusals, unchanged and deleted files are settled here; their
         report rides along with the first batch. A folder that looks unmounted fails the run here,
-        before anything is deleted (no retries: retrying won't help)."""
+        before anything is deleted, and so does a seed folder that does not exist (no retries: retrying
+        won't help)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from pipeline.run.flow import VanishedFolderError
+        from pipeline.errors import SeedRootError, VanishedFolderError
         from pipeline.run.flow import plan as make_plan
 
         settings, options = _settings(params), _options(params, run_id)
         try:
             p = make_plan(options, None if options.dry_run else _client(settings), settings, target)
-        except VanishedFolderError as exc:
+        except (VanishedFolderError, SeedRootError) as exc:  # a missing folder is not cured by retrying
             raise AirflowFailException(str(exc)) from exc
         print(
             f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "

@@ -167,3 +167,19 @@ def test_a_batch_task_parses_in_worker_processes(airflow_env, opensearch_url, tm
     finally:
         client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
         client.indices.delete_index_template(name=base, ignore=[404])
+
+
+def test_a_missing_seed_folder_fails_plan_at_once_without_retries(airflow_env, opensearch_url, tmp_path):
+    """Seen: ``seed_dir=/nonexistent`` retried ``plan`` three times (about 70 s) before anyone heard of it."""
+    import time
+
+    missing = tmp_path / "nonexistent"
+    base = f"dagmissing-{uuid.uuid4().hex[:8]}"
+    t = time.monotonic()
+    out = _dags_test(airflow_env, opensearch_url, {"seed_dir": str(missing), "index": base})
+    took = time.monotonic() - t
+    log = out.stdout + out.stderr
+    assert "state=failed" in log, log[-3000:]
+    assert f"seed folder '{missing}' does not exist or is not a folder" in log
+    assert "up_for_retry" not in log.lower() and "UP_FOR_RETRY" not in log
+    assert took < 60, f"{took:.0f} s"  # a hang guard; the three retries alone waited 2 x 30 s
