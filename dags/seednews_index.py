@@ -277,8 +277,13 @@ def _options(params, run_id):
 
 
 def _client(settings):
+    import logging
+
     from pipeline.config import make_client
 
+    # opensearch-py logs every request at INFO ("HEAD /x [status:200 request:0.003s]"): pages of it buried
+    # the pipeline's own lines in the task logs. Its warnings (a failed attempt) still show.
+    logging.getLogger("opensearch").setLevel(logging.WARNING)
     return make_client(settings)
 
 
