@@ -46,6 +46,16 @@ Three paths, fastest first, one set of answers: :func:`load` first offers the te
 front matter) behind a conservative screen of the text and a post-walk of the result; whatever they
 cannot vouch for, and every error, goes to :func:`load_fast` (libyaml's event parser), which hands
 what it cannot take to :func:`load_pure`, the reference both must agree with.
+
+**Parse budget per seed** (``bench/bench_yaml.py``; a front matter is at most ``parse.MAX_SEED_BYTES``,
+1 MiB): every loader is linear in the text (``MAX_KEYS`` and the yaml-rs screen's bounds remove the
+quadratic dict building; integers are never converted beyond 19 digits). Measured on the shared
+2-core machine, 1 MiB: a realistic seed 0.11-0.14 s through ``load``, with a tab anywhere 0.2-0.26 s
+(it was 2-21 s), the costliest shapes (3-byte flow items, one-character keys) 0.55-0.7 s, the
+38,000 colliding keys refused in 0.05 s (it was 22-77 s). Text only the pure parser reads (a
+private-use stand-in of the C1 swap, ``:`` before a flow indicator, ``>#``, a tab after a tag or an
+earlier libyaml error) costs what :func:`load_pure` costs: about 1-2 s for a realistic 1 MiB seed,
+and 5-15 s for 1 MiB of the costliest shapes (about 20 us per token): the worst case of a seed.
 """
 
 from __future__ import annotations
@@ -555,11 +565,13 @@ def load_fast(text: str) -> Any:
     """:func:`load` through libyaml's event parser, C1 characters swapped out and back.
     Text it cannot take (lone surrogates, our private-use stand-ins already present) goes to
     :func:`load_pure`, as does everything when PyYAML has no libyaml. Likewise a block scalar header
-    running into a comment (``>#``), which PyYAML refuses, and ``[a:]``, which only PyYAML takes. Text with a tab takes
+    running into a comment (``>#``), which PyYAML refuses, ``[a:]``, which only PyYAML takes, and a
+    BOM after the start (``# x\n\ufeff``: ``'\ufeff'`` for PyYAML, null for libyaml; found by the tab
+    differential test). Text with a tab takes
     :func:`_load_with_tabs`: libyaml takes tabs where PyYAML refuses them."""
     if FastUntrustedLoader is None or _LIBYAML_ONLY.search(text):
         return load_pure(text)
-    if ("[" in text or "{" in text) and _PYYAML_ONLY.search(text):
+    if (("[" in text or "{" in text) and _PYYAML_ONLY.search(text)) or text.find("\ufeff", 1) >= 0:
         return load_pure(text)
     if "\t" in text:
         return _load_with_tabs(text)
@@ -574,8 +586,8 @@ def _load_libyaml(text: str) -> Any:
     return _run(FastUntrustedLoader, text, restore=_FROM_PUA)
 
 
-# Line breaks other than "\n" and the BOM: PyYAML counts lines and columns with them, _mark_at does not.
-_OTHER_BREAKS = re.compile("[\r\x85\u2028\u2029\ufeff]")
+# PyYAML's line breaks ("\r\n" is one), for marks it would give.
+_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 # libyaml's words when its scanner stops at a tab where PyYAML says TAB_PROBLEM (not "a tab character
 # that violates indentation": that stops libyaml while it still reads the plain scalar before the tab).
 _LIBYAML_TAB_STOP = "found character that cannot start any token"
@@ -594,7 +606,8 @@ def _load_with_tabs(text: str) -> Any:
     read tabs inside quoted scalars, block scalar content and comments alike. So libyaml's tokens
     place every tab (:func:`_first_refused_tab`): when all are where both agree, libyaml loads the text.
     At the first other tab PyYAML stops with ``found character '\\t' that cannot start any token``
-    (the error is raised here, with that position, when libyaml finds nothing wrong before it), or
+    (the error is raised here, with that position, when libyaml finds nothing wrong before it and
+    no "[" or "{" comes before it), or
     earlier with an error of its own: then, and for tabs in rarer places (a tag, a block scalar
     header), the pure parser reads the text up to that tab's line end only, where its answer is
     decided."""
@@ -602,7 +615,6 @@ def _load_with_tabs(text: str) -> Any:
         _SURROGATE.search(text)
         or _PUA_USED.search(text)
         or _Reader.NON_PRINTABLE.search(text)  # the pure reader refuses the whole text at once
-        or _OTHER_BREAKS.search(text)
     ):
         return load_pure(text)
     try:
@@ -612,7 +624,9 @@ def _load_with_tabs(text: str) -> Any:
     if found is None:
         return _load_libyaml(text)
     tab, between_tokens = found
-    if between_tokens and tab >= PURE_TAB_PREFIX:
+    # in flow collections the two parsers part ways too often ("{0\n?\t": PyYAML stops at "?")
+    in_flow = text.find("[", 0, tab) >= 0 or text.find("{", 0, tab) >= 0
+    if between_tokens and tab >= PURE_TAB_PREFIX and not in_flow:
         try:
             _load_libyaml(text)
         except yaml.MarkedYAMLError as exc:
@@ -621,7 +635,7 @@ def _load_with_tabs(text: str) -> Any:
         else:
             earlier = False
         if not earlier:
-            raise ScannerError("while scanning for the next token", None, TAB_PROBLEM, _mark_at(text, tab))
+            raise ScannerError("while scanning for the next token", None, TAB_PROBLEM, _pyyaml_mark(text, tab))
     line_end = text.find("\n", tab)
     try:  # the pure scanner looks ahead no further than the line's end (scanning a tag) before it stops
         load_pure(text if line_end < 0 else text[: line_end + 1])
@@ -629,6 +643,15 @@ def _load_with_tabs(text: str) -> Any:
         if exc.problem_mark is not None and exc.problem_mark.index <= tab:
             raise
     return load_pure(text)  # not refused there after all: the whole text, to be exact
+
+
+def _pyyaml_mark(text: str, index: int) -> yaml.Mark:
+    """The mark PyYAML's reader gives at ``index``: its line breaks, and a BOM takes no column."""
+    line, line_start = 0, 0
+    for found in _BREAKS.finditer(text, 0, index):
+        line, line_start = line + 1, found.end()
+    column = index - line_start - text.count("\ufeff", line_start, index)
+    return yaml.Mark("<unicode string>", index, line, column, None, None)
 
 
 def _first_refused_tab(text: str) -> tuple[int, bool] | None:
