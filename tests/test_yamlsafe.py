@@ -10,6 +10,7 @@ now place, instead of handing the whole text to the pure loader) and whatever th
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -332,7 +333,13 @@ def test_long_alias_name_is_shown_truncated():
 
 # --------------------------------------------------------------------------- Hypothesis
 
-BUDGET = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+# YAML_EXAMPLES=20000 for a longer hunt (test_yamlsafe and test_yamlrust); 300 in CI.
+BUDGET = settings(
+    max_examples=int(os.environ.get("YAML_EXAMPLES", "300")),
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 TAGS = [
     "",
@@ -568,7 +575,7 @@ def test_tabs_both_parsers_read_alike_do_not_need_the_pure_parser(tail, monkeypa
     assert calls == []
 
 
-@pytest.mark.parametrize("tail", ["z: a\tb\n", "z: 0\t\n", "z: 'a'\t# c\n", "z:\n-\tx\n"])
+@pytest.mark.parametrize("tail", ["z: a\tb\n", "z: 0\t\n", "z: 'a'\t# c\n", "z:\n-\tx\n", "z: 1 # c\r\ty: 2\n"])
 def test_a_refused_tab_far_in_is_the_references_error_without_the_pure_parser(tail, monkeypatch):
     text = BIG + tail
     expected = detail(yamlsafe.load_pure, text)

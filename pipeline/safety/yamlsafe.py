@@ -683,7 +683,7 @@ def _first_refused_tab(text: str) -> tuple[int, bool] | None:
                 start = end = len(text) + 1
             while i < len(tabs) and tabs[i] < start:  # between tokens: only in a comment
                 tab = tabs[i]
-                line = max(previous_end, text.rfind("\n", 0, tab) + 1)
+                line = max(previous_end, *(text.rfind(b, 0, tab) + 1 for b in "\n\r\x85\u2028\u2029"))
                 if text.find("#", line, tab) < 0:
                     return tab, not after_tag(tab)
                 i += 1
