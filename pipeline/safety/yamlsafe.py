@@ -47,15 +47,16 @@ front matter) behind a conservative screen of the text and a post-walk of the re
 cannot vouch for, and every error, goes to :func:`load_fast` (libyaml's event parser), which hands
 what it cannot take to :func:`load_pure`, the reference both must agree with.
 
-**Parse budget per seed** (``bench/bench_yaml.py``; a front matter is at most ``parse.MAX_SEED_BYTES``,
-1 MiB): every loader is linear in the text (``MAX_KEYS`` and the yaml-rs screen's bounds remove the
-quadratic dict building; integers are never converted beyond 19 digits). Measured on the shared
-2-core machine, 1 MiB: a realistic seed 0.11-0.14 s through ``load``, with a tab anywhere 0.2-0.26 s
-(it was 2-21 s), the costliest shapes (3-byte flow items, one-character keys) 0.55-0.7 s, the
-38,000 colliding keys refused in 0.05 s (it was 22-77 s). Text only the pure parser reads (a
-private-use stand-in of the C1 swap, ``:`` before a flow indicator, ``>#``, a tab after a tag or an
-earlier libyaml error) costs what :func:`load_pure` costs: about 1-2 s for a realistic 1 MiB seed,
-and 5-15 s for 1 MiB of the costliest shapes (about 20 us per token): the worst case of a seed.
+**Parse budget per seed** (``bench/bench_yaml.py``; a front matter is at most ``parse.MAX_SEED_BYTES``, 1
+MiB): every loader is linear in the text (``MAX_KEYS`` and the yaml-rs screen's bounds remove the quadratic
+dict building; integers are never converted beyond 19 digits). Measured on the shared 2-core machine (figures
+vary 2-4x with its load), 1 MiB through ``load``: a realistic seed 0.11-0.35 s; with a tab in a quoted scalar,
+a comment or block plain text 0.2-1.0 s (it was 2-21 s: the whole text went to the pure parser); the costliest
+shapes (3-byte flow items, one-character keys) 0.55-2.9 s; the 38,000 colliding keys refused in 0.02-0.05 s
+(it was 22-77 s). Text only the pure parser reads (a private-use stand-in of the C1 swap, ``:`` before a flow
+indicator, ``>#``, a BOM after the start; up to its line's end, a refused tab after a tag, after a "[" or "{"
+or after an error libyaml finds first) costs what :func:`load_pure` costs: 1-5 s for a realistic 1 MiB seed
+and 7-23 s for 1 MiB of the costliest shapes (some 20 us per token): the worst case of one seed.
 """
 
 from __future__ import annotations
