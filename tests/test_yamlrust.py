@@ -4,7 +4,8 @@ loader (``load_pure``) answers, and otherwise falls back.
 - example cases (``tests/data/yamlrust_cases.json``): inputs that must take the Rust path, and inputs
   that must fall back, with the screen's reason and the reference's value or error;
 - the nesting that segfaults yaml-rs 0.1.6 never reaches it (run in a subprocess: a segfault fails
-  the test instead of killing pytest);
+  the test instead of killing pytest), nor do mappings big enough to make its dict building
+  quadratic (keys that collide in Python's hash; timed in ``bench/bench_yaml.py``);
 - differential Hypothesis tests: ``load_rust`` falls back or returns exactly (type for type) what
   ``load_pure`` returns; ``load`` gives exactly what it gave without the Rust path (``load_fast``:
   the same value, or the same error type, message and mark).
@@ -99,6 +100,9 @@ def test_every_screen_rule_has_an_example():
         "compact nesting",
         "number spelling",
         "escape",
+        "too many key separators",
+        "long digit run",
+        "colon or line break in a flow collection",
         None,  # the post-walk: non-string keys, beyond 64 bits, too deep for MAX_DEPTH
     }
 
@@ -189,6 +193,55 @@ def test_nesting_that_kills_yaml_rs_never_reaches_it(expr):
     assert proc.stdout.startswith("error"), proc.stdout
 
 
+# --------------------------------------------------------------------------- work bounds
+
+COLLIDING = "''.join(f'{k * ((1 << 61) - 1)}: 1\\n' for k in range(38000))"  # 1 MB, every key hashes alike
+
+
+def test_colliding_integer_keys_never_reach_yaml_rs_and_are_refused(monkeypatch):
+    text = "".join(f"{k * ((1 << 61) - 1)}: 1\n" for k in range(38000))  # COLLIDING
+    assert yamlrust.screen(text) == "too many key separators"
+    monkeypatch.setattr(yamlrust.yaml_rs, "loads", lambda *a, **k: pytest.fail("reached yaml-rs"))
+    for loader in (yamlsafe.load, yamlsafe.load_fast, yamlsafe.load_pure):
+        with pytest.raises(yamlsafe.UnsafeYAMLError) as info:
+            loader(text)
+        assert info.value.problem == "a mapping has more than 1,000 keys"
+        assert (info.value.problem_mark.line, info.value.problem_mark.column) == (1000, 0)
+
+
+def test_colliding_integer_keys_do_not_hang_the_loader():
+    """A hang guard, not a benchmark: 22-77 s before the bound, about 0.1 s now (bench/bench_yaml.py)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from pipeline.safety import yamlsafe\n"
+        f"text = {COLLIDING}\n"
+        "for loader in (yamlsafe.load, yamlsafe.load_fast, yamlsafe.load_pure):\n"
+        "    try:\n"
+        "        loader(text)\n"
+        "    except yamlsafe.UnsafeYAMLError as exc:\n"
+        "        print(exc.problem)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True, timeout=20, cwd=ROOT)
+    assert proc.stdout.splitlines() == ["a mapping has more than 1,000 keys"] * 3, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "".join(f"k{i}: 1\n" for i in range(yamlsafe.MAX_KEYS // 2 + 1)) + "x: " + "a," * (yamlsafe.MAX_KEYS // 2),
+        "{" + ", ".join(f"k{i}: {i}" for i in range(yamlsafe.MAX_KEYS // 2 + 1)) + "}",
+    ],
+)
+def test_yaml_rs_never_sees_more_key_separators_than_max_keys(text):
+    assert yamlrust.screen(text) == "too many key separators"
+    assert yamlsafe.load(text) == yamlsafe.load_pure(text)
+
+
+def test_mappings_of_max_keys_still_take_the_rust_path():
+    text = "".join(f"k{i}: {i}\n" for i in range(yamlsafe.MAX_KEYS))
+    assert yamlrust.load_rust(text) == {f"k{i}": i for i in range(yamlsafe.MAX_KEYS)}
+
+
 # --------------------------------------------------------------------------- differential
 
 
@@ -273,6 +326,27 @@ stress_docs = st.one_of(
         st.lists(st.tuples(key, scalar), max_size=4),
     ),
 )
+
+
+# Flow collections with ":" "#" and line breaks where tokens start: finds "[:d]", "{:0}", "{:#}",
+# "X: [::]" and "s: {l\n:}\ne:" (yaml-rs values, PyYAML errors) within the default budget.
+flow_piece = st.sampled_from(
+    [":", "::", ":d", ":0", ":#", "#", " #", "a", "d", "l\n", "\n", "\n ", '"\n"', '""', "''", "[]", "{}", ": ", " ", "0"]
+)  # fmt: skip
+flow_stress = st.builds(
+    lambda before, opener, items, sep, after: before + opener + sep.join(items) + "]}"[opener == "{"] + after,
+    st.sampled_from(["", "X: ", "s: ", "- "]),
+    st.sampled_from("[{"),
+    st.lists(st.lists(flow_piece, max_size=3).map("".join), max_size=3),
+    st.sampled_from([", ", ",", ": ", ",\n"]),
+    st.sampled_from(["", "\n", "\ne:", " # c"]),
+)
+
+
+@BUDGET
+@given(flow_stress)
+def test_rust_path_agrees_with_the_reference_on_flow_punctuation(doc):
+    check_agrees(doc)
 
 
 @BUDGET

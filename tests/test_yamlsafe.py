@@ -3,12 +3,14 @@
 The example tests each pin one case that used to escape as a stray exception (or as a value JSON
 cannot hold); the Hypothesis tests check the two promises on generated text and documents:
 (a) a value ``json.dumps`` accepts (str keys, finite floats, valid UTF-8) or a ``MarkedYAMLError``;
-(b) the libyaml path and the pure-Python loader agree.
+(b) the libyaml path and the pure-Python loader agree, also on text with tabs (which libyaml's tokens
+now place, instead of handing the whole text to the pure loader) and whatever the size bounds refuse.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -331,7 +333,13 @@ def test_long_alias_name_is_shown_truncated():
 
 # --------------------------------------------------------------------------- Hypothesis
 
-BUDGET = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+# YAML_EXAMPLES=20000 for a longer hunt (test_yamlsafe and test_yamlrust); 300 in CI.
+BUDGET = settings(
+    max_examples=int(os.environ.get("YAML_EXAMPLES", "300")),
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 TAGS = [
     "",
@@ -528,3 +536,138 @@ def test_fast_path_reports_the_reference_error(doc):
             return (type(exc).__name__, exc.problem, exc.context, mark and (mark.line, mark.column))
 
     assert detail(yamlsafe.load_fast) == detail(yamlsafe.load_pure)
+
+
+# --------------------------------------------------------------------------- tabs and bounds
+#
+# libyaml reads a tab as a space between tokens, PyYAML (the reference) refuses it there; a tab used
+# to send the whole text to the pure parser (2-21 s for 1 MiB). Now libyaml's tokens place each tab.
+
+BIG = "related:\n" + "".join(
+    f'  - title: "Item {i} with a title of some length"\n    quality: {i}\n' for i in range(800)
+)
+assert len(BIG) > yamlsafe.PURE_TAB_PREFIX
+
+
+def detail(loader, text):
+    try:
+        return ("value", repr(loader(text)))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        return (type(exc).__name__, exc.problem, exc.context, mark and (mark.index, mark.line, mark.column))
+
+
+def spy_on_pure(monkeypatch) -> list[int]:
+    """The lengths of the texts the pure parser is given from now on."""
+    calls: list[int] = []
+    real = yamlsafe.load_pure
+    monkeypatch.setattr(yamlsafe, "load_pure", lambda text: calls.append(len(text)) or real(text))
+    return calls
+
+
+@pytest.mark.parametrize("tail", ['z: "a\tb"\n', "z: 'a\tb'\n", "# a\tb\n", "z: 1 # a\tb\n", "z: |\n  a\tb\n"])
+def test_tabs_both_parsers_read_alike_do_not_need_the_pure_parser(tail, monkeypatch):
+    text = BIG + tail
+    expected = detail(yamlsafe.load_pure, text)
+    assert expected[0] == "value"
+    calls = spy_on_pure(monkeypatch)
+    assert detail(yamlsafe.load_fast, text) == expected
+    assert calls == []
+
+
+@pytest.mark.parametrize("tail", ["z: a\tb\n", "z: 0\t\n", "z: 'a'\t# c\n", "z:\n-\tx\n", "z: 1 # c\r\ty: 2\n"])
+def test_a_refused_tab_far_in_is_the_references_error_without_the_pure_parser(tail, monkeypatch):
+    text = BIG + tail
+    expected = detail(yamlsafe.load_pure, text)
+    calls = spy_on_pure(monkeypatch)
+    assert detail(yamlsafe.load_fast, text) == expected
+    assert expected[1] == yamlsafe.TAB_PROBLEM or expected[1] == "could not find expected ':'"
+    assert calls == []
+
+
+def test_a_refused_tab_near_the_start_is_read_by_the_pure_parser_up_to_it(monkeypatch):
+    text = "z: a\tb\n" + BIG
+    expected = detail(yamlsafe.load_pure, text)
+    calls = spy_on_pure(monkeypatch)
+    assert (
+        detail(yamlsafe.load_fast, text) == expected == ("ScannerError", yamlsafe.TAB_PROBLEM, ANY_CONTEXT, (4, 0, 4))
+    )
+    assert calls == [len("z: a\tb\n")]  # the tab's line, to its end
+
+
+@pytest.mark.parametrize("tail", ["\tz: 1\n", "z: !!str\tx\n", "z: |\t\n  x\n", "z: [a,\tb]\n"])
+def test_other_refused_tabs_are_read_by_the_pure_parser_up_to_their_line_end(tail, monkeypatch):
+    # libyaml stops at "\tz" while reading the plain scalar before it; PyYAML words a tab after a tag
+    # or in a block scalar header its own way; in flow collections the two parsers differ too often
+    text = BIG + tail + "more: 2\n"
+    expected = detail(yamlsafe.load_pure, text)
+    calls = spy_on_pure(monkeypatch)
+    assert detail(yamlsafe.load_fast, text) == expected and expected[0] != "value"
+    assert calls == [len(BIG) + tail.index("\n") + 1]
+
+
+ANY_CONTEXT = "while scanning for the next token"
+
+
+@pytest.mark.parametrize("error", ["bad: *alias\n", "bad: x: y\n", "a:\n  - 1\n b: 2\n"])
+def test_an_error_before_a_refused_tab_is_still_the_references(error, monkeypatch):
+    text = BIG + error + "z: a\tb\n"
+    expected = detail(yamlsafe.load_pure, text)
+    assert expected[1] != yamlsafe.TAB_PROBLEM
+    calls = spy_on_pure(monkeypatch)
+    got = detail(yamlsafe.load_fast, text)
+    assert got[0] == expected[0] and got[3] == expected[3]  # libyaml may word a syntax error its own way
+    assert len(calls) <= 2  # the prefix up to the tab, then (if that read no error) the whole text
+
+
+def test_a_mapping_of_more_than_max_keys_is_refused_at_the_first_key_too_many():
+    ok = "".join(f"k{i}: {i}\n" for i in range(yamlsafe.MAX_KEYS))
+    assert len(load(ok)) == yamlsafe.MAX_KEYS
+    for text, mark in [
+        (ok + "x: 1\n", (yamlsafe.MAX_KEYS, 0)),
+        ("a:\n" + ok.replace("k", "  k") + "  x: 1\n", (1001, 2)),
+    ]:
+        for loader in (yamlsafe.load_fast, yamlsafe.load_pure, load):
+            with pytest.raises(yamlsafe.UnsafeYAMLError) as info:
+                loader(text)
+            assert info.value.problem == "a mapping has more than 1,000 keys"
+            assert (info.value.problem_mark.line, info.value.problem_mark.column) == mark
+
+
+def test_a_flow_colon_only_pyyaml_takes_goes_to_the_reference():
+    for text, value in [("[a:]", [{"a": None}]), ("{a:}", {"a": None}), ("x: [a:,b]", {"x": [{"a": None}, "b"]})]:
+        assert yamlsafe.load_fast(text) == yamlsafe.load_pure(text) == load(text) == value
+
+
+def test_a_bom_after_the_start_goes_to_the_reference():
+    for text, value in [("# x\n\ufeff", "\ufeff"), ("a: 1\n\ufeffc: 2\n", {"a": 1, "\ufeffc": 2})]:
+        assert yamlsafe.load_fast(text) == yamlsafe.load_pure(text) == load(text) == value
+
+
+@st.composite
+def tabbed(draw):
+    doc = draw(
+        st.one_of(
+            documents,
+            yamlish_text,
+            st.sampled_from([BIG[:300], "a: 1\nb:\n  - x\n  - 'y z'\n", "a: 1\r\nb: 'x\r\n y'\r\n\ufeffc: \u2028d\r"]),
+        )
+    )
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        i = draw(st.integers(min_value=0, max_value=len(doc)))
+        doc = doc[:i] + draw(st.sampled_from(["\t", " \t", "\t#", "# \t", "'\t'", '"\t"'])) + doc[i:]
+    return doc
+
+
+@BUDGET
+@given(tabbed())
+def test_with_tabs_the_fast_path_agrees_with_the_pure_loader(doc):
+    # PURE_TAB_PREFIX = 0: every refused tab takes the libyaml route that large texts take
+    saved, yamlsafe.PURE_TAB_PREFIX = yamlsafe.PURE_TAB_PREFIX, 0
+    try:
+        fast, pure = detail(yamlsafe.load_fast, doc), detail(yamlsafe.load_pure, doc)
+    finally:
+        yamlsafe.PURE_TAB_PREFIX = saved
+    assert fast == pure if pure[0] == "value" else fast[0] != "value"
+    if fast[1] == yamlsafe.TAB_PROBLEM:  # raised without the pure parser: at the reference's position
+        assert fast[3] == pure[3], (fast, pure)

@@ -21,7 +21,7 @@ import math
 import re
 from typing import Any, Final
 
-from pipeline.safety.yamlsafe import _SPECIAL, INT_MAX, INT_MIN, MAX_DEPTH
+from pipeline.safety.yamlsafe import _SPECIAL, INT_MAX, INT_MIN, MAX_DEPTH, MAX_KEYS
 
 yaml_rs: Any
 try:
@@ -56,6 +56,24 @@ FALLBACK: Final = object()
 MAX_LEAD = 24  # most indentation / compact-indicator characters at the start of a line
 MAX_FLOW_OPENERS = 16  # most "[" plus "{" characters in the whole text
 _LEAD = re.compile(r"\n[ ?:-]{" + str(MAX_LEAD + 1) + "}")
+
+# ----------------------------------------------------------------------------- work bounds
+#
+# yaml-rs builds Python dicts with Python's hash, where integer keys can be chosen to collide (every
+# multiple of 2**61 - 1 hashes alike): 38,000 such keys in 945 KB took 22-77 s, quadratic, before
+# the post-walk could refuse them. So the screen bounds the dict entries yaml-rs can build in the
+# whole text, whatever their keys: each entry of a block mapping needs a ":" ("?" keys are screened
+# out), each entry of a flow mapping a ":" or a "," (but one per "{", at most MAX_FLOW_OPENERS), so
+# refusing more than MAX_KEYS of ":" and "," together leaves yaml-rs at most MAX_KEYS + 16 entries:
+# even if all collided, ~10^6 probes, about 10 ms. Real front matter has under 100. Beyond it, the
+# text goes to libyaml, whose dicts have string keys only, and which refuses a mapping of more than
+# MAX_KEYS entries before storing any more of it.
+#
+# Integers: the reference refuses more than 64 bits, yaml-rs converts any length (a megabyte of
+# digits costs quadratic time in the conversion to a Python int): text with a run of more than
+# MAX_DIGITS digits anywhere (an integer of 64 bits has at most 19) does not go to it.
+MAX_DIGITS = 19
+_LONG_DIGITS = re.compile("[0-9]{" + str(MAX_DIGITS + 1) + "}")
 
 # ----------------------------------------------------------------------------- screen rules
 #
@@ -104,6 +122,36 @@ _EXPONENT = re.compile(
     + ")"
 )
 _NOT_FINITE = re.compile(rf"\.(?i:inf|nan)(?:(?<={_T}....)|(?<={_T}[-+]....)|(?<=:....)|(?<=:[-+]....))")
+# Flow collections, where PyYAML (YAML 1.1) and yaml-rs (1.2) read ":" and line breaks differently:
+# a ":" starting a token is a value indicator for PyYAML ("[:d]", "{a: :b}", "X: [::]" and "{:0}"
+# are errors) but starts a plain scalar for yaml-rs (":d"); and an implicit key broken over lines
+# ("{l\n:}", "{a\n b: c}", '{"\n":1}' with a real line break) is an error for PyYAML, a key for
+# yaml-rs, which refuses some multi-line flow collections PyYAML takes. With a flow collection in the
+# text, a ":" after a space, line break, flow indicator or ":" falls back ("a : b" too), and so does
+# any line where "[" "{" "]" "}" (quoted or not) do not balance.
+_FLOW_COLON = re.compile(r"[\s\[\]{},:]:")
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _flow_lines_unbalanced(text: str) -> bool:
+    """Whether a line holding a "[" or "{" leaves a flow collection open or closes one it did not open."""
+    seen = -1
+    for opener in re.finditer(r"[\[{]", text):
+        start = text.rfind("\n", 0, opener.start()) + 1
+        if start <= seen:
+            continue  # this line was checked
+        end = text.find("\n", start)
+        seen = end = len(text) if end < 0 else end
+        depth = 0
+        for bracket in _BRACKETS.findall(text, start, end):
+            depth += 1 if bracket in "[{" else -1
+            if depth < 0:
+                return True
+        if depth:
+            return True
+    return False
+
+
 # Backslash escapes (in double-quoted scalars; elsewhere a backslash is text, refused alike): only
 # the simple ones, "\xNN" below U+0080 and "\uNNNN" outside the surrogates (yaml-rs joins the pair
 # "\uD83D\uDE00" into one character, PyYAML keeps two lone surrogates). No "\U", no "\" at the end.
@@ -124,6 +172,8 @@ def _screen_text(text: str) -> str | None:
         return "flow nesting"
     if openers and "?" in text:  # inside a flow collection PyYAML ends a plain scalar at "?": "[what? x]"
         return "question mark with a flow collection"
+    if text.count(":") + text.count(",") > MAX_KEYS:
+        return "too many key separators"
     text = "\n" + text  # the start of the text is a line start
     if _LEAD.search(text):
         return "indentation"
@@ -137,6 +187,10 @@ def _screen_text(text: str) -> str | None:
         return "number spelling"
     if "\\" in text and _BAD_ESCAPE.search(text):
         return "escape"
+    if _LONG_DIGITS.search(text):
+        return "long digit run"
+    if openers and (_FLOW_COLON.search(text) or _flow_lines_unbalanced(text)):
+        return "colon or line break in a flow collection"
     return None
 
 
@@ -155,8 +209,9 @@ def _screen_floats(text: str) -> str | None:
 def _vouch(value: Any, floats: list[float], depth: int = 0) -> bool:
     """Whether ``value`` is one the reference loaders would return as it is: only ``str`` (without
     C1, surrogates or our stand-ins, e.g. from escapes), ``int`` within signed 64 bits, finite
-    ``float`` (collected in ``floats``), ``bool``, ``None``, ``list`` and ``dict`` with ``str`` keys,
-    nested at most MAX_DEPTH collections deep (deeper is the reference's error to raise)."""
+    ``float`` (collected in ``floats``), ``bool``, ``None``, ``list`` and ``dict`` with ``str`` keys and
+    at most MAX_KEYS entries (the screen already bounds them), nested at most MAX_DEPTH collections
+    deep (deeper is the reference's error to raise)."""
     kind = type(value)
     if kind is str:
         return value.isascii() or _SPECIAL.search(value) is None
@@ -170,6 +225,8 @@ def _vouch(value: Any, floats: list[float], depth: int = 0) -> bool:
     if depth >= MAX_DEPTH:
         return False
     if kind is dict:
+        if len(value) > MAX_KEYS:
+            return False
         for key, item in value.items():
             if type(key) is not str or not (key.isascii() or _SPECIAL.search(key) is None):
                 return False

@@ -21,6 +21,8 @@ Built on PyYAML's parsing machinery, with these changes, each closing a known tr
   conversion above, so ``1:`` and ``"1":`` in one mapping are duplicates;
 - **no aliases**: ``*ref`` is an error, so a 300-byte "billion laughs" document cannot expand to
   hundreds of megabytes after loading (``safe_load`` does not bound alias expansion);
+- **bounded mappings**: a mapping with more than ``MAX_KEYS`` entries is an error, raised at the first
+  entry too many, before any of it is stored (see :data:`MAX_KEYS` for why and for the parse budget);
 - **bounded nesting**: more than ``MAX_DEPTH`` nested collections is an error, raised before Python's
   recursion limit. libyaml's ``CSafeLoader`` composes in C and segfaults around 50,000 levels, so we
   never use its composer: when libyaml is available we take only its *event parser* (``CParser``, a
@@ -44,6 +46,17 @@ Three paths, fastest first, one set of answers: :func:`load` first offers the te
 front matter) behind a conservative screen of the text and a post-walk of the result; whatever they
 cannot vouch for, and every error, goes to :func:`load_fast` (libyaml's event parser), which hands
 what it cannot take to :func:`load_pure`, the reference both must agree with.
+
+**Parse budget per seed** (``bench/bench_yaml.py``; a front matter is at most ``parse.MAX_SEED_BYTES``, 1
+MiB): every loader is linear in the text (``MAX_KEYS`` and the yaml-rs screen's bounds remove the quadratic
+dict building; integers are never converted beyond 19 digits). Measured on the shared 2-core machine (figures
+vary 2-4x with its load), 1 MiB through ``load``: a realistic seed 0.11-0.35 s; with a tab in a quoted scalar,
+a comment or block plain text 0.2-1.0 s (it was 2-21 s: the whole text went to the pure parser); the costliest
+shapes (3-byte flow items, one-character keys) 0.55-2.9 s; the 38,000 colliding keys refused in 0.02-0.05 s
+(it was 22-77 s). Text only the pure parser reads (a private-use stand-in of the C1 swap, ``:`` before a flow
+indicator, ``>#``, a BOM after the start; up to its line's end, a refused tab after a tag, after a "[" or "{"
+or after an error libyaml finds first) costs what :func:`load_pure` costs: 1-5 s for a realistic 1 MiB seed
+and 7-23 s for 1 MiB of the costliest shapes (some 20 us per token): the worst case of one seed.
 """
 
 from __future__ import annotations
@@ -68,13 +81,23 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader, ReaderError
 from yaml.resolver import BaseResolver
-from yaml.scanner import Scanner
+from yaml.scanner import Scanner, ScannerError
+from yaml.tokens import DirectiveToken, ScalarToken, StreamEndToken, TagToken
 
 MAX_DEPTH = 32
+MAX_KEYS = 1000
+"""Most entries in one mapping. A real seed's largest mapping has about 20 (its whole front matter
+holds under 100 ``:`` and ``,``); a mapping this big is not a seed. The bound is what keeps every
+loader linear: the Rust path builds its dicts with Python's hash, where keys can be chosen to collide
+(multiples of 2**61 - 1), making each insertion cost as much as the whole mapping so far; the screen
+in :mod:`~pipeline.safety.yamlrust` keeps more than this many key separators away from it. With it,
+the whole parse of a front matter of ``parse.MAX_SEED_BYTES`` (1 MiB) is bounded; measured figures in
+``bench/bench_yaml.py``."""
 SHOW_CHARS = 60
 """Most characters of a value (or tag) an error message shows; values can be a megabyte long."""
 
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
+TOO_MANY_KEYS = f"a mapping has more than {MAX_KEYS:,} keys"
 _NO_KEY = object()  # a mapping frame waiting for its next key
 
 
@@ -141,6 +164,8 @@ class _Composer(Composer):
             event = self.peek_event()
             anchor = event.anchor if len(event.anchor) <= SHOW_CHARS else event.anchor[:SHOW_CHARS] + "..."
             raise UnsafeYAMLError(None, None, f"YAML aliases are not allowed (found *{anchor})", event.start_mark)
+        if index is None and parent is not None and len(parent.value) >= MAX_KEYS:  # a key: one entry too many
+            raise UnsafeYAMLError(None, None, TOO_MANY_KEYS, self.peek_event().start_mark)
         nested = self.check_event(MappingStartEvent) or self.check_event(SequenceStartEvent)
         if nested:
             self._depth += 1
@@ -368,7 +393,7 @@ else:
                 get()
                 return None
             get()  # document start
-            stack: list[list[Any]] = []  # frames: [container, start mark, pending key | _NO_KEY]
+            stack: list[list[Any]] = []  # frames: [container, start mark, pending key | _NO_KEY, entries]
             anchors: dict[str, Any] = {}
             error: yaml.MarkedYAMLError | None = None
             root: Any = None
@@ -384,6 +409,11 @@ else:
                         None, None, f"YAML aliases are not allowed (found *{anchor})", event.start_mark
                     )
                 else:
+                    key_slot = bool(stack) and type(stack[-1][0]) is dict and stack[-1][2] is _NO_KEY
+                    if key_slot:  # entries are counted, not stored ones: after an error none are stored
+                        if stack[-1][3] >= MAX_KEYS:
+                            raise UnsafeYAMLError(None, None, TOO_MANY_KEYS, event.start_mark)
+                        stack[-1][3] += 1
                     if kind is not ScalarEvent and len(stack) >= MAX_DEPTH:
                         raise UnsafeYAMLError(None, None, f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
                     anchor = event.anchor
@@ -397,7 +427,6 @@ else:
                             )
                         anchors[anchor] = event.start_mark
                     tag = event.tag
-                    key_slot = bool(stack) and type(stack[-1][0]) is dict and stack[-1][2] is _NO_KEY
                     if kind is ScalarEvent:
                         if tag is None or tag == "!":
                             tag = _STR if tag == "!" else resolve(ScalarNode, event.value, event.implicit)
@@ -435,7 +464,7 @@ else:
                                 error = exc
                         if not stack and root_mark is None:
                             root_mark = event.start_mark
-                        stack.append([[] if seq else {}, event.start_mark, _NO_KEY])
+                        stack.append([[] if seq else {}, event.start_mark, _NO_KEY, 0])
                         continue
                 if not stack:
                     root = value
@@ -527,22 +556,152 @@ def load_pure(text: str) -> Any:
 #: Text libyaml's scanner accepts and PyYAML's refuses: a block scalar indicator (with its chomping
 #: and indentation indicators) followed at once by ``#``.
 _LIBYAML_ONLY = re.compile(r"[|>][-+0-9]*#")
+#: Text PyYAML accepts and libyaml's scanner refuses: ":" right before a flow indicator in a flow
+#: collection (``[a:]``, ``{a:}``, ``[a:,b]`` are ``{'a': None}`` entries for PyYAML, "found unexpected
+#: ':'" for libyaml; found by the Rust path's differential test). Looked for only with a "[" or "{".
+_PYYAML_ONLY = re.compile(r":[,\[\]{}]")
 
 
 def load_fast(text: str) -> Any:
     """:func:`load` through libyaml's event parser, C1 characters swapped out and back.
     Text it cannot take (lone surrogates, our private-use stand-ins already present) goes to
-    :func:`load_pure`, as does everything when PyYAML has no libyaml. So does text with a tab:
-    libyaml's scanner takes tabs where PyYAML's refuses them (``a: 0<TAB>`` is ``{'a': 0}`` there,
-    an error here; found by the differential property test), and the pure loader is the reference.
-    Likewise a block scalar header running into a comment (``>#``), which PyYAML refuses."""
-    if FastUntrustedLoader is None or "\t" in text or _LIBYAML_ONLY.search(text):
+    :func:`load_pure`, as does everything when PyYAML has no libyaml. Likewise a block scalar header
+    running into a comment (``>#``), which PyYAML refuses, ``[a:]``, which only PyYAML takes, and a
+    BOM after the start (``# x\n\ufeff``: ``'\ufeff'`` for PyYAML, null for libyaml; found by the tab
+    differential test). Text with a tab takes
+    :func:`_load_with_tabs`: libyaml takes tabs where PyYAML refuses them."""
+    if FastUntrustedLoader is None or _LIBYAML_ONLY.search(text):
         return load_pure(text)
+    if (("[" in text or "{" in text) and _PYYAML_ONLY.search(text)) or text.find("\ufeff", 1) >= 0:
+        return load_pure(text)
+    if "\t" in text:
+        return _load_with_tabs(text)
+    return _load_libyaml(text)
+
+
+def _load_libyaml(text: str) -> Any:
     if _SPECIAL.search(text) is None:
         return _run(FastUntrustedLoader, text)
     if _SURROGATE.search(text) or _PUA_USED.search(text):
         return load_pure(text)
     return _run(FastUntrustedLoader, text, restore=_FROM_PUA)
+
+
+# PyYAML's line breaks ("\r\n" is one), for marks it would give.
+_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+# libyaml's words when its scanner stops at a tab where PyYAML says TAB_PROBLEM (not "a tab character
+# that violates indentation": that stops libyaml while it still reads the plain scalar before the tab).
+_LIBYAML_TAB_STOP = "found character that cannot start any token"
+TAB_PROBLEM = "found character '\\t' that cannot start any token"
+PURE_TAB_PREFIX = 32 * 1024
+"""A refused tab within this many characters of the start: the pure parser reads up to it (about
+50 ms at most), giving the reference's own error without a libyaml pass over the whole text."""
+
+
+def _load_with_tabs(text: str) -> Any:
+    """:func:`load_fast` for text with a tab, without handing all of it to the pure parser (which
+    took 2-21 s on a 1 MiB front matter with one tab at its end; see ``bench/bench_yaml.py``).
+
+    libyaml reads a tab as a space between tokens, PyYAML refuses it there (``a: 0<TAB>`` is
+    ``{'a': 0}`` for libyaml, an error for PyYAML; found by the differential property test); both
+    read tabs inside quoted scalars, block scalar content and comments alike. So libyaml's tokens
+    place every tab (:func:`_first_refused_tab`): when all are where both agree, libyaml loads the text.
+    At the first other tab PyYAML stops with ``found character '\\t' that cannot start any token``
+    (the error is raised here, with that position, when libyaml finds nothing wrong before it and
+    no "[" or "{" comes before it), or
+    earlier with an error of its own: then, and for tabs in rarer places (a tag, a block scalar
+    header), the pure parser reads the text up to that tab's line end only, where its answer is
+    decided."""
+    if (
+        _SURROGATE.search(text)
+        or _PUA_USED.search(text)
+        or _Reader.NON_PRINTABLE.search(text)  # the pure reader refuses the whole text at once
+    ):
+        return load_pure(text)
+    try:
+        found = _first_refused_tab(_C1_SWAP.sub(_to_pua, text))
+    except yaml.YAMLError:  # libyaml's scanner fails: the reference finds its own error
+        return load_pure(text)
+    if found is None:
+        return _load_libyaml(text)
+    tab, between_tokens = found
+    # in flow collections the two parsers part ways too often ("{0\n?\t": PyYAML stops at "?")
+    in_flow = text.find("[", 0, tab) >= 0 or text.find("{", 0, tab) >= 0
+    if between_tokens and tab >= PURE_TAB_PREFIX and not in_flow:
+        try:
+            _load_libyaml(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            earlier = mark is None or mark.index < tab
+        else:
+            earlier = False
+        if not earlier:
+            raise ScannerError("while scanning for the next token", None, TAB_PROBLEM, _pyyaml_mark(text, tab))
+    line_end = text.find("\n", tab)
+    try:  # the pure scanner looks ahead no further than the line's end (scanning a tag) before it stops
+        load_pure(text if line_end < 0 else text[: line_end + 1])
+    except yaml.MarkedYAMLError as exc:
+        if exc.problem_mark is not None and exc.problem_mark.index <= tab:
+            raise
+    return load_pure(text)  # not refused there after all: the whole text, to be exact
+
+
+def _pyyaml_mark(text: str, index: int) -> yaml.Mark:
+    """The mark PyYAML's reader gives at ``index``: its line breaks, and a BOM takes no column."""
+    line, line_start = 0, 0
+    for found in _BREAKS.finditer(text, 0, index):
+        line, line_start = line + 1, found.end()
+    column = index - line_start - text.count("\ufeff", line_start, index)
+    return yaml.Mark("<unicode string>", index, line, column, None, None)
+
+
+def _first_refused_tab(text: str) -> tuple[int, bool] | None:
+    """``None`` when every tab in ``text`` lies in a quoted scalar, a block scalar's content (below
+    its header line) or a comment, by libyaml's tokens; otherwise the first other tab's index, and
+    whether it lies between tokens or in a plain scalar (where PyYAML ends the scalar at the tab and
+    refuses it as the start of a token; but after a tag or directive on its line, where its error is
+    another). When libyaml's scanner stops at the first tab not placed
+    yet, that tab, between tokens; before it, ``None``: libyaml's error is the answer, as without tabs."""
+    tabs = [m.start() for m in re.finditer("\t", text)]
+    parser = CParser(text)
+    i, previous_end, previous = 0, 0, None
+
+    def after_tag(tab: int) -> bool:  # PyYAML scans a tag to the line's end: its own error
+        return type(previous) in (TagToken, DirectiveToken) and text.rfind("\n", 0, tab) < previous_end
+
+    try:
+        while i < len(tabs):
+            try:
+                token = parser.get_token()
+            except yaml.MarkedYAMLError as exc:
+                stop = exc.problem_mark.index if exc.problem_mark is not None else -1
+                if stop < tabs[i]:
+                    return None
+                tab = tabs[i]
+                return tab, stop == tab and exc.problem == _LIBYAML_TAB_STOP and not after_tag(tab)
+            start, end = token.start_mark.index, token.end_mark.index
+            if type(token) is StreamEndToken:
+                start = end = len(text) + 1
+            while i < len(tabs) and tabs[i] < start:  # between tokens: only in a comment
+                tab = tabs[i]
+                line = max(previous_end, *(text.rfind(b, 0, tab) + 1 for b in "\n\r\x85\u2028\u2029"))
+                if text.find("#", line, tab) < 0:
+                    return tab, not after_tag(tab)
+                i += 1
+            while i < len(tabs) and tabs[i] < end:  # in this token
+                tab = tabs[i]
+                if type(token) is not ScalarToken:
+                    return tab, False
+                if token.plain:
+                    return tab, True
+                if token.style in ("|", ">") and text.find("\n", start, tab) < 0:
+                    return tab, False  # in the header line
+                i += 1
+            if end > start:
+                previous_end, previous = max(previous_end, end), token
+        return None
+    finally:
+        parser.dispose()
 
 
 def load(text: str) -> Any:
