@@ -61,8 +61,8 @@ class InvalidURL(SeedNewsError, ValueError):
     """A URL that cannot be parsed or has no canonical form. ``reason`` says why; ``str()`` is the reason
     and the URL, shortened (``URL has no host, got 'https:///x'``)."""
 
-    def __init__(self, reason: str, url: object) -> None:
-        super().__init__(f"{reason}, got {short(str(url))}")
+    def __init__(self, reason: str, url: str) -> None:
+        super().__init__(f"{reason}, got {short(url)}")
         self.reason = reason
 
 

@@ -63,18 +63,23 @@ class _Refused(ValueError):
     """A URL refused by this module's own rules; the text is the whole reason."""
 
 
-def _guarded(what: object, build: Callable[[], _T]) -> _T:
+def _guarded(what: str | URL, build: Callable[[], _T]) -> _T:
     """``build()``, with any error of the URL libraries turned into ``InvalidURL`` quoting ``what``."""
     try:
         return build()
     except InvalidURL:
         raise
     except _Refused as exc:
-        raise InvalidURL(str(exc), what) from None
+        reason = str(exc)
     except ValueError as exc:  # yarl's and idna's own refusals (UnicodeError is one): their text is the reason
-        raise InvalidURL(f"URL cannot be parsed: {exc}", what) from None
+        reason = f"URL cannot be parsed: {exc}"
     except Exception as exc:  # noqa: BLE001 - a parser crash on hostile input (IndexError...) is a refusal too
-        raise InvalidURL(f"URL cannot be parsed: the URL parser failed ({type(exc).__name__})", what) from None
+        reason = f"URL cannot be parsed: the URL parser failed ({type(exc).__name__})"
+    try:
+        shown = str(what)
+    except Exception:  # noqa: BLE001 - a URL yarl built but cannot print is still quoted, as its parts
+        shown = repr(getattr(what, "_val", what.__class__.__name__))
+    raise InvalidURL(reason, shown)
 
 
 def _whole(url: URL) -> URL:
