@@ -10,7 +10,8 @@ nesting, broken front matter, odd encodings. Then, as a run does:
 - discover (``walk``) and hash the files, and ``pipeline.run.flow.build_documents`` (read -> parse ->
   normalize): exactly one document or one outcome per file, no exception escapes, and no outcome that is
   not a verdict on the file (only ``quarantined`` at a parse step; never an internal error);
-- each document is JSON, as the bulk request will send it;
+- each document is JSON, as the bulk request will send it, and its human text holds no control character
+  (textfix removes them: a YAML escape such as ``"\\x00"`` must not slip a NUL into a title);
 - each document's image URLs (``collect_image_urls``) through the checker's URL preparation
   (``prepare_url``, no network): a request target or an ``invalid``/``relative``/``blocked`` verdict;
   ``annotate_document`` takes those verdicts.
@@ -38,9 +39,12 @@ from tests.conftest import SAMPLE_SEEDS
 from tests.fuzzkit import FUZZ, ODD_CHARS, tally, weird_urls
 
 SKELETONS = [p.read_text(encoding="utf-8").split("\n") for p in sorted(SAMPLE_SEEDS.iterdir())]
+TEXT_LINE = re.compile(r"^(\s*(?:- )?)(title|excerpt|name): .*$")
 URL_LINE = re.compile(r"^(\s*(?:- )?)(url|webUrl|originalUrl|ampWebUrl|cdnAmpWebUrl|domain): .*$")
 VALUE_LINE = re.compile(r"^(\s*(?:- )?)([A-Za-z]+): .*$")
 PARSE_STAGES = {"read", "decode", "frontmatter", "yaml", "validate"}
+# What ftfy's remove_control_chars takes out of human text (it keeps tab, line feed, form feed, CR)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 IMAGE_STATUSES = {"invalid", "relative", "blocked"}
 
 ODD_SCALARS = [
@@ -122,6 +126,9 @@ ODD_SCALARS = [
     "[" * 40 + "]" * 40,
     "{a: " * 40 + "1" + "}" * 40,
 ]
+# YAML's double-quoted escapes: every one puts a character in the text that the file itself does not show
+YAML_ESCAPES = [r"\0", r"\a", r"\b", r"\t", r"\v", r"\f", r"\e", r"\x00", r"\x1b[31m", r"\x7f", r"\x85", r"\N"]
+YAML_ESCAPES += [r"\_", r"\L", r"\P", r"\u200b", r"\u202e", r"\ufeff", r"\U0001F4A9", r"\ud800", r"\u0301"]
 ODD_KEYS = [
     "1: numeric key",
     "1.5: float key",
@@ -184,12 +191,23 @@ def _quote(text: str, how: str) -> str:
 
 
 @st.composite
-def mutation(draw, lines: list[str]) -> list[str]:
-    kind = draw(
-        st.sampled_from(
-            ["url"] * 6 + ["urls"] * 2 + ["value"] * 4 + ["key"] * 2 + ["drop", "dup", "nest", "indent", "frame"]
-        )
+def _text_value(draw) -> str:
+    """Human text as a YAML double-quoted scalar: words, odd characters and escapes mixed."""
+    pieces = (
+        st.sampled_from(YAML_ESCAPES)
+        | st.sampled_from(["a", "Title", " ", "&amp;", "â€”"])
+        | _odd_text.map(lambda t: json.dumps(t)[1:-1])
     )
+    return '"' + "".join(draw(st.lists(pieces, max_size=6))) + '"'
+
+
+@st.composite
+def mutation(draw, lines: list[str], deep: bool) -> list[str]:
+    """One edit of a seed's lines. ``deep`` edits keep the YAML loadable (URLs and text as escaped
+    double-quoted scalars), so the file reaches validation and normalize; the others may break anything."""
+    deep_kinds = ["url", "url", "urls", "urls", "text", "text"]
+    kinds = deep_kinds + ["value"] * 4 + ["key"] * 2 + ["drop", "dup", "nest", "indent", "frame"]
+    kind = draw(st.sampled_from(deep_kinds if deep else kinds))
     url_lines = [i for i, line in enumerate(lines) if URL_LINE.match(line)]
     value_lines = [i for i, line in enumerate(lines) if VALUE_LINE.match(line)]
     lines = list(lines)
@@ -197,8 +215,15 @@ def mutation(draw, lines: list[str]) -> list[str]:
         for i in [draw(st.sampled_from(url_lines))] if kind == "url" else url_lines:
             m = URL_LINE.match(lines[i])
             assert m
-            how = draw(st.sampled_from(["json"] * 6 + ["single", "plain"]))
+            how = "json" if deep else draw(st.sampled_from(["json"] * 6 + ["single", "plain"]))
             lines[i] = f"{m.group(1)}{m.group(2)}: {_quote(draw(weird_urls()), how)}"
+    elif kind == "text":
+        text_lines = [i for i, line in enumerate(lines) if TEXT_LINE.match(line)]
+        if text_lines:
+            i = draw(st.sampled_from(text_lines))
+            m = TEXT_LINE.match(lines[i])
+            assert m
+            lines[i] = f"{m.group(1)}{m.group(2)}: {draw(_text_value())}"
     elif kind == "value" and value_lines:
         i = draw(st.sampled_from(value_lines))
         m = VALUE_LINE.match(lines[i])
@@ -240,17 +265,19 @@ def mutation(draw, lines: list[str]) -> list[str]:
 @st.composite
 def seed_bytes(draw) -> bytes:
     lines = draw(st.sampled_from(SKELETONS))
+    deep = draw(st.booleans())
     for _ in range(draw(st.integers(1, 4))):
-        lines = draw(mutation(lines))
+        lines = draw(mutation(lines, deep))
     text = "\n".join(lines)
-    encoding = draw(st.sampled_from(["utf-8"] * 16 + ["utf-8-sig", "cp1252", "utf-16", "crlf", "flip"]))
-    if encoding == "crlf":
-        return text.replace("\n", "\r\n").encode("utf-8", "surrogatepass")
-    if encoding == "flip":
+    encodings = ["utf-8"] * 16 + ["utf-8-sig", "cp1252", "utf-16", "crlf", "flip"]
+    encoding = "utf-8" if deep else draw(st.sampled_from(encodings))
+    if encoding == "flip" and text:
         data = bytearray(text.encode("utf-8", "surrogatepass"))
         for _ in range(draw(st.integers(1, 3))):
             data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
         return bytes(data)
+    if encoding in ("crlf", "flip"):  # (an empty text has no byte to flip)
+        return text.replace("\n", "\r\n").encode("utf-8", "surrogatepass")
     return text.encode(encoding, "surrogatepass" if encoding.startswith("utf") else "replace")
 
 
@@ -295,10 +322,23 @@ def test_every_seed_file_ends_in_one_document_or_one_verdict(contents):
     for d in docs:
         tally("document" + (" with warnings" if d.source.get("warnings") else ""))
         json.dumps(d.source, allow_nan=False)  # what the bulk request sends
+        for where, text in _human_text(d.source):
+            assert not CONTROL.search(text), f"a control character left in {where}: {text!r}"
         annotated = annotate_document(d.source, _prepare_images(d.source))
         assert annotated["id"] == d.id
 
 
+def _human_text(source: dict):
+    """(where, text) of every human-text field of a document (the ones textfix repairs)."""
+    for i, item in enumerate([source, *source.get("related", [])]):
+        for key in ("title", "excerpt"):
+            if isinstance(item.get(key), str):
+                yield f"{i}.{key}", item[key]
+        name = (item.get("provider") or {}).get("name")
+        if isinstance(name, str):
+            yield f"{i}.provider.name", name
+
+
 def _kind_of(reason: str) -> str:
     """A reason without its quoted values: 'field 'x' must be ...' -> the shape of the refusal."""
-    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+", "_", reason)[:60]
+    return re.sub(r"'[^']*'|\"[^\"]*\"|0x[0-9a-f]+|\d+", "_", reason)[:60]
