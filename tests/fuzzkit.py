@@ -141,6 +141,26 @@ def hosts(draw) -> str:
 NETLOC_TOKENS = ["[", "]", "@", ":", "1", "::1", "a", "%25", ".", "xn--a", "é", "80", "[::1]", "[1]", "u:p@", "\u3002"]
 
 
+#: a dictionary of authority corners (brackets and '@' around an empty part), as fuzzers such as AFL take one:
+#: inside a whole seed file Hypothesis draws small soups, and these shapes would be rare there
+NETLOC_CORNERS = [
+    "[1]@",
+    "[::1]@",
+    "[]@",
+    "]@",
+    "[@",
+    "@[",
+    "@]",
+    "[::1]@@",
+    "a@[",
+    "[a@b]",
+    "[:@]",
+    "@[::1]",
+    "[::1]:@",
+]
+NETLOC_CORNERS += ["u@[1]", "[1]:80@", "[::1]@:80", "[%25]@", "[v1.x]@"]
+
+
 def _piece(samples: list[str]) -> st.SearchStrategy[str]:
     return st.sampled_from(samples) | st.text(alphabet=st.sampled_from("%/?#@:[].aZ9-_~é\\ "), max_size=6)
 
@@ -152,13 +172,15 @@ def weird_urls(draw) -> str:
     if draw(st.integers(0, 9)) == 0:
         return draw(st.text(max_size=40))
     soup = st.lists(st.sampled_from(NETLOC_TOKENS), max_size=4).map("".join)
-    shape = draw(st.sampled_from(["parts", "parts", "soup", "soup@soup", "soup@soup"]))
+    shape = draw(st.sampled_from(["parts", "parts", "soup", "soup@soup", "soup@soup", "corner"]))
     if shape == "parts":
         netloc = draw(st.sampled_from(USERINFO_SAMPLES)) + draw(hosts()) + draw(st.sampled_from(PORT_SAMPLES))
     elif shape == "soup":
         netloc = draw(soup)
-    else:  # user info and host split on the last '@'
+    elif shape == "soup@soup":  # user info and host split on the last '@'
         netloc = draw(soup) + "@" + draw(soup)
+    else:
+        netloc = draw(st.sampled_from(NETLOC_CORNERS)) + draw(st.sampled_from(["", "", "example.com", ":80"]))
     url = (
         draw(st.sampled_from(SCHEMES))
         + draw(st.sampled_from(SEPARATORS))
