@@ -5,6 +5,9 @@
     ├── SeedRootError               the seed location itself is unusable: missing, not a folder (also a ValueError)
     ├── SeedError                   one seed failed one parse step (also a ValueError); ``stage`` names the step.
     │                               Never escapes a run: the file is quarantined with this reason
+    ├── InvalidURL                  a URL :mod:`pipeline.urls` cannot parse or canonicalise (also a ValueError);
+    │                               the message quotes the URL. Validation quarantines, the image checker says
+    │                               ``invalid``
     ├── RunStopped                  the run stopped on purpose before it could do harm (also a RuntimeError)
     │   ├── VanishedFolderError     too many known seed files are gone at once; nothing was deleted
     │   └── ValidationFailed        a full rebuild did not validate; the aliases still point at the old data
@@ -31,6 +34,8 @@ The CLI maps ``SeedNewsError`` and infrastructure errors to exit code 2 with one
 
 from __future__ import annotations
 
+from pipeline.types import short  # a leaf module (standard library only), as this one
+
 
 class SeedNewsError(Exception):
     """Base class of every error seednews raises on purpose."""
@@ -50,6 +55,15 @@ class SeedError(SeedNewsError, ValueError):
     def __init__(self, stage: str, reason: str) -> None:
         super().__init__(reason)
         self.stage = stage
+
+
+class InvalidURL(SeedNewsError, ValueError):
+    """A URL that cannot be parsed or has no canonical form. ``reason`` says why; ``str()`` is the reason
+    and the URL, shortened (``URL has no host, got 'https:///x'``)."""
+
+    def __init__(self, reason: str, url: str) -> None:
+        super().__init__(f"{reason}, got {short(url)}")
+        self.reason = reason
 
 
 class RunStopped(SeedNewsError, RuntimeError):
@@ -98,6 +112,7 @@ __all__ = [
     "DashboardsError",
     "ImageCacheError",
     "IndexManagementError",
+    "InvalidURL",
     "LedgerError",
     "ParseWorkerLost",
     "RunStopped",

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pipeline import urls
 from pipeline.errors import SeedError
-from pipeline.stages.images.urls import prepare_url
+from pipeline.stages.images.urls import _Early, prepare_url
 from pipeline.stages.normalize import document_id
 from pipeline.stages.parse import parse_text
 from tests.conftest import DATA
@@ -51,6 +51,49 @@ def test_a_seed_with_such_an_article_url_is_quarantined_by_validation(case):
         parse_text(text)
     assert err.value.stage == "validate"
     assert "must be an absolute http(s) URL" in str(err.value)
+
+
+CRASHED_YARL = "http://[1]@"  # yarl 1.25 raised IndexError on it: every run stopped on such a seed (issue 18)
+SEED_WITH = "---\ntitle: T\npublishedDateTime: 2021-10-06T11:10:00Z\nwebUrl: '{web}'\n{extra}---\n"
+
+
+@pytest.mark.parametrize("field", ["webUrl", "originalUrl", "ampWebUrl", "cdnAmpWebUrl"])
+def test_a_url_the_parser_crashed_on_quarantines_its_seed_naming_the_field(field):
+    extra = f"{field}: '{CRASHED_YARL}'\n" if field != "webUrl" else ""
+    web = CRASHED_YARL if field == "webUrl" else "https://example.com/a"
+    with pytest.raises(SeedError) as err:
+        parse_text(SEED_WITH.format(web=web, extra=extra))
+    assert (err.value.stage, str(err.value)) == (
+        "validate",
+        f"field '{field}' must be an absolute http(s) URL, got '{CRASHED_YARL}'",
+    )
+
+
+def test_a_related_article_with_such_a_url_is_dropped_with_a_warning_and_the_article_kept():
+    warnings: list[str] = []
+    extra = f"related: [{{title: R, webUrl: '{CRASHED_YARL}'}}, {{title: S, webUrl: 'https://e.org/s'}}]\n"
+    fields = parse_text(SEED_WITH.format(web="https://example.com/a", extra=extra), warnings)
+    assert [r["title"] for r in fields["related"]] == ["S"]
+    assert warnings == [
+        f"dropped related[0]: field 'related[0].webUrl' must be an absolute http(s) URL, got '{CRASHED_YARL}'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("image", "base"),
+    [
+        (CRASHED_YARL, None),
+        (CRASHED_YARL, "https://base.example/"),
+        ("//[1]@/x.jpg", None),
+        ("//[1]@/x.jpg", "https://base.example/"),
+        ("//[gggg::1]", "https://base.example/"),  # yarl's join built a URL that raised on first use
+    ],
+)
+def test_an_image_url_the_parser_crashed_on_is_an_invalid_verdict(image, base):
+    with pytest.raises(_Early) as early:
+        prepare_url(image, base)
+    assert early.value.status == "invalid"
+    assert early.value.reason.startswith("URL cannot be parsed: ")
 
 
 def test_the_image_checker_and_the_ids_agree_on_international_hosts():

@@ -12,6 +12,7 @@ Only human text goes through here. URLs, ids, hashes and the ``secured`` blob ne
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import ftfy
@@ -27,6 +28,11 @@ HUMAN_TEXT = ftfy.TextFixerConfig(
 )
 
 
+# The ASCII control characters ftfy's remove_control_chars takes out (it keeps tab, LF, form feed, CR).
+# YAML escapes ("\x00", "\e") put them in ASCII text, which must not skip the repair for that.
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
 @dataclass(frozen=True)
 class Fixed:
     text: str
@@ -38,9 +44,10 @@ class Fixed:
 
 
 def fix_text(text: str, config: ftfy.TextFixerConfig = HUMAN_TEXT) -> Fixed:
-    """Repair ``text``. Pure. Plain ASCII with no ``&`` cannot hold mojibake or entities: returned as is
-    (cheap gate; ftfy costs ~0.5 ms on a 200-character excerpt)."""
-    if text.isascii() and "&" not in text:
+    """Repair ``text``. Pure. Plain ASCII with no ``&`` and no control character cannot hold mojibake,
+    entities or anything else ftfy removes: returned as is (cheap gate; ftfy costs ~0.5 ms on a
+    200-character excerpt)."""
+    if text.isascii() and "&" not in text and not _ASCII_CONTROL.search(text):
         return Fixed(text, ())
     fixed, explanation = ftfy.fix_and_explain(text, config)
     if fixed == text:

@@ -47,8 +47,9 @@ def _host_problem(url: URL) -> _Early | None:
         return _Early("invalid", "URL has an invalid port")
     if port is not None and not 0 < port < 65536:
         return _Early("invalid", f"URL has an invalid port {port}")
-    if ":" in host:  # IPv6 literal, yarl validated it
-        return None
+    if ":" in host:  # an IPv6 literal
+        problem = urls.ipv6_problem(host)
+        return _Early("invalid", problem) if problem else None
     bare = host.rstrip(".").lower()
     if is_canonical_ipv4(bare):
         return None
@@ -71,21 +72,19 @@ def prepare_url(raw: str, relative_base: str | None) -> URL:
         raise _Early("invalid", "URL is empty")
     if len(text) > MAX_URL_LENGTH:
         raise _Early("invalid", f"URL is longer than {MAX_URL_LENGTH} characters")
-    try:
+    try:  # pipeline.urls raises only InvalidURL, whatever yarl or idna make of the text
         url = urls.parse(text)
         if text.startswith("//"):
-            url = URL(relative_base).join(url) if relative_base else URL("https:" + text)
+            url = urls.join(relative_base, url) if relative_base else urls.parse("https:" + text)
         elif not url.scheme:
             if url.raw_host:
                 raise _Early("invalid", "URL has a host but no scheme")
             if not relative_base:
                 raise _Early("relative", "relative URL and no relative_base configured; not checked")
-            url = URL(relative_base).join(url)
-    except _Early:
-        raise
-    except (ValueError, TypeError, UnicodeError) as exc:
-        raise _Early("invalid", f"URL cannot be parsed: {exc}") from None
-    problem = _host_problem(url)
-    if problem is not None:
-        raise problem
-    return url.with_fragment(None)
+            url = urls.join(relative_base, url)
+        problem = _host_problem(url)
+        if problem is not None:
+            raise problem
+        return url.with_fragment(None)
+    except urls.InvalidURL as exc:
+        raise _Early("invalid", exc.reason) from None
