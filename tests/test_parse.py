@@ -241,3 +241,12 @@ def test_keyword_values_over_the_term_limit_are_refused():
     warnings: list[str] = []
     assert parse_text(ARTICLE + "topics: [AI, " + "t" * 40_000 + "]\n---\n", warnings)["topics"] == ["AI"]
     assert warnings == ["dropped topics[1]: field 'topics[1]' is too long: 40,000 bytes of UTF-8, at most 32,766"]
+
+
+@pytest.mark.parametrize("title", ['"\\x00"', '"\\u200b"', '"\\u2060\\ufeff"', '" \\u3000\\t"'])
+def test_a_title_with_nothing_to_read_is_empty(title):
+    """Found by the seed fuzz: control or invisible characters alone passed "must not be empty", and repair
+    then indexed an empty or invisible title."""
+    with pytest.raises(SeedError) as err:
+        parse_text(ARTICLE.replace("title: ", "title: " + title + "\nx_old_title: ", 1) + "\n---\n")
+    assert (err.value.stage, str(err.value)) == ("validate", "field 'title' must not be empty")

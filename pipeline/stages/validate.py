@@ -19,6 +19,7 @@ checker names only its type (the value is an opaque credential-like blob, and re
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -65,9 +66,14 @@ def _secret(value: Any, where: str, warn: Warn) -> str:
 
 
 def _nonempty(value: Any, where: str, warn: Warn) -> str:
-    if not _str(value, where, warn).strip():
+    """A string with something to read: not only spaces, control or invisible (format) characters, which
+    repair removes (a title of ``"\\x00"`` or of a zero-width space became an empty or invisible title)."""
+    if not any(unicodedata.category(c)[0] not in _NOTHING_TO_READ for c in _str(value, where, warn)):
         raise SeedError("validate", f"field '{where}' must not be empty")
     return value
+
+
+_NOTHING_TO_READ = frozenset("CZ")  # Unicode categories C* (control, format, unassigned...) and Z* (spaces)
 
 
 def _keyword(value: Any, where: str, warn: Warn) -> str:
