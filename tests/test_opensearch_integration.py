@@ -145,7 +145,7 @@ def test_values_the_mapping_refuses_are_quarantined_by_validation_not_dead_lette
     cases = {
         "quality.txt": "quality: 3000000000",
         "long_name.txt": "? " + "k" * 60_000 + "\n: 1",
-        "many_names.txt": "\n".join(f"x{i}: {i}" for i in range(1001)),
+        "many_names.txt": "custom:\n" + "\n".join(f"  x{i}: {i}" for i in range(1000)),  # 1,001 names in all
         "edges.txt": f"quality: {INTEGER_MAX}\nheat: {INTEGER_MIN}\n? {'k' * MAX_KEY_BYTES}\n: 1\n"
         + "category: "
         + "c" * MAX_KEYWORD_BYTES,
