@@ -136,6 +136,7 @@ press **Trigger** and fill in the form.
 | Batches | how many parallel pieces the folder is split into |
 | Index alias | another index name (empty: the usual `seednews-articles`) |
 | Quarantine threshold (%) | fail the run above this quarantined share (default {DEFAULT_MAX_QUARANTINED_PCT:g}) |
+| Allow mass delete | lift the vanish guard: many seed files are gone on purpose, delete their articles |
 
 **Where the report is.** The last task, `finalize`, prints the run summary in its log and writes a
 Markdown report (files per outcome, articles per topic and provider) whose path it prints
@@ -150,7 +151,7 @@ fix the file and the next run picks it up. Documents OpenSearch refused are kept
 (Assets page: "last updated").
 
 **Dashboards.** Open [OpenSearch Dashboards]({DASHBOARDS_URL}) → *Dashboards* → the **seednews** dashboards
-(articles per topic, provider and image health), or *Discover* on the `seednews-articles*` index pattern.
+(articles per topic, provider and image health), or *Discover* on the `seednews-articles` index pattern.
 """
 
 

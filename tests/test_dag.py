@@ -34,6 +34,7 @@ print(json.dumps({
   "on_failure": [type(c).__name__ for c in (dag.default_args.get("on_failure_callback") or [])],
   "outlets": [a.uri for a in dag.get_task("finalize").outlets],
   "param_schemas": {k: dag.params.get_param(k).schema for k in dag.params.keys()},
+  "param_titles": [dag.params.get_param(k).schema.get("title") for k in dag.params.keys()],
 }))
 """
     out = subprocess.run(
@@ -58,6 +59,11 @@ print(json.dumps({
     assert info["schedule"] == "0 2 * * *" and info["max_active_runs"] == 1 and info["catchup"] is False
     # operators' view: runs without anyone unpausing it, says what it is, alerts, and marks freshness
     assert info["paused_upon_creation"] is False
+    # the doc's Params table names every field of the trigger form (it left out "Allow mass delete")
+    missing = [t for t in info["param_titles"] if t and f"| {t} |" not in info["doc_md"]]
+    assert not missing, missing
+    # and the index pattern by the name Dashboards gives it (pipeline.dashboards.objects)
+    assert "`seednews-articles` index pattern" in info["doc_md"]
     assert "02:00 UTC" in info["description"] and "seednews-articles" in info["description"]
     for words in ("What runs when", "Params", "report", "Dashboards", "SEEDNEWS_ALERT_WEBHOOK"):
         assert words in info["doc_md"], words
