@@ -5,6 +5,8 @@
   forwards every request, except that it can answer chosen ``_bulk`` requests for the article index
   with a request-level error (429, 503...) or refuse some of their items with per-item 429s.
 - ``Cli``: the pipeline CLI as a subprocess in its own process group, output to files.
+- ``refused_by_mapping`` / ``busy_for``: one file's document refused for good (a dead letter) or answered
+  503 every time (``failed``), by a real node's real answers.
 - small read helpers talking to OpenSearch over urllib (loopback only).
 
 Everything here talks to 127.0.0.1 and nothing else.
@@ -336,3 +338,35 @@ class BulkFaultProxy:
         with self.lock:
             self.items_refused += len(refused)
         return status, out_headers, json.dumps({"took": took, "errors": True, "items": items}).encode()
+
+
+# ----------------------------------------------------------------------------- one file's document refused
+def refused_by_mapping(monkeypatch, rel: str) -> None:
+    """The document built from ``rel`` gets a field the strict mapping does not know (a code/mapping skew):
+    OpenSearch refuses it for good, a dead letter. (Values a seed can carry are refused by validation.)"""
+    from pipeline.run import seedpath
+
+    real = seedpath.normalize
+
+    def skewed(record):
+        doc = real(record)
+        if record.seed.rel == rel:
+            doc.source["sentiment"] = 0.7
+        return doc
+
+    monkeypatch.setattr(seedpath, "normalize", skewed)
+
+
+def busy_for(monkeypatch, rel: str) -> None:
+    """The node answers 503 for the document of ``rel`` every time (a retryable failure: ``failed``)."""
+    from pipeline.stages import index as ix
+    from pipeline.types import ItemResult
+
+    real = ix.bulk_index
+
+    def busy(client, index, docs, **kw):
+        docs = list(docs)
+        yield from real(client, index, [d for d in docs if d.seed.rel != rel], **kw)
+        yield from (ItemResult(d.id, False, 503, "failed", "node busy", True) for d in docs if d.seed.rel == rel)
+
+    monkeypatch.setattr(ix, "bulk_index", busy)

@@ -34,6 +34,7 @@ from pipeline import cli
 from pipeline.dashboards import load as dash
 from pipeline.dashboards import objects as objs
 from pipeline.stages.normalize import canonical_topic
+from tests import faultkit as fk
 from tests.conftest import DATA, ROOT, SAMPLE_SEEDS
 
 NDJSON = ROOT / "dashboards" / "seednews.ndjson"
@@ -412,18 +413,9 @@ def indexed(settings, client, tmp_path, monkeypatch):
     Common Dreams' is a 404), two seeds that are quarantined (bad YAML, bad date) and one whose document
     OpenSearch refuses (it carries a field the strict mapping does not know: dead letter; the values a
     seed can carry that the mapping refuses are refused by validation). Returns the run report."""
-    from pipeline.run import seedpath
     from pipeline.run.flow import RunOptions, run
 
-    real_normalize = seedpath.normalize
-
-    def skewed(record):
-        doc = real_normalize(record)
-        if record.seed.rel == "102_refused.txt":
-            doc.source["sentiment"] = 0.7
-        return doc
-
-    monkeypatch.setattr(seedpath, "normalize", skewed)
+    fk.refused_by_mapping(monkeypatch, "102_refused.txt")
     from pipeline.stages.images.config import ImageCheckConfig
 
     seeds = tmp_path / "seeds"

@@ -11,6 +11,7 @@ from pipeline.run.flow import RunOptions, run
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
 from pipeline.types import entry_key
+from tests import faultkit as fk
 from tests.conftest import DATA
 
 SEED = '---\ntitle: "{title}"\npublishedDateTime: 2021-10-06T11:10:00Z\nwebUrl: "{url}"\ntopics: [{topic}]\n---\n'
@@ -93,15 +94,7 @@ def test_dead_letter_then_fix_then_replay(settings, client, tmp_path, monkeypatc
     fixed, replay indexes it and resolves the dead letter."""
     _write(tmp_path, "a.txt", "skewed", "https://example.com/skew")
     _write(tmp_path, "b.txt", "fine", "https://example.com/fine")
-    real_normalize = seedpath.normalize
-
-    def skewed(record):
-        doc = real_normalize(record)
-        if record.seed.rel == "a.txt":
-            doc.source["sentiment"] = 0.7
-        return doc
-
-    monkeypatch.setattr(seedpath, "normalize", skewed)
+    fk.refused_by_mapping(monkeypatch, "a.txt")
     report = _run(settings, client, tmp_path)
     assert report.indexed == 1 and report.n("dead_letter") == 1
     (failed,) = report.failed

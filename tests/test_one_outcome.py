@@ -11,7 +11,6 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline.run import seedpath
 from pipeline.run.flow import (
     RunOptions,
     ValidationFailed,
@@ -21,10 +20,10 @@ from pipeline.run.flow import (
     process_batch,
     run,
 )
-from pipeline.stages import index as ix
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
-from pipeline.types import ItemResult, entry_key
+from pipeline.types import entry_key
+from tests import faultkit as fk
 from tests.conftest import SAMPLE_SEEDS
 
 SEED = '---\ntitle: "{title}"\npublishedDateTime: 2021-10-06T11:10:00Z\nwebUrl: "{url}"\n{extra}---\n'
@@ -187,36 +186,10 @@ def test_an_article_another_file_still_carries_is_not_deleted(settings, client, 
     assert ledger_states(client, settings, tmp_path) == {"a.txt": "indexed", "b.txt": "deleted"}
 
 
-def _refused_by_mapping(monkeypatch, rel: str) -> None:
-    """The document of ``rel`` gets a field the strict mapping does not know: OpenSearch refuses it for
-    good (a dead letter). Values a seed can carry that the mapping refuses are refused by validation."""
-    real = seedpath.normalize
-
-    def skewed(record):
-        doc = real(record)
-        if record.seed.rel == rel:
-            doc.source["sentiment"] = 0.7
-        return doc
-
-    monkeypatch.setattr(seedpath, "normalize", skewed)
-
-
-def _busy_for(monkeypatch, rel: str) -> None:
-    """The node answers 503 for the document of ``rel``, every time (a retryable failure: ``failed``)."""
-    real = ix.bulk_index
-
-    def busy(client, index, docs, **kw):
-        docs = list(docs)
-        yield from real(client, index, [d for d in docs if d.seed.rel != rel], **kw)
-        yield from (ItemResult(d.id, False, 503, "failed", "busy", True) for d in docs if d.seed.rel == rel)
-
-    monkeypatch.setattr(ix, "bulk_index", busy)
-
-
 def test_when_the_newer_copy_is_refused_the_older_valid_copy_is_indexed(settings, client, tmp_path, monkeypatch):
     write(tmp_path / "old.txt", "old but valid", "https://example.com/x", mtime=1_000)
     write(tmp_path / "new.txt", "new but refused", "https://example.com/x", mtime=2_000)
-    _refused_by_mapping(monkeypatch, "new.txt")
+    fk.refused_by_mapping(monkeypatch, "new.txt")
     report = go(settings, client, tmp_path, max_batches=1)
     assert report.counts == {"indexed": 1, "dead_letter": 1}
     assert docs(client, settings) == {"https://example.com/x": ("old but valid", "old.txt")}
@@ -243,7 +216,7 @@ def test_a_failed_rebuild_leaves_the_served_ledger_alone(settings, client, tmp_p
     served = sorted(client.indices.get(index=f"{settings.index_base}*").keys())
     write(tmp_path / "a.txt", "v2", "https://example.com/a")
     write(tmp_path / "bad.txt", "refused", "https://example.com/bad")
-    _busy_for(monkeypatch, "bad.txt")
+    fk.busy_for(monkeypatch, "bad.txt")
     with pytest.raises(ValidationFailed, match="removed the new index pair"):
         go(settings, client, tmp_path, full_rebuild=True)
     monkeypatch.undo()
@@ -264,7 +237,7 @@ def test_a_rebuild_is_not_held_back_by_a_dead_letter_and_its_replay_still_works(
     write(tmp_path / "a.txt", "a", "https://example.com/a")
     write(tmp_path / "b.txt", "b", "https://example.com/b")
     go(settings, client, tmp_path)
-    _refused_by_mapping(monkeypatch, "b.txt")
+    fk.refused_by_mapping(monkeypatch, "b.txt")
     report = go(settings, client, tmp_path, full_rebuild=True)
     assert report.counts == {"indexed": 1, "dead_letter": 1} and not report.ok
     assert docs(client, settings) == {"https://example.com/a": ("a", "a.txt")}  # promoted
@@ -279,9 +252,9 @@ def test_a_rebuild_is_not_held_back_by_a_dead_letter_and_its_replay_still_works(
 def test_the_dead_letters_of_a_rebuild_that_was_not_promoted_still_replay(settings, client, tmp_path, monkeypatch):
     write(tmp_path / "a.txt", "a", "https://example.com/a")
     write(tmp_path / "b.txt", "b", "https://example.com/b")
-    _refused_by_mapping(monkeypatch, "b.txt")
+    fk.refused_by_mapping(monkeypatch, "b.txt")
     assert go(settings, client, tmp_path).counts == {"indexed": 1, "dead_letter": 1}
-    _busy_for(monkeypatch, "a.txt")  # the rebuild dead-letters b.txt again, and is not promoted
+    fk.busy_for(monkeypatch, "a.txt")  # the rebuild dead-letters b.txt again, and is not promoted
     with pytest.raises(ValidationFailed, match="removed the new index pair"):
         go(settings, client, tmp_path, full_rebuild=True)
     monkeypatch.undo()

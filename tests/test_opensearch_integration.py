@@ -8,13 +8,11 @@ import shutil
 import pytest
 
 from pipeline.errors import IndexManagementError
-from pipeline.run import seedpath
 from pipeline.run.flow import RunOptions, ValidationFailed, run
-from pipeline.stages import index as ix
 from pipeline.stages.validate import INTEGER_MAX, INTEGER_MIN, MAX_KEY_BYTES, MAX_KEYWORD_BYTES
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
-from pipeline.types import ItemResult
+from tests import faultkit as fk
 from tests.conftest import DATA
 
 
@@ -100,36 +98,8 @@ def test_the_copy_ingested_last_wins_across_batches_in_any_order(settings, clien
 REFUSED = "000_9af88004a1e871b6.txt"  # one of the two sample seeds
 
 
-def _refused_by_mapping(monkeypatch, rel: str) -> None:
-    """The document built from ``rel`` gets a field the strict mapping does not know (a code/mapping skew):
-    OpenSearch refuses it for good, a dead letter. (Values a seed can carry are refused by validation.)"""
-    real = seedpath.normalize
-
-    def skewed(record):
-        doc = real(record)
-        if record.seed.rel == rel:
-            doc.source["sentiment"] = 0.7
-        return doc
-
-    monkeypatch.setattr(seedpath, "normalize", skewed)
-
-
-def _busy_for(monkeypatch, rel: str) -> None:
-    """The node answers 503 for the document of ``rel`` every time (a retryable failure: ``failed``)."""
-    real = ix.bulk_index
-
-    def busy(client, index, docs, **kw):
-        docs = list(docs)
-        yield from real(client, index, [d for d in docs if d.seed.rel != rel], **kw)
-        for d in docs:
-            if d.seed.rel == rel:
-                yield ItemResult(d.id, False, 503, "failed", "node busy", retryable=True)
-
-    monkeypatch.setattr(ix, "bulk_index", busy)
-
-
 def test_mapping_rejection_goes_to_dead_letters(settings, client, seed_dir, monkeypatch):
-    _refused_by_mapping(monkeypatch, REFUSED)
+    fk.refused_by_mapping(monkeypatch, REFUSED)
     report = _run(settings, client, seed_dir)
     assert report.indexed == 1 and report.n("dead_letter") == 1
     (failed,) = report.failed
@@ -168,7 +138,7 @@ def test_values_the_mapping_refuses_are_quarantined_by_validation_not_dead_lette
 def test_a_rebuild_with_a_dead_letter_is_promoted_and_names_it(settings, client, seed_dir, monkeypatch):
     _run(settings, client, seed_dir)
     (old,) = indices.alias_indices(client, settings.alias)
-    _refused_by_mapping(monkeypatch, REFUSED)
+    fk.refused_by_mapping(monkeypatch, REFUSED)
     report = _run(settings, client, seed_dir, full_rebuild=True)
     (new,) = indices.alias_indices(client, settings.alias)
     assert new != old and report.counts == {"indexed": 1, "dead_letter": 1}
@@ -197,7 +167,7 @@ def test_full_rebuild_swaps_alias_and_failed_rebuild_keeps_old_index(settings, c
     (served_ledger,) = indices.alias_indices(client, settings.ledger_index)
     pairs = sorted(client.indices.get(index=f"{settings.index_base}*").keys())
 
-    _busy_for(monkeypatch, REFUSED)  # a failure that may pass holds the rebuild back
+    fk.busy_for(monkeypatch, REFUSED)  # a failure that may pass holds the rebuild back
     with pytest.raises(ValidationFailed) as err:
         _run(settings, client, seed_dir, full_rebuild=True)
     message = str(err.value)
