@@ -293,7 +293,8 @@ def main() -> None:
                 stack.down()
         finally:
             stack.down(purge=True)
-            from pipeline.config import Settings, make_client
+            from pipeline.config import Settings
+            from pipeline.stores.client import make_client
 
             os_client = make_client(Settings(opensearch_url=url))
             os_client.indices.delete(index="bench-celery-*", ignore_unavailable=True, expand_wildcards="all")

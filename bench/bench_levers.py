@@ -65,9 +65,9 @@ def main() -> None:
     from pipeline import urls
     from pipeline.run.options import RunOptions
     from pipeline.run.parallel import build_part
+    from pipeline.run.plan import make_plan
     from pipeline.safety import yamlrust, yamlsafe
     from pipeline.stages.images import annotate
-    from pipeline.stages.plan import make_plan
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-levers-"))
     generate(tmp, args.n, seed=args.seed)

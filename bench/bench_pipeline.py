@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.stages.discover import discover
+from devtools.seedfile import parse_seed
+from pipeline.sources.folder import discover
 from pipeline.stages.normalize import normalize
-from pipeline.stages.parse import parse_seed
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "seeds" / "002_2c91f7d39cae87f0.txt"
 
@@ -60,8 +60,10 @@ def main() -> None:
         )
 
         from devtools import localnode
-        from pipeline.config import Settings, make_client
-        from pipeline.run.flow import RunOptions, run
+        from pipeline.config import Settings
+        from pipeline.run.flow import run
+        from pipeline.run.options import RunOptions
+        from pipeline.stores.client import make_client
 
         node = localnode.start(progress=lambda m: None)
         try:

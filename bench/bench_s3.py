@@ -65,8 +65,10 @@ def upload(client, bucket: str, folder: Path, prefix: str) -> float:
 
 def full_runs(folder: Path, url: str, s3_client) -> list[tuple[str, float, float]]:
     from devtools import localnode
-    from pipeline.config import Settings, make_client
-    from pipeline.run.flow import RunOptions, run
+    from pipeline.config import Settings
+    from pipeline.run.flow import run
+    from pipeline.run.options import RunOptions
+    from pipeline.stores.client import make_client
 
     node = localnode.start(progress=lambda _: None)
     rows = []

@@ -68,16 +68,17 @@ def node_cpu(client) -> float:
 
 # ----------------------------------------------------------------------------- workers (subprocesses)
 def _client(url: str):
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
 
     return make_client(Settings(opensearch_url=url, timeout=300))
 
 
 def worker_raw(args) -> dict:
     """Build the documents (untimed), write NDJSON, then time only the ``_bulk`` POSTs."""
-    from pipeline.stages.discover import discover
+    from devtools.seedfile import parse_seed
+    from pipeline.sources.folder import discover
     from pipeline.stages.normalize import normalize
-    from pipeline.stages.parse import parse_seed
     from pipeline.stores import indices
     from pipeline.types import SeedOutcome
 
@@ -143,11 +144,12 @@ def worker_raw(args) -> dict:
 def worker_pipeline(args) -> dict:
     from pipeline.config import Settings
     from pipeline.run import parallel, timing
-    from pipeline.run.flow import RunOptions, run
+    from pipeline.run.flow import run
+    from pipeline.run.options import RunOptions
 
     if args.levers_off:  # the reference: client json.dumps, 500-document requests, refresh on, no overlap
         from pipeline.run import flow
-        from pipeline.stages import index as ix
+        from pipeline.stores import bulk as ix
         from pipeline.stores import indices
 
         flow.OVERLAP_WRITES = False

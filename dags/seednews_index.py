@@ -262,7 +262,7 @@ def _s3_client(seed_dir: str):
 
 
 def _options(params, run_id):
-    from pipeline.run.flow import RunOptions
+    from pipeline.run.options import RunOptions
 
     return RunOptions(
         s3_client=_s3_client(params["seed_dir"]),
@@ -280,7 +280,7 @@ def _options(params, run_id):
 def _client(settings):
     import logging
 
-    from pipeline.config import make_client
+    from pipeline.stores.client import make_client
 
     # opensearch-py logs every request at INFO ("HEAD /x [status:200 request:0.003s]"): pages of it buried
     # the pipeline's own lines in the task logs. Its warnings (a failed attempt) still show.
@@ -351,8 +351,8 @@ def seednews_index():
     @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=4)
     def process_batch(batch: dict, target: str, params=None, run_id=None) -> dict:
         """read -> parse -> normalize -> check images -> bulk index, for one batch of seed files."""
-        from pipeline.run.flow import Batch
         from pipeline.run.flow import process_batch as run_batch
+        from pipeline.run.plan import Batch
         from pipeline.run.report import RunReport
 
         settings = _settings(params)
@@ -376,7 +376,7 @@ def seednews_index():
         print the run's summary. Data problems fail the task without retries (retrying won't help)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from pipeline.run.flow import ValidationFailed
+        from pipeline.errors import ValidationFailed
         from pipeline.run.flow import finalize as finish
         from pipeline.run.report import RunReport
 

@@ -2,12 +2,12 @@
 
 Stages, one module each, with one named type at each boundary (see ``pipeline.types``)::
 
-    discover  -> SeedFile       (pipeline.stages.discover; pipeline.stages.plan compares it with the ledger)
+    discover  -> SeedFile       (pipeline.sources.folder; pipeline.run.plan compares it with the ledger)
     parse     -> SeedRecord     (pipeline.stages.parse)       | SeedOutcome (quarantined)
     normalize -> Document       (pipeline.stages.normalize)
     images    -> Document + image verdicts (pipeline.stages.images; netsafe, imagecache, imagetypes)
-    index     -> ItemResult     (pipeline.stages.index)
-    outcomes  -> SeedOutcome    (pipeline.stages.outcomes: bulk results -> outcomes -> ledger + report)
+    index     -> ItemResult     (pipeline.stores.bulk)
+    outcomes  -> SeedOutcome    (pipeline.run.outcomes: bulk results -> outcomes -> ledger + report)
     ledger    -> LedgerEntry    (pipeline.stores.ledger: what became of every seed file)
     report    -> RunReport      (pipeline.run.report)
 

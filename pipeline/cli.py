@@ -28,8 +28,10 @@ import sys
 import time
 from typing import Any, TextIO
 
-from pipeline.config import Settings, check_index_name, make_client
-from pipeline.run.flow import DEFAULT_MAX_BATCHES, RunOptions, run
+from pipeline.config import Settings, check_index_name
+from pipeline.run.flow import run
+from pipeline.run.options import DEFAULT_MAX_BATCHES, RunOptions
+from pipeline.stores.client import make_client
 from pipeline.types import STATES
 
 DESCRIPTION = "seednews: index news seed files (YAML front matter) into OpenSearch."
@@ -44,7 +46,7 @@ PROGRESS_EVERY_S = 30.0  # ...or after this many seconds, whichever comes first
 TTY_REDRAW_S = 0.2  # a terminal's progress line is redrawn at most this often
 FACETABLE_TYPES = {"keyword", "boolean", "date", "byte", "short", "integer", "long", "float", "double"}
 
-# The flow's own lines (pipeline/run/flow.py run/process_batch; pipeline/stages/outcomes.py settle), read
+# The flow's own lines (pipeline/run/flow.py run/process_batch; pipeline/run/outcomes.py settle), read
 # here to drive the progress line and to keep per-file lines out of the default output.
 _DISCOVERED = re.compile(r"discovered \d+ seed files in .*: \d+ unchanged, (\d+) to process in \d+ batches")
 _BATCH = re.compile(r"batch \d+/\d+: (\d+) files")

@@ -8,7 +8,7 @@ The path of one seed::
     normalize -> Document                      | SeedOutcome ("quarantined")
     index     -> ItemResult per bulk item      -> SeedOutcome (indexed, duplicate, failed, dead_letter)
 
-Every seed a run sees ends in exactly one ``SeedOutcome``; ``pipeline.stages.outcomes`` is the one place that
+Every seed a run sees ends in exactly one ``SeedOutcome``; ``pipeline.run.outcomes`` is the one place that
 turns outcomes into ledger entries and report counts. Stages return values, they do not raise for bad
 data. An exception out of a stage while one seed is on its path is a bug: ``pipeline.run.seedpath`` makes
 it that seed's ``internal_error`` outcome and the batch goes on (the run fails at its end); an
@@ -80,7 +80,7 @@ class SeedFile:
                    the folder)
     ``size``, ``mtime_ns``, ``ctime_ns``, ``ino``: what ``stat`` said (the cheap change filter)
     ``sha256``     the content hash (the truth; empty until hashed)
-    ``seq``        the ingest sequence of this content (the document's version: see ``pipeline.stages.plan``)
+    ``seq``        the ingest sequence of this content (the document's version: see ``pipeline.run.plan``)
     ``hashed_ns``  when ``sha256`` was taken (wall clock, ns, read before the bytes; 0 until hashed): a
                    fingerprint this close to it may hide a later edit (``LedgerEntry.trusts_stat``)
     """

@@ -45,7 +45,7 @@ def settings(opensearch_url):
 
 @pytest.fixture
 def client(settings):
-    from pipeline.config import make_client
+    from pipeline.stores.client import make_client
 
     c = make_client(settings)
     yield c

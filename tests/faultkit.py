@@ -359,7 +359,7 @@ def refused_by_mapping(monkeypatch, rel: str) -> None:
 
 def busy_for(monkeypatch, rel: str) -> None:
     """The node answers 503 for the document of ``rel`` every time (a retryable failure: ``failed``)."""
-    from pipeline.stages import index as ix
+    from pipeline.stores import bulk as ix
     from pipeline.types import ItemResult
 
     real = ix.bulk_index

@@ -84,7 +84,8 @@ def _task_states(stack, run_id: str) -> list[tuple]:
 
 
 def _client(url):
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
 
     return make_client(Settings(opensearch_url=url))
 

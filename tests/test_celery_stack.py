@@ -66,7 +66,8 @@ def _trigger(stack, index: str) -> str:
 
 
 def _client(url):
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
 
     return make_client(Settings(opensearch_url=url))
 
@@ -92,8 +93,9 @@ def _exactly_once(stack, index: str) -> None:
 
 def _article_ids(folder) -> set[str]:
     """The ids the corpus must end up as: parsed and normalized here, in one process, from the local copy."""
-    from pipeline.run.flow import RunOptions, build_documents
+    from pipeline.run.options import RunOptions
     from pipeline.run.report import RunReport
+    from pipeline.run.seedpath import build_documents
     from pipeline.sources import open_source
     from pipeline.types import SeedFile
 

@@ -52,7 +52,8 @@ def _pipeline(*args: str, env: dict[str, str], timeout: float = 300) -> subproce
 
 
 def _drop(url: str, index: str) -> None:
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
 
     client = make_client(Settings(opensearch_url=url))
     client.indices.delete(index=f"{index}*", ignore_unavailable=True, expand_wildcards="all")
@@ -327,7 +328,8 @@ def test_an_untrusted_certificate_says_set_the_ca_bundle(seed_dir, self_signed):
 def test_one_client_shared_by_threads_keeps_its_connections(opensearch_url, caplog):
     """The run's main thread, writer thread and image-cache calls share one client: no "Connection pool
     is full, discarding connection" (urllib3's default pool holds one connection)."""
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
 
     client = make_client(Settings(opensearch_url=opensearch_url))
     caplog.set_level(logging.WARNING, logger="urllib3")

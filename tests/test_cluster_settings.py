@@ -9,7 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline.config import ConfigError, Settings, make_client, settings_from_connection
+from pipeline.config import ConfigError, Settings, settings_from_connection
+from pipeline.stores.client import make_client
 
 
 # ---------------------------------------------------------------- several URLs
@@ -110,7 +111,8 @@ def test_sniffing_is_opt_in():
 
 # ---------------------------------------------------------------- replicas and health, on the session node
 def test_single_node_indices_auto_expand_to_no_replica_and_are_green(settings, client, seed_dir):
-    from pipeline.run.flow import RunOptions, run
+    from pipeline.run.flow import run
+    from pipeline.run.options import RunOptions
 
     report = run(settings, RunOptions(seed_dir=str(seed_dir), check_images=False), client=client, emit=lambda _: None)
     assert report.ok
@@ -119,7 +121,8 @@ def test_single_node_indices_auto_expand_to_no_replica_and_are_green(settings, c
 
 
 def test_pinned_replicas_on_one_node_make_the_run_wait_for_yellow_and_still_succeed(settings, client, seed_dir):
-    from pipeline.run.flow import RunOptions, run
+    from pipeline.run.flow import run
+    from pipeline.run.options import RunOptions
 
     pinned = replace(settings, replicas="1", health_timeout=30)
     report = run(pinned, RunOptions(seed_dir=str(seed_dir), check_images=False), client=client, emit=lambda _: None)

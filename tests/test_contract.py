@@ -7,11 +7,11 @@ from datetime import datetime
 
 import pytest
 
+from devtools.seedfile import parse_seed
 from pipeline import types as types_
-from pipeline.stages.discover import discover
+from pipeline.sources.folder import discover
 from pipeline.stages.images import annotate
 from pipeline.stages.normalize import normalize
-from pipeline.stages.parse import parse_seed
 from pipeline.stores.indices import article_mapping, load_template
 from tests.conftest import DATA, SAMPLE_SEEDS
 

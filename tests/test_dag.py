@@ -106,8 +106,9 @@ def _dags_test(airflow_env, opensearch_url, conf: dict) -> subprocess.CompletedP
 
 
 def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
     from pipeline.stores import indices
+    from pipeline.stores.client import make_client
 
     shutil.copy(DATA / "seeds" / "bad" / "invalid_yaml.txt", seed_dir / "001_broken.txt")
     base = f"dagtest-{uuid.uuid4().hex[:8]}"
@@ -152,8 +153,9 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
 def test_a_batch_task_parses_in_worker_processes(airflow_env, opensearch_url, tmp_path):
     """A mapped batch task starts parse workers (forkserver children of the task process) and the run
     ends with every file indexed once."""
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
     from pipeline.stores import indices
+    from pipeline.stores.client import make_client
     from tests import faultkit as fk
 
     ids = fk.write_seeds(tmp_path / "seeds", 1200, tag="dagworkers")

@@ -413,7 +413,8 @@ def indexed(settings, client, tmp_path, monkeypatch):
     Common Dreams' is a 404), two seeds that are quarantined (bad YAML, bad date) and one whose document
     OpenSearch refuses (it carries a field the strict mapping does not know: dead letter; the values a
     seed can carry that the mapping refuses are refused by validation). Returns the run report."""
-    from pipeline.run.flow import RunOptions, run
+    from pipeline.run.flow import run
+    from pipeline.run.options import RunOptions
 
     fk.refused_by_mapping(monkeypatch, "102_refused.txt")
     from pipeline.stages.images.config import ImageCheckConfig
@@ -578,9 +579,9 @@ def test_saved_searches_find_the_expected_documents(settings, client, indexed, t
 def test_text_quality_panel_and_damaged_text_search(settings, client, indexed, tmp_path):
     """Both sample articles had mojibake that was repaired (one in its excerpt, one in a related
     article's excerpt); an article whose text is still broken after repair is found by the saved search."""
-    from pipeline.stages.discover import discover
+    from devtools.seedfile import parse_seed
+    from pipeline.sources.folder import discover
     from pipeline.stages.normalize import normalize
-    from pipeline.stages.parse import parse_seed
 
     assert indexed.text_quality == {"repaired": 3}  # the two articles and the refused copy (dead letter)
     assert "  text quality: repaired 3" in indexed.render().splitlines()

@@ -2,7 +2,9 @@ import os
 
 import pytest
 
-from pipeline.stages.discover import SeedRootError, discover, is_seed_name, make_batches
+from pipeline.errors import SeedRootError
+from pipeline.run.plan import make_batches
+from pipeline.sources.folder import discover, is_seed_name
 
 
 @pytest.mark.parametrize("name", ["000_9af88004a1e871b6.txt", "a.md"])

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.stages.discover import discover
+from devtools.seedfile import parse_seed
+from pipeline.sources.folder import discover
 from pipeline.stages.facets import damaged, facet_value, text_quality
 from pipeline.stages.normalize import canonical_topic, canonical_topics, normalize
-from pipeline.stages.parse import parse_seed
 from pipeline.stages.textfix import fix_text
 from tests.conftest import DATA
 

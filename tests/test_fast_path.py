@@ -19,13 +19,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from corpus import generate
 
+from devtools.seedfile import parse_seed
 from pipeline.safety import yamlrust, yamlsafe
-from pipeline.stages import index as ix
+from pipeline.sources.folder import discover
 from pipeline.stages import normalize as nz
-from pipeline.stages.discover import discover
 from pipeline.stages.normalize import normalize
-from pipeline.stages.parse import parse_seed
 from pipeline.stages.textfix import HUMAN_TEXT, Fixed
+from pipeline.stores import bulk as ix
 from pipeline.types import SeedOutcome
 
 
@@ -134,8 +134,10 @@ def test_bulk_bodies_are_the_clients_json(corpus):
 
 def test_fast_and_plain_runs_leave_the_same_index(corpus, opensearch_url, monkeypatch):
     """End to end against the node: same outcome counts, same stored documents."""
-    from pipeline.config import Settings, make_client
-    from pipeline.run.flow import RunOptions, run
+    from pipeline.config import Settings
+    from pipeline.run.flow import run
+    from pipeline.run.options import RunOptions
+    from pipeline.stores.client import make_client
 
     stored, reports = [], []
     client = make_client(Settings(opensearch_url=opensearch_url))

@@ -27,9 +27,11 @@ import pytest
 from opensearchpy.exceptions import TransportError
 
 from devtools import localnode
-from pipeline.config import Settings, make_client
-from pipeline.run.flow import RunOptions, run
+from pipeline.config import Settings
+from pipeline.run.flow import run
+from pipeline.run.options import RunOptions
 from pipeline.stores import indices
+from pipeline.stores.client import make_client
 from pipeline.stores.ledger import Ledger
 from pipeline.types import entry_key
 from tests import faultkit as fk

@@ -7,7 +7,7 @@ line by line (tests/fuzzkit.py has the URL pieces): hostile URLs in every URL fi
 control characters, bidi, combining marks, surrogate escapes), YAML tags, anchors and aliases, deep
 nesting, broken front matter, odd encodings. Then, as a run does:
 
-- discover (``walk``) and hash the files, and ``pipeline.run.flow.build_documents`` (read -> parse ->
+- discover (``walk``) and hash the files, and ``pipeline.run.seedpath.build_documents`` (read -> parse ->
   normalize): exactly one document or one outcome per file, no exception escapes, and no outcome that is
   not a verdict on the file (only ``quarantined`` at a parse step; never an internal error);
 - each document is JSON, as the bulk request will send it, and its human text holds no control character
@@ -29,9 +29,10 @@ import tempfile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.run.flow import RunOptions, build_documents
+from pipeline.run.options import RunOptions
 from pipeline.run.report import RunReport
-from pipeline.stages.discover import hash_seed, walk
+from pipeline.run.seedpath import build_documents
+from pipeline.sources.folder import hash_seed, walk
 from pipeline.stages.images import annotate_document, collect_image_urls
 from pipeline.stages.images.urls import _Early, prepare_url
 from pipeline.types import ImageVerdict, SeedFile, SeedOutcome

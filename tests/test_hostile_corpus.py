@@ -9,7 +9,8 @@ import resource
 import shutil
 import threading
 
-from pipeline.run.flow import RunOptions, run
+from pipeline.run.flow import run
+from pipeline.run.options import RunOptions
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
 from tests.conftest import DATA, SAMPLE_SEEDS
@@ -69,7 +70,7 @@ def test_hostile_corpus(settings, client, tmp_path):
 def test_two_runs_at_once_do_not_corrupt_anything(settings, tmp_path):
     """A scheduled and a manual run racing on the same folder and alias (the DAG also sets
     max_active_runs=1; this proves the stages are safe anyway)."""
-    from pipeline.config import make_client
+    from pipeline.stores.client import make_client
 
     root = tmp_path / "seeds"
     root.mkdir()

@@ -67,7 +67,8 @@ def _check(counts: dict, outcomes: dict[str, str], text: str) -> None:
 
 
 def test_a_hostile_folder_next_to_1000_good_seeds_in_the_cli(opensearch_url, tmp_path):
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
     from pipeline.stores.ledger import Ledger
 
     folder = _folder(tmp_path)
@@ -103,7 +104,8 @@ def test_a_hostile_folder_next_to_1000_good_seeds_in_the_cli(opensearch_url, tmp
 
 
 def test_a_hostile_folder_next_to_1000_good_seeds_in_the_dag(airflow_env, opensearch_url, tmp_path):
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
     from pipeline.stores.ledger import Ledger
     from tests.test_dag import _dags_test
 

@@ -32,10 +32,11 @@ from pipeline.stages.images.annotate import (
     collect_image_urls,
     summarize,
 )
+from pipeline.stages.images.cache import InMemoryVerdictCache
 from pipeline.stages.images.checker import check_images
 from pipeline.stages.images.config import ImageCheckConfig
 from pipeline.stores import imagecache
-from pipeline.stores.imagecache import InMemoryVerdictCache, OpenSearchVerdictCache
+from pipeline.stores.imagecache import OpenSearchVerdictCache
 from pipeline.types import Document, ImageVerdict
 
 LOOPBACK = ("127.0.0.1/32",)

@@ -20,9 +20,10 @@ import pytest
 
 from pipeline.errors import ParseWorkerLost, SeedError
 from pipeline.run import seedpath
-from pipeline.run.flow import RunOptions, build_documents
+from pipeline.run.options import RunOptions
 from pipeline.run.report import RunReport
-from pipeline.stages.discover import hash_seed, walk
+from pipeline.run.seedpath import build_documents
+from pipeline.sources.folder import hash_seed, walk
 from pipeline.stores.ledger import Ledger
 from pipeline.types import SeedFile
 from tests import faultkit as fk
@@ -133,7 +134,8 @@ def _json_report(stdout: str) -> dict:
 
 
 def test_one_bug_among_1000_seeds_in_parse_workers_fails_the_run_at_its_end(opensearch_url, tmp_path):
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
 
     folder = tmp_path / "seeds"
     fk.write_seeds(folder, 1000, tag="isolation")
@@ -171,7 +173,8 @@ def test_one_bug_among_1000_seeds_in_parse_workers_fails_the_run_at_its_end(open
 
 
 def test_one_bug_in_a_dag_run_fails_finalize_after_every_other_seed_is_indexed(airflow_env, opensearch_url, tmp_path):
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
     from tests.test_dag import _dags_test
 
     folder = tmp_path / "seeds"

@@ -7,7 +7,8 @@ import os
 import shutil
 
 from pipeline.run import flow, seedpath
-from pipeline.run.flow import RunOptions, run
+from pipeline.run.flow import run
+from pipeline.run.options import RunOptions
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
 from pipeline.types import entry_key

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.errors import VanishedFolderError
 from pipeline.run import flow
-from pipeline.run.flow import RunOptions, VanishedFolderError, run
-from pipeline.sources import FolderSource
-from pipeline.stages import discover
+from pipeline.run.flow import run
+from pipeline.run.options import RunOptions
+from pipeline.sources import folder as discover
+from pipeline.sources.folder import FolderSource
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger, LedgerEntry
 from pipeline.types import SeedFile

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from pipeline.stages.discover import discover
+from devtools.seedfile import parse_seed
+from pipeline.sources.folder import discover
 from pipeline.stages.normalize import (
     canonical_topic,
     canonical_topics,
@@ -11,7 +12,6 @@ from pipeline.stages.normalize import (
     normalize,
     utc_iso,
 )
-from pipeline.stages.parse import parse_seed
 from pipeline.types import Document
 from tests.conftest import DATA, SAMPLE_SEEDS
 

@@ -11,15 +11,9 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline.run.flow import (
-    RunOptions,
-    ValidationFailed,
-    VanishedFolderError,
-    plan,
-    prepare,
-    process_batch,
-    run,
-)
+from pipeline.errors import ValidationFailed, VanishedFolderError
+from pipeline.run.flow import plan, prepare, process_batch, run
+from pipeline.run.options import RunOptions
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
 from pipeline.types import entry_key
@@ -340,7 +334,7 @@ def test_a_bug_in_our_code_is_not_bad_data_and_stops_nothing_else(settings, clie
 
 
 def test_size_is_checked_before_anything_is_read(tmp_path, monkeypatch):
-    from pipeline.stages import discover
+    from pipeline.sources import folder as discover
 
     with open(tmp_path / "huge.txt", "wb") as fh:
         fh.truncate(30 * 1024 * 1024)
@@ -374,9 +368,9 @@ def test_the_same_file_written_by_two_runs_is_indexed_not_a_duplicate_of_itself(
     """Two overlapping runs number the same new content differently; the one that loses the version
     race still finds its own content in the index, so its file is `indexed` (seen once in CI as 20
     files ending `duplicate`)."""
-    from pipeline.run.flow import build_documents
+    from pipeline.run.outcomes import index_documents
     from pipeline.run.report import RunReport
-    from pipeline.stages.outcomes import index_documents
+    from pipeline.run.seedpath import build_documents
 
     write(tmp_path / "a.txt", "A", "https://example.com/a")
     options, target, p = _planned(settings, client, tmp_path)

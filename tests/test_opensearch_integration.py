@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
-from pipeline.errors import IndexManagementError
-from pipeline.run.flow import RunOptions, ValidationFailed, run
+from pipeline.errors import IndexManagementError, ValidationFailed
+from pipeline.run.flow import run
+from pipeline.run.options import RunOptions
 from pipeline.stages.validate import INTEGER_MAX, INTEGER_MIN, MAX_KEY_BYTES, MAX_KEYWORD_BYTES
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger

@@ -22,7 +22,8 @@ from dataclasses import replace
 import pytest
 
 from pipeline.run import flow, parallel
-from pipeline.run.flow import RunOptions, run
+from pipeline.run.flow import run
+from pipeline.run.options import RunOptions
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
 from tests import faultkit as fk
@@ -208,7 +209,8 @@ UNGUARDED = """
 import sys
 sys.path.insert(0, {root!r})
 from pipeline.config import Settings
-from pipeline.run.flow import RunOptions, run
+from pipeline.run.flow import run
+from pipeline.run.options import RunOptions
 with open({marker!r}, "a") as f:
     f.write("started\\n")
 report = run(Settings(opensearch_url={url!r}, index_base={base!r}),

@@ -2,9 +2,10 @@ import json
 
 import pytest
 
+from devtools.seedfile import parse_seed
 from pipeline.errors import SeedError
-from pipeline.stages.discover import discover
-from pipeline.stages.parse import MAX_SEED_BYTES, ParseConfig, parse_seed, parse_text
+from pipeline.sources.folder import discover
+from pipeline.stages.parse import MAX_SEED_BYTES, ParseConfig, parse_text
 from pipeline.stages.validate import INTEGER_MAX, INTEGER_MIN, MAX_EXTRA_KEYS, MAX_KEY_BYTES, MAX_KEYWORD_BYTES
 from pipeline.types import SeedOutcome, SeedRecord
 from tests.conftest import DATA, SAMPLE_SEEDS

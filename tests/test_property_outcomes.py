@@ -20,9 +20,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from pipeline.config import Settings, make_client
-from pipeline.run.flow import RunOptions, run
-from pipeline.stages.discover import walk
+from pipeline.config import Settings
+from pipeline.run.flow import run
+from pipeline.run.options import RunOptions
+from pipeline.sources.folder import walk
+from pipeline.stores.client import make_client
 from pipeline.stores.ledger import CARRYING, Ledger
 from pipeline.types import SeedOutcome, display_path
 

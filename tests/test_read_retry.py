@@ -38,10 +38,12 @@ from opensearchpy.exceptions import (
 )
 
 from devtools import localnode
-from pipeline.config import Settings, make_client
-from pipeline.run.flow import RunOptions, plan, run
+from pipeline.config import Settings
+from pipeline.run.flow import plan, run
+from pipeline.run.options import RunOptions
 from pipeline.stages.normalize import document_id
 from pipeline.stores import retry
+from pipeline.stores.client import make_client
 from pipeline.stores.ledger import Ledger
 from pipeline.stores.retry import ReadRetry, is_transient
 from tests import faultkit as fk

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.errors import SeedRootError
 from pipeline.sources import is_object_url, root_of
 from pipeline.sources.s3 import (
     MAX_KEY_BYTES,
@@ -22,7 +23,6 @@ from pipeline.sources.s3 import (
     redact_endpoint,
     show_key,
 )
-from pipeline.stages.discover import SeedRootError
 from pipeline.types import entry_key
 
 P = "seeds/2026/"

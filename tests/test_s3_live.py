@@ -20,16 +20,10 @@ pytest.importorskip(
     "requirements.lock yet, so the object-storage tests cannot run",
 )
 
-from pipeline.run.flow import (
-    RunOptions,
-    VanishedFolderError,
-    plan,
-    prepare,
-    process_batch,
-    run,
-)
+from pipeline.errors import SeedRootError, VanishedFolderError
+from pipeline.run.flow import plan, prepare, process_batch, run
+from pipeline.run.options import RunOptions
 from pipeline.run.report import RunReport
-from pipeline.stages.discover import SeedRootError
 from pipeline.stages.parse import ParseConfig
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
@@ -304,7 +298,8 @@ def test_the_dag_reads_s3_with_the_amazon_providers_connection(store, s3_server,
         "airflow.providers.amazon",
         reason="apache-airflow-providers-amazon is not installed (the airflow extra; not in requirements.lock yet)",
     )
-    from pipeline.config import Settings, make_client
+    from pipeline.config import Settings
+    from pipeline.stores.client import make_client
 
     for p in SAMPLE_SEEDS.iterdir():
         store.put(f"nightly/{p.name}", p.read_bytes())

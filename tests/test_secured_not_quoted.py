@@ -164,7 +164,8 @@ BAD_SECURED = {
 
 
 def test_a_bad_secured_value_is_quarantined_and_no_query_on_the_ledger_finds_it(settings, client, tmp_path):
-    from pipeline.run.flow import RunOptions, run
+    from pipeline.run.flow import run
+    from pipeline.run.options import RunOptions
 
     for i, (name, extra) in enumerate(BAD_SECURED.items()):
         (tmp_path / name).write_text(

@@ -8,8 +8,9 @@ import os
 import shutil
 
 from pipeline import sources
-from pipeline.run.flow import RunOptions, run
-from pipeline.sources import FolderSource
+from pipeline.run.flow import run
+from pipeline.run.options import RunOptions
+from pipeline.sources.folder import FolderSource
 from pipeline.stores.ledger import Ledger, LedgerEntry
 from pipeline.types import SeedFile, entry_key
 

@@ -183,7 +183,8 @@ def test_pipeline_over_tls_with_basic_auth(tls_proxy, seed_dir, opensearch_url):
         assert "is not trusted" in untrusted.stderr and "OPENSEARCH_CA_CERTS" in untrusted.stderr, untrusted.stderr
         assert PASSWORD not in untrusted.stderr and ENCODED not in untrusted.stderr
     finally:
-        from pipeline.config import Settings, make_client
+        from pipeline.config import Settings
+        from pipeline.stores.client import make_client
 
         client = make_client(Settings(opensearch_url=opensearch_url))
         client.indices.delete(index=f"{index}*", ignore_unavailable=True, expand_wildcards="all")

@@ -23,7 +23,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.safety import yamlrust, yamlsafe
+from pipeline.safety import yamllimits, yamlrust, yamlsafe
 from tests.conftest import DATA, ROOT
 from tests.test_yamlsafe import BUDGET, documents, yamlish_text
 
@@ -158,8 +158,8 @@ def test_post_walk_depth_is_the_references():
             v = [v]
         return v
 
-    assert yamlrust._vouch(nest(yamlsafe.MAX_DEPTH), [])
-    assert not yamlrust._vouch(nest(yamlsafe.MAX_DEPTH + 1), [])
+    assert yamlrust._vouch(nest(yamllimits.MAX_DEPTH), [])
+    assert not yamlrust._vouch(nest(yamllimits.MAX_DEPTH + 1), [])
 
 
 # --------------------------------------------------------------------------- segfaults
@@ -228,8 +228,8 @@ def test_colliding_integer_keys_do_not_hang_the_loader():
 @pytest.mark.parametrize(
     "text",
     [
-        "".join(f"k{i}: 1\n" for i in range(yamlsafe.MAX_KEYS // 2 + 1)) + "x: " + "a," * (yamlsafe.MAX_KEYS // 2),
-        "{" + ", ".join(f"k{i}: {i}" for i in range(yamlsafe.MAX_KEYS // 2 + 1)) + "}",
+        "".join(f"k{i}: 1\n" for i in range(yamllimits.MAX_KEYS // 2 + 1)) + "x: " + "a," * (yamllimits.MAX_KEYS // 2),
+        "{" + ", ".join(f"k{i}: {i}" for i in range(yamllimits.MAX_KEYS // 2 + 1)) + "}",
     ],
 )
 def test_yaml_rs_never_sees_more_key_separators_than_max_keys(text):
@@ -238,8 +238,8 @@ def test_yaml_rs_never_sees_more_key_separators_than_max_keys(text):
 
 
 def test_mappings_of_max_keys_still_take_the_rust_path():
-    text = "".join(f"k{i}: {i}\n" for i in range(yamlsafe.MAX_KEYS))
-    assert yamlrust.load_rust(text) == {f"k{i}": i for i in range(yamlsafe.MAX_KEYS)}
+    text = "".join(f"k{i}: {i}\n" for i in range(yamllimits.MAX_KEYS))
+    assert yamlrust.load_rust(text) == {f"k{i}": i for i in range(yamllimits.MAX_KEYS)}
 
 
 # --------------------------------------------------------------------------- differential

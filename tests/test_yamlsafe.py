@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.safety import yamlsafe
+from pipeline.safety import yamllimits, yamlsafe
 from pipeline.safety.yamlsafe import load
 
 
@@ -312,7 +312,7 @@ def test_c1_error_marks_match_the_pure_loader():
 
 def test_existing_safety_properties_are_kept():
     assert refused("a: &a [1]\nb: *a\n").problem == "YAML aliases are not allowed (found *a)"
-    assert refused("a: " + "[" * 40 + "]" * 40).problem == f"nesting deeper than {yamlsafe.MAX_DEPTH} levels"
+    assert refused("a: " + "[" * 40 + "]" * 40).problem == f"nesting deeper than {yamllimits.MAX_DEPTH} levels"
     assert refused("a: 1\na: 2\n").problem == "duplicate key 'a'"
     assert load("a: NO\nb: 12:30:00\nc: 2021-10-06\nd: yes\ne: ~\nf: 1.5\ng: -3\n") == {
         "a": "NO",
@@ -621,10 +621,10 @@ def test_an_error_before_a_refused_tab_is_still_the_references(error, monkeypatc
 
 
 def test_a_mapping_of_more_than_max_keys_is_refused_at_the_first_key_too_many():
-    ok = "".join(f"k{i}: {i}\n" for i in range(yamlsafe.MAX_KEYS))
-    assert len(load(ok)) == yamlsafe.MAX_KEYS
+    ok = "".join(f"k{i}: {i}\n" for i in range(yamllimits.MAX_KEYS))
+    assert len(load(ok)) == yamllimits.MAX_KEYS
     for text, mark in [
-        (ok + "x: 1\n", (yamlsafe.MAX_KEYS, 0)),
+        (ok + "x: 1\n", (yamllimits.MAX_KEYS, 0)),
         ("a:\n" + ok.replace("k", "  k") + "  x: 1\n", (1001, 2)),
     ]:
         for loader in (yamlsafe.load_fast, yamlsafe.load_pure, load):

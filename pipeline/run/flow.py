@@ -1,14 +1,11 @@
 """The whole flow, in the pieces Airflow maps over, and as one call for the CLI.
 
-(Over 400 lines on purpose: the run's transaction boundaries — prepare, plan, a batch, finalize, replay —
-are read together; each delegates its work to the stages and stores.)
-
     prepare(...)        -> target index name (the alias for incremental runs, a new index for a rebuild)
     plan(...)           -> Plan: batches of SeedFiles + the outcomes planning settled (refusals,
                            unchanged, deleted)
     process_batch(...)  -> RunReport for one batch: read -> parse -> normalize -> images -> index
     finalize(...)       -> RunReport for the run: replay, reconcile copies, remove articles no file
-                           carries, validate + swap aliases on a rebuild
+                           carries, validate + swap aliases on a rebuild (``pipeline.run.bookkeeping``)
     run(...)            -> all of the above in one process
 
 Every seed ends in exactly one outcome (``types.SeedOutcome``), recorded by ``outcomes.settle``.
@@ -18,38 +15,28 @@ Problems with one file become outcomes; problems with the infrastructure, and bu
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 
 from pipeline.config import Settings
-from pipeline.errors import ValidationFailed
 from pipeline.run import parallel, seedpath, timing
-from pipeline.run.options import (  # noqa: F401 - re-exported for callers
-    DEFAULT_MAX_BATCHES,
-    RunOptions,
-)
+from pipeline.run.bookkeeping import promote_rebuild, reconcile, replay, sweep_orphans
+from pipeline.run.options import RunOptions
+from pipeline.run.outcomes import index_documents, settle
+from pipeline.run.plan import Batch, Plan, make_plan
 from pipeline.run.report import RunReport
 from pipeline.sources import Sources, open_source, root_of
 from pipeline.stages.normalize import dedupe
-from pipeline.stages.outcomes import index_documents, settle
-from pipeline.stages.plan import (  # noqa: F401 - re-exported
-    Batch,
-    Plan,
-    VanishedFolderError,
-    make_plan,
-    seq_base,
-)
-from pipeline.stores import deadletters, indices
+from pipeline.stores import indices
 from pipeline.stores import ledger as lg
 from pipeline.stores.health import ready_for_writes
-from pipeline.stores.ledger import Ledger
+from pipeline.stores.ledger import Ledger, ledger_for
 from pipeline.times import utc_now
 from pipeline.types import Document, SeedFile, SeedOutcome
 
@@ -66,13 +53,6 @@ OVERLAP_WRITES = os.environ.get(ENV_OVERLAP, "1") != "0"
 
 def new_run_id() -> str:
     return f"cli__{utc_now()}__{uuid.uuid4().hex[:8]}"
-
-
-def ledger_for(client, settings: Settings, target: str) -> Ledger:
-    """The ledger a run writes: the served one (through its alias) or a rebuild's own."""
-    if target == settings.alias:
-        return Ledger(client, settings.ledger_index)
-    return Ledger(client, lg.paired_name(target, settings.index_base, settings.ledger_index))
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -104,24 +84,6 @@ def plan(options: RunOptions, client=None, settings: Settings | None = None, tar
     return make_plan(
         options, client, settings, target, served, ledger_for(client, settings, target) if writes else None
     )
-
-
-def build_documents(
-    seeds: Iterable[SeedFile], options: RunOptions, report: RunReport
-) -> tuple[list[Document], list[SeedOutcome]]:
-    """read -> parse -> normalize, one file at a time behind the per-seed boundary
-    (``pipeline.run.seedpath``): each ends in a document or an outcome, whatever it raised."""
-    docs: list[Document] = []
-    outcomes: list[SeedOutcome] = []
-    sources = Sources(options.s3_client)
-    for seed in seeds:
-        got = seedpath.build_one(seed, options, sources, report)
-        if isinstance(got, SeedOutcome):
-            outcomes.append(got)
-        else:
-            docs.append(got)
-            report.repaired_docs += bool(got.repairs)
-    return docs, outcomes
 
 
 def annotate_images(
@@ -285,7 +247,7 @@ def process_batch(
                 emit(f"parsing in {workers} worker processes ({parallel.ENV_PARSE_WORKERS} to change)")
             builder = stack.enter_context(parallel.ChunkBuilder(options, workers))
         writer = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="seednews-writer"))
-        pending: deque[tuple[parallel._Pending, int]] = deque()
+        pending: deque[tuple[parallel.Pending, int]] = deque()
         in_flight: tuple[Future[RunReport], int] | None = None
 
         def feed() -> None:
@@ -319,121 +281,6 @@ def process_batch(
 
 
 # ----------------------------------------------------------------------------- finalize
-def replay(
-    client, settings: Settings, options: RunOptions, target: str, emit: Callable[[str], None] = log.info
-) -> RunReport:
-    """Send every pending dead letter again (after its cause was fixed), through the same outcome
-    function as a normal run. A letter whose file has moved on since is resolved, not replayed."""
-    report = RunReport(target=target)
-    letters = list(deadletters.pending_dead_letters(client, settings.deadletter_index))
-    if not letters:
-        emit("no pending dead letters to replay")
-        return report
-    ledger = ledger_for(client, settings, target)
-    docs = []
-    for dl in letters:
-        seed = SeedFile(
-            dl.get("seed_root") or "",
-            dl["seed_path"],
-            "",
-            dl["seed_path"],
-            0,
-            sha256=dl["seed_sha256"],
-            seq=int(dl["version"]),
-        )
-        docs.append(Document(id=dl["doc_id"], source=json.loads(dl["document"]), seed=seed, version=seed.seq))
-    previous = ledger.lookup(d.seed.key for d in docs)
-    current = [
-        d
-        for d in docs
-        if (p := previous.get(d.seed.key)) is not None and p.state == "dead_letter" and p.sha256 == d.seed.sha256
-    ]
-    stale = [d.id for d in docs if d not in current]
-    deadletters.resolve_dead_letters(client, settings.deadletter_index, stale, "superseded")
-    outcomes = index_documents(client, target, settings.deadletter_index, current, resolution="replayed")
-    landed = [o.doc_id for o in outcomes if o.state == "indexed"]
-    settle(outcomes, ledger=ledger, report=report, run_id=options.run_id, target=target, previous=previous, emit=emit)
-    report.notes.append(
-        f"replayed {len(current)} dead letters: {len(landed)} landed, {len(current) - len(landed)} did not"
-        + (f"; {len(stale)} resolved because their file changed since" if stale else "")
-    )
-    emit(report.notes[-1])
-    return report
-
-
-def reconcile(ledger: Ledger, run_id: str, report: RunReport) -> None:
-    """Parallel batches may each index a copy of one article; the index keeps the copy ingested last
-    (highest ``seq``). Mark the others ``duplicate`` so the ledger says exactly which file each
-    article comes from."""
-    changes: dict[str, dict] = {}
-    this_run: list[dict] = []
-    for doc_id, entries in ledger.doubly_indexed().items():
-        winner = max(entries, key=lambda e: (e.seq, e.path))
-        for e in entries:
-            if e is not winner:
-                why = f"same article as {winner.path}, which was ingested later"
-                changes[e.key] = {"state": "duplicate", "stage": "index", "reason": why}
-                if e.run_id == run_id:
-                    this_run.append(
-                        {"path": e.path, "state": "duplicate", "stage": "index", "reason": why, "doc_id": doc_id}
-                    )
-    ledger.update(changes)
-    report.move("indexed", "duplicate", this_run)
-    if len(changes) > len(this_run):
-        report.notes.append(
-            f"{len(changes) - len(this_run)} files from earlier runs now lose to a copy of their article ingested later"
-        )
-
-
-def sweep_orphans(
-    client,
-    settings: Settings,
-    options: RunOptions,
-    target: str,
-    ledger: Ledger,
-    report: RunReport,
-    emit: Callable[[str], None],
-) -> None:
-    """Decide the fate of every article a file stopped carrying (file deleted, article URL changed):
-    removed from the index when no file in the ledger carries it any more; re-sourced from the best
-    remaining copy when only duplicates carry it; kept otherwise (a carrier is quarantined or failed)."""
-    from opensearchpy import NotFoundError
-
-    entries = ledger.with_orphans()
-    if not entries:
-        return
-    carriers = ledger.carriers({x for e in entries for x in e.orphans})
-    promote: list[lg.LedgerEntry] = []
-    for doc_id, holders in sorted(carriers.items()):
-        if not holders:
-            try:
-                client.delete(index=target, id=doc_id, refresh=False)
-                report.removed += 1
-            except NotFoundError:
-                pass
-        elif not any(h.state == "indexed" for h in holders):
-            dups = [h for h in holders if h.state == "duplicate"]
-            if dups:
-                promote.append(max(dups, key=lambda h: (h.seq, h.path)))
-    if promote:
-        base = seq_base(ledger)
-        seeds = []
-        sources = Sources(options.s3_client)
-        for i, e in enumerate(promote):
-            hashed = sources.describe_and_hash(e.root, e.path, options.parse.max_bytes)
-            if isinstance(hashed, SeedFile):
-                seeds.append(replace(hashed, seq=base + i))
-        if seeds:
-            # these files did not change (the run counted them as such); only their role did
-            process_seeds(seeds, client=client, settings=settings, options=options, target=target, emit=emit)
-            report.notes.append(
-                "articles now taken from another file carrying them: "
-                + ", ".join(s.rel for s in seeds[:10])
-                + (" …" if len(seeds) > 10 else "")
-            )
-    ledger.update({e.key: {"orphans": []} for e in entries})
-
-
 def finalize(
     client,
     settings: Settings,
@@ -465,56 +312,10 @@ def finalize(
     ledger = ledger_for(client, settings, target)
     reconcile(ledger, options.run_id, report)
     if not options.full_rebuild:
-        sweep_orphans(client, settings, options, target, ledger, report, emit)
+        resend = partial(process_seeds, client=client, settings=settings, options=options, target=target, emit=emit)
+        sweep_orphans(client, target, ledger, report, Sources(options.s3_client), options.parse.max_bytes, resend)
     else:
-        have = indices.count(client, target)
-        states = ledger.counts()  # the rebuild's ledger holds this run's files only
-        in_ledger = ledger.count_state("indexed")
-        recorded = indices.count(client, ledger.index)
-        problems = []
-        if report.n("failed"):
-            problems.append(
-                f"{report.n('failed')} documents failed to index for a reason that may pass (cluster busy or "
-                "unreachable): run the rebuild again"
-            )
-        if recorded != planned:
-            problems.append(f"{planned} files planned, {recorded} with an outcome in its ledger")
-        if have != in_ledger or report.indexed != in_ledger:
-            problems.append(
-                f"{have} documents in the index, {in_ledger} indexed files in its ledger, "
-                f"{report.indexed} indexed in this run's report"
-            )
-        if problems:
-            try:
-                dropped = indices.drop_unpromoted(
-                    client, settings.index_base, target, {settings.ledger_index: ledger.index}
-                )
-                cleanup = f"removed the new index pair {' and '.join(dropped)}"
-            except Exception as exc:  # noqa: BLE001 -- the validation failure is the error to report
-                cleanup = (
-                    f"could not remove the new index pair {target} and {ledger.index} ({exc}); delete them by hand"
-                )
-            raise ValidationFailed(
-                f"rebuild index {target} not promoted: {'; '.join(problems)}; {cleanup}; alias "
-                f"{settings.alias} still serves the old index and ledger"
-            )
-        without = {s: n for s, n in sorted(states.items()) if s != "indexed"}
-        report.notes.append(
-            f"rebuild validated: {planned} files planned = {in_ledger} indexed"
-            + "".join(f" + {n} {s.replace('_', ' ')}" for s, n in without.items())
-        )
-        if refused := states.get("dead_letter", 0):
-            report.notes.append(
-                f"promoted without {refused} article{'s' * (refused != 1)} OpenSearch refused (the dead letters "
-                f"listed above, kept in {settings.deadletter_index}): fix the cause, then replay them "
-                "(--replay-dead-letters, or the DAG's replay_dead_letters)"
-            )
-        deleted = indices.swap_alias(
-            client, settings.index_base, target, settings.retention, paired={settings.ledger_index: ledger.index}
-        )
-        report.notes.append(f"alias {settings.alias} now points at {target} (ledger: {ledger.index})")
-        if deleted:
-            report.notes.append("removed old indices: " + ", ".join(deleted))
+        promote_rebuild(client, settings, target, ledger, report, planned)
     indices.refresh(client, target)
     counts = Ledger(client, settings.ledger_index).counts(plan_root(options))
     if counts:
@@ -538,7 +339,7 @@ def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[st
     if not options.run_id:
         options = replace(options, run_id=new_run_id())
     if client is None and not options.dry_run:
-        from pipeline.config import make_client
+        from pipeline.stores.client import make_client
 
         client = make_client(settings)
     with timing.stage("prepare"):

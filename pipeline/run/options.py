@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.run.plan import VanishGuard
 from pipeline.stages.images.config import ImageCheckConfig
 from pipeline.stages.parse import ParseConfig
-from pipeline.stages.plan import VanishGuard
 
 DEFAULT_MAX_BATCHES = 4
 

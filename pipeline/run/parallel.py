@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from pipeline.errors import ParseWorkerLost
-from pipeline.run import timing
+from pipeline.run import seedpath, timing
 from pipeline.run.options import RunOptions
 from pipeline.run.report import RunReport
 from pipeline.sources import is_object_url
@@ -66,7 +66,9 @@ class Built:
     peak_rss_mb: float = 0.0  # that process's peak resident size so far
 
 
-class _Pending(Protocol):
+class Pending(Protocol):
+    """A chunk being built: ``result()`` waits for it."""
+
     def result(self) -> Built: ...
 
 
@@ -102,14 +104,13 @@ def workers_for(n_seeds: int, options: RunOptions, wanted: int | None = None) ->
 
 def build_part(seeds: list[SeedFile], options: RunOptions) -> Built:
     """Read, parse and normalize ``seeds`` (in a worker process, or in this one)."""
-    from pipeline.run.flow import build_documents
 
     def timed() -> dict[str, tuple[float, int]]:
         return {k: (v["seconds"], int(v["calls"])) for k, v in timing.snapshot().items() if k in _TIMED}
 
     before, cpu0 = timed(), time.process_time()
     report = RunReport(dry_run=options.dry_run)
-    docs, outcomes = build_documents(seeds, options, report)
+    docs, outcomes = seedpath.build_documents(seeds, options, report)
     seconds = {
         k: (sec - before.get(k, (0.0, 0))[0], calls - before.get(k, (0.0, 0))[1]) for k, (sec, calls) in timed().items()
     }
@@ -269,7 +270,7 @@ class ChunkBuilder:
             self.close()
             raise
 
-    def submit(self, seeds: list[SeedFile]) -> _Pending:
+    def submit(self, seeds: list[SeedFile]) -> Pending:
         if not self._pool:
             return _Lazy(lambda: build_part(seeds, self.options))
         worker = self._pool[self._next % len(self._pool)]

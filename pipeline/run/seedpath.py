@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from pipeline.errors import SeedError, SeedNewsError
@@ -90,3 +90,21 @@ def build_one(seed: SeedFile, options: RunOptions, sources: Sources, report: Run
         return got
     except Exception as exc:  # noqa: BLE001 - the boundary: every exception becomes this seed's outcome
         return contain(seed, stage, exc)
+
+
+def build_documents(
+    seeds: Iterable[SeedFile], options: RunOptions, report: RunReport
+) -> tuple[list[Document], list[SeedOutcome]]:
+    """read -> parse -> normalize, one file at a time behind the per-seed boundary
+    (``build_one``): each ends in a document or an outcome, whatever it raised."""
+    docs: list[Document] = []
+    outcomes: list[SeedOutcome] = []
+    sources = Sources(options.s3_client)
+    for seed in seeds:
+        got = build_one(seed, options, sources, report)
+        if isinstance(got, SeedOutcome):
+            outcomes.append(got)
+        else:
+            docs.append(got)
+            report.repaired_docs += bool(got.repairs)
+    return docs, outcomes

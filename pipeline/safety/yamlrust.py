@@ -21,12 +21,12 @@ import math
 import re
 from typing import Any, Final
 
-from pipeline.safety.yamlsafe import _SPECIAL, INT_MAX, INT_MIN, MAX_DEPTH, MAX_KEYS
+from pipeline.safety.yamllimits import INT_MAX, INT_MIN, MAX_DEPTH, MAX_KEYS, SPECIAL
 
 yaml_rs: Any
 try:
     import yaml_rs
-except ImportError:  # the optional dependency is missing: yamlsafe.load behaves as before
+except ImportError:  # the optional dependency is missing: yamlsafe.load uses its own loaders only
     yaml_rs = None
 
 FALLBACK: Final = object()
@@ -214,7 +214,7 @@ def _vouch(value: Any, floats: list[float], depth: int = 0) -> bool:
     deep (deeper is the reference's error to raise)."""
     kind = type(value)
     if kind is str:
-        return value.isascii() or _SPECIAL.search(value) is None
+        return value.isascii() or SPECIAL.search(value) is None
     if kind is int:
         return INT_MIN <= value <= INT_MAX
     if kind is float:
@@ -228,7 +228,7 @@ def _vouch(value: Any, floats: list[float], depth: int = 0) -> bool:
         if len(value) > MAX_KEYS:
             return False
         for key, item in value.items():
-            if type(key) is not str or not (key.isascii() or _SPECIAL.search(key) is None):
+            if type(key) is not str or not (key.isascii() or SPECIAL.search(key) is None):
                 return False
             if not _vouch(item, floats, depth + 1):
                 return False

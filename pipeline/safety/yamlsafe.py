@@ -84,19 +84,12 @@ from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner, ScannerError
 from yaml.tokens import DirectiveToken, ScalarToken, StreamEndToken, TagToken
 
-MAX_DEPTH = 32
-MAX_KEYS = 1000
-"""Most entries in one mapping. A real seed's largest mapping has about 20 (its whole front matter
-holds under 100 ``:`` and ``,``); a mapping this big is not a seed. The bound is what keeps every
-loader linear: the Rust path builds its dicts with Python's hash, where keys can be chosen to collide
-(multiples of 2**61 - 1), making each insertion cost as much as the whole mapping so far; the screen
-in :mod:`~pipeline.safety.yamlrust` keeps more than this many key separators away from it. With it,
-the whole parse of a front matter of ``parse.MAX_SEED_BYTES`` (1 MiB) is bounded; measured figures in
-``bench/bench_yaml.py``."""
+from pipeline.safety import yamlrust
+from pipeline.safety.yamllimits import INT_MAX, INT_MIN, MAX_DEPTH, MAX_KEYS, SPECIAL
+
 SHOW_CHARS = 60
 """Most characters of a value (or tag) an error message shows; values can be a megabyte long."""
 
-INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 TOO_MANY_KEYS = f"a mapping has more than {MAX_KEYS:,} keys"
 _NO_KEY = object()  # a mapping frame waiting for its next key
 
@@ -507,9 +500,6 @@ def _to_pua(m: re.Match[str]) -> str:
 
 
 _PUA_USED = re.compile("[\U000f0080-\U000f009f]")
-# Text the fast path cannot take as it is: C1 (swapped, see above), our private-use stand-ins
-# (already there: pure path) and lone surrogates (libyaml's UTF-8 encoding would raise).
-_SPECIAL = re.compile("[\x80-\x84\x86-\x9f\ud800-\udfff\U000f0080-\U000f009f]")
 
 
 def _mark_at(text: str, index: int) -> yaml.Mark:
@@ -580,7 +570,7 @@ def load_fast(text: str) -> Any:
 
 
 def _load_libyaml(text: str) -> Any:
-    if _SPECIAL.search(text) is None:
+    if SPECIAL.search(text) is None:
         return _run(FastUntrustedLoader, text)
     if _SURROGATE.search(text) or _PUA_USED.search(text):
         return load_pure(text)
@@ -710,8 +700,3 @@ def load(text: str) -> Any:
     The Rust path only ever answers with a value; errors always come from :func:`load_fast`."""
     value = yamlrust.load_rust(text)
     return load_fast(text) if value is yamlrust.FALLBACK else value
-
-
-# Imported last and used as a module: yamlrust reads this module's limits (MAX_DEPTH, INT_MIN,
-# INT_MAX, _SPECIAL), so either module may be imported first.
-from pipeline.safety import yamlrust  # noqa: E402

@@ -12,7 +12,7 @@ A ``Source`` is the one thing planning and the workers ask about seeds. It
 - ``read()``s one planned entry again in the worker: the same bytes, or a ``changed`` outcome;
 - ``describe()``s one known entry again (``None`` if it is gone), for articles re-sourced after a delete.
 
-``FolderSource`` is ``pipeline.stages.discover`` as it was (safe ``O_NOFOLLOW`` reads, links, odd names);
+``pipeline.sources.folder.FolderSource`` walks a folder (safe ``O_NOFOLLOW`` reads, links, odd names);
 ``pipeline.sources.s3.S3Source`` reads objects with boto3 (imported only when an ``s3://`` location is
 used: ``pip install 'seednews[s3]'``). The ledger, the vanish guard, the ingest sequence and the
 outcomes are the same for both: they only see ``SeedFile`` values whose ``root`` is the location's
@@ -25,22 +25,11 @@ import os
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from pipeline.stages.discover import (
-    DEFAULT_PATTERNS,
-    SeedRootError,
-    describe,
-    hash_seed,
-    read_seed,
-    resolve_root,
-    walk,
-)
+from pipeline.errors import SeedRootError
+from pipeline.sources.folder import DEFAULT_PATTERNS, FolderSource, read_seed, resolve_root
 from pipeline.types import SeedFile, SeedOutcome
 
 OBJECT_SCHEMES: tuple[str, ...] = ("s3://",)
-RACY_WINDOW_NS = 3_000_000_000
-"""How close to its hash a file's mtime/ctime may be before its stat fingerprint proves nothing: FAT's
-2 s timestamps, plus the kernel's coarse file clock (a jiffy behind the wall clock) and about a second
-of clock skew between this host and a network file server."""
 
 
 class Source(Protocol):
@@ -61,33 +50,6 @@ class Source(Protocol):
 def is_object_url(location: str | os.PathLike[str]) -> bool:
     """True for ``s3://...`` (the scheme is matched case-insensitively, as S3 tools do)."""
     return isinstance(location, str) and location[:5].lower() in OBJECT_SCHEMES
-
-
-class FolderSource:
-    """Seed files under a local folder (``pipeline.stages.discover``)."""
-
-    kind = "folder"
-    racy_window_ns = RACY_WINDOW_NS
-
-    def __init__(self, location: str | os.PathLike[str], patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> None:
-        self.location = location
-        self.patterns = patterns
-        self.root, self.real_root = resolve_root(location)  # raises SeedRootError
-
-    def check(self) -> None:
-        pass  # the constructor already refused a missing folder
-
-    def walk(self) -> Iterator[SeedFile | SeedOutcome]:
-        return walk(self.location, self.patterns)
-
-    def hash(self, seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
-        return hash_seed(seed, max_bytes)
-
-    def read(self, seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:
-        return read_seed(seed, max_bytes)
-
-    def describe(self, rel: str) -> SeedFile | SeedOutcome | None:
-        return describe(self.root, rel, self.patterns)
 
 
 def open_source(
@@ -140,4 +102,4 @@ class Sources:
         return src.hash(found, max_bytes) if isinstance(found, SeedFile) else found  # type: ignore[union-attr]
 
 
-__all__ = ["FolderSource", "SeedRootError", "Source", "Sources", "is_object_url", "open_source", "root_of"]
+__all__ = ["Source", "Sources", "is_object_url", "open_source", "root_of"]

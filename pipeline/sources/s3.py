@@ -66,7 +66,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pipeline.stages.discover import (
+from pipeline.sources.folder import (
     DEFAULT_PATTERNS,
     SeedRootError,
     human_size,

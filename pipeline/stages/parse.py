@@ -27,7 +27,6 @@ import yaml
 
 from pipeline.errors import SeedError
 from pipeline.safety import yamlsafe
-from pipeline.stages.discover import hash_seed, read_seed
 from pipeline.stages.validate import kind_of, validate
 from pipeline.types import SeedFile, SeedOutcome, SeedRecord, quarantine
 
@@ -184,14 +183,3 @@ def parse_bytes(seed: SeedFile, data: bytes, config: ParseConfig = ParseConfig()
     if encoding != "utf-8":
         fields["_encoding"] = encoding
     return SeedRecord(seed=seed, fields=fields, warnings=tuple(withhold_secured(w, data) for w in warnings))
-
-
-def parse_seed(seed: SeedFile, config: ParseConfig = ParseConfig()) -> SeedRecord | SeedOutcome:
-    """Hash, read and parse one discovered file in one call (tests, benchmarks, one-off tools)."""
-    hashed = hash_seed(seed, config.max_bytes) if not seed.sha256 else seed
-    if isinstance(hashed, SeedOutcome):
-        return hashed
-    data = read_seed(hashed, config.max_bytes)
-    if isinstance(data, SeedOutcome):
-        return data
-    return parse_bytes(hashed, data, config)

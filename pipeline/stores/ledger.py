@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
+from pipeline.config import Settings
 from pipeline.errors import LedgerError
 from pipeline.stores.indices import load_template
 from pipeline.stores.retry import read, read_scroll
@@ -419,3 +420,10 @@ def ensure_alias(client, ledger_alias: str, paired: str) -> None:
     except Exception:
         if not client.indices.exists_alias(name=ledger_alias):  # another run added it first: fine
             raise
+
+
+def ledger_for(client, settings: Settings, target: str) -> Ledger:
+    """The ledger a run writes: the served one (through its alias) or a rebuild's own."""
+    if target == settings.alias:
+        return Ledger(client, settings.ledger_index)
+    return Ledger(client, paired_name(target, settings.index_base, settings.ledger_index))

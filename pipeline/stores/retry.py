@@ -1,9 +1,9 @@
 """The retry policy of READS: a read that meets a transient cluster error is tried again, with bounded
 exponential back-off and jitter, until a total deadline; everything else fails at once.
 
-Writes already ride through cluster churn (``stages.index`` retries bulk requests; every write has an
+Writes already ride through cluster churn (``stores.bulk`` retries bulk requests; every write has an
 explicit id). Reads (ledger scans and lookups, planning, counts, alias reads, finalize) had only the
-client's own retries (``config.make_client``: a connection error, a timeout or a 502/503/504 is sent
+client's own retries (``stores.client.make_client``: a connection error, a timeout or a 502/503/504 is sent
 again at once, to the next node), so a node restarting under a run ended it with exit 2. A read changes
 nothing, so trying it again is always safe.
 

@@ -28,6 +28,11 @@ from pipeline.safety.netsafe import (
     make_connector,
     system_resolve,
 )
+from pipeline.stages.images.cache import (
+    CACHEABLE_STATUSES,
+    VerdictCache,
+    is_fresh,
+)
 from pipeline.stages.images.config import (
     GENERIC_CONTENT_TYPES,
     HEAD_FALLBACK_STATUSES,
@@ -45,11 +50,6 @@ from pipeline.stages.images.responses import (
     sniff_image,
 )
 from pipeline.stages.images.urls import _Early, _host_problem, prepare_url
-from pipeline.stores.imagecache import (
-    CACHEABLE_STATUSES,
-    VerdictCache,
-    is_fresh,
-)
 from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
 from pipeline.types import ImageStatus, ImageVerdict
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from pipeline.run.report import RunReport
-from pipeline.stages import index as ix
+from pipeline.stores import bulk as ix
 from pipeline.stores import deadletters
 from pipeline.stores.ledger import CARRYING, Ledger, LedgerEntry, entry_for
 from pipeline.stores.retry import read

@@ -59,10 +59,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.errors import VanishedFolderError
+from pipeline.run.outcomes import settle
 from pipeline.run.report import RunReport
 from pipeline.sources import open_source
-from pipeline.stages.discover import UNREADABLE_FOLDER, make_batches
-from pipeline.stages.outcomes import settle
+from pipeline.sources.folder import UNREADABLE_FOLDER
 from pipeline.stores.ledger import SETTLED, Fingerprint, Ledger, LedgerEntry
 from pipeline.types import SeedFile, SeedOutcome, display_path
 
@@ -330,3 +330,21 @@ def make_plan(options, client, settings, target: str, served: Ledger | None, led
         served.update(stat_refresh)
     batches = [Batch(root, real_root, tuple(b)) for b in make_batches(todo, options.max_batches)]
     return Plan(root, real_root, batches, report)
+
+
+def make_batches(items: list, max_batches: int, min_batch: int = 1) -> list[list]:
+    """Split ``items`` into at most ``max_batches`` contiguous, near-equal batches (never an empty one).
+
+    Airflow maps one task per batch: a few big batches, not one task per file."""
+    if not items:
+        return []
+    if max_batches < 1:
+        raise ValueError("max_batches must be at least 1")
+    n = max(1, min(max_batches, len(items) // max(1, min_batch)))
+    size, extra = divmod(len(items), n)
+    batches, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        batches.append(items[start:end])
+        start = end
+    return batches

@@ -45,6 +45,10 @@ EDITOR_SUFFIXES: tuple[str, ...] = ("~", ".swp", ".swo", ".swx", ".tmp", ".part"
 READ_CHUNK = 1 << 16
 UNREADABLE_FOLDER = "cannot read folder"
 """How a refusal of a folder the walk cannot list starts (planning keeps the articles of the files in it)."""
+RACY_WINDOW_NS = 3_000_000_000
+"""How close to its hash a file's mtime/ctime may be before its stat fingerprint proves nothing: FAT's
+2 s timestamps, plus the kernel's coarse file clock (a jiffy behind the wall clock) and about a second
+of clock skew between this host and a network file server."""
 _O_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _KINDS = (
     (stat.S_ISDIR, "a folder"),
@@ -284,19 +288,28 @@ def human_size(n: float) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def make_batches(items: list, max_batches: int, min_batch: int = 1) -> list[list]:
-    """Split ``items`` into at most ``max_batches`` contiguous, near-equal batches (never an empty one).
+class FolderSource:
+    """Seed files under a local folder: the ``Source`` (``pipeline.sources``) over this module's functions."""
 
-    Airflow maps one task per batch: a few big batches, not one task per file."""
-    if not items:
-        return []
-    if max_batches < 1:
-        raise ValueError("max_batches must be at least 1")
-    n = max(1, min(max_batches, len(items) // max(1, min_batch)))
-    size, extra = divmod(len(items), n)
-    batches, start = [], 0
-    for i in range(n):
-        end = start + size + (1 if i < extra else 0)
-        batches.append(items[start:end])
-        start = end
-    return batches
+    kind = "folder"
+    racy_window_ns = RACY_WINDOW_NS
+
+    def __init__(self, location: str | os.PathLike[str], patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> None:
+        self.location = location
+        self.patterns = patterns
+        self.root, self.real_root = resolve_root(location)  # raises SeedRootError
+
+    def check(self) -> None:
+        pass  # the constructor already refused a missing folder
+
+    def walk(self) -> Iterator[SeedFile | SeedOutcome]:
+        return walk(self.location, self.patterns)
+
+    def hash(self, seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
+        return hash_seed(seed, max_bytes)
+
+    def read(self, seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:
+        return read_seed(seed, max_bytes)
+
+    def describe(self, rel: str) -> SeedFile | SeedOutcome | None:
+        return describe(self.root, rel, self.patterns)
