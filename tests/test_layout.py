@@ -73,3 +73,52 @@ def test_readme_module_table_matches_the_tree():
     assert files == listed, f"modules the README's table does not name: {sorted(files - listed)}"
     gone = {n for n in named if n not in files and n not in packages}
     assert not gone, f"the README names modules that do not exist: {sorted(gone)}"
+
+
+# ----------------------------------------------------------------------------- floors
+def test_imports_point_down_and_never_circle():
+    """The layering (devtools/imports.py FLOORS): stages import nothing from run/, stores/ or sources/;
+    sources nothing from run/, stores/ or stages/; stores nothing from run/; and no two modules import
+    each other, directly or through others (lazy imports inside functions included)."""
+    from devtools import imports
+
+    summary = imports.summarize(imports.build(ROOT))
+    assert summary.up == [], "imports that run up a floor"
+    assert summary.siblings == [], "imports between stages/ and sources/"
+    assert summary.circles == [], "modules that import each other"
+
+
+def test_every_module_stands_on_a_named_floor():
+    from devtools import imports
+
+    graph = imports.build(ROOT)
+    named = [n for floor in imports.FLOORS for n in floor]
+    stray = [m for m in graph.modules if not any(m == n or m.startswith(n + ".") for n in named)]
+    assert stray == [], "modules devtools/imports.py FLOORS does not place"
+
+
+def test_the_floor_check_sees_an_import_up_a_sibling_and_a_circle(tmp_path):
+    from devtools import imports
+
+    files = {
+        "pipeline/__init__.py": "",
+        "pipeline/types.py": "",
+        "pipeline/stages/__init__.py": "",
+        "pipeline/stages/parse.py": "def f():\n    from pipeline.run import flow\n",
+        "pipeline/stages/norm.py": "from pipeline.sources.folder import walk\n",
+        "pipeline/sources/__init__.py": "",
+        "pipeline/sources/folder.py": "from . import s3\n",
+        "pipeline/sources/s3.py": "from pipeline.sources.folder import walk\n",
+        "pipeline/run/__init__.py": "",
+        "pipeline/run/flow.py": "from pipeline.stages import parse\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    summary = imports.summarize(imports.build(tmp_path))
+    assert summary.up == ["pipeline.stages.parse -> pipeline.run.flow"]
+    assert summary.siblings == ["pipeline.stages.norm -> pipeline.sources.folder"]
+    assert summary.circles == [
+        ["pipeline.run.flow", "pipeline.stages.parse"],
+        ["pipeline.sources.folder", "pipeline.sources.s3"],
+    ]

@@ -176,9 +176,7 @@ class _Worker:
     """One worker process, one chunk at a time."""
 
     def __init__(self) -> None:
-        import pipeline
-
-        here = str(Path(pipeline.__file__).resolve().parent.parent)  # the same pipeline code as this process
+        here = str(Path(__file__).resolve().parents[2])  # the folder holding this pipeline package: the same code
         path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.run.parallel"],
