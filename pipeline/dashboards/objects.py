@@ -90,7 +90,7 @@ DASH_OPERATORS = "seednews-dashboard-operators"
 Q_QUARANTINED = "state:quarantined"
 Q_PENDING = "pending:true"
 Q_UNPUBLISHED = "published:false"
-# image_health is no_images / unchecked / all_ok / some_broken / none_ok (pipeline/stages/images.py
+# image_health is no_images / unchecked / all_ok / some_broken / none_ok (pipeline/stages/images/annotate.py
 # annotate_document); images_broken > 0 exactly when it is some_broken or none_ok.
 Q_BROKEN_IMAGES = "image_health:(some_broken or none_ok) or images_broken > 0"
 # text_quality is clean / repaired / damaged (pipeline/stages/facets.py): damaged = still broken after repair

@@ -67,7 +67,7 @@ def failure_payload(
 
 class _Watched:
     """The connections one delivery opens, so that a timer can shut them down at the deadline (urllib's
-    own handlers, so proxies and TLS work as before; only the connection classes are wrapped)."""
+    own handlers, so proxies and TLS behave as urllib's; only the connection classes are wrapped)."""
 
     def __init__(self) -> None:
         self.conns: list[http.client.HTTPConnection] = []

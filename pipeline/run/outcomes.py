@@ -99,7 +99,7 @@ def _holding_this_content(client, target: str, docs: list[Document]) -> set[str]
 
 # ----------------------------------------------------------------------------- ledger entries
 def entry_for_outcome(o: SeedOutcome, prev: LedgerEntry | None, *, run_id: str, target: str) -> LedgerEntry | None:
-    """The ledger entry an outcome leaves (``None`` for ``unchanged``: the entry stays as it was)."""
+    """The ledger entry an outcome leaves (``None`` for ``unchanged``: the entry is left untouched)."""
     if o.state == "unchanged":
         return None
     carried_before = prev.doc_id if prev is not None and prev.state in CARRYING else None

@@ -7,7 +7,7 @@ needs the run's clients (image checks, bulk, ledger). It is sized to the usable 
 machine that also runs the node, expect well under 2x (docs/benchmarks.md).
 
 When the pool is not used (one worker, a small batch, or an object-store source whose client cannot
-be handed to a process) chunks are built in this process, lazily, exactly as before.
+be handed to a process) chunks are built in this process, lazily, when the flow asks for each.
 
     SEEDNEWS_PARSE_WORKERS   "auto" (default: the usable cores), or a number; 1 = no worker processes
 
@@ -48,7 +48,7 @@ from pipeline.types import Document, SeedFile, SeedOutcome
 
 ENV_PARSE_WORKERS = "SEEDNEWS_PARSE_WORKERS"
 MIN_SEEDS_PER_WORKER = 500
-"""A worker's start (a forkserver child importing the pipeline: ~0.3 s of CPU) pays off only with this
+"""A worker's start (a fresh interpreter importing the pipeline: ~0.3 s of CPU) pays off only with this
 many files to parse; a batch of 600 files gets one worker, i.e. none."""
 _TIMED = ("read", "parse", "normalize")
 

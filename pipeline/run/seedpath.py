@@ -11,7 +11,7 @@ bug is loud and nothing else waits for it.
 
 Not contained, on purpose: infrastructure failures (an object store or the cluster not answering,
 our own deliberate errors such as ``ParseWorkerLost``, memory exhaustion). They are not about one seed:
-the task fails and is retried, as before. ``KeyboardInterrupt`` and ``SystemExit`` are never caught.
+the task fails and is retried. ``KeyboardInterrupt`` and ``SystemExit`` are never caught.
 """
 
 from __future__ import annotations

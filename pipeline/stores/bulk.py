@@ -1,9 +1,6 @@
-"""Stage 5, index: templates, versioned indices behind a read alias, and bulk writes with per-item results.
+"""Bulk writes of articles with per-item results (the index stage's I/O; the indices themselves, templates
+and aliases are ``pipeline.stores.indices``).
 
-- The index template (``mappings/articles.template.json``) is the single source of truth for the shape.
-- Concrete indices are ``<base>-v<UTC stamp>``; readers and Dashboards use the alias ``<base>``.
-  Incremental runs write through the alias; a full rebuild writes a new index and ``swap_alias`` moves
-  the alias atomically once the new index is validated, then prunes old indices beyond a retention count.
 - Bulk writes use ``opensearchpy.helpers.streaming_bulk`` with explicit ``_id``s (so a resent request
   can never duplicate), external versions (``version_type=external_gte``: the newest seed file wins,
   whatever order batches run in), ``raise_on_error=False`` + ``max_retries`` (so per-item 429s are retried

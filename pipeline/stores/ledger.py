@@ -10,7 +10,7 @@ is ``types.entry_key(root, path)``, so writing an entry again replaces it (idemp
 The ledger describes the article index the alias serves. ``<base>-ledger`` is an alias too, paired
 with the article index: ``<base>-v<stamp>`` has its ledger in ``<base>-ledger-v<stamp>``. A full
 rebuild writes a fresh pair, and one atomic alias update moves both, so a rebuild that fails
-validation never touches what the served ledger says (``index.swap_alias``).
+validation never touches what the served ledger says (``indices.swap_alias``).
 
 States (``types.State``) a person can read:
 
