@@ -15,6 +15,9 @@ Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
   share no disk; the state lives in OpenSearch (ledger, dead letters, image cache) and the seeds in the
   seed location, which must then be object storage (``s3://``). The Markdown report file is written on the
   worker that ran ``finalize``; its text is also ``finalize``'s XCom (``report_markdown``), readable anywhere.
+- Every task builds its context (settings, run options, OpenSearch and S3 clients) once, through
+  ``_task_context``, and runs under ``_fail_or_retry``: an error ``pipeline.errors`` marks ``fail`` (usage,
+  configuration, data) fails the task at once; any other error is retried.
 - Every task is idempotent (explicit ids + external versions), so retries and re-runs are safe;
   ``max_active_runs=1`` keeps a manual run from overlapping the nightly one.
 - Failures reach a person through ``seednews_notify.WebhookNotifier`` (``SEEDNEWS_ALERT_WEBHOOK``);
@@ -24,19 +27,32 @@ Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from airflow.sdk import Asset, Param, dag, task
+
+if TYPE_CHECKING:  # for annotations only: the DAG file imports nothing heavy when Airflow parses it
+    from opensearchpy import OpenSearch
+
+    from pipeline.config import Settings
+    from pipeline.run.options import RunOptions
+    from pipeline.run.report import RunReport
 
 if str(Path(__file__).resolve().parent) not in map(str, sys.path):  # the DAGs folder (Airflow adds it too)
     sys.path.append(str(Path(__file__).resolve().parent))
 from seednews_notify import WebhookNotifier
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 DAG_ID = "seednews_index"
 CONN_ID = "seednews_opensearch"
@@ -46,6 +62,7 @@ ARTICLES_ASSET = Asset(
 )
 DASHBOARDS_URL = os.environ.get("SEEDNEWS_DASHBOARDS_URL", "http://localhost:5601")
 DEFAULT_MAX_QUARANTINED_PCT = float(os.environ.get("SEEDNEWS_MAX_QUARANTINED_PCT") or 20)
+_Facets = dict[str, list[tuple[str, int]]]  # articles per value, per facet field (the report's tables)
 MAX_XCOM_ITEMS = 200  # per report list passed between tasks; the ledger index has every file
 DEFAULT_SEED_DIR = os.environ.get(
     "SEEDNEWS_SEED_DIR", str(Path(__file__).resolve().parent.parent / "examples" / "seeds")
@@ -155,7 +172,33 @@ fix the file and the next run picks it up. Documents OpenSearch refused are kept
 """
 
 
-def _settings(params):
+@dataclass(frozen=True)
+class _TaskContext:
+    """What every task works with: where OpenSearch is, what the run was asked to do, and its clients."""
+
+    settings: Settings
+    options: RunOptions
+    client: OpenSearch | None  # None on a dry run: nothing is written
+    s3: object | None  # a boto3 S3 client for an s3:// seed location, else None
+
+
+def _task_context(params: Mapping[str, Any], run_id: str | None) -> _TaskContext:
+    """This task's context, built once per task process: a later call for the same run and the same
+    Params returns the same settings, options and clients (as a provider's hook caches its client)."""
+    return _context_for(run_id or "", tuple((name, params.get(name)) for name in PARAMS))
+
+
+@functools.cache
+def _context_for(run_id: str, params: tuple[tuple[str, Any], ...]) -> _TaskContext:
+    """Builds the context of one run and one set of Params (``functools.cache`` keeps it)."""
+    values = dict(params)
+    settings = _settings(values)
+    s3 = _s3_client(values["seed_dir"])
+    options = _options(values, run_id, s3)
+    return _TaskContext(settings, options, None if options.dry_run else _client(settings), s3)
+
+
+def _settings(params: Mapping[str, Any]) -> Settings:
     """Settings from the Airflow connection if it exists, else from the environment (inside tasks only).
 
     Only "the connection does not exist" falls back to the environment; any other error (secrets backend
@@ -185,54 +228,7 @@ def _settings(params):
     return settings
 
 
-def _after_finalize(total, settings, options, params, target, run_id) -> str:
-    """End of a good run: the Markdown report (its path in the log), the quarantine threshold (fails the
-    run, report attached) and the Asset event's extra (what was refreshed, when). Returns the report's text:
-    the file is on this worker's disk, which other workers and the api-server may not see."""
-    from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from pipeline.run import alerts
-    from pipeline.run import artifact as runartifact
-
-    limit = params.get("max_quarantined_pct")
-    limit = alerts.max_quarantined_pct() if limit is None else float(limit)
-    breach = alerts.quarantine_breach(total.files_seen, total.n("quarantined"), limit)
-    facets = None
-    if not options.dry_run:
-        try:
-            facets = runartifact.query_facets(_client(settings), settings.alias)
-        except Exception as exc:  # noqa: BLE001 -- the report is still worth writing without facets
-            log.warning("facet counts for the report failed: %s", exc)
-    text = runartifact.render_markdown(
-        dag_id=DAG_ID,
-        run_id=run_id,
-        target=target,
-        counts=total.counts,
-        files_seen=total.files_seen,
-        facets=facets,
-        summary=total.render(),
-        verdict="failed: " + breach if breach else "success",
-    )
-    path = runartifact.write(runartifact.report_dir(), run_id, text)
-    print(f"run report written to {path}")
-    if breach:
-        raise AirflowFailException(f"{breach}. Report: {path}")
-    context = get_current_context()
-    context["outlet_events"][ARTICLES_ASSET].extra = {
-        "alias": settings.alias,
-        "target": target,
-        "run_id": run_id,
-        "dry_run": options.dry_run,
-        "indexed": total.indexed,
-        "files_seen": total.files_seen,
-        "counts": total.counts,
-        "report": str(path),
-    }
-    return text
-
-
-def _s3_client(seed_dir: str):
+def _s3_client(seed_dir: str) -> object | None:
     """A boto3 client for an ``s3://`` seed location, with the credentials of the Amazon provider's
     connection ``AWS_CONN_ID`` (keys, role, ``endpoint_url`` and ``region_name`` extras) and the project's
     timeouts and retries; without that connection, from the environment like the CLI. ``None`` for a
@@ -261,11 +257,12 @@ def _s3_client(seed_dir: str):
     return make_client(endpoint_url=endpoint, region_name=hook.conn_region_name, session=hook.get_session())
 
 
-def _options(params, run_id):
+def _options(params: Mapping[str, Any], run_id: str, s3_client: object | None) -> RunOptions:
+    """The run's options from the Params: the one place the DAG builds them."""
     from pipeline.run.options import RunOptions
 
     return RunOptions(
-        s3_client=_s3_client(params["seed_dir"]),
+        s3_client=s3_client,
         run_id=run_id,
         replay_dead_letters=bool(params["replay_dead_letters"]),
         seed_dir=params["seed_dir"],
@@ -277,15 +274,93 @@ def _options(params, run_id):
     )
 
 
-def _client(settings):
-    import logging
-
+def _client(settings: Settings) -> OpenSearch:
     from pipeline.stores.client import make_client
 
     # opensearch-py logs every request at INFO ("HEAD /x [status:200 request:0.003s]"): pages of it buried
     # the pipeline's own lines in the task logs. Its warnings (a failed attempt) still show.
     logging.getLogger("opensearch").setLevel(logging.WARNING)
     return make_client(settings)
+
+
+def _fail_or_retry(func: Callable[P, R]) -> Callable[P, R]:
+    """Runs a task so that an error retrying cannot cure (``pipeline.errors``' table: a ``SeedNewsError``
+    that is not ``retryable``) fails it at once, without retries; every other error reaches Airflow
+    unchanged and the task is retried."""
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipeline.errors import fail_fast_as
+
+        with fail_fast_as(AirflowFailException):
+            return func(*args, **kwargs)
+
+    return run
+
+
+def _quarantine_breach(total: RunReport, params: Mapping[str, Any]) -> str | None:
+    """Why the run quarantined too much (the Param, else ``SEEDNEWS_MAX_QUARANTINED_PCT``), or None."""
+    from pipeline.run import alerts
+
+    limit = params.get("max_quarantined_pct")
+    limit = alerts.max_quarantined_pct() if limit is None else float(limit)
+    return alerts.quarantine_breach(total.files_seen, total.n("quarantined"), limit)
+
+
+def _facets(ctx: _TaskContext) -> _Facets | None:
+    """Articles per topic and provider for the report; None on a dry run or when the query fails."""
+    from pipeline.run import artifact as runartifact
+
+    if ctx.client is None:
+        return None
+    try:
+        return runartifact.query_facets(ctx.client, ctx.settings.alias)
+    except Exception as exc:  # noqa: BLE001 -- the report is still worth writing without facets
+        log.warning("facet counts for the report failed: %s", exc)
+        return None
+
+
+def _report_markdown(total: RunReport, facets: _Facets | None, target: str, run_id: str, breach: str | None) -> str:
+    """The run's Markdown report: counts per outcome, facets, the summary and the verdict."""
+    from pipeline.run import artifact as runartifact
+
+    return runartifact.render_markdown(
+        dag_id=DAG_ID,
+        run_id=run_id,
+        target=target,
+        counts=total.counts,
+        files_seen=total.files_seen,
+        facets=facets,
+        summary=total.render(),
+        verdict="failed: " + breach if breach else "success",
+    )
+
+
+def _write_report(run_id: str, text: str) -> Path:
+    """Writes the report on this worker's disk (``SEEDNEWS_REPORT_DIR``) and prints its path to the log."""
+    from pipeline.run import artifact as runartifact
+
+    path = runartifact.write(runartifact.report_dir(), run_id, text)
+    print(f"run report written to {path}")
+    return path
+
+
+def _mark_asset(ctx: _TaskContext, total: RunReport, target: str, run_id: str, report: Path) -> None:
+    """The Asset event's extra: what this run refreshed, and where its report is."""
+    from airflow.sdk import get_current_context
+
+    get_current_context()["outlet_events"][ARTICLES_ASSET].extra = {
+        "alias": ctx.settings.alias,
+        "target": target,
+        "run_id": run_id,
+        "dry_run": ctx.options.dry_run,
+        "indexed": total.indexed,
+        "files_seen": total.files_seen,
+        "counts": {outcome: n for outcome, n in total.counts.items()},  # a JSON object, as Asset extras are
+        "report": str(report),
+    }
 
 
 @dag(
@@ -308,35 +383,26 @@ def _client(settings):
 )
 def seednews_index():
     @task
-    def prepare_index(params=None) -> str:
+    @_fail_or_retry
+    def prepare_index(params=None, run_id=None) -> str:
         """Template + alias (incremental) or a brand-new versioned index (full rebuild)."""
         from pipeline.run.flow import prepare
 
-        settings = _settings(params)
-        return prepare(
-            None if params["dry_run"] else _client(settings),
-            settings,
-            bool(params["full_rebuild"]),
-            bool(params["dry_run"]),
-        )
+        ctx = _task_context(params, run_id)
+        return prepare(ctx.client, ctx.settings, ctx.options.full_rebuild, ctx.options.dry_run)
 
     @task
+    @_fail_or_retry
     def plan(target: str, params=None, run_id=None) -> list[dict]:
         """Discover the folder and compare it with the ledger; return a few batches of planned seed
         files, not one task per file. Refusals, unchanged and deleted files are settled here; their
         report rides along with the first batch. A folder that looks unmounted fails the run here,
         before anything is deleted, and so does a seed folder that does not exist (no retries: retrying
         won't help)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from pipeline.errors import SeedRootError, VanishedFolderError
         from pipeline.run.flow import plan as make_plan
 
-        settings, options = _settings(params), _options(params, run_id)
-        try:
-            p = make_plan(options, None if options.dry_run else _client(settings), settings, target)
-        except (VanishedFolderError, SeedRootError) as exc:  # a missing folder is not cured by retrying
-            raise AirflowFailException(str(exc)) from exc
+        ctx = _task_context(params, run_id)
+        p = make_plan(ctx.options, ctx.client, ctx.settings, target)
         print(
             f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
             f"in {len(p.batches)} batches"
@@ -349,19 +415,19 @@ def seednews_index():
         return batches
 
     @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=4)
+    @_fail_or_retry
     def process_batch(batch: dict, target: str, params=None, run_id=None) -> dict:
         """read -> parse -> normalize -> check images -> bulk index, for one batch of seed files."""
         from pipeline.run.flow import process_batch as run_batch
         from pipeline.run.plan import Batch
         from pipeline.run.report import RunReport
 
-        settings = _settings(params)
-        options = _options(params, run_id)
+        ctx = _task_context(params, run_id)
         report = run_batch(
             Batch.from_dict(batch["batch"]),
-            client=None if options.dry_run else _client(settings),
-            settings=settings,
-            options=options,
+            client=ctx.client,
+            settings=ctx.settings,
+            options=ctx.options,
             target=target,
             emit=print,
         )
@@ -371,29 +437,34 @@ def seednews_index():
         return report.to_dict(max_items=MAX_XCOM_ITEMS)
 
     @task(trigger_rule="none_failed", outlets=[ARTICLES_ASSET])
+    @_fail_or_retry
     def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
         """Replay dead letters if asked; refresh; validate and swap the alias on a full rebuild;
-        print the run's summary. Data problems fail the task without retries (retrying won't help)."""
+        print the run's summary; write the Markdown report (its text is the XCom ``report_markdown``:
+        the file is on this worker's disk, which other workers and the api-server may not see); fail
+        above the quarantine threshold, else mark the Asset refreshed. Data problems fail the task
+        without retries (retrying won't help)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from pipeline.errors import ValidationFailed
         from pipeline.run.flow import finalize as finish
         from pipeline.run.report import RunReport
 
-        settings = _settings(params)
-        options = _options(params, run_id)
-        total = RunReport(target=target, dry_run=options.dry_run)
+        ctx = _task_context(params, run_id)
+        total = RunReport(target=target, dry_run=ctx.options.dry_run)
         for r in reports or []:
             total.merge(RunReport.from_dict(r))
         try:
-            total = finish(None if options.dry_run else _client(settings), settings, options, target, total, emit=print)
-        except ValidationFailed as exc:  # the new index is wrong; the alias still serves the old one
+            total = finish(ctx.client, ctx.settings, ctx.options, target, total, emit=print)
+        finally:  # on a failed validation too: the new index is wrong, the alias still serves the old one
             print(total.render())
-            raise AirflowFailException(str(exc)) from exc
-        print(total.render())
         if not total.ok:  # failed documents or seeds that met a bug: every other seed is settled by now
-            raise AirflowFailException(f"{total.problem()} (dead letters: {settings.deadletter_index})")
-        text = _after_finalize(total, settings, options, params, target, run_id)
+            raise AirflowFailException(f"{total.problem()} (dead letters: {ctx.settings.deadletter_index})")
+        breach = _quarantine_breach(total, params)
+        text = _report_markdown(total, _facets(ctx), target, run_id, breach)
+        path = _write_report(run_id, text)
+        if breach:
+            raise AirflowFailException(f"{breach}. Report: {path}")
+        _mark_asset(ctx, total, target, run_id, path)
         return {
             "counts": total.counts,
             "files_seen": total.files_seen,
