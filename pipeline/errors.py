@@ -26,6 +26,8 @@ through :func:`fail_fast_as`::
     │   ├── IndexManagementError    fail   templates, indices or aliases are not what the pipeline expects
     │   ├── LedgerError             retry  OpenSearch refused ledger entries after the client's own retries
     │   │                                  (a lagging ledger would lie)
+    │   ├── DeadLetterError         retry  OpenSearch refused dead letters after the client's own retries (a
+    │   │                                  refused document is never dropped: the batch is tried again)
     │   └── ImageCacheError         retry  OpenSearch refused image verdicts for the cache
     └── DashboardsError             fail   bad Dashboards settings or an unreachable Dashboards (also a
                                            RuntimeError)
@@ -135,6 +137,13 @@ class IndexManagementError(StoreError):
 class LedgerError(StoreError):
     """OpenSearch refused ledger entries after the client's own retries: a ledger that silently lags
     would lie, so the task fails (and is tried again: a busy node or a shard moving often causes it)."""
+
+    retryable = True
+
+
+class DeadLetterError(StoreError):
+    """OpenSearch refused the dead letters of documents it refused (the task is tried again: the documents
+    must be kept for replay, and a busy node or a shard moving often causes it)."""
 
     retryable = True
 

@@ -7,11 +7,8 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pipeline.stores.indices import (
-    DEADLETTER_TEMPLATE,
-    IndexManagementError,
-    load_template,
-)
+from pipeline.errors import DeadLetterError
+from pipeline.stores.indices import DEADLETTER_TEMPLATE, load_template
 from pipeline.stores.retry import read
 from pipeline.times import utc_now
 from pipeline.types import Document, ItemResult
@@ -53,7 +50,7 @@ def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, It
     ]
     ok, errors = helpers.bulk(client, actions, raise_on_error=False, refresh="wait_for", max_retries=5)
     if errors:
-        raise IndexManagementError(f"could not store {len(errors)} dead letters: {errors[:3]}")
+        raise DeadLetterError(f"could not store {len(errors)} dead letters: {errors[:3]}")
     return ok
 
 
