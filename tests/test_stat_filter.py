@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 import shutil
 
-from pipeline import sources
 from pipeline.run.flow import run
 from pipeline.run.options import RunOptions
+from pipeline.sources import folder as folder_source
 from pipeline.sources.folder import FolderSource
 from pipeline.stores.ledger import Ledger, LedgerEntry
 from pipeline.types import SeedFile, entry_key
@@ -42,8 +42,10 @@ def _title(settings, client, name) -> str:
 
 def _count_hashes(monkeypatch) -> list[str]:
     hashed: list[str] = []
-    real = sources.hash_seed
-    monkeypatch.setattr(sources, "hash_seed", lambda seed, max_bytes: hashed.append(seed.rel) or real(seed, max_bytes))
+    real = folder_source.hash_seed
+    monkeypatch.setattr(
+        folder_source, "hash_seed", lambda seed, max_bytes: hashed.append(seed.rel) or real(seed, max_bytes)
+    )
     return hashed
 
 
@@ -154,7 +156,7 @@ def test_racy_rule():
     entry = LedgerEntry(
         "/r", "a.txt", "indexed", size=10, mtime_ns=100 * SECOND, ctime_ns=100 * SECOND, ino=7, hashed_ns=110 * SECOND
     )
-    window = sources.RACY_WINDOW_NS
+    window = folder_source.RACY_WINDOW_NS
     assert entry.trusts_stat(seed, window)
     assert not entry.trusts_stat(_seed(size=11), window)
     assert not entry.trusts_stat(_seed(ino=8), window)
