@@ -73,7 +73,7 @@ def main() -> None:
     generate(tmp, args.n, seed=args.seed)
     fronts = _fronts(tmp)
     options = RunOptions(seed_dir=str(tmp), check_images=False, dry_run=True)
-    seeds = make_plan(options, None, None, "x", None, None).batches
+    seeds = make_plan(options, "x", None, None).batches
     files = [s for b in seeds for s in b.seeds]
     docs = build_part(files, options).docs
     sources = [d.source for d in docs]

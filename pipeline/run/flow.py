@@ -81,9 +81,7 @@ def plan(options: RunOptions, client=None, settings: Settings | None = None, tar
     target = target or settings.alias
     writes = client is not None and not options.dry_run
     served = Ledger(client, settings.ledger_index) if writes else None
-    return make_plan(
-        options, client, settings, target, served, ledger_for(client, settings, target) if writes else None
-    )
+    return make_plan(options, target, served, ledger_for(client, settings, target) if writes else None)
 
 
 def annotate_images(

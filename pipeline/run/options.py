@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.run.plan import VanishGuard
+from pipeline.errors import VanishedFolderError
 from pipeline.stages.images.config import ImageCheckConfig
 from pipeline.stages.parse import ParseConfig
 
 DEFAULT_MAX_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class VanishGuard:
+    """Refuse to delete when more than ``share`` of the known files and more than ``min_files`` vanish."""
+
+    share: float = 0.2
+    min_files: int = 10
+
+    def check(self, vanished: int, known: int, root: str, moved: int = 0) -> None:
+        """``vanished``: files whose content is nowhere in the listing; ``moved``: files whose content
+        reappears at another path (not counted, only mentioned)."""
+        if vanished > self.min_files and vanished > self.share * known:
+            also = f"; {moved} more moved within it" if moved else ""
+            raise VanishedFolderError(
+                f"{vanished} of the {known} seed files the ledger knows in {root} are gone (more than "
+                f"{self.share:.0%} and more than {self.min_files}{also}): the folder may be unmounted or half-copied, "
+                "so nothing was deleted. If the files were removed on purpose, run again with "
+                "--allow-mass-delete (DAG Param allow_mass_delete)."
+            )
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,15 @@ For every seed-named file discovery finds, planning ends in one of:
   hash time, so it is trusted from the next run on;
 - work: the ``SeedFile`` (with its content hash and ingest sequence) goes into a batch.
 
-The ledger is read in two steps: the fingerprints of the whole folder (``Ledger.fingerprints``: doc
-values only, no ``_source``), which settle every trusted unchanged file; then, for the rest, only what
-deciding needs: the hash and ingest sequence of files whose stat changed (a rebuild reads them with the
-fingerprints), the whole entries of refused and vanished files (looked up by id, or scanned when they are
-most of the folder).
+The ledger is read in three steps: the fingerprints of the whole folder (``Ledger.fingerprints``: doc
+values only, no ``_source``), which settle every trusted unchanged file; the hash and ingest sequence of
+files whose stat changed, before they are hashed (a rebuild reads them with the fingerprints); after
+hashing, the whole entries of refused and vanished files, where a refusal's stage and reason or a vanished
+file's article matter (looked up by id, or scanned when they are most of the folder). It is written once
+the plan is made: the outcomes settled here, and the refreshed stat of racily clean files.
 
 Files the ledger knows that are gone become ``deleted`` outcomes, unless a large share of the folder
-vanished at once (``VanishGuard``): then the run stops before anything is deleted, because the folder
+vanished at once (``RunOptions.vanish_guard``): then the run stops before anything is deleted, because the folder
 is more likely unmounted or half-copied than emptied on purpose.
 
 **Moves.** A file is gone only when its content is gone: a known file missing from its path whose
@@ -39,7 +40,7 @@ that no longer exists (and a concurrent run's conflict check compares ``seed.pat
 parse and write of each moved file, once; the run after that finds every file unchanged.
 
 **Unreadable folders.** A folder the walk cannot list (``cannot read folder``, quarantined under its own
-path as before) hides its files; they are not gone. The ledger's files under it keep their entries and
+path) hides its files; they are not gone. The ledger's files under it keep their entries and
 their articles (no ``deleted`` outcome, not counted for the guard), a warning and a report note name the
 folder, and ``RunReport.unreadable_folders`` counts it.
 
@@ -55,13 +56,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.errors import VanishedFolderError
+from pipeline.run.options import RunOptions, VanishGuard
 from pipeline.run.outcomes import settle
 from pipeline.run.report import RunReport
-from pipeline.sources import open_source
+from pipeline.sources import Source, open_source
 from pipeline.sources.folder import UNREADABLE_FOLDER
 from pipeline.stores.ledger import SETTLED, Fingerprint, Ledger, LedgerEntry
 from pipeline.types import SeedFile, SeedOutcome, display_path
@@ -69,26 +71,8 @@ from pipeline.types import SeedFile, SeedOutcome, display_path
 log = logging.getLogger("seednews")
 
 SEQ_SHIFT = 20  # sequence = milliseconds << 20 | position: a million new files per millisecond before it carries
-
-
-@dataclass(frozen=True)
-class VanishGuard:
-    """Refuse to delete when more than ``share`` of the known files and more than ``min_files`` vanish."""
-
-    share: float = 0.2
-    min_files: int = 10
-
-    def check(self, vanished: int, known: int, root: str, moved: int = 0) -> None:
-        """``vanished``: files whose content is nowhere in the listing; ``moved``: files whose content
-        reappears at another path (not counted, only mentioned)."""
-        if vanished > self.min_files and vanished > self.share * known:
-            also = f"; {moved} more moved within it" if moved else ""
-            raise VanishedFolderError(
-                f"{vanished} of the {known} seed files the ledger knows in {root} are gone (more than "
-                f"{self.share:.0%} and more than {self.min_files}{also}): the folder may be unmounted or half-copied, "
-                "so nothing was deleted. If the files were removed on purpose, run again with "
-                "--allow-mass-delete (DAG Param allow_mass_delete)."
-            )
+SHOWN_FOLDERS = 10  # unreadable folders named in the report note
+REFRESHED = ("size", "mtime_ns", "ctime_ns", "ino", "hashed_ns")  # a racily clean file's stat, hashed again
 
 
 @dataclass(frozen=True)
@@ -120,6 +104,101 @@ class Plan:
         return sum(len(b.seeds) for b in self.batches)
 
 
+@dataclass(frozen=True)
+class Policy:
+    """Which files of unchanged content this run leaves alone, read from its options."""
+
+    rebuild: bool  # every file is compared by hash and processed again (an unchanged one keeps its sequence)
+    skip_unchanged: bool  # a settled file of unchanged content is ``unchanged``
+    replay: bool  # a dead letter of unchanged content is replayed by finalize, which gives its outcome
+    max_bytes: int
+
+    @classmethod
+    def of(cls, options: RunOptions, writes_ledger: bool) -> Policy:
+        rebuild = options.full_rebuild
+        skip = options.skip_unchanged and not rebuild and writes_ledger
+        return cls(rebuild, skip, options.replay_dead_letters and not rebuild, options.parse.max_bytes)
+
+    def replays(self, state: str) -> bool:
+        return self.replay and state == "dead_letter"
+
+    def keeps(self, state: str) -> bool:
+        """Unchanged content in ``state`` needs no work in this run."""
+        return (self.skip_unchanged and state in SETTLED) or self.replays(state)
+
+    def unchanged(self, seed: SeedFile, state: str) -> list[SeedOutcome]:
+        """The outcome of a kept file: ``unchanged``, or none for a replayed dead letter."""
+        return [] if self.replays(state) else [SeedOutcome(seed, "unchanged")]
+
+
+@dataclass
+class Listing:
+    """The source's listing after the stat filter."""
+
+    seen: set[str]  # every key listed
+    files: list[SeedFile]  # new, or not trusted unchanged by their stat: to hash
+    refusals: list[SeedOutcome]  # refused by discovery
+    unchanged: list[SeedOutcome]  # trusted unchanged by their stat alone
+
+    @property
+    def unreadable(self) -> list[str]:
+        """Folders the walk could not list (``""``: the seed folder itself)."""
+        return [
+            display_path(o.seed.rel)
+            for o in self.refusals
+            if o.stage == "discover" and (o.reason or "").startswith(UNREADABLE_FOLDER)
+        ]
+
+
+def filter_by_stat(
+    walk: Iterable[SeedFile | SeedOutcome], known: dict[str, Fingerprint], policy: Policy, window: int | None
+) -> Listing:
+    """Sort the listing on the fingerprints alone: files whose stat the ledger trusts and whose state
+    ``policy`` keeps need no reading."""
+    listing = Listing(set(), [], [], [])
+    for item in walk:
+        if isinstance(item, SeedOutcome):
+            listing.seen.add(item.seed.key)
+            listing.refusals.append(item)
+            continue
+        listing.seen.add(item.key)
+        fp = known.get(item.key)
+        if fp is not None and fp.trusts_stat(item, window) and policy.keeps(fp.state):
+            listing.unchanged += policy.unchanged(item, fp.state)
+        else:
+            listing.files.append(item)
+    return listing
+
+
+@dataclass
+class Hashed:
+    """The listed files after hashing."""
+
+    todo: list[SeedFile]  # to process (with its ingest sequence when the content is known)
+    unchanged: list[SeedOutcome]
+    refused: list[SeedOutcome]  # unreadable while being hashed
+    stat_refresh: dict[str, dict[str, int]]  # key -> new stat of a file whose content did not change
+
+
+def hash_files(source: Source, files: list[SeedFile], known: dict[str, Fingerprint], policy: Policy) -> Hashed:
+    """Hash ``files`` and compare each with what the ledger knows of its path."""
+    out = Hashed([], [], [], {})
+    for seed in files:
+        prev = known.get(seed.key)
+        hashed = source.hash(seed, policy.max_bytes)
+        if isinstance(hashed, SeedOutcome):
+            out.refused.append(hashed)
+            continue
+        if prev is not None and prev.sha256 == hashed.sha256:
+            if policy.keeps(prev.state):
+                out.unchanged += policy.unchanged(hashed, prev.state)
+                out.stat_refresh[seed.key] = {f: getattr(hashed, f) for f in REFRESHED}
+                continue
+            hashed = replace(hashed, seq=prev.seq)  # seen before: keeps its place in the order
+        out.todo.append(hashed)
+    return out
+
+
 def seq_base(ledger: Ledger | None) -> int:
     """The first ingest sequence number of this run: above the clock and above every number used."""
     now = (time.time_ns() // 1_000_000) << SEQ_SHIFT
@@ -136,7 +215,27 @@ def _same_refusal(prev: LedgerEntry | None, o: SeedOutcome) -> bool:
     )
 
 
-def _whole_entries(served: Ledger | None, root: str, keys: list[str], known: int) -> dict[str, LedgerEntry]:
+def judge_refusals(refusals: list[SeedOutcome], entries: dict[str, LedgerEntry], policy: Policy) -> list[SeedOutcome]:
+    """A refusal the ledger already holds for the same stat is ``unchanged``; the others stand."""
+    return [
+        SeedOutcome(o.seed, "unchanged") if policy.skip_unchanged and _same_refusal(entries.get(o.seed.key), o) else o
+        for o in refusals
+    ]
+
+
+def fill_content(served: Ledger, root: str, known: dict[str, Fingerprint], keys: list[str]) -> None:
+    """Fill in hash and ingest sequence of ``keys`` in ``known``: from their whole entries, or from a
+    second read of the folder's fingerprints when they are most of it."""
+    if not keys:
+        return
+    if len(keys) > len(known) // 2:
+        known.update(served.fingerprints(root, content=True))
+        return
+    for key, e in served.lookup(keys).items():
+        known[key] = known[key]._replace(sha256=e.sha256, seq=e.seq)
+
+
+def whole_entries(served: Ledger | None, root: str, keys: list[str], known: int) -> dict[str, LedgerEntry]:
     """Whole ledger entries for ``keys``: looked up by id, or one scan of the folder when they are most
     of it (a mass deletion the guard was told to allow)."""
     if served is None or not keys:
@@ -147,17 +246,7 @@ def _whole_entries(served: Ledger | None, root: str, keys: list[str], known: int
     return served.lookup(keys)
 
 
-def _add_content(served: Ledger, root: str, known: dict[str, Fingerprint], keys: list[str]) -> None:
-    """Fill in hash and ingest sequence of ``keys`` in ``known``: from their whole entries, or from a
-    second read of the folder's fingerprints when they are most of it."""
-    if len(keys) > len(known) // 2:
-        known.update(served.fingerprints(root, content=True))
-        return
-    for key, e in served.lookup(keys).items():
-        known[key] = known[key]._replace(sha256=e.sha256, seq=e.seq)
-
-
-def _split_unreadable(vanished: list[LedgerEntry], folders: list[str]) -> tuple[list[LedgerEntry], list[LedgerEntry]]:
+def split_unreadable(vanished: list[LedgerEntry], folders: list[str]) -> tuple[list[LedgerEntry], list[LedgerEntry]]:
     """``vanished`` in two: the files really missing, and those under a folder the walk could not read
     (``""``: the seed folder itself), which are not known to be gone."""
     if not folders:
@@ -171,164 +260,120 @@ def _split_unreadable(vanished: list[LedgerEntry], folders: list[str]) -> tuple[
     return [e for e in vanished if not hidden(e)], [e for e in vanished if hidden(e)]
 
 
-def _moves(vanished: list[LedgerEntry], todo: list[SeedFile]) -> dict[str, list[int]]:
-    """Vanished content that reappears in this listing at a path where it is new: by content hash, the
-    positions in ``todo`` of the files that now hold it. Those files take the ingest sequence of the
-    content (the highest one, when several vanished copies held it: the copy the index serves)."""
+@dataclass(frozen=True)
+class Moves:
+    """Vanished content that reappears in this listing at a path where it is new."""
+
+    at: dict[str, list[int]]  # content hash -> positions in ``todo`` of the files that now hold it
+    seq: dict[str, int]  # content hash -> its ingest sequence: the highest of its vanished copies
+
+    @property
+    def files(self) -> int:
+        return sum(len(v) for v in self.at.values())
+
+
+def find_moves(vanished: list[LedgerEntry], todo: list[SeedFile]) -> Moves:
+    """Match vanished entries and files new at their path by content hash (sha256)."""
     seqs: dict[str, int] = {}
     for e in vanished:
         if e.sha256:
             seqs[e.sha256] = max(seqs.get(e.sha256, 0), e.seq)
-    if not seqs:
-        return {}
-    moved: dict[str, list[int]] = {}
+    at: dict[str, list[int]] = {}
     for i, s in enumerate(todo):
         if not s.seq and s.sha256 in seqs:  # new at this path (known content keeps its own number already)
-            moved.setdefault(s.sha256, []).append(i)
-            if seqs[s.sha256]:
-                todo[i] = replace(s, seq=seqs[s.sha256])
-    return moved
+            at.setdefault(s.sha256, []).append(i)
+    return Moves(at, seqs)
 
 
-def make_plan(options, client, settings, target: str, served: Ledger | None, ledger: Ledger | None) -> Plan:
+def check_gone(guard: VanishGuard, vanished: list[LedgerEntry], moves: Moves, live: int, root: str) -> None:
+    """The vanish guard on the files whose content is nowhere in the listing (moved ones only mentioned)."""
+    gone = sum(1 for e in vanished if e.sha256 not in moves.at)
+    if gone:
+        guard.check(gone, live, root, moved=len(vanished) - gone)
+
+
+def deletions(vanished: list[LedgerEntry], moves: Moves, todo: list[SeedFile], real_root: str) -> list[SeedOutcome]:
+    """One ``deleted`` outcome per vanished entry, naming where a moved content went."""
+    out = []
+    for e in vanished:
+        gone = SeedFile(
+            e.root, e.path, real_root, e.path, e.size, e.mtime_ns, e.ctime_ns, e.ino, e.sha256, e.seq, e.hashed_ns
+        )
+        where = moves.at.get(e.sha256)
+        why = f"moved: its content is now at {display_path(todo[where[0]].rel)}" if where else "the file is gone"
+        out.append(SeedOutcome(gone, "deleted", "plan", why, e.doc_id))
+    return out
+
+
+def number(todo: list[SeedFile], moves: Moves, base: int) -> None:
+    """Give every file in ``todo`` its ingest sequence, in place (one ``SeedFile`` per file alive at a
+    time, not two): a moved content keeps its own, new content is numbered from ``base`` in order of
+    modification time, then path."""
+    for sha, where in moves.at.items():
+        if moves.seq[sha]:
+            for i in where:
+                todo[i] = replace(todo[i], seq=moves.seq[sha])
+    fresh = sorted((i for i, s in enumerate(todo) if not s.seq), key=lambda i: (todo[i].mtime_ns, todo[i].rel))
+    for rank, i in enumerate(fresh):
+        todo[i] = replace(todo[i], seq=base + rank)
+
+
+def plan_report(options: RunOptions, target: str, unreadable: list[str], hidden: int, moved: int) -> RunReport:
+    """The run's report as planning opens it: the unreadable folders and the moves, noted."""
+    report = RunReport(dry_run=options.dry_run, target=target, unreadable_folders=len(unreadable))
+    if unreadable:
+        more = " …" if len(unreadable) > SHOWN_FOLDERS else ""
+        shown = ", ".join(repr(f or ".") for f in unreadable[:SHOWN_FOLDERS]) + more
+        report.notes.append(
+            f"cannot read folder {shown}: the {hidden} files the ledger knows in it keep their articles "
+            "until it can be read again"
+        )
+    if moved:
+        report.notes.append(
+            f"{moved} files moved (the content of a file gone from its old path is at a new one): they keep "
+            "their articles and ingest sequence"
+        )
+    return report
+
+
+def make_plan(options: RunOptions, target: str, served: Ledger | None, ledger: Ledger | None) -> Plan:
     """Discover ``options.seed_dir`` (a folder or ``s3://bucket/prefix``: ``pipeline.sources``) and plan the run.
 
     ``served`` is the ledger of the index readers see (sequence numbers and what is known);
     ``ledger`` the one this run writes (the same, or a rebuild's fresh one; ``None`` in a dry run)."""
     source = open_source(options.seed_dir, s3_client=options.s3_client)
     root, real_root = source.root, source.real_root
-    rebuild = options.full_rebuild
-    # a rebuild compares every file's hash with the ledger (an unchanged file keeps its ingest sequence);
-    # an incremental run needs hashes only for the files whose stat changed, fetched below
-    known = served.fingerprints(root, content=rebuild) if served is not None else {}
-    skip_unchanged = options.skip_unchanged and not rebuild and ledger is not None
-    replay = not rebuild and options.replay_dead_letters
-    window = source.racy_window_ns
-    max_bytes = options.parse.max_bytes
-    outcomes: list[SeedOutcome] = []
-    todo: list[SeedFile] = []
-    stat_refresh: dict[str, dict[str, int]] = {}
-    seen: set[str] = set()
-    pending: list[SeedFile | SeedOutcome] = []
-    for item in source.walk():  # first the cheap filter, on the fingerprints alone
-        seed = item.seed if isinstance(item, SeedOutcome) else item
-        seen.add(seed.key)
-        fp = known.get(seed.key)
-        if (
-            isinstance(item, SeedFile)
-            and fp is not None
-            and fp.trusts_stat(seed, window)
-            and ((skip_unchanged and fp.state in SETTLED) or (replay and fp.state == "dead_letter"))
-        ):
-            if not (replay and fp.state == "dead_letter"):  # a replayed dead letter's outcome comes from finalize
-                outcomes.append(SeedOutcome(seed, "unchanged"))
-            continue
-        pending.append(item)
-
-    live = {k for k, f in known.items() if f.state != "deleted"}
-    vanished_keys = [k for k in live if k not in seen]
-    unreadable = [
-        display_path(i.seed.rel)
-        for i in pending
-        if isinstance(i, SeedOutcome) and i.stage == "discover" and (i.reason or "").startswith(UNREADABLE_FOLDER)
-    ]
+    policy = Policy.of(options, writes_ledger=ledger is not None)
+    known = served.fingerprints(root, content=policy.rebuild) if served is not None else {}
+    listing = filter_by_stat(source.walk(), known, policy, source.racy_window_ns)
+    unreadable = listing.unreadable
+    live = [k for k, f in known.items() if f.state != "deleted"]
+    vanished_keys = [k for k in live if k not in listing.seen]
     guarded = bool(vanished_keys) and not options.allow_mass_delete
-    if guarded and not unreadable and not any(isinstance(i, SeedFile) for i in pending):
-        # nothing new or changed can be where the vanished files went (an unmounted folder): stop now
+    if guarded and not unreadable and not listing.files:  # nothing new can be where they went: unmounted?
         options.vanish_guard.check(len(vanished_keys), len(live), root)
-    # Whole entries only where a refusal's stage and reason, or a vanished file's article, matter: the
-    # fingerprints carry state, hash and ingest sequence for everything else (a rebuild of 100,000 files
-    # used to read every whole entry here: ~3x the time and ~170 MB more at the peak)
-    changed = [i.key for i in pending if isinstance(i, SeedFile) and i.key in known]
-    if changed and served is not None and not rebuild:
-        _add_content(served, root, known, changed)
-    refusals: list[SeedOutcome] = [i for i in pending if isinstance(i, SeedOutcome)]
-    full = _whole_entries(
-        served, root, [o.seed.key for o in refusals if o.seed.key in known] + vanished_keys, len(known)
-    )
-    hash_refused: list[SeedOutcome] = []
-    for item in pending:  # then the files that changed or are new: hash them
-        if isinstance(item, SeedOutcome):
-            continue
-        seed = item
-        prev = known.get(seed.key)
-        settled = skip_unchanged and prev is not None and prev.state in SETTLED
-        # a dead letter of unchanged content gets its outcome from the replay (finalize), not from here
-        replayed = replay and prev is not None and prev.state == "dead_letter"
-        hashed = source.hash(seed, max_bytes)
-        if isinstance(hashed, SeedOutcome):
-            hash_refused.append(hashed)
-            continue
-        if prev is not None and prev.sha256 == hashed.sha256:
-            if settled or replayed:
-                if not replayed:
-                    outcomes.append(SeedOutcome(hashed, "unchanged"))
-                stat_refresh[seed.key] = {
-                    "size": hashed.size,
-                    "mtime_ns": hashed.mtime_ns,
-                    "ctime_ns": hashed.ctime_ns,
-                    "ino": hashed.ino,
-                    "hashed_ns": hashed.hashed_ns,
-                }
-                continue
-            hashed = replace(hashed, seq=prev.seq)  # seen before: keeps its place in the order
-        todo.append(hashed)
-    # files that became unreadable while being hashed: compared with their whole entries, like refusals
-    full.update(_whole_entries(served, root, [o.seed.key for o in hash_refused if o.seed.key in known], len(known)))
-    for refused in refusals + hash_refused:
-        unchanged = skip_unchanged and _same_refusal(full.get(refused.seed.key), refused)
-        outcomes.append(SeedOutcome(refused.seed, "unchanged") if unchanged else refused)
-
-    vanished = [full[k] for k in vanished_keys if k in full]  # (one deleted in between has no entry now)
-    vanished, hidden = _split_unreadable(vanished, unreadable)
-    moved_to = _moves(vanished, todo)
+    if served is not None and not policy.rebuild:
+        fill_content(served, root, known, [s.key for s in listing.files if s.key in known])
+    hashed = hash_files(source, listing.files, known, policy)
+    refusals = listing.refusals + hashed.refused
+    wanted = [o.seed.key for o in refusals if o.seed.key in known] + vanished_keys
+    entries = whole_entries(served, root, wanted, len(known))
+    vanished, hidden = split_unreadable([entries[k] for k in vanished_keys if k in entries], unreadable)
+    moves = find_moves(vanished, hashed.todo)
     if guarded:
-        gone_n = sum(1 for e in vanished if e.sha256 not in moved_to)
-        if gone_n:
-            options.vanish_guard.check(gone_n, len(live), root, moved=len(vanished) - gone_n)
-    previous = dict(full)
-    for e in vanished:
-        gone = SeedFile(
-            e.root, e.path, real_root, e.path, e.size, e.mtime_ns, e.ctime_ns, e.ino, e.sha256, e.seq, e.hashed_ns
-        )
-        previous[gone.key] = e  # the stored key is the truth (names that were not UTF-8 are shown escaped)
-        if not rebuild:
-            where = moved_to.get(e.sha256)
-            why = f"moved: its content is now at {display_path(todo[where[0]].rel)}" if where else "the file is gone"
-            outcomes.append(SeedOutcome(gone, "deleted", "plan", why, e.doc_id))
-
-    fresh = sorted((i for i, s in enumerate(todo) if not s.seq), key=lambda i: (todo[i].mtime_ns, todo[i].rel))
-    base = seq_base(served)
-    for rank, i in enumerate(fresh):  # in place: one SeedFile per file alive at a time, not two
-        todo[i] = replace(todo[i], seq=base + rank)
-
-    report = RunReport(dry_run=options.dry_run, target=target)
-    report.unreadable_folders = len(unreadable)
+        check_gone(options.vanish_guard, vanished, moves, len(live), root)
+    deleted = [] if policy.rebuild else deletions(vanished, moves, hashed.todo, real_root)
+    number(hashed.todo, moves, seq_base(served))
+    report = plan_report(options, target, unreadable, len(hidden), 0 if policy.rebuild else moves.files)
     if unreadable:
-        shown = ", ".join(repr(f or ".") for f in unreadable[:10]) + (" …" if len(unreadable) > 10 else "")
-        note = (
-            f"cannot read folder {shown}: the {len(hidden)} files the ledger knows in it keep their articles "
-            "until it can be read again"
-        )
-        log.warning("%s: %s", root, note)
-        report.notes.append(note)
-    moved_n = sum(len(v) for v in moved_to.values())
-    if moved_n and not rebuild:
-        report.notes.append(
-            f"{moved_n} files moved (the content of a file gone from its old path is at a new one): they keep "
-            "their articles and ingest sequence"
-        )
-    settle(
-        outcomes,
-        ledger=ledger,
-        report=report,
-        run_id=options.run_id,
-        target=target,
-        previous={} if rebuild else previous,
-    )
-    if served is not None and stat_refresh:
-        served.update(stat_refresh)
-    batches = [Batch(root, real_root, tuple(b)) for b in make_batches(todo, options.max_batches)]
+        log.warning("%s: %s", root, report.notes[0])
+    # a vanished file's stored entry is the truth (names that were not UTF-8 are shown escaped)
+    previous = {} if policy.rebuild else entries | {o.seed.key: e for o, e in zip(deleted, vanished, strict=True)}
+    outcomes = listing.unchanged + hashed.unchanged + judge_refusals(refusals, entries, policy) + deleted
+    settle(outcomes, ledger=ledger, report=report, run_id=options.run_id, target=target, previous=previous)
+    if served is not None and hashed.stat_refresh:
+        served.update(hashed.stat_refresh)
+    batches = [Batch(root, real_root, tuple(b)) for b in make_batches(hashed.todo, options.max_batches)]
     return Plan(root, real_root, batches, report)
 
 
