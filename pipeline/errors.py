@@ -34,7 +34,7 @@ The CLI maps ``SeedNewsError`` and infrastructure errors to exit code 2 with one
 
 from __future__ import annotations
 
-from pipeline.types import short  # a leaf module (standard library only), as this one
+from pipeline.types import Stage, short  # a leaf module (standard library only), as this one
 
 
 class SeedNewsError(Exception):
@@ -52,7 +52,7 @@ class SeedRootError(SeedNewsError, ValueError):
 class SeedError(SeedNewsError, ValueError):
     """One seed failed one parse step. ``stage`` names the step; ``str()`` is the reason."""
 
-    def __init__(self, stage: str, reason: str) -> None:
+    def __init__(self, stage: Stage, reason: str) -> None:
         super().__init__(reason)
         self.stage = stage
 

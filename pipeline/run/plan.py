@@ -59,11 +59,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.errors import VanishedFolderError
+from pipeline.policy import SETTLED
 from pipeline.run.outcomes import settle
 from pipeline.run.report import RunReport
 from pipeline.sources import open_source
 from pipeline.sources.folder import UNREADABLE_FOLDER
-from pipeline.stores.ledger import SETTLED, Fingerprint, Ledger, LedgerEntry
+from pipeline.stores.ledger import Fingerprint, Ledger, LedgerEntry
 from pipeline.types import SeedFile, SeedOutcome, display_path
 
 log = logging.getLogger("seednews")
