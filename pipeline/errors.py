@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
-from pipeline.types import short  # a leaf module (standard library only), as this one
+from pipeline.types import Stage, short  # a leaf module (standard library only), as this one
 
 
 class SeedNewsError(Exception):
@@ -76,7 +76,7 @@ class SeedError(SeedNewsError, ValueError):
 
     retryable = False
 
-    def __init__(self, stage: str, reason: str) -> None:
+    def __init__(self, stage: Stage, reason: str) -> None:
         super().__init__(reason)
         self.stage = stage
 

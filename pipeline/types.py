@@ -34,6 +34,10 @@ Stage = Literal[
     "discover", "read", "decode", "frontmatter", "yaml", "validate", "parse", "normalize", "images", "index", "plan"
 ]
 
+BulkResult = Literal["created", "updated", "conflict", "failed"]
+"""What OpenSearch did with one bulk item: stored it (new or over an older copy), refused it with a
+version conflict (a copy ingested later is indexed), or failed it."""
+
 ImageStatus = Literal["ok", "broken", "not_image", "timeout", "unreachable", "blocked", "invalid", "relative"]
 """The verdict on one image URL (README, "Image checks")."""
 ImageHealth = Literal["all_ok", "some_broken", "none_ok", "unchecked", "no_images"]
@@ -228,7 +232,7 @@ class ItemResult:
     id: str
     ok: bool
     status: int
-    result: str  # "created" | "updated" | "conflict" | "failed"
+    result: BulkResult
     error: str | None = None
     retryable: bool = False  # failed for a passing reason (busy, 5xx): retry later, do not dead-letter
 

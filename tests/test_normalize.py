@@ -3,11 +3,11 @@ import json
 import pytest
 
 from devtools.seedfile import parse_seed
+from pipeline.policy import copies_by_article
 from pipeline.sources.folder import discover
 from pipeline.stages.normalize import (
     canonical_topic,
     canonical_topics,
-    dedupe,
     document_id,
     normalize,
     utc_iso,
@@ -85,9 +85,9 @@ def test_same_article_in_two_files_the_copy_ingested_last_wins(tmp_path):
     docs = sample_docs(tmp_path)
     # the ingest sequence (planning assigns it), not the file's mtime, is the version
     docs = [replace(d, version=2 if d.seed.rel == "new.txt" else 1) for d in docs]
-    winners, losers = dedupe(docs)
-    assert [w.source["title"] for w in winners] == ["new"]
-    assert [(loser.seed.rel, w.seed.rel) for loser, w in losers] == [("old.txt", "new.txt")]
+    ((winner, loser),) = copies_by_article(docs).values()
+    assert winner.source["title"] == "new"
+    assert (loser.seed.rel, winner.seed.rel) == ("old.txt", "new.txt")
 
 
 def test_unknown_fields_go_to_extra():

@@ -22,6 +22,7 @@ from dataclasses import replace
 import pytest
 
 from pipeline.run import flow, parallel
+from pipeline.run import writes as seam
 from pipeline.run.flow import run
 from pipeline.run.options import RunOptions
 from pipeline.stores import indices
@@ -104,7 +105,7 @@ def test_a_failed_write_stops_the_batch_at_the_next_chunk_and_the_rerun_converge
     monkeypatch.setattr(flow, "OVERLAP_WRITES", True)
     folder = tmp_path / "seeds"
     ids = fk.write_seeds(folder, 200, tag="stop")
-    real_index, real_build = flow.index_documents, parallel.build_part
+    real_index, real_build = seam.index_documents, parallel.build_part
     writes: list[str] = []
     builds: list[int] = []
 
@@ -118,7 +119,7 @@ def test_a_failed_write_stops_the_batch_at_the_next_chunk_and_the_rerun_converge
         builds.append(len(seeds))
         return real_build(seeds, options)
 
-    monkeypatch.setattr(flow, "index_documents", failing_index)
+    monkeypatch.setattr(seam, "index_documents", failing_index)
     monkeypatch.setattr(parallel, "build_part", counting_build)
     with pytest.raises(RuntimeError, match="injected"):
         run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
@@ -132,7 +133,7 @@ def test_a_failed_write_stops_the_batch_at_the_next_chunk_and_the_rerun_converge
     indices.refresh(client, settings.alias)
     assert indices.count(client, settings.alias) == 50
 
-    monkeypatch.setattr(flow, "index_documents", real_index)
+    monkeypatch.setattr(seam, "index_documents", real_index)
     report = run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
     assert report.counts == {"unchanged": 50, "indexed": 150}
     states = ledger_states(client, settings, root)
@@ -164,7 +165,7 @@ def test_a_parse_worker_killed_mid_run_fails_the_run_and_the_rerun_converges(set
     folder = tmp_path / "seeds"
     ids = fk.write_seeds(folder, 3000, tag="workerkill")
     written: list[int] = []
-    real_index = flow.index_documents
+    real_index = seam.index_documents
     killed: list[int] = []
 
     def index_then_kill(client_, target, dl_index, docs):
@@ -177,7 +178,7 @@ def test_a_parse_worker_killed_mid_run_fails_the_run_and_the_rerun_converges(set
             killed.append(victims[0])
         return out
 
-    monkeypatch.setattr(flow, "index_documents", index_then_kill)
+    monkeypatch.setattr(seam, "index_documents", index_then_kill)
     with pytest.raises(parallel.ParseWorkerLost, match=r"parse worker process \d+ died \(killed by signal 9\)"):
         run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
     assert killed and not _parse_workers()  # the other worker was stopped too
@@ -196,7 +197,7 @@ def test_a_parse_worker_killed_mid_run_fails_the_run_and_the_rerun_converges(set
     }
     assert present == {doc for _, doc in states.values()}
 
-    monkeypatch.setattr(flow, "index_documents", real_index)
+    monkeypatch.setattr(seam, "index_documents", real_index)
     report = run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
     assert report.counts == {"unchanged": len(states), "indexed": 3000 - len(states)}
     states = ledger_states(client, settings, root)
@@ -273,7 +274,7 @@ def test_a_failed_write_with_chunks_out_at_the_workers_stops_them_at_once(settin
     monkeypatch.setattr(parallel, "WORKER_STOP_SECONDS", 60.0)  # a wait would show
     folder = tmp_path / "seeds"
     fk.write_seeds(folder, 4000, tag="stopworkers")
-    real_index = flow.index_documents
+    real_index = seam.index_documents
     calls: list[int] = []
 
     def failing_index(client_, target, dl_index, docs):
@@ -282,7 +283,7 @@ def test_a_failed_write_with_chunks_out_at_the_workers_stops_them_at_once(settin
             raise RuntimeError("node went away (injected)")
         return real_index(client_, target, dl_index, docs)
 
-    monkeypatch.setattr(flow, "index_documents", failing_index)
+    monkeypatch.setattr(seam, "index_documents", failing_index)
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="injected"):
         run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)

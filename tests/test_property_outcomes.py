@@ -21,11 +21,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from pipeline.config import Settings
+from pipeline.policy import CARRYING
 from pipeline.run.flow import run
 from pipeline.run.options import RunOptions
 from pipeline.sources.folder import walk
 from pipeline.stores.client import make_client
-from pipeline.stores.ledger import CARRYING, Ledger
+from pipeline.stores.ledger import Ledger
 from pipeline.types import SeedOutcome, display_path
 
 NAMES = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ def render_markdown(
     dag_id: str,
     run_id: str,
     target: str,
-    counts: dict[str, int],
+    counts: Mapping[str, int],
     files_seen: int,
     facets: dict[str, list[tuple[str, int]]] | None = None,
     summary: str = "",

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from pipeline.config import Settings
 from pipeline.errors import ValidationFailed
+from pipeline.policy import duplicate_reason, entry_rank
 from pipeline.run.options import RunOptions
 from pipeline.run.outcomes import index_documents, settle
 from pipeline.run.plan import seq_base
@@ -76,10 +77,10 @@ def reconcile(ledger: Ledger, run_id: str, report: RunReport) -> None:
     changes: dict[str, dict] = {}
     this_run: list[dict] = []
     for doc_id, entries in ledger.doubly_indexed().items():
-        winner = max(entries, key=lambda e: (e.seq, e.path))
+        winner = max(entries, key=entry_rank)
         for e in entries:
             if e is not winner:
-                why = f"same article as {winner.path}, which was ingested later"
+                why = duplicate_reason(winner.path)
                 changes[e.key] = {"state": "duplicate", "stage": "index", "reason": why}
                 if e.run_id == run_id:
                     this_run.append(
@@ -123,7 +124,7 @@ def sweep_orphans(
         elif not any(h.state == "indexed" for h in holders):
             dups = [h for h in holders if h.state == "duplicate"]
             if dups:
-                promote.append(max(dups, key=lambda h: (h.seq, h.path)))
+                promote.append(max(dups, key=entry_rank))
     if promote:
         base = seq_base(ledger)
         seeds = []

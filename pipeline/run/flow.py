@@ -28,11 +28,10 @@ from pipeline.config import Settings
 from pipeline.run import parallel, seedpath, timing
 from pipeline.run.bookkeeping import promote_rebuild, reconcile, replay, sweep_orphans
 from pipeline.run.options import RunOptions
-from pipeline.run.outcomes import index_documents, settle
 from pipeline.run.plan import Batch, Plan, make_plan
 from pipeline.run.report import RunReport
+from pipeline.run.writes import Writes, writes_for
 from pipeline.sources import Sources, open_source, root_of
-from pipeline.stages.normalize import dedupe
 from pipeline.stores import indices
 from pipeline.stores import ledger as lg
 from pipeline.stores.health import ready_for_writes
@@ -168,29 +167,17 @@ def write_chunk(
     options: RunOptions,
     target: str,
     emit: Callable[[str], None] = log.info,
+    writes: Writes | None = None,
 ) -> RunReport:
     """The I/O half of a chunk, a transaction: index the documents, then record every file's outcome
-    in the ledger (only after OpenSearch answered for it)."""
+    in the ledger (only after OpenSearch answered for it). ``writes`` says where (``writes_for``, made
+    for this chunk when not given)."""
     report, docs, outcomes = built
-    if options.dry_run:
-        winners, losers = dedupe(docs)
-        outcomes += [SeedOutcome(d.seed, "indexed", doc_id=d.id) for d in winners]
-        outcomes += [
-            SeedOutcome(lo.seed, "duplicate", "index", f"same article as {w.seed.rel}", lo.id) for lo, w in losers
-        ]
-        settle(outcomes, ledger=None, report=report, run_id=options.run_id, target=target)
-        return report
+    writes = writes or writes_for(client, settings, options, target)
     with timing.stage("bulk"):
-        outcomes += index_documents(client, target, settings.deadletter_index, docs)
+        outcomes += writes.index(docs)
     with timing.stage("ledger"):
-        settle(
-            outcomes,
-            ledger=ledger_for(client, settings, target),
-            report=report,
-            run_id=options.run_id,
-            target=target,
-            emit=emit,
-        )
+        writes.record(outcomes, report, emit)
     return report
 
 
@@ -218,6 +205,7 @@ def process_batch(
     target: str,
     emit: Callable[[str], None] = log.info,
     builder: parallel.ChunkBuilder | None = None,
+    writes: Writes | None = None,
 ) -> RunReport:
     """Read, parse, normalize, check images and index one batch, ``CHUNK_SEEDS`` files at a time
     (memory stays flat however big the batch); each file's outcome is recorded in the ledger only
@@ -228,7 +216,8 @@ def process_batch(
     process. Chunk k is written (bulk, then ledger: I/O, mostly waiting for the node) by one writer
     thread while the next chunks are built, so the node's work and ours overlap; chunks are written
     in order and at most ``builder.ahead + 2`` are in memory. An error in a write stops the batch at
-    the next chunk boundary; an error elsewhere lets the write in flight finish its transaction first."""
+    the next chunk boundary; an error elsewhere lets the write in flight finish its transaction first.
+    Every chunk writes through ``writes`` (one is made for the batch when none is given)."""
     report = RunReport(dry_run=options.dry_run, target=target)
     if not options.dry_run:  # a node lost since prepare: wait (bounded) for the primaries rather than fail
         ready_for_writes(client, settings, target, ledger_for(client, settings, target).index, pin=False)
@@ -236,6 +225,7 @@ def process_batch(
     total = len(seeds)
     chunks = iter([seeds[start : start + CHUNK_SEEDS] for start in range(0, total, CHUNK_SEEDS)])
     kw = {"client": client, "settings": settings, "options": options, "target": target}
+    writes = writes or writes_for(client, settings, options, target)
     overlap = OVERLAP_WRITES and not options.dry_run
     built_n = written_n = 0
     with contextlib.ExitStack() as stack:
@@ -268,11 +258,11 @@ def process_batch(
             if total > CHUNK_SEEDS:
                 emit(f"parsed: {built_n}/{total} files")
             if not overlap:
-                landed(write_chunk(built, emit=emit, **kw), n)
+                landed(write_chunk(built, emit=emit, writes=writes, **kw), n)
                 continue
             if in_flight is not None:
                 landed(in_flight[0].result(), in_flight[1])  # re-raises the writer's error
-            in_flight = (writer.submit(write_chunk, built, emit=emit, **kw), n)
+            in_flight = (writer.submit(write_chunk, built, emit=emit, writes=writes, **kw), n)
         if in_flight is not None:
             landed(in_flight[0].result(), in_flight[1])
     return report
@@ -353,12 +343,20 @@ def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[st
     workers = parallel.workers_for(the_plan.todo, options)
     if workers > 1:
         emit(f"parsing in {workers} worker processes ({parallel.ENV_PARSE_WORKERS} to change)")
+    writes = writes_for(client, settings, options, target)  # one for all the run's batches
     with parallel.ChunkBuilder(options, workers) as builder:  # one pool for all the run's batches
         for i, batch in enumerate(the_plan.batches, 1):
             emit(f"batch {i}/{len(the_plan.batches)}: {len(batch.seeds)} files")
             report.merge(
                 process_batch(
-                    batch, client=client, settings=settings, options=options, target=target, emit=emit, builder=builder
+                    batch,
+                    client=client,
+                    settings=settings,
+                    options=options,
+                    target=target,
+                    emit=emit,
+                    builder=builder,
+                    writes=writes,
                 )
             )
     with timing.stage("finalize"):

@@ -15,10 +15,11 @@ import logging
 from collections.abc import Iterable
 from dataclasses import replace
 
+from pipeline.policy import CARRYING, LATER_COPY_INDEXED, copies_by_article, duplicate_reason
 from pipeline.run.report import RunReport
 from pipeline.stores import bulk as ix
 from pipeline.stores import deadletters
-from pipeline.stores.ledger import CARRYING, Ledger, LedgerEntry, entry_for
+from pipeline.stores.ledger import Ledger, LedgerEntry, entry_for
 from pipeline.stores.retry import read
 from pipeline.types import Document, ItemResult, SeedOutcome, State
 
@@ -42,11 +43,7 @@ def index_documents(
     """Index ``docs`` into ``target``; one outcome per document. Refused documents are stored in the
     dead-letter index (before this returns, so nothing is lost); pending dead letters of documents
     that landed are resolved."""
-    candidates: dict[str, list[Document]] = {}
-    for d in docs:
-        candidates.setdefault(d.id, []).append(d)
-    for copies in candidates.values():
-        copies.sort(key=lambda d: (d.version, d.seed.rel), reverse=True)  # ingested last first
+    candidates = copies_by_article(docs)  # each article's copies, the one ingested last first
     outcomes: list[SeedOutcome] = []
     round_no = 0
     while candidates:
@@ -66,13 +63,8 @@ def index_documents(
                 failures.append((doc, res))
             if out.state in ("indexed", "duplicate"):
                 # the rest of the copies lose to this one, or to what the index already holds
-                winner = doc.seed.rel if out.state == "indexed" else None
+                why = duplicate_reason(doc.seed.rel) if out.state == "indexed" else LATER_COPY_INDEXED
                 for other in candidates[res.id][round_no + 1 :]:
-                    why = (
-                        f"same article as {winner}, which was ingested later"
-                        if winner
-                        else "a copy of this article ingested later is indexed"
-                    )
                     outcomes.append(SeedOutcome(other.seed, "duplicate", "index", why, other.id))
                 del candidates[res.id]
                 if out.state == "indexed":

@@ -60,12 +60,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pipeline.policy import SETTLED
 from pipeline.run.options import RunOptions, VanishGuard
 from pipeline.run.outcomes import settle
 from pipeline.run.report import RunReport
 from pipeline.sources import Source, open_source
 from pipeline.sources.folder import UNREADABLE_FOLDER
-from pipeline.stores.ledger import SETTLED, Fingerprint, Ledger, LedgerEntry
+from pipeline.stores.ledger import Fingerprint, Ledger, LedgerEntry
 from pipeline.types import SeedFile, SeedOutcome, display_path
 
 log = logging.getLogger("seednews")

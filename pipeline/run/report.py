@@ -12,29 +12,18 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.types import STATES, SeedOutcome
+from pipeline.policy import ORDER, QUIET_STATES
+from pipeline.types import SeedOutcome, State
 
 MAX_LISTED = 20  # per section in the text summary
 MAX_SAMPLES = 1000  # per state kept in memory; counts stay exact
 MAX_XCOM_ITEMS = 200  # per state when the report travels through XCom
-QUIET_STATES = ("indexed", "unchanged")  # counted, not listed
-ORDER = (
-    "indexed",
-    "unchanged",
-    "duplicate",
-    "quarantined",
-    "changed",
-    "deleted",
-    "failed",
-    "dead_letter",
-    "internal_error",
-)
 
 
 @dataclass
 class RunReport:
-    counts: dict[str, int] = field(default_factory=dict)  # outcome state -> files
-    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # state -> outcome briefs
+    counts: dict[State, int] = field(default_factory=dict)  # outcome state -> files
+    samples: dict[State, list[dict[str, Any]]] = field(default_factory=dict)  # state -> outcome briefs
     repaired_docs: int = 0
     warned_docs: int = 0  # documents indexed with a dropped list element (see the document's `warnings`)
     removed: int = 0  # articles taken out of the index (no seed file carries them any more)
@@ -54,8 +43,9 @@ class RunReport:
             if len(kept) < MAX_SAMPLES:
                 kept.append(outcome.brief())
 
-    def move(self, from_state: str, to_state: str, briefs: list[dict[str, Any]]) -> None:
-        """Outcomes that turned out differently after the fact (``finalize``'s reconciliation)."""
+    def move(self, from_state: State, to_state: State, briefs: list[dict[str, Any]]) -> None:
+        """Outcomes that turned out differently after the fact (``finalize``'s reconciliation, or a dry
+        run's later chunk superseding a copy an earlier chunk counted)."""
         if briefs:
             self.counts[from_state] = self.counts.get(from_state, 0) - len(briefs)
             self.counts[to_state] = self.counts.get(to_state, 0) + len(briefs)
@@ -65,7 +55,9 @@ class RunReport:
                 kept.extend(briefs[: max(0, MAX_SAMPLES - len(kept))])
 
     def merge(self, other: RunReport) -> RunReport:
-        self.counts = dict(Counter(self.counts) + Counter(other.counts))
+        counts = Counter(self.counts)
+        counts.update(other.counts)  # signed: a chunk may move an outcome an earlier chunk counted
+        self.counts = {k: v for k, v in counts.items() if v}
         for state, items in other.samples.items():
             kept = self.samples.setdefault(state, [])
             kept.extend(items[: max(0, MAX_SAMPLES - len(kept))])
@@ -79,10 +71,10 @@ class RunReport:
         return self
 
     # -------------------------------------------------------------- reading
-    def n(self, state: str) -> int:
+    def n(self, state: State) -> int:
         return self.counts.get(state, 0)
 
-    def listed(self, state: str) -> list[dict[str, Any]]:
+    def listed(self, state: State) -> list[dict[str, Any]]:
         return self.samples.get(state, [])
 
     @property
@@ -188,6 +180,3 @@ class RunReport:
 
 def _line(item: dict[str, Any]) -> str:
     return item["path"] + "".join(f": {item[k]}" for k in ("stage", "reason") if item.get(k))
-
-
-assert set(ORDER) == set(STATES), "every outcome state has a place in the report"

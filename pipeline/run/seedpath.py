@@ -53,7 +53,7 @@ def contain(seed: SeedFile, stage: Stage, exc: Exception) -> SeedOutcome:
     if is_infrastructure(exc):
         raise exc
     if isinstance(exc, SeedError):
-        return SeedOutcome(seed, "quarantined", exc.stage, str(exc))  # type: ignore[arg-type]
+        return SeedOutcome(seed, "quarantined", exc.stage, str(exc))
     outcome = internal_error(seed, stage, exc)
     log.error("%s: %s", seed.path, outcome.reason, exc_info=exc)
     return outcome

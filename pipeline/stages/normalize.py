@@ -213,22 +213,3 @@ def normalize(record: SeedRecord) -> Document | SeedOutcome:
     exception here is a bug in this code, not bad data: it is raised and fails the task, instead of
     being recorded as a quarantine that hides it."""
     return to_document(record)
-
-
-def dedupe(docs: list[Document]) -> tuple[list[Document], list[tuple[Document, Document]]]:
-    """Within a batch, keep one document per id: the highest ``(version, seed path)`` wins.
-
-    Returns ``(winners, [(loser, winner), ...])``. Across batches the same rule is enforced by
-    OpenSearch's external versioning (the version is the seed's ingest sequence)."""
-    best: dict[str, Document] = {}
-    losers: list[tuple[Document, Document]] = []
-    for d in docs:
-        cur = best.get(d.id)
-        if cur is None:
-            best[d.id] = d
-        elif (d.version, d.seed.rel) > (cur.version, cur.seed.rel):
-            losers.append((cur, d))
-            best[d.id] = d
-        else:
-            losers.append((d, cur))
-    return list(best.values()), losers

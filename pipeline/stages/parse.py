@@ -179,7 +179,7 @@ def parse_bytes(seed: SeedFile, data: bytes, config: ParseConfig = ParseConfig()
         text, encoding = decode(data, config.allow_cp1252)
         fields = parse_text(text, warnings)
     except SeedError as exc:
-        return quarantine(seed, exc.stage, withhold_secured(str(exc), data))  # type: ignore[arg-type]
+        return quarantine(seed, exc.stage, withhold_secured(str(exc), data))
     if encoding != "utf-8":
         fields["_encoding"] = encoding
     return SeedRecord(seed=seed, fields=fields, warnings=tuple(withhold_secured(w, data) for w in warnings))

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from pipeline.policy import LATER_COPY_INDEXED
 from pipeline.times import utc_now
 from pipeline.types import Document, ItemResult
 
@@ -98,9 +99,9 @@ def _item_result(ok: bool, info: dict[str, Any]) -> ItemResult:
     doc_id = str(info.get("_id"))
     status = int(info.get("status", 0) or 0)
     if ok:
-        return ItemResult(doc_id, True, status, info.get("result", "indexed"))
+        return ItemResult(doc_id, True, status, "updated" if info.get("result") == "updated" else "created")
     if status == 409:
-        return ItemResult(doc_id, False, status, "conflict", "a copy of this article ingested later is indexed")
+        return ItemResult(doc_id, False, status, "conflict", LATER_COPY_INDEXED)
     retryable = status in RETRYABLE_STATUSES
     return ItemResult(doc_id, False, status, "failed", _error_text(info.get("error"))[:1000], retryable=retryable)
 

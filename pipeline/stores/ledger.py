@@ -40,22 +40,17 @@ from typing import Any, NamedTuple
 
 from pipeline.config import Settings
 from pipeline.errors import LedgerError
+from pipeline.policy import CARRYING
 from pipeline.stores.indices import load_template
 from pipeline.stores.retry import read, read_scroll
 from pipeline.times import utc_now
-from pipeline.types import SeedFile, State, display_path, entry_key
+from pipeline.types import SeedFile, Stage, State, display_path, entry_key
 
 LEDGER_TEMPLATE = "ledger.template.json"
 MGET_CHUNK = 1000
 PAGE = 10_000  # the index's max_result_window: a 10,000-file folder is one request
 SCAN_FILTER = "hits.hits._id,hits.hits._source,hits.hits.sort"
 FINGERPRINT_FILTER = "_scroll_id,_shards,hits.hits.fields"  # what helpers.scan reads, and the values
-
-SETTLED: frozenset[str] = frozenset({"indexed", "quarantined", "duplicate", "dead_letter"})
-"""States an unchanged file keeps: it is not processed again until its content changes."""
-CARRYING: frozenset[str] = SETTLED | {"failed", "changed", "internal_error"}
-"""States whose ``doc_id`` still counts as carried by a file (an article leaves the index only when no
-entry in one of these states carries it)."""
 
 
 def same_stat(known: LedgerEntry | Fingerprint, seed: SeedFile) -> bool:
@@ -87,7 +82,7 @@ class Fingerprint(NamedTuple):
     stat fingerprint, and the content hash and ingest sequence (a rebuild keeps an unchanged file's place
     in the ingest order from these, without reading whole entries)."""
 
-    state: str
+    state: State
     size: int
     mtime_ns: int
     ctime_ns: int
@@ -117,7 +112,7 @@ class LedgerEntry:
     ino: int = 0
     seq: int = 0
     hashed_ns: int = 0  # when the content behind this fingerprint was last hashed (SeedFile.hashed_ns)
-    stage: str | None = None
+    stage: Stage | None = None
     reason: str | None = None
     doc_id: str | None = None
     orphans: list[str] = field(default_factory=list)
@@ -307,7 +302,7 @@ class Ledger:
         value = res["aggregations"]["m"]["value"]
         return int(value) if value is not None else 0
 
-    def counts(self, root: str | None = None) -> dict[str, int]:
+    def counts(self, root: str | None = None) -> dict[State, int]:
         """Entries per state (for reports)."""
         if not self.exists():
             return {}
