@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.types import State
+
 ENV_REPORT_DIR = "SEEDNEWS_REPORT_DIR"
 FACET_FIELDS = (("topics", "Topic"), ("provider.name", "Provider"))
 FACET_FIELD_NAMES = tuple(field for field, _ in FACET_FIELDS)
@@ -52,7 +54,7 @@ def render_markdown(
     dag_id: str,
     run_id: str,
     target: str,
-    counts: Mapping[str, int],
+    counts: Mapping[State, int],
     files_seen: int,
     facets: dict[str, list[tuple[str, int]]] | None = None,
     summary: str = "",
