@@ -25,7 +25,7 @@ from typing import Any
 from pipeline.stages import facets
 from pipeline.stages.textfix import fix_text
 from pipeline.times import parse_datetime, utc_iso  # noqa: F401 - parse_datetime re-exported for callers
-from pipeline.types import Document, Repair, SeedOutcome, SeedRecord
+from pipeline.types import Document, Repair, SeedRecord
 from pipeline.urls import canonical_url, identity
 
 TOPICS_FILE = Path(__file__).resolve().parent.parent / "data" / "topics.json"  # pipeline/data/, package data
@@ -208,8 +208,9 @@ def to_document(record: SeedRecord) -> Document:
     return Document(id=doc_id, source=source, seed=record.seed, version=record.seed.seq, repairs=tuple(fix.items))
 
 
-def normalize(record: SeedRecord) -> Document | SeedOutcome:
+def normalize(record: SeedRecord) -> Document:
     """``to_document`` as a stage. Validation already refused what cannot become a document, so an
-    exception here is a bug in this code, not bad data: it is raised and fails the task, instead of
-    being recorded as a quarantine that hides it."""
+    exception here is a bug in this code, not bad data: it is raised, and the per-seed boundary
+    (``pipeline.run.seedpath``) makes it that seed's ``internal_error`` instead of a quarantine that
+    would hide it."""
     return to_document(record)
