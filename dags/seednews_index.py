@@ -263,9 +263,10 @@ def _s3_client(seed_dir: str):
 
 def _options(params, run_id):
     from pipeline.run.options import RunOptions
+    from pipeline.run.tuning import Tuning
 
     return RunOptions(
-        s3_client=_s3_client(params["seed_dir"]),
+        tuning=Tuning.from_env(os.environ),
         run_id=run_id,
         replay_dead_letters=bool(params["replay_dead_letters"]),
         seed_dir=params["seed_dir"],
@@ -334,7 +335,13 @@ def seednews_index():
 
         settings, options = _settings(params), _options(params, run_id)
         try:
-            p = make_plan(options, None if options.dry_run else _client(settings), settings, target)
+            p = make_plan(
+                options,
+                None if options.dry_run else _client(settings),
+                settings,
+                target,
+                s3_client=_s3_client(options.seed_dir),
+            )
         except (VanishedFolderError, SeedRootError) as exc:  # a missing folder is not cured by retrying
             raise AirflowFailException(str(exc)) from exc
         print(
@@ -364,6 +371,7 @@ def seednews_index():
             options=options,
             target=target,
             emit=print,
+            s3_client=_s3_client(options.seed_dir),
         )
         if batch.get("report"):
             report.merge(RunReport.from_dict(batch["report"]))
@@ -386,7 +394,15 @@ def seednews_index():
         for r in reports or []:
             total.merge(RunReport.from_dict(r))
         try:
-            total = finish(None if options.dry_run else _client(settings), settings, options, target, total, emit=print)
+            total = finish(
+                None if options.dry_run else _client(settings),
+                settings,
+                options,
+                target,
+                total,
+                emit=print,
+                s3_client=_s3_client(options.seed_dir),
+            )
         except ValidationFailed as exc:  # the new index is wrong; the alias still serves the old one
             print(total.render())
             raise AirflowFailException(str(exc)) from exc

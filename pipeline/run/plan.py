@@ -190,12 +190,22 @@ def _moves(vanished: list[LedgerEntry], todo: list[SeedFile]) -> dict[str, list[
     return moved
 
 
-def make_plan(options, client, settings, target: str, served: Ledger | None, ledger: Ledger | None) -> Plan:
+def make_plan(
+    options,
+    client,
+    settings,
+    target: str,
+    served: Ledger | None,
+    ledger: Ledger | None,
+    *,
+    s3_client: object | None = None,
+) -> Plan:
     """Discover ``options.seed_dir`` (a folder or ``s3://bucket/prefix``: ``pipeline.sources``) and plan the run.
 
     ``served`` is the ledger of the index readers see (sequence numbers and what is known);
-    ``ledger`` the one this run writes (the same, or a rebuild's fresh one; ``None`` in a dry run)."""
-    source = open_source(options.seed_dir, s3_client=options.s3_client)
+    ``ledger`` the one this run writes (the same, or a rebuild's fresh one; ``None`` in a dry run);
+    ``s3_client`` lists an ``s3://`` location (None: one from the environment)."""
+    source = open_source(options.seed_dir, s3_client=s3_client)
     root, real_root = source.root, source.real_root
     rebuild = options.full_rebuild
     # a rebuild compares every file's hash with the ledger (an unchanged file keeps its ingest sequence);
