@@ -63,17 +63,17 @@ def main() -> None:
         from pipeline.config import Settings
         from pipeline.run.flow import run
         from pipeline.run.options import RunOptions
+        from pipeline.run.tuning import Tuning
         from pipeline.stores.client import make_client
 
+        options = RunOptions(seed_dir=str(folder), check_images=False, tuning=Tuning.from_env(os.environ))
         node = localnode.start(progress=lambda m: None)
         try:
             settings = Settings(opensearch_url=node.url, index_base=f"bench-{uuid.uuid4().hex[:8]}")
-            client = make_client(settings)
+            client = make_client(settings, fast_json=options.tuning.fast_json)
             for label in ("first run (index everything)", "re-run (ledger: all unchanged)"):
                 t0 = time.perf_counter()
-                report = run(
-                    settings, RunOptions(seed_dir=str(folder), check_images=False), client=client, emit=lambda m: None
-                )
+                report = run(settings, options, client=client, emit=lambda m: None)
                 dt = time.perf_counter() - t0
                 print(
                     f"{label}: {report.files_seen} files, {report.indexed} indexed, {report.unchanged} unchanged "

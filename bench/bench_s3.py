@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -68,19 +69,22 @@ def full_runs(folder: Path, url: str, s3_client) -> list[tuple[str, float, float
     from pipeline.config import Settings
     from pipeline.run.flow import run
     from pipeline.run.options import RunOptions
+    from pipeline.run.tuning import Tuning
     from pipeline.stores.client import make_client
 
+    # both sources parse in the run's own process: an object store gets no parse workers
+    tuning = replace(Tuning.from_env(os.environ), parse_workers=1)
     node = localnode.start(progress=lambda _: None)
     rows = []
     try:
         for label, location in (("folder", str(folder)), ("s3", url)):
             settings = Settings(opensearch_url=node.url, index_base=f"bench-s3-{uuid.uuid4().hex[:8]}")
             client = make_client(settings)
-            opts = RunOptions(seed_dir=location, s3_client=s3_client, check_images=False)
+            opts = RunOptions(seed_dir=location, check_images=False, tuning=tuning)
             t0 = time.perf_counter()
-            run(settings, opts, client=client, emit=lambda _: None)
+            run(settings, opts, client=client, emit=lambda _: None, s3_client=s3_client)
             t1 = time.perf_counter()
-            again = run(settings, opts, client=client, emit=lambda _: None)
+            again = run(settings, opts, client=client, emit=lambda _: None, s3_client=s3_client)
             t2 = time.perf_counter()
             assert again.unchanged == again.files_seen
             rows.append((label, t1 - t0, t2 - t1))

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 RAW_REQUEST_BYTES = 5 * 1024 * 1024
+LEVERS_OFF = {  # the pipeline's tuning for the levers-off reference run (``pipeline.run.tuning.Tuning``)
+    "overlap_writes": False,
+    "parse_workers": 1,
+    "fast_json": False,
+    "bulk_chunk": 500,
+    "bulk_max_bytes": 10 * 1024 * 1024,
+    "pause_refresh": False,
+}
 TARGETS = {
     "pipeline_vs_raw": 0.5,
     "pipeline_vs_naive": 20.0,
@@ -146,25 +155,18 @@ def worker_pipeline(args) -> dict:
     from pipeline.run import parallel, timing
     from pipeline.run.flow import run
     from pipeline.run.options import RunOptions
+    from pipeline.run.tuning import Tuning
 
+    tuning = Tuning.from_env(os.environ)
     if args.levers_off:  # the reference: client json.dumps, 500-document requests, refresh on, no overlap
-        from pipeline.run import flow
-        from pipeline.stores import bulk as ix
-        from pipeline.stores import indices
-
-        flow.OVERLAP_WRITES = False
-        os.environ[parallel.ENV_PARSE_WORKERS] = "1"
-
-        ix.FAST_JSON, ix.BULK_CHUNK, ix.BULK_MAX_BYTES = False, 500, 10 * 1024 * 1024
-        indices.pause_refresh = lambda client, index: None
-        ix.bulk_index.__kwdefaults__["chunk_size"] = 500
+        tuning = replace(tuning, **LEVERS_OFF)
     settings = Settings(opensearch_url=args.url, index_base=args.base, timeout=300)
     messages: list[str] = []
     c0, _ = _usage()
     t0 = time.perf_counter()
     report = run(
         settings,
-        RunOptions(seed_dir=args.folder, check_images=False, full_rebuild=args.full_rebuild),
+        RunOptions(seed_dir=args.folder, check_images=False, full_rebuild=args.full_rebuild, tuning=tuning),
         emit=messages.append,
     )
     wall = time.perf_counter() - t0

@@ -194,7 +194,7 @@ def _context_for(run_id: str, params: tuple[tuple[str, Any], ...]) -> _TaskConte
     values = dict(params)
     settings = _settings(values)
     s3 = _s3_client(values["seed_dir"])
-    options = _options(values, run_id, s3)
+    options = _options(values, run_id)
     return _TaskContext(settings, options, None if options.dry_run else _client(settings), s3)
 
 
@@ -257,12 +257,13 @@ def _s3_client(seed_dir: str) -> object | None:
     return make_client(endpoint_url=endpoint, region_name=hook.conn_region_name, session=hook.get_session())
 
 
-def _options(params: Mapping[str, Any], run_id: str, s3_client: object | None) -> RunOptions:
+def _options(params: Mapping[str, Any], run_id: str) -> RunOptions:
     """The run's options from the Params: the one place the DAG builds them."""
     from pipeline.run.options import RunOptions
+    from pipeline.run.tuning import Tuning
 
     return RunOptions(
-        s3_client=s3_client,
+        tuning=Tuning.from_env(os.environ),
         run_id=run_id,
         replay_dead_letters=bool(params["replay_dead_letters"]),
         seed_dir=params["seed_dir"],
@@ -402,7 +403,7 @@ def seednews_index():
         from pipeline.run.flow import plan as make_plan
 
         ctx = _task_context(params, run_id)
-        p = make_plan(ctx.options, ctx.client, ctx.settings, target)
+        p = make_plan(ctx.options, ctx.client, ctx.settings, target, s3_client=ctx.s3)
         print(
             f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
             f"in {len(p.batches)} batches"
@@ -430,6 +431,7 @@ def seednews_index():
             options=ctx.options,
             target=target,
             emit=print,
+            s3_client=ctx.s3,
         )
         if batch.get("report"):
             report.merge(RunReport.from_dict(batch["report"]))
@@ -454,7 +456,7 @@ def seednews_index():
         for r in reports or []:
             total.merge(RunReport.from_dict(r))
         try:
-            total = finish(ctx.client, ctx.settings, ctx.options, target, total, emit=print)
+            total = finish(ctx.client, ctx.settings, ctx.options, target, total, emit=print, s3_client=ctx.s3)
         finally:  # on a failed validation too: the new index is wrong, the alias still serves the old one
             print(total.render())
         if not total.ok:  # failed documents or seeds that met a bug: every other seed is settled by now

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from pipeline.config import Settings, check_index_name
 from pipeline.run.flow import run
 from pipeline.run.options import DEFAULT_MAX_BATCHES, RunOptions
+from pipeline.run.tuning import Tuning
 from pipeline.stores.client import make_client
 from pipeline.types import STATES
 
@@ -244,6 +245,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    tuning = Tuning.from_env(os.environ)
     if args.facets:
         check_field(args.field)
     console = Console(json_mode=args.json, verbose=args.verbose)
@@ -257,6 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         skip_unchanged=not args.no_ledger,
         replay_dead_letters=args.replay_dead_letters,
         allow_mass_delete=args.allow_mass_delete,
+        tuning=tuning,
     )
     try:
         report = run(settings, options, emit=console.emit)

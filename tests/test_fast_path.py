@@ -64,7 +64,6 @@ def _plain(monkeypatch) -> None:
     monkeypatch.setattr(yamlrust, "yaml_rs", None)  # no Rust path (load_pure below skips it anyway)
     monkeypatch.setattr(yamlsafe, "load", yamlsafe.load_pure)
     monkeypatch.setattr(nz, "fix_text", reference_fix_text)
-    monkeypatch.setattr(ix, "FAST_JSON", False)
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +136,7 @@ def test_fast_and_plain_runs_leave_the_same_index(corpus, opensearch_url, monkey
     from pipeline.config import Settings
     from pipeline.run.flow import run
     from pipeline.run.options import RunOptions
+    from pipeline.run.tuning import Tuning
     from pipeline.stores.client import make_client
 
     stored, reports = [], []
@@ -145,12 +145,14 @@ def test_fast_and_plain_runs_leave_the_same_index(corpus, opensearch_url, monkey
     try:
         for base in bases:
             with monkeypatch.context() as m:
-                if base.startswith("plain"):
+                plain = base.startswith("plain")
+                if plain:
                     _plain(m)
                 settings = Settings(opensearch_url=opensearch_url, index_base=base)
+                tuning = Tuning(fast_json=not plain)  # plain: bulk bodies by the client's json.dumps
                 report = run(
                     settings,
-                    RunOptions(seed_dir=str(corpus), check_images=False, full_rebuild=True),
+                    RunOptions(seed_dir=str(corpus), check_images=False, full_rebuild=True, tuning=tuning),
                     client=client,
                     emit=lambda msg: None,
                 )

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 
-from pipeline.run import flow, seedpath
+from pipeline.run import seedpath
 from pipeline.run.flow import run
 from pipeline.run.options import RunOptions
+from pipeline.run.tuning import Tuning
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
 from pipeline.types import entry_key
@@ -139,8 +140,7 @@ def test_old_indices_beyond_retention_are_removed(settings, client, tmp_path):
     assert indices.alias_indices(client, settings.alias) == [versions[-1]]
 
 
-def test_big_batches_are_processed_in_chunks(settings, client, tmp_path, monkeypatch):
-    monkeypatch.setattr(flow, "CHUNK_SEEDS", 10)
+def test_big_batches_are_processed_in_chunks(settings, client, tmp_path):
     for i in range(25):
         _write(tmp_path, f"{i:02}.txt", f"t{i}", f"https://example.com/{i}")
     # the same article twice, in different chunks: the newer file (first seen together) wins
@@ -148,7 +148,7 @@ def test_big_batches_are_processed_in_chunks(settings, client, tmp_path, monkeyp
     lines = []
     report = run(
         settings,
-        RunOptions(seed_dir=str(tmp_path), check_images=False, max_batches=1),
+        RunOptions(seed_dir=str(tmp_path), check_images=False, max_batches=1, tuning=Tuning(chunk_seeds=10)),
         client=client,
         emit=lines.append,
     )

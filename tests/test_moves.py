@@ -38,9 +38,10 @@ def write(path: Path, title: str, url: str) -> Path:
     return path
 
 
-def go(settings, client, folder, **kw):
+def go(settings, client, folder, s3_client=None, **kw):
     kw.setdefault("check_images", False)
-    return run(settings, RunOptions(seed_dir=str(folder), **kw), client=client, emit=lambda _: None)
+    options = RunOptions(seed_dir=str(folder), **kw)
+    return run(settings, options, client=client, emit=lambda _: None, s3_client=s3_client)
 
 
 def served(client, settings) -> dict[str, tuple[int, str]]:

@@ -21,10 +21,11 @@ from dataclasses import replace
 
 import pytest
 
-from pipeline.run import flow, parallel
+from pipeline.run import parallel
 from pipeline.run import writes as seam
 from pipeline.run.flow import run
 from pipeline.run.options import RunOptions
+from pipeline.run.tuning import Tuning
 from pipeline.stores import indices
 from pipeline.stores.ledger import Ledger
 from tests import faultkit as fk
@@ -59,33 +60,32 @@ def mixed_folder(folder, n: int = 230):
     return ids
 
 
-MODES = {"sequential": (False, "1"), "overlapped": (True, "1"), "two-workers": (True, "2")}
+MODES = {"sequential": (False, 1), "overlapped": (True, 1), "two-workers": (True, 2)}
 
 
 @pytest.mark.parametrize("rebuild", [False, True], ids=["incremental", "rebuild"])
 def test_overlapped_and_parallel_chunks_leave_what_sequential_chunks_leave(
     settings, client, tmp_path, monkeypatch, request, rebuild
 ):
-    monkeypatch.setattr(flow, "CHUNK_SEEDS", 50)  # 230 files: five chunks in one batch
     monkeypatch.setattr(parallel, "MIN_SEEDS_PER_WORKER", 10)
     seen = {}
     for mode, (overlap, workers) in MODES.items():
         folder = tmp_path / f"seeds-{mode}"
         mixed_folder(folder)
-        monkeypatch.setattr(flow, "OVERLAP_WRITES", overlap)
-        monkeypatch.setenv(parallel.ENV_PARSE_WORKERS, workers)
+        # 230 files: five chunks in one batch
+        tuning = Tuning(chunk_seeds=50, overlap_writes=overlap, parse_workers=workers)
         s = replace(settings, index_base=f"{settings.index_base}-{mode}")
         request.addfinalizer(lambda s=s: client.indices.delete_index_template(name=s.index_base, ignore=[404]))
         messages: list[str] = []
         report = run(
             s,
-            RunOptions(seed_dir=str(folder), check_images=False, full_rebuild=rebuild, max_batches=1),
+            RunOptions(seed_dir=str(folder), check_images=False, full_rebuild=rebuild, max_batches=1, tuning=tuning),
             emit=messages.append,
         )
         assert [m for m in messages if m.startswith("batch progress")] == [
             f"batch progress: {k}/230 files" for k in (50, 100, 150, 200, 230)
         ]
-        assert ("parsing in 2 worker processes (SEEDNEWS_PARSE_WORKERS to change)" in messages) == (workers == "2")
+        assert ("parsing in 2 worker processes (SEEDNEWS_PARSE_WORKERS to change)" in messages) == (workers == 2)
         root = str(folder.resolve())
         seen[mode] = (report.counts, ledger_states(client, s, root), index_sources(client, s.alias))
     base = seen["sequential"]
@@ -101,28 +101,28 @@ def test_overlapped_and_parallel_chunks_leave_what_sequential_chunks_leave(
 def test_a_failed_write_stops_the_batch_at_the_next_chunk_and_the_rerun_converges(
     settings, client, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(flow, "CHUNK_SEEDS", 50)
-    monkeypatch.setattr(flow, "OVERLAP_WRITES", True)
+    tuning = Tuning(chunk_seeds=50, overlap_writes=True)
     folder = tmp_path / "seeds"
     ids = fk.write_seeds(folder, 200, tag="stop")
     real_index, real_build = seam.index_documents, parallel.build_part
     writes: list[str] = []
     builds: list[int] = []
 
-    def failing_index(client_, target, dl_index, docs):
+    def failing_index(client_, target, dl_index, docs, **kw):
         writes.append(threading.current_thread().name)
         if len(writes) == 2:
             raise RuntimeError("node went away (injected)")
-        return real_index(client_, target, dl_index, docs)
+        return real_index(client_, target, dl_index, docs, **kw)
 
-    def counting_build(seeds, options):
+    def counting_build(seeds, options, *rest):
         builds.append(len(seeds))
-        return real_build(seeds, options)
+        return real_build(seeds, options, *rest)
 
     monkeypatch.setattr(seam, "index_documents", failing_index)
     monkeypatch.setattr(parallel, "build_part", counting_build)
+    options = RunOptions(seed_dir=str(folder), check_images=False, max_batches=1, tuning=tuning)
     with pytest.raises(RuntimeError, match="injected"):
-        run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
+        run(settings, options, emit=QUIET)
     assert all(name.startswith("seednews-writer") for name in writes)  # the writes ran in the writer thread
     assert len(writes) == 2  # chunk 3 was built (overlapping chunk 2's write) but never written
     assert builds == [50, 50, 50]
@@ -134,7 +134,7 @@ def test_a_failed_write_stops_the_batch_at_the_next_chunk_and_the_rerun_converge
     assert indices.count(client, settings.alias) == 50
 
     monkeypatch.setattr(seam, "index_documents", real_index)
-    report = run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
+    report = run(settings, options, emit=QUIET)
     assert report.counts == {"unchanged": 50, "indexed": 150}
     states = ledger_states(client, settings, root)
     assert len(states) == 200 and {st for st, _ in states.values()} == {"indexed"}
@@ -159,17 +159,17 @@ def _parse_workers() -> list[int]:
 
 
 def test_a_parse_worker_killed_mid_run_fails_the_run_and_the_rerun_converges(settings, client, tmp_path, monkeypatch):
-    monkeypatch.setattr(flow, "CHUNK_SEEDS", 100)
-    monkeypatch.setenv(parallel.ENV_PARSE_WORKERS, "2")
     monkeypatch.setattr(parallel, "MIN_SEEDS_PER_WORKER", 10)
     folder = tmp_path / "seeds"
     ids = fk.write_seeds(folder, 3000, tag="workerkill")
+    tuning = Tuning(chunk_seeds=100, parse_workers=2)
+    options = RunOptions(seed_dir=str(folder), check_images=False, max_batches=1, tuning=tuning)
     written: list[int] = []
     real_index = seam.index_documents
     killed: list[int] = []
 
-    def index_then_kill(client_, target, dl_index, docs):
-        out = real_index(client_, target, dl_index, docs)
+    def index_then_kill(client_, target, dl_index, docs, **kw):
+        out = real_index(client_, target, dl_index, docs, **kw)
         written.append(len(docs))
         if len(written) == 3:  # three chunks landed; the workers are busy with the next ones
             victims = _parse_workers()
@@ -180,7 +180,7 @@ def test_a_parse_worker_killed_mid_run_fails_the_run_and_the_rerun_converges(set
 
     monkeypatch.setattr(seam, "index_documents", index_then_kill)
     with pytest.raises(parallel.ParseWorkerLost, match=r"parse worker process \d+ died \(killed by signal 9\)"):
-        run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
+        run(settings, options, emit=QUIET)
     assert killed and not _parse_workers()  # the other worker was stopped too
     root = str(folder.resolve())
     states = ledger_states(client, settings, root)
@@ -198,7 +198,7 @@ def test_a_parse_worker_killed_mid_run_fails_the_run_and_the_rerun_converges(set
     assert present == {doc for _, doc in states.values()}
 
     monkeypatch.setattr(seam, "index_documents", real_index)
-    report = run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
+    report = run(settings, options, emit=QUIET)
     assert report.counts == {"unchanged": len(states), "indexed": 3000 - len(states)}
     states = ledger_states(client, settings, root)
     assert len(states) == 3000 and {doc for _, doc in states.values()} == set(ids)
@@ -212,10 +212,12 @@ sys.path.insert(0, {root!r})
 from pipeline.config import Settings
 from pipeline.run.flow import run
 from pipeline.run.options import RunOptions
+from pipeline.run.tuning import Tuning
 with open({marker!r}, "a") as f:
     f.write("started\\n")
 report = run(Settings(opensearch_url={url!r}, index_base={base!r}),
-             RunOptions(seed_dir={seeds!r}, check_images=False, max_batches=1), emit=print)
+             RunOptions(seed_dir={seeds!r}, check_images=False, max_batches=1, tuning=Tuning(parse_workers=2)),
+             emit=print)
 print("counts", report.counts)
 """
 
@@ -236,7 +238,6 @@ def test_a_script_without_a_main_guard_runs_once_with_parse_workers(settings, cl
     )
     proc = subprocess.run(
         [sys.executable, str(script)],
-        env={**os.environ, parallel.ENV_PARSE_WORKERS: "2"},
         capture_output=True,
         text=True,
         timeout=300,
@@ -268,8 +269,7 @@ def test_a_failed_write_with_chunks_out_at_the_workers_stops_them_at_once(settin
     """The batch stops on a write error while both parse workers still build chunks nobody will read:
     they are killed, not waited for (one blocked writing a result into a full pipe would hold the run
     for WORKER_STOP_SECONDS), and none is left behind."""
-    monkeypatch.setattr(flow, "CHUNK_SEEDS", 400)  # a result of ~200 KB: more than a pipe holds
-    monkeypatch.setenv(parallel.ENV_PARSE_WORKERS, "2")
+    tuning = Tuning(chunk_seeds=400, parse_workers=2)  # a chunk's result of ~200 KB: more than a pipe holds
     monkeypatch.setattr(parallel, "MIN_SEEDS_PER_WORKER", 10)
     monkeypatch.setattr(parallel, "WORKER_STOP_SECONDS", 60.0)  # a wait would show
     folder = tmp_path / "seeds"
@@ -277,16 +277,16 @@ def test_a_failed_write_with_chunks_out_at_the_workers_stops_them_at_once(settin
     real_index = seam.index_documents
     calls: list[int] = []
 
-    def failing_index(client_, target, dl_index, docs):
+    def failing_index(client_, target, dl_index, docs, **kw):
         calls.append(len(docs))
         if len(calls) == 3:
             raise RuntimeError("node went away (injected)")
-        return real_index(client_, target, dl_index, docs)
+        return real_index(client_, target, dl_index, docs, **kw)
 
     monkeypatch.setattr(seam, "index_documents", failing_index)
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="injected"):
-        run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1), emit=QUIET)
+        run(settings, RunOptions(seed_dir=str(folder), check_images=False, max_batches=1, tuning=tuning), emit=QUIET)
     assert time.monotonic() - started < 30  # far below the 60 s a worker would have been waited for
     assert not _parse_workers()
     states = ledger_states(client, settings, str(folder.resolve()))

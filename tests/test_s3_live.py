@@ -82,9 +82,8 @@ def store(s3_server):
 
 def go(settings, client, store: Store, prefix: str, **kw):
     kw.setdefault("check_images", False)
-    return run(
-        settings, RunOptions(seed_dir=store.url(prefix), s3_client=store.client, **kw), client=client, emit=QUIET
-    )
+    options = RunOptions(seed_dir=store.url(prefix), **kw)
+    return run(settings, options, client=client, emit=QUIET, s3_client=store.client)
 
 
 def served(client, settings) -> dict[str, tuple[str, str]]:
@@ -223,14 +222,24 @@ def test_an_object_replaced_between_listing_and_hashing_is_taken_as_read(setting
 def test_an_object_changed_or_removed_after_planning_is_changed_not_indexed(settings, client, store):
     store.put("p/edit.txt", seed("Before edit", "https://example.com/edit"))
     store.put("p/gone.txt", seed("Before delete", "https://example.com/gone"))
-    options = RunOptions(seed_dir=store.url("p"), s3_client=store.client, check_images=False, run_id="r1")
+    options = RunOptions(seed_dir=store.url("p"), check_images=False, run_id="r1")
     target = prepare(client, settings, False)
-    the_plan = plan(options, client, settings, target)
+    the_plan = plan(options, client, settings, target, s3_client=store.client)
     store.put("p/edit.txt", seed("After edit", "https://example.com/edit"))
     store.delete("p/gone.txt")
     report = RunReport()
     for batch in the_plan.batches:
-        report.merge(process_batch(batch, client=client, settings=settings, options=options, target=target, emit=QUIET))
+        report.merge(
+            process_batch(
+                batch,
+                client=client,
+                settings=settings,
+                options=options,
+                target=target,
+                emit=QUIET,
+                s3_client=store.client,
+            )
+        )
     reasons = {c["path"]: c["reason"] for c in report.listed("changed")}
     assert report.counts == {"changed": 2}, report.samples
     assert reasons == {
@@ -257,9 +266,9 @@ def test_the_vanish_guard_protects_a_prefix_that_looks_emptied(settings, client,
 
 
 def test_a_missing_bucket_is_a_usage_error_before_anything_is_written(settings, client, s3_server):
-    options = RunOptions(seed_dir="s3://no-such-bucket-here/p", s3_client=s3_server.client(), check_images=False)
+    options = RunOptions(seed_dir="s3://no-such-bucket-here/p", check_images=False)
     with pytest.raises(SeedRootError, match="NoSuchBucket"):
-        run(settings, options, client=client, emit=QUIET)
+        run(settings, options, client=client, emit=QUIET, s3_client=s3_server.client())
     assert client.indices.get(index=f"{settings.index_base}*") == {}
 
 

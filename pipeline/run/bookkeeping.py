@@ -59,7 +59,9 @@ def replay(
     ]
     stale = [d.id for d in docs if d not in current]
     deadletters.resolve_dead_letters(client, settings.deadletter_index, stale, "superseded")
-    outcomes = index_documents(client, target, settings.deadletter_index, current, resolution="replayed")
+    outcomes = index_documents(
+        client, target, settings.deadletter_index, current, resolution="replayed", tuning=options.tuning
+    )
     landed = [o.doc_id for o in outcomes if o.state == "indexed"]
     settle(outcomes, ledger=ledger, report=report, run_id=options.run_id, target=target, previous=previous, emit=emit)
     report.notes.append(

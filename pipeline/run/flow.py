@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from pipeline.run.bookkeeping import promote_rebuild, reconcile, replay, sweep_o
 from pipeline.run.options import RunOptions
 from pipeline.run.plan import Batch, Plan, make_plan
 from pipeline.run.report import RunReport
+from pipeline.run.tuning import ENV_PARSE_WORKERS
 from pipeline.run.writes import Writes, writes_for
 from pipeline.sources import Sources, open_source, root_of
 from pipeline.stores import indices
@@ -41,28 +41,23 @@ from pipeline.types import Document, SeedFile, SeedOutcome
 
 log = logging.getLogger("seednews")
 
-ENV_CHUNK_SEEDS = "SEEDNEWS_CHUNK_SEEDS"
-# files read, checked, indexed and recorded in the ledger together inside a batch: bounds memory, and is the
-# work redone when a worker dies mid-batch (docs/deploy-at-scale.md)
-CHUNK_SEEDS = max(1, int(os.environ.get(ENV_CHUNK_SEEDS) or 1000))
-ENV_OVERLAP = "SEEDNEWS_OVERLAP_WRITES"
-# write chunk k (bulk + ledger) in a thread while chunk k+1 is parsed; "0" turns it off (bench: levers off)
-OVERLAP_WRITES = os.environ.get(ENV_OVERLAP, "1") != "0"
-
 
 def new_run_id() -> str:
     return f"cli__{utc_now()}__{uuid.uuid4().hex[:8]}"
 
 
 # ----------------------------------------------------------------------------- pieces
-def prepare(client, settings: Settings, full_rebuild: bool, dry_run: bool = False) -> str:
-    """The index this run writes to: a new versioned index (with its own ledger) for a rebuild, else
-    the alias (whose ledger alias is made sure of too)."""
+def prepare(
+    client, settings: Settings, full_rebuild: bool, dry_run: bool = False, *, pause_refresh: bool = True
+) -> str:
+    """The index this run writes to: a new versioned index (with its own ledger; not refreshed while it is
+    written if ``pause_refresh``) for a rebuild, else the alias (whose ledger alias is made sure of too)."""
     if dry_run:
         return settings.alias
     if full_rebuild:
         name = indices.create_index(client, settings.index_base)
-        indices.pause_refresh(client, name)  # resumed in finalize, before validation
+        if pause_refresh:
+            indices.pause_refresh(client, name)  # resumed in finalize, before validation
         paired = lg.paired_name(name, settings.index_base, settings.ledger_index)
         lg.create_paired(client, settings.ledger_index, paired)
         ready_for_writes(client, settings, name, paired)  # replicas pinned if asked; health waited for
@@ -73,14 +68,23 @@ def prepare(client, settings: Settings, full_rebuild: bool, dry_run: bool = Fals
     return settings.alias
 
 
-def plan(options: RunOptions, client=None, settings: Settings | None = None, target: str | None = None) -> Plan:
+def plan(
+    options: RunOptions,
+    client=None,
+    settings: Settings | None = None,
+    target: str | None = None,
+    *,
+    s3_client: object | None = None,
+) -> Plan:
     """Discover the folder, compare it with the ledger and split the work into batches (the
-    refusals, unchanged and deleted files are settled here)."""
+    refusals, unchanged and deleted files are settled here). ``s3_client`` lists an ``s3://``
+    location (None: one from the environment)."""
     settings = settings or Settings()
     target = target or settings.alias
     writes = client is not None and not options.dry_run
     served = Ledger(client, settings.ledger_index) if writes else None
-    return make_plan(options, target, served, ledger_for(client, settings, target) if writes else None)
+    ledger = ledger_for(client, settings, target) if writes else None
+    return make_plan(options, target, served, ledger, s3_client=s3_client)
 
 
 def annotate_images(
@@ -189,11 +193,12 @@ def process_seeds(
     options: RunOptions,
     target: str,
     emit: Callable[[str], None] = log.info,
+    s3_client: object | None = None,
 ) -> RunReport:
     """One chunk of seed files, end to end, in this process; every file's outcome is in the ledger when
     this returns."""
     kw = {"client": client, "settings": settings, "options": options, "target": target}
-    return write_chunk(finish_chunk(parallel.build_part(seeds, options), **kw), emit=emit, **kw)
+    return write_chunk(finish_chunk(parallel.build_part(seeds, options, s3_client), **kw), emit=emit, **kw)
 
 
 def process_batch(
@@ -206,34 +211,36 @@ def process_batch(
     emit: Callable[[str], None] = log.info,
     builder: parallel.ChunkBuilder | None = None,
     writes: Writes | None = None,
+    s3_client: object | None = None,
 ) -> RunReport:
-    """Read, parse, normalize, check images and index one batch, ``CHUNK_SEEDS`` files at a time
-    (memory stays flat however big the batch); each file's outcome is recorded in the ledger only
-    after OpenSearch answered for it.
+    """Read, parse, normalize, check images and index one batch, ``options.tuning.chunk_seeds`` files
+    at a time (memory stays flat however big the batch); each file's outcome is recorded in the ledger
+    only after OpenSearch answered for it.
 
-    Chunks are built (read, parse, normalize: CPU) by ``builder``: in worker processes sized to the
-    cores (``pipeline.run.parallel``; one is made for the batch when none is given), or in this
-    process. Chunk k is written (bulk, then ledger: I/O, mostly waiting for the node) by one writer
-    thread while the next chunks are built, so the node's work and ours overlap; chunks are written
-    in order and at most ``builder.ahead + 2`` are in memory. An error in a write stops the batch at
+    Chunks are built (read, parse, normalize: CPU) by ``builder``: in worker processes sized by
+    ``options.tuning`` (``pipeline.run.parallel``; one is made for the batch, reading ``s3://`` seeds
+    with ``s3_client``, when none is given), or in this process. With ``tuning.overlap_writes``, chunk
+    k is written (bulk, then ledger: I/O, mostly waiting for the node) by one writer thread while the
+    next chunks are built, so the node's work and ours overlap; chunks are written in order and at
+    most ``builder.ahead + 2`` are in memory. An error in a write stops the batch at
     the next chunk boundary; an error elsewhere lets the write in flight finish its transaction first.
     Every chunk writes through ``writes`` (one is made for the batch when none is given)."""
     report = RunReport(dry_run=options.dry_run, target=target)
     if not options.dry_run:  # a node lost since prepare: wait (bounded) for the primaries rather than fail
         ready_for_writes(client, settings, target, ledger_for(client, settings, target).index, pin=False)
     seeds = list(batch.seeds)
-    total = len(seeds)
-    chunks = iter([seeds[start : start + CHUNK_SEEDS] for start in range(0, total, CHUNK_SEEDS)])
+    total, size = len(seeds), options.tuning.chunk_seeds
+    chunks = iter([seeds[start : start + size] for start in range(0, total, size)])
     kw = {"client": client, "settings": settings, "options": options, "target": target}
     writes = writes or writes_for(client, settings, options, target)
-    overlap = OVERLAP_WRITES and not options.dry_run
+    overlap = options.tuning.overlap_writes and not options.dry_run
     built_n = written_n = 0
     with contextlib.ExitStack() as stack:
         if builder is None:
             workers = parallel.workers_for(total, options)
             if workers > 1:
-                emit(f"parsing in {workers} worker processes ({parallel.ENV_PARSE_WORKERS} to change)")
-            builder = stack.enter_context(parallel.ChunkBuilder(options, workers))
+                emit(f"parsing in {workers} worker processes ({ENV_PARSE_WORKERS} to change)")
+            builder = stack.enter_context(parallel.ChunkBuilder(options, workers, s3_client))
         writer = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="seednews-writer"))
         pending: deque[tuple[parallel.Pending, int]] = deque()
         in_flight: tuple[Future[RunReport], int] | None = None
@@ -246,7 +253,7 @@ def process_batch(
             nonlocal written_n
             report.merge(chunk_report)
             written_n += n
-            if total > CHUNK_SEEDS:
+            if total > size:
                 emit(f"batch progress: {written_n}/{total} files")
 
         feed()
@@ -255,7 +262,7 @@ def process_batch(
             built = finish_chunk(part.result(), **kw)
             built_n += n
             feed()
-            if total > CHUNK_SEEDS:
+            if total > size:
                 emit(f"parsed: {built_n}/{total} files")
             if not overlap:
                 landed(write_chunk(built, emit=emit, writes=writes, **kw), n)
@@ -276,6 +283,8 @@ def finalize(
     target: str,
     report: RunReport,
     emit: Callable[[str], None] = log.info,
+    *,
+    s3_client: object | None = None,
 ) -> RunReport:
     """Replay dead letters if asked; refresh; reconcile copies of one article; remove or re-source
     articles no file carries; on a full rebuild validate the new index against its ledger, then move
@@ -288,7 +297,8 @@ def finalize(
     reason: they are accounted for, listed in the report, and do not hold the rebuild back. ``failed``
     does: it is the cluster's trouble (busy, down), not the file's, so the index may lack any number
     of articles the old one serves; run the rebuild again when the cluster is well. A rebuild that is
-    not promoted deletes its own index pair (never a served one) and raises ``ValidationFailed``."""
+    not promoted deletes its own index pair (never a served one) and raises ``ValidationFailed``.
+    ``s3_client`` reads ``s3://`` seeds again when an orphaned article is re-sourced."""
     planned = report.files_seen  # before a replay's outcomes are merged: they are for files counted here
     if options.dry_run:
         return report
@@ -300,8 +310,16 @@ def finalize(
     ledger = ledger_for(client, settings, target)
     reconcile(ledger, options.run_id, report)
     if not options.full_rebuild:
-        resend = partial(process_seeds, client=client, settings=settings, options=options, target=target, emit=emit)
-        sweep_orphans(client, target, ledger, report, Sources(options.s3_client), options.parse.max_bytes, resend)
+        resend = partial(
+            process_seeds,
+            client=client,
+            settings=settings,
+            options=options,
+            target=target,
+            emit=emit,
+            s3_client=s3_client,
+        )
+        sweep_orphans(client, target, ledger, report, Sources(s3_client), options.parse.max_bytes, resend)
     else:
         promote_rebuild(client, settings, target, ledger, report, planned)
     indices.refresh(client, target)
@@ -316,35 +334,43 @@ def plan_root(options: RunOptions) -> str:
 
 
 # ----------------------------------------------------------------------------- one process
-def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[str], None] = print) -> RunReport:
-    """Run the whole flow in this process (the CLI). Returns the merged report."""
+def run(
+    settings: Settings,
+    options: RunOptions,
+    client=None,
+    emit: Callable[[str], None] = print,
+    *,
+    s3_client: object | None = None,
+) -> RunReport:
+    """Run the whole flow in this process (the CLI). Returns the merged report. ``client``: OpenSearch's (None:
+    made from ``settings``); ``s3_client``: an ``s3://`` location's (None: from the environment, one per run)."""
     # a missing folder or bucket is a usage error before anything is touched
-    source = open_source(options.seed_dir, s3_client=options.s3_client)
+    source = open_source(options.seed_dir, s3_client=s3_client)
     source.check()
-    source_client = getattr(source, "client", None)  # an S3Source's client; a folder has none
-    if options.s3_client is None and source_client is not None:
-        options = replace(options, s3_client=source_client)  # one S3 client (from the environment) for the run
+    if s3_client is None:
+        s3_client = getattr(source, "client", None)  # an S3Source's client; a folder has none
     if not options.run_id:
         options = replace(options, run_id=new_run_id())
     if client is None and not options.dry_run:
         from pipeline.stores.client import make_client
 
-        client = make_client(settings)
+        client = make_client(settings, fast_json=options.tuning.fast_json)
     with timing.stage("prepare"):
-        target = prepare(client, settings, options.full_rebuild, options.dry_run)
+        target = prepare(
+            client, settings, options.full_rebuild, options.dry_run, pause_refresh=options.tuning.pause_refresh
+        )
     with timing.stage("plan"):
-        the_plan = plan(options, client, settings, target)
+        the_plan = plan(options, client, settings, target, s3_client=s3_client)
     report = the_plan.report
     emit(
         f"discovered {report.files_seen + the_plan.todo} seed files in {options.seed_dir}: "
-        f"{report.unchanged} unchanged, "
-        f"{the_plan.todo} to process in {len(the_plan.batches)} batches"
+        f"{report.unchanged} unchanged, {the_plan.todo} to process in {len(the_plan.batches)} batches"
     )
     workers = parallel.workers_for(the_plan.todo, options)
     if workers > 1:
-        emit(f"parsing in {workers} worker processes ({parallel.ENV_PARSE_WORKERS} to change)")
+        emit(f"parsing in {workers} worker processes ({ENV_PARSE_WORKERS} to change)")
     writes = writes_for(client, settings, options, target)  # one for all the run's batches
-    with parallel.ChunkBuilder(options, workers) as builder:  # one pool for all the run's batches
+    with parallel.ChunkBuilder(options, workers, s3_client) as builder:  # one pool for all the run's batches
         for i, batch in enumerate(the_plan.batches, 1):
             emit(f"batch {i}/{len(the_plan.batches)}: {len(batch.seeds)} files")
             report.merge(
@@ -357,7 +383,8 @@ def run(settings: Settings, options: RunOptions, client=None, emit: Callable[[st
                     emit=emit,
                     builder=builder,
                     writes=writes,
+                    s3_client=s3_client,
                 )
             )
     with timing.stage("finalize"):
-        return finalize(client, settings, options, target, report, emit)
+        return finalize(client, settings, options, target, report, emit, s3_client=s3_client)

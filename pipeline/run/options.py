@@ -1,10 +1,15 @@
-"""What one run is asked to do (``RunOptions``), separate from where it runs (``config.Settings``)."""
+"""What one run is asked to do (``RunOptions``), separate from where it runs (``config.Settings``).
+
+Options are plain values (they pickle to parse worker processes as they are): how hard the run works is
+its ``tuning`` (``pipeline.run.tuning.Tuning``), and live clients (OpenSearch, S3) travel beside the
+options, as arguments of ``pipeline.run.flow``'s functions."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from pipeline.errors import VanishedFolderError
+from pipeline.run.tuning import Tuning
 from pipeline.stages.images.config import ImageCheckConfig
 from pipeline.stages.parse import ParseConfig
 
@@ -45,4 +50,4 @@ class RunOptions:
     run_id: str = ""  # names this run in the ledger; the DAG passes Airflow's run_id
     parse: ParseConfig = field(default_factory=ParseConfig)
     image_config: ImageCheckConfig | None = None  # None: its defaults
-    s3_client: object | None = None  # boto3 S3 client for s3:// seed locations; None = from the environment
+    tuning: Tuning = field(default_factory=Tuning)  # chunk size, overlap, workers, bulk shape; read once at the edge

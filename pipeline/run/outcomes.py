@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from pipeline.policy import CARRYING, LATER_COPY_INDEXED, copies_by_article, duplicate_reason
 from pipeline.run.report import RunReport
+from pipeline.run.tuning import DEFAULT_TUNING, Tuning
 from pipeline.stores import bulk as ix
 from pipeline.stores import deadletters
 from pipeline.stores.ledger import Ledger, LedgerEntry, entry_for
@@ -38,11 +39,17 @@ def outcome_for_result(doc: Document, res: ItemResult) -> SeedOutcome:
 
 
 def index_documents(
-    client, target: str, deadletter_index: str, docs: Iterable[Document], resolution: str = "reindexed"
+    client,
+    target: str,
+    deadletter_index: str,
+    docs: Iterable[Document],
+    resolution: str = "reindexed",
+    *,
+    tuning: Tuning = DEFAULT_TUNING,
 ) -> list[SeedOutcome]:
     """Index ``docs`` into ``target``; one outcome per document. Refused documents are stored in the
     dead-letter index (before this returns, so nothing is lost); pending dead letters of documents
-    that landed are resolved."""
+    that landed are resolved. Bulk requests are shaped by ``tuning`` (size, bytes, orjson)."""
     candidates = copies_by_article(docs)  # each article's copies, the one ingested last first
     outcomes: list[SeedOutcome] = []
     round_no = 0
@@ -50,7 +57,16 @@ def index_documents(
         sending = {doc_id: copies[round_no] for doc_id, copies in candidates.items()}
         failures: list[tuple[Document, ItemResult]] = []
         landed: list[str] = []
-        results = list(ix.bulk_index(client, target, sending.values()))
+        results = list(
+            ix.bulk_index(
+                client,
+                target,
+                sending.values(),
+                chunk_size=tuning.bulk_chunk,
+                max_chunk_bytes=tuning.bulk_max_bytes,
+                fast_json=tuning.fast_json,
+            )
+        )
         already = _holding_this_content(client, target, [sending[r.id] for r in results if r.result == "conflict"])
         for res in results:
             doc = sending[res.id]

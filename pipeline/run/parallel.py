@@ -9,7 +9,8 @@ machine that also runs the node, expect well under 2x (docs/benchmarks.md).
 When the pool is not used (one worker, a small batch, or an object-store source whose client cannot
 be handed to a process) chunks are built in this process, lazily, when the flow asks for each.
 
-    SEEDNEWS_PARSE_WORKERS   "auto" (default: the usable cores), or a number; 1 = no worker processes
+The pool's size is the run's ``Tuning.parse_workers`` (``SEEDNEWS_PARSE_WORKERS``: "auto", the default,
+for the usable cores, or a number; 1 = no worker processes), read at the edge (``pipeline.run.tuning``).
 
 Each worker is ``python -m pipeline.run.parallel``: a fresh interpreter (never a fork of a parent that
 has a writer thread and open client connections) reading chunks as length-prefixed pickles on its stdin
@@ -35,7 +36,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -46,7 +47,6 @@ from pipeline.run.report import RunReport
 from pipeline.sources import is_object_url
 from pipeline.types import Document, SeedFile, SeedOutcome
 
-ENV_PARSE_WORKERS = "SEEDNEWS_PARSE_WORKERS"
 MIN_SEEDS_PER_WORKER = 500
 """A worker's start (a fresh interpreter importing the pipeline: ~0.3 s of CPU) pays off only with this
 many files to parse; a batch of 600 files gets one worker, i.e. none."""
@@ -79,38 +79,27 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def configured_workers(environ: dict[str, str] | os._Environ[str] = os.environ) -> int:
-    """The worker count ``SEEDNEWS_PARSE_WORKERS`` asks for ("auto": the usable cores)."""
-    raw = (environ.get(ENV_PARSE_WORKERS) or "auto").strip().lower()
-    if raw == "auto":
-        return usable_cores()
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ValueError(f"{ENV_PARSE_WORKERS}={raw!r}: expected 'auto' or a whole number >= 1") from None
-    if n < 1:
-        raise ValueError(f"{ENV_PARSE_WORKERS}={raw!r}: expected 'auto' or a whole number >= 1")
-    return n
-
-
 def workers_for(n_seeds: int, options: RunOptions, wanted: int | None = None) -> int:
-    """Worker processes worth starting for ``n_seeds`` files: at most ``wanted`` (default: the
-    configured count), one per ``MIN_SEEDS_PER_WORKER`` files, and 1 (none) for an object store."""
-    if options.s3_client is not None or is_object_url(options.seed_dir):
+    """Worker processes worth starting for ``n_seeds`` files: at most ``wanted`` (default: the options'
+    ``tuning.parse_workers``, or the usable cores), one per ``MIN_SEEDS_PER_WORKER`` files, and 1 (none)
+    for an object store (its client cannot be handed to a process)."""
+    if is_object_url(options.seed_dir):
         return 1
-    wanted = configured_workers() if wanted is None else wanted
+    if wanted is None:
+        wanted = options.tuning.parse_workers or usable_cores()
     return max(1, min(wanted, math.ceil(n_seeds / MIN_SEEDS_PER_WORKER) if n_seeds else 1))
 
 
-def build_part(seeds: list[SeedFile], options: RunOptions) -> Built:
-    """Read, parse and normalize ``seeds`` (in a worker process, or in this one)."""
+def build_part(seeds: list[SeedFile], options: RunOptions, s3_client: object | None = None) -> Built:
+    """Read, parse and normalize ``seeds`` (in a worker process, or in this one); ``s3_client`` reads
+    ``s3://`` seeds (None: one from the environment)."""
 
     def timed() -> dict[str, tuple[float, int]]:
         return {k: (v["seconds"], int(v["calls"])) for k, v in timing.snapshot().items() if k in _TIMED}
 
     before, cpu0 = timed(), time.process_time()
     report = RunReport(dry_run=options.dry_run)
-    docs, outcomes = seedpath.build_documents(seeds, options, report)
+    docs, outcomes = seedpath.build_documents(seeds, options, report, s3_client)
     seconds = {
         k: (sec - before.get(k, (0.0, 0))[0], calls - before.get(k, (0.0, 0))[1]) for k, (sec, calls) in timed().items()
     }
@@ -254,10 +243,12 @@ class ChunkBuilder:
 
     ``submit(seeds)`` returns something with ``result() -> Built``; results must be taken in the order
     chunks were submitted, and at most ``ahead`` chunks may be waiting (one per worker, round robin:
-    a worker gets its next chunk only after its last result was taken)."""
+    a worker gets its next chunk only after its last result was taken). ``options`` are pickled to the
+    workers as they are; ``s3_client`` stays in this process and reads the chunks built here."""
 
-    def __init__(self, options: RunOptions, workers: int = 1) -> None:
-        self.options = replace(options, s3_client=None) if workers > 1 else options
+    def __init__(self, options: RunOptions, workers: int = 1, s3_client: object | None = None) -> None:
+        self.options = options
+        self.s3_client = s3_client
         self.workers = workers
         self.ahead = workers if workers > 1 else 1
         self._pool: list[_Worker] = []
@@ -270,7 +261,7 @@ class ChunkBuilder:
 
     def submit(self, seeds: list[SeedFile]) -> Pending:
         if not self._pool:
-            return _Lazy(lambda: build_part(seeds, self.options))
+            return _Lazy(lambda: build_part(seeds, self.options, self.s3_client))
         worker = self._pool[self._next % len(self._pool)]
         self._next += 1
         worker.send(seeds, self.options)

@@ -11,7 +11,7 @@ For every seed-named file discovery finds, planning ends in one of:
   hash time, so it is trusted from the next run on;
 - work: the ``SeedFile`` (with its content hash and ingest sequence) goes into a batch.
 
-The ledger is read in three steps: the fingerprints of the whole folder (``Ledger.fingerprints``: doc
+The ledger is read in these steps: the fingerprints of the whole folder (``Ledger.fingerprints``: doc
 values only, no ``_source``), which settle every trusted unchanged file; the hash and ingest sequence of
 files whose stat changed, before they are hashed (a rebuild reads them with the fingerprints); after
 hashing, the whole entries of refused and vanished files, where a refusal's stage and reason or a vanished
@@ -23,26 +23,23 @@ vanished at once (``RunOptions.vanish_guard``): then the run stops before anythi
 is more likely unmounted or half-copied than emptied on purpose.
 
 **Moves.** A file is gone only when its content is gone: a known file missing from its path whose
-content hash (sha256 of the bytes, for folders and object stores alike: ``Source.hash`` computes it for
-every new path while planning, and the ledger holds the vanished file's) reappears at a path where it is
-new is *moved*, and does not count for the guard (archiving most of a folder into ``2025/`` is not an
-unmount). Moved and edited is a new content: the old one is gone and counts. The old path's entry ends
-``deleted`` (reason ``moved: its content is now at ...``), listing its article as an orphan as any
-deletion does; the new path is processed with the content's own ingest sequence (the highest of its
+content hash (``Source.hash`` computes it for every new path; the ledger holds the vanished file's)
+reappears at a path where it is new is *moved*, and does not count for the guard (archiving most of a
+folder into ``2025/`` is not an unmount). Moved and edited is a new content: the old one is gone and
+counts. The old path's entry ends ``deleted`` (``moved: its content is now at ...``), listing its article
+as an orphan; the new path is processed with the content's own ingest sequence (the highest of its
 vanished copies) and settles ``indexed`` with the same ``doc_id`` and ``seq``, so when ``finalize``
-sweeps the orphan, a file carries it and nothing is removed. The document is sent again with the *same*
-version: it stores ``seed.path`` (which file carries it), and the bulk writes use
-``version_type=external_gte``, which accepts an equal version, so the article is replaced in place
-(never deleted, never missing from the index), its ``seed.path`` follows the file and its version stays.
-Not a newer sequence: that would make a renamed copy win over a copy of the same article ingested later,
-changing what readers see because of a rename. Not the ledger alone: the index would keep naming a path
-that no longer exists (and a concurrent run's conflict check compares ``seed.path``). The price is one
-parse and write of each moved file, once; the run after that finds every file unchanged.
+sweeps the orphan a file carries it and nothing is removed. The document is sent again with the *same*
+version (``external_gte`` accepts it), so the article is replaced in place, never missing from the index,
+its ``seed.path`` follows the file and its version stays. Not a newer sequence: a renamed copy would then
+win over a copy ingested later. Not the ledger alone: the index would name a path that no longer exists
+(and a concurrent run's conflict check compares ``seed.path``). The price is one parse and write of each
+moved file, once.
 
 **Unreadable folders.** A folder the walk cannot list (``cannot read folder``, quarantined under its own
-path) hides its files; they are not gone. The ledger's files under it keep their entries and
-their articles (no ``deleted`` outcome, not counted for the guard), a warning and a report note name the
-folder, and ``RunReport.unreadable_folders`` counts it.
+path) hides its files; they are not gone. The ledger's files under it keep their entries and articles
+(no ``deleted`` outcome, not counted for the guard); a warning, a report note and
+``RunReport.unreadable_folders`` name it.
 
 **Ingest sequence.** Content the pipeline has not seen before gets a sequence number above every number
 in the ledger; content it has seen keeps its number. The number is the document's external version, so
@@ -337,12 +334,20 @@ def plan_report(options: RunOptions, target: str, unreadable: list[str], hidden:
     return report
 
 
-def make_plan(options: RunOptions, target: str, served: Ledger | None, ledger: Ledger | None) -> Plan:
+def make_plan(
+    options: RunOptions,
+    target: str,
+    served: Ledger | None,
+    ledger: Ledger | None,
+    *,
+    s3_client: object | None = None,
+) -> Plan:
     """Discover ``options.seed_dir`` (a folder or ``s3://bucket/prefix``: ``pipeline.sources``) and plan the run.
 
     ``served`` is the ledger of the index readers see (sequence numbers and what is known);
-    ``ledger`` the one this run writes (the same, or a rebuild's fresh one; ``None`` in a dry run)."""
-    source = open_source(options.seed_dir, s3_client=options.s3_client)
+    ``ledger`` the one this run writes (the same, or a rebuild's fresh one; ``None`` in a dry run);
+    ``s3_client`` lists an ``s3://`` location (None: one from the environment)."""
+    source = open_source(options.seed_dir, s3_client=s3_client)
     root, real_root = source.root, source.real_root
     policy = Policy.of(options, writes_ledger=ledger is not None)
     known = served.fingerprints(root, content=policy.rebuild) if served is not None else {}

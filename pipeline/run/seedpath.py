@@ -93,13 +93,14 @@ def build_one(seed: SeedFile, options: RunOptions, sources: Sources, report: Run
 
 
 def build_documents(
-    seeds: Iterable[SeedFile], options: RunOptions, report: RunReport
+    seeds: Iterable[SeedFile], options: RunOptions, report: RunReport, s3_client: object | None = None
 ) -> tuple[list[Document], list[SeedOutcome]]:
     """read -> parse -> normalize, one file at a time behind the per-seed boundary
-    (``build_one``): each ends in a document or an outcome, whatever it raised."""
+    (``build_one``): each ends in a document or an outcome, whatever it raised. ``s3_client`` reads
+    ``s3://`` seeds (None: one from the environment)."""
     docs: list[Document] = []
     outcomes: list[SeedOutcome] = []
-    sources = Sources(options.s3_client)
+    sources = Sources(s3_client)
     for seed in seeds:
         got = build_one(seed, options, sources, report)
         if isinstance(got, SeedOutcome):

@@ -23,6 +23,7 @@ from pipeline.policy import LATER_COPY_INDEXED, Rank, copies_by_article, documen
 from pipeline.run.options import RunOptions
 from pipeline.run.outcomes import index_documents, settle
 from pipeline.run.report import RunReport
+from pipeline.run.tuning import DEFAULT_TUNING, Tuning
 from pipeline.stores.ledger import Ledger, ledger_for
 from pipeline.types import Document, SeedFile, SeedOutcome, display_path
 
@@ -46,15 +47,16 @@ class Writes(Protocol):
 class OpenSearchWrites:
     """Documents into ``target``, outcomes into the ledger paired with it."""
 
-    def __init__(self, client, settings: Settings, target: str, run_id: str) -> None:
+    def __init__(self, client, settings: Settings, target: str, run_id: str, tuning: Tuning = DEFAULT_TUNING) -> None:
         self.client = client
         self.settings = settings
         self.target = target
         self.run_id = run_id
+        self.tuning = tuning  # the shape of bulk requests
         self.ledger: Ledger = ledger_for(client, settings, target)
 
     def index(self, docs: list[Document]) -> list[SeedOutcome]:
-        return index_documents(self.client, self.target, self.settings.deadletter_index, docs)
+        return index_documents(self.client, self.target, self.settings.deadletter_index, docs, tuning=self.tuning)
 
     def record(self, outcomes: list[SeedOutcome], report: RunReport, emit: Emit) -> None:
         settle(outcomes, ledger=self.ledger, report=report, run_id=self.run_id, target=self.target, emit=emit)
@@ -108,4 +110,4 @@ def writes_for(client, settings: Settings, options: RunOptions, target: str) -> 
     """The writes a run makes: into OpenSearch, or none for a dry run."""
     if options.dry_run:
         return DryRunWrites(target, options.run_id)
-    return OpenSearchWrites(client, settings, target, options.run_id)
+    return OpenSearchWrites(client, settings, target, options.run_id, options.tuning)

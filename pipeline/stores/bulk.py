@@ -23,10 +23,9 @@ from pipeline.types import Document, ItemResult
 log = logging.getLogger("seednews.index")
 
 
+# the defaults of ``bulk_index``'s request shape; a run passes its own (``pipeline.run.tuning.Tuning``)
 BULK_CHUNK = 5000  # documents per bulk request at most; in practice the byte limit below decides
 BULK_MAX_BYTES = 5 * 1024 * 1024  # ~5 MB requests: what this node class indexes best (bench/bench_scale.py)
-# serialize ``_source`` with orjson (same JSON value as the client's json.dumps); False: the reference path
-FAST_JSON = True
 BULK_MAX_RETRIES = 3  # the helper's own per-item 429 retries (1+2+4 s) inside each of our rounds
 BULK_INITIAL_BACKOFF = 1.0
 BULK_MAX_BACKOFF = 30.0
@@ -40,11 +39,12 @@ except ImportError:  # optional: the client's own json.dumps is used instead
     _orjson = None
 
 
-def source_body(source: dict[str, Any]) -> dict[str, Any] | str:
+def source_body(source: dict[str, Any], fast_json: bool = True) -> dict[str, Any] | str:
     """``source`` pre-serialized with orjson (the bulk helpers pass a string ``_source`` through
-    unchanged), or the dict itself for the client to serialize: when orjson is missing or switched
-    off, or for values orjson refuses (a lone surrogate, an integer beyond 64 bits)."""
-    if _orjson is None or not FAST_JSON:
+    unchanged; the same JSON value as the client's json.dumps), or the dict itself for the client to
+    serialize: when orjson is missing or ``fast_json`` is off, or for values orjson refuses (a lone
+    surrogate, an integer beyond 64 bits)."""
+    if _orjson is None or not fast_json:
         return source
     try:
         return _orjson.dumps(source).decode("utf-8")
@@ -52,13 +52,14 @@ def source_body(source: dict[str, Any]) -> dict[str, Any] | str:
         return source
 
 
-def response_serializer() -> Any:
-    """The client's JSON serializer with responses decoded by orjson when it is there (bulk answers and
-    the ledger's fingerprint reads are the large ones: ~40 % less decoding time); falls back to json for
-    what orjson refuses (an integer beyond 64 bits). Request bodies are written as the client does."""
+def response_serializer(fast_json: bool = True) -> Any:
+    """The client's JSON serializer with responses decoded by orjson when it is there and ``fast_json``
+    is on (bulk answers and the ledger's fingerprint reads are the large ones: ~40 % less decoding
+    time); falls back to json for what orjson refuses (an integer beyond 64 bits). Request bodies are
+    written as the client does."""
     from opensearchpy.serializer import JSONSerializer
 
-    if _orjson is None or not FAST_JSON:
+    if _orjson is None or not fast_json:
         return JSONSerializer()
 
     class OrjsonResponses(JSONSerializer):
@@ -71,15 +72,15 @@ def response_serializer() -> Any:
     return OrjsonResponses()
 
 
-def to_action(doc: Document, index: str, indexed_at: str) -> dict[str, Any]:
-    """A plain opensearch-py action dict for one document."""
+def to_action(doc: Document, index: str, indexed_at: str, fast_json: bool = True) -> dict[str, Any]:
+    """A plain opensearch-py action dict for one document (``_source`` by ``source_body``)."""
     return {
         "_op_type": "index",
         "_index": index,
         "_id": doc.id,
         "version": doc.version,
         "version_type": "external_gte",
-        "_source": source_body({**doc.source, "indexed_at": indexed_at}),
+        "_source": source_body({**doc.source, "indexed_at": indexed_at}, fast_json),
     }
 
 
@@ -112,6 +113,8 @@ def bulk_index(
     docs: Iterable[Document],
     *,
     chunk_size: int = BULK_CHUNK,
+    max_chunk_bytes: int = BULK_MAX_BYTES,
+    fast_json: bool = True,
     max_retries: int = BULK_MAX_RETRIES,
     initial_backoff: float = BULK_INITIAL_BACKOFF,
     max_backoff: float = BULK_MAX_BACKOFF,
@@ -119,6 +122,8 @@ def bulk_index(
     sleep=None,
 ) -> Iterator[ItemResult]:
     """Index ``docs`` into ``index`` (an index or a write alias); yield one ``ItemResult`` per document.
+    Requests hold at most ``chunk_size`` documents and ``max_chunk_bytes`` bytes; ``fast_json`` writes
+    the bodies with orjson (``source_body``).
 
     Triage:
     - created/updated: acknowledged.
@@ -147,9 +152,9 @@ def bulk_index(
         try:
             for ok, item in helpers.streaming_bulk(
                 client,
-                (to_action(d, index, indexed_at) for d in pending),
+                (to_action(d, index, indexed_at, fast_json) for d in pending),
                 chunk_size=chunk_size,
-                max_chunk_bytes=BULK_MAX_BYTES,
+                max_chunk_bytes=max_chunk_bytes,
                 raise_on_error=False,
                 raise_on_exception=True,
                 max_retries=max_retries,

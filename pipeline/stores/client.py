@@ -19,7 +19,7 @@ RETRY_ON_STATUS = (502, 503, 504)  # answers that send a request to another node
 CLIENT_POOL_MAXSIZE = 8
 
 
-def make_client(settings: Settings, **kwargs: Any) -> Any:
+def make_client(settings: Settings, *, fast_json: bool = True, **kwargs: Any) -> Any:
     """An ``opensearchpy.OpenSearch`` client for ``settings`` (imports are local: heavy, and not needed
     by the pure stages).
 
@@ -29,9 +29,11 @@ def make_client(settings: Settings, **kwargs: Any) -> Any:
     keeps failing). Every write the pipeline makes has an explicit id (articles also an external
     version), so a resent request never duplicates anything. With ``sniff`` the client also asks the
     cluster for its nodes (at start, after a connection failure and every minute): only where the
-    nodes' published addresses are reachable from the workers and match their certificates. Responses
-    are decoded by orjson (``pipeline.stores.bulk.response_serializer``). Reads also carry their own retry policy
-    (``pipeline.stores.retry``: transient errors retried with back-off for ``read_retry_deadline`` s)."""
+    nodes' published addresses are reachable from the workers and match their certificates. With
+    ``fast_json`` (a run's ``Tuning.fast_json``) responses are decoded by orjson
+    (``pipeline.stores.bulk.response_serializer``); without, by the client's json. Reads also carry
+    their own retry policy (``pipeline.stores.retry``: transient errors retried with back-off for
+    ``read_retry_deadline`` s)."""
     from opensearchpy import OpenSearch
 
     auth = (settings.username, settings.password or "") if settings.username else None
@@ -42,7 +44,7 @@ def make_client(settings: Settings, **kwargs: Any) -> Any:
         kwargs.setdefault("sniff_on_connection_fail", True)
         kwargs.setdefault("sniffer_timeout", 60)
         kwargs.setdefault("sniff_timeout", min(10.0, settings.timeout))
-    kwargs.setdefault("serializer", response_serializer())
+    kwargs.setdefault("serializer", response_serializer(fast_json))
     kwargs.setdefault("retry_on_status", RETRY_ON_STATUS)
     kwargs.setdefault("dead_timeout", settings.dead_timeout)
     kwargs.setdefault("pool_maxsize", CLIENT_POOL_MAXSIZE)
