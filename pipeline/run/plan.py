@@ -11,16 +11,15 @@ For every seed-named file discovery finds, planning ends in one of:
   hash time, so it is trusted from the next run on;
 - work: the ``SeedFile`` (with its content hash and ingest sequence) goes into a batch.
 
-The ledger is read in these steps: the fingerprints of the whole folder (``Ledger.fingerprints``: doc
-values only, no ``_source``), which settle every trusted unchanged file; the hash and ingest sequence of
-files whose stat changed, before they are hashed (a rebuild reads them with the fingerprints); after
-hashing, the whole entries of refused and vanished files, where a refusal's stage and reason or a vanished
-file's article matter (looked up by id, or scanned when they are most of the folder). It is written once
-the plan is made: the outcomes settled here, and the refreshed stat of racily clean files.
+The ledger is read in these steps: the fingerprints of the whole folder (doc values only), which settle
+every trusted unchanged file; the hash and ingest sequence of files whose stat changed (a rebuild reads
+them with the fingerprints); after hashing, the whole entries of refused and vanished files (by id, or
+scanned when they are most of the folder); the highest ingest sequence. It is written once the plan is
+made: the outcomes settled here, and the refreshed stat of racily clean files.
 
 Files the ledger knows that are gone become ``deleted`` outcomes, unless a large share of the folder
-vanished at once (``RunOptions.vanish_guard``): then the run stops before anything is deleted, because the folder
-is more likely unmounted or half-copied than emptied on purpose.
+vanished at once (``RunOptions.vanish_guard``): then the run stops before deleting anything (the folder is
+more likely unmounted or half-copied than emptied on purpose).
 
 **Moves.** A file is gone only when its content is gone: a known file missing from its path whose
 content hash (``Source.hash`` computes it for every new path; the ledger holds the vanished file's)
