@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline.stages import facets
 from pipeline.stages.textfix import fix_text
-from pipeline.times import parse_datetime, utc_iso  # noqa: F401 - parse_datetime re-exported for callers
+from pipeline.times import utc_iso
 from pipeline.types import Document, Repair, SeedRecord
 from pipeline.urls import canonical_url, identity
 

@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipeline.stages.images.config import _JUDGED_STATUSES, STATUSES, UNCHECKED
-from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
 from pipeline.types import ImageHealth, ImageVerdict
 
 log = logging.getLogger("pipeline.stages.images")

@@ -50,7 +50,7 @@ from pipeline.stages.images.responses import (
     sniff_image,
 )
 from pipeline.stages.images.urls import _Early, _host_problem, prepare_url
-from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
+from pipeline.times import iso_utc
 from pipeline.types import ImageStatus, ImageVerdict
 
 log = logging.getLogger("pipeline.stages.images")

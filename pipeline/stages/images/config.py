@@ -10,7 +10,6 @@ from typing import get_args
 
 from yarl import URL
 
-from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
 from pipeline.types import ImageHealth, ImageStatus
 
 log = logging.getLogger("pipeline.stages.images")

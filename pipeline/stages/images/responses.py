@@ -9,8 +9,6 @@ import re
 from collections.abc import Iterable
 from datetime import UTC
 
-from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
-
 log = logging.getLogger("pipeline.stages.images")
 
 # --------------------------------------------------------------------------- sniffing and reasons

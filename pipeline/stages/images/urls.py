@@ -15,7 +15,6 @@ from pipeline.safety.netsafe import (
     parse_legacy_ipv4,
 )
 from pipeline.stages.images.config import MAX_URL_LENGTH
-from pipeline.times import iso_utc, parse_iso_utc  # noqa: F401 - re-exported
 from pipeline.types import ImageStatus
 
 log = logging.getLogger("pipeline.stages.images")
