@@ -107,7 +107,8 @@ Q_BROKEN_IMAGES = "image_health:(some_broken or none_ok) or images_broken > 0"
 Q_DAMAGED_TEXT = "text_quality:damaged"
 
 EVERY_DATE = TimeRange("now-100y", "now+1y")
-"""The range both dashboards open on: every date the pipeline stores, not a trailing window.
+"""The range both dashboards open on: a century back to a year ahead, so whatever is indexed, not a
+trailing window.
 
 Articles are dated by publication (the seed's ``publishedDateTime``), which comes long before a seed file
 arrives (the samples were published in 2021), so a trailing window such as ``now-1y`` opens on "No results
