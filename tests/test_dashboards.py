@@ -455,7 +455,8 @@ def _real_index(settings, ip_id: str) -> str:
 
 def _request_for(vis: dict[str, Any]) -> dict[str, Any]:
     """The search body Dashboards builds for a visualization: its DQL query, the time filter of the index
-    pattern (here: everything up to now), and the bucket aggregations nested in order (metric: count)."""
+    pattern (the range of the dashboard that shows it), and the bucket aggregations nested in order
+    (metric: count)."""
     ip_id = _index_pattern_of(vis)
     time_field = objs.INDEX_PATTERNS[ip_id][1]
     query, _ = DQL.translate(_search_source(vis)["query"]["query"])
@@ -485,9 +486,13 @@ def _request_for(vis: dict[str, Any]) -> dict[str, Any]:
         if aggs:
             body["aggs"] = aggs
         aggs = {agg["id"]: body}
-    time_range = {
-        "range": {time_field: {"gte": "2000-01-01T00:00:00Z", "lte": "now", "format": "strict_date_optional_time"}}
+    (time_from, time_to), *others = {
+        (d["attributes"]["timeFrom"], d["attributes"]["timeTo"])
+        for d in _objects()
+        if d["type"] == "dashboard" and vis["id"] in {r["id"] for r in d["references"]}
     }
+    assert not others, f"{vis['id']} is on dashboards with different ranges"
+    time_range = {"range": {time_field: {"gte": time_from, "lte": time_to, "format": "strict_date_optional_time"}}}
     return {"size": 0, "query": {"bool": {"filter": [query, time_range]}}, "aggs": aggs}
 
 
@@ -650,6 +655,7 @@ def clean_env(monkeypatch):
         "DASHBOARDS_PASSWORD",
         "DASHBOARDS_VERIFY_CERTS",
         "DASHBOARDS_TIMEOUT",
+        "DASHBOARDS_TENANT",
     ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch

@@ -105,7 +105,14 @@ def https_dashboards(tmp_path_factory):
 
 @pytest.fixture
 def env(monkeypatch):
-    for name in (*CA_VARIABLES, "DASHBOARDS_URL", "DASHBOARDS_USER", "DASHBOARDS_PASSWORD", "DASHBOARDS_VERIFY_CERTS"):
+    for name in (
+        *CA_VARIABLES,
+        "DASHBOARDS_URL",
+        "DASHBOARDS_USER",
+        "DASHBOARDS_PASSWORD",
+        "DASHBOARDS_VERIFY_CERTS",
+        "DASHBOARDS_TENANT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

@@ -4,6 +4,7 @@ One request, idempotent (stable ids + ``overwrite=true``)::
 
     POST {url}/api/saved_objects/_import?overwrite=true
     osd-xsrf: true
+    securitytenant: global              (the tenant the objects land in; see DASHBOARDS_TENANT)
     Content-Type: multipart/form-data   (field "file" = dashboards/seednews.ndjson)
 
 Settings come from the command line and the environment, read once at the edge:
@@ -17,6 +18,13 @@ Settings come from the command line and the environment, read once at the edge:
                                            (read here: the session ignores the environment, proxies and
                                            ``~/.netrc`` included), else ``certifi``'s bundle
 ``DASHBOARDS_TIMEOUT``                     seconds per socket operation (default 30)
+``--tenant`` / ``DASHBOARDS_TENANT``       the security plugin's tenant to import into (default ``global``,
+                                           the Global tenant every user sees; ``__user__`` is the importing
+                                           user's Private tenant, any other value a custom tenant's name).
+                                           Sent as the ``securitytenant`` header on every request: without
+                                           it, multitenancy puts the objects in the importing user's Private
+                                           tenant, where analysts cannot see them. Dashboards without the
+                                           security plugin ignores the header.
 
 :func:`build_import_request` is pure (no I/O); :func:`send_import` takes an injectable
 ``requests``-compatible session, so tests can swap the transport; :func:`parse_import_response` turns
@@ -46,6 +54,9 @@ CA_BUNDLE_VARIABLES = ("DASHBOARDS_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUN
 
 DEFAULT_URL = "http://127.0.0.1:5601"
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_TENANT = "global"
+"""The security plugin's Global tenant: objects there are shared by every user."""
+TENANT_HEADER = "securitytenant"
 IMPORT_PATH = "/api/saved_objects/_import"
 
 
@@ -68,10 +79,15 @@ class DashboardsConfig:
     verify_certs: bool = True
     timeout: float = DEFAULT_TIMEOUT
     ca_certs: str | None = None  # CA bundle to verify Dashboards' certificate with (https only)
+    tenant: str = DEFAULT_TENANT  # the security plugin's tenant the objects are imported into
 
     @classmethod
     def from_env(
-        cls, env: Mapping[str, str] | None = None, url: str | None = None, ca_certs: str | None = None
+        cls,
+        env: Mapping[str, str] | None = None,
+        url: str | None = None,
+        ca_certs: str | None = None,
+        tenant: str | None = None,
     ) -> DashboardsConfig:
         env = os.environ if env is None else env
         raw_url = (url or env.get("DASHBOARDS_URL") or DEFAULT_URL).strip()
@@ -94,7 +110,20 @@ class DashboardsConfig:
             verify_certs=verify,
             timeout=timeout,
             ca_certs=ca,
+            tenant=_tenant(env, tenant),
         )
+
+
+def _tenant(env: Mapping[str, str], given: str | None) -> str:
+    """The tenant from ``--tenant``, else ``DASHBOARDS_TENANT``, else :data:`DEFAULT_TENANT` (blank counts
+    as unset). A header value cannot carry control characters, so those are refused here."""
+    name, value = ("--tenant", given) if given is not None else ("DASHBOARDS_TENANT", env.get("DASHBOARDS_TENANT"))
+    value = (value or "").strip()
+    if not value:
+        return DEFAULT_TENANT
+    if not value.isprintable() or not value.isascii():
+        raise DashboardsError(f"{name} must be printable ASCII (a tenant name, global or __user__): {value!r}")
+    return value
 
 
 def _ca_bundle(env: Mapping[str, str], given: str | None) -> str | None:
@@ -136,7 +165,7 @@ def build_import_request(config: DashboardsConfig, ndjson: bytes, filename: str 
         method="POST",
         url=config.url + IMPORT_PATH,
         params={"overwrite": "true"},
-        headers={"osd-xsrf": "true", "Accept": "application/json"},
+        headers={"osd-xsrf": "true", "Accept": "application/json", TENANT_HEADER: config.tenant},
         files={"file": (filename, ndjson, "application/ndjson")},
         verify=config.ca_certs if config.verify_certs and config.ca_certs else config.verify_certs,
         timeout=config.timeout,
@@ -241,6 +270,11 @@ def add_subparser(sub) -> None:
         help="CA bundle (PEM) to verify an https Dashboards with (default: DASHBOARDS_CA_CERTS, "
         "REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, else certifi's bundle)",
     )
+    d.add_argument(
+        "--tenant",
+        help=f"security plugin tenant to import into (default: DASHBOARDS_TENANT or {DEFAULT_TENANT}, the Global "
+        "tenant; __user__ is your Private tenant)",
+    )
     d.set_defaults(func=cmd_dashboards)
 
 
@@ -248,8 +282,10 @@ def cmd_dashboards(args: argparse.Namespace, session=None) -> int:
     """0 all imported; 1 Dashboards refused some objects (named on stderr); 2 usage, unreachable or an
     HTTP error answer (401, 5xx...)."""
     try:
-        config = DashboardsConfig.from_env(url=args.url, ca_certs=getattr(args, "ca_certs", None))
-        print(f"OpenSearch Dashboards: {config.url}  file: {args.file}")
+        config = DashboardsConfig.from_env(
+            url=args.url, ca_certs=getattr(args, "ca_certs", None), tenant=getattr(args, "tenant", None)
+        )
+        print(f"OpenSearch Dashboards: {config.url}  tenant: {config.tenant}  file: {args.file}")
         result = import_file(config, args.file, session=session)
     except DashboardsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,33 +1,44 @@
 """OpenSearch Dashboards saved objects for seednews, as code: the single source of
-``dashboards/seednews.ndjson`` (the file ``python -m pipeline dashboards import`` sends).
+``dashboards/seednews.ndjson`` (the file ``python -m pipeline dashboards import`` sends). Every index
+pattern, visualization, search and dashboard is declared here as data, side by side, so one diff shows what
+an analyst will see change; their shapes are ``pipeline.dashboards.shapes``.
 
-(Over 400 lines on purpose: it is mostly declarations — every visualization, search and dashboard as data,
-side by side, so one diff shows what an analyst will see change.)
-
-Regenerate after editing this module (a test fails while the committed file differs)::
+Regenerate after editing this module or a mapping (a test fails while the committed file differs)::
 
     .venv/bin/python -m pipeline.dashboards.objects            # rewrites dashboards/seednews.ndjson
     .venv/bin/python -m pipeline.dashboards.objects --check    # exit 1 if the file is stale
 
-Objects use the current saved-object shape: a visualization or search names its index pattern through
-``kibanaSavedObjectMeta.searchSourceJSON.indexRefName`` + ``references`` and a dashboard its panels
-through ``panelRefName`` + ``references``, so ids are stable and an import with ``overwrite=true``
-replaces them in place. ``migrationVersion`` is left out on purpose: Dashboards then runs its migrations,
-which leave objects already in this shape as they are. Index patterns carry no ``fields`` list:
-Dashboards reads the fields from the index the first time the pattern is used (it can never go stale
-against the mapping).
+Index patterns save their field list, made from the mapping the pipeline installs for their indices
+(``pipeline.dashboards.fields``): every panel finds its fields on a clean install and before the first
+dead letter. Both dashboards open on :data:`EVERY_DATE` (why: see there).
 
-Field names come from ``mappings/*.template.json``; ``tests/test_dashboards.py`` checks every field used
-here against them and runs each visualization's query + aggregation against a real node.
+``tests/test_saved_objects_contract.py`` checks that every field an object names exists in the installed
+mappings and aggregates where it is aggregated; ``tests/test_dashboards.py`` runs each visualization's
+query + aggregation against a real node.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from pipeline.dashboards.fields import index_pattern_fields
+from pipeline.dashboards.shapes import (
+    COUNT_METRIC,
+    TimeRange,
+    compact_json,
+    dashboard,
+    histogram_params,
+    index_pattern,
+    pie_params,
+    saved_search,
+    table_params,
+    terms_agg,
+    visualization,
+)
+from pipeline.stores.indices import load_template
 
 NDJSON_PATH = Path(__file__).resolve().parent.parent.parent / "dashboards" / "seednews.ndjson"  # the committed file
 
@@ -48,7 +59,8 @@ IP_ARTICLES = "seednews-ip-articles"
 IP_LEDGER = "seednews-ip-ledger"
 IP_DEADLETTER = "seednews-ip-deadletter"
 
-#: index pattern id -> (title, time field, mapping file in mappings/)
+#: index pattern id -> (title, time field, mapping file in mappings/: the template the pipeline installs for
+#: the pattern's indices, ``pipeline.stores.indices``, ``ledger`` and ``deadletters``)
 INDEX_PATTERNS: dict[str, tuple[str, str, str]] = {
     IP_ARTICLES: (ARTICLES, "published_at", "articles.template.json"),
     IP_LEDGER: (LEDGER, "updated_at", "ledger.template.json"),
@@ -64,8 +76,6 @@ FIELD_FORMATS: dict[str, dict[str, Any]] = {
     IP_LEDGER: {},
     IP_DEADLETTER: {},
 }
-
-INDEX_REF = "kibanaSavedObjectMeta.searchSourceJSON.index"
 
 # ------------------------------------------------------------------ saved-object ids
 VIS_TOPICS = "seednews-vis-articles-per-topic"
@@ -96,241 +106,56 @@ Q_BROKEN_IMAGES = "image_health:(some_broken or none_ok) or images_broken > 0"
 # text_quality is clean / repaired / damaged (pipeline/stages/facets.py): damaged = still broken after repair
 Q_DAMAGED_TEXT = "text_quality:damaged"
 
+EVERY_DATE = TimeRange("now-100y", "now+1y")
+"""The range both dashboards open on: a century back to a year ahead, so whatever is indexed, not a
+trailing window.
 
-def _json(value: Any) -> str:
-    """Compact, key-sorted JSON: the embedded strings are byte-stable between generator runs."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _search_source(query: str = "", *, index: bool = True, **extra: Any) -> dict[str, str]:
-    source: dict[str, Any] = {"query": {"query": query, "language": "kuery"}, "filter": [], **extra}
-    if index:
-        source["indexRefName"] = INDEX_REF
-    return {"searchSourceJSON": _json(source)}
-
-
-def _terms(agg_id: str, schema: str, field: str, label: str, size: int = 10, missing: bool = False) -> dict[str, Any]:
-    return {
-        "id": agg_id,
-        "enabled": True,
-        "type": "terms",
-        "schema": schema,
-        "params": {
-            "field": field,
-            "size": size,
-            "order": "desc",
-            "orderBy": "1",
-            "otherBucket": False,
-            "otherBucketLabel": "Other",
-            "missingBucket": missing,
-            "missingBucketLabel": "Missing",
-            "customLabel": label,
-        },
-    }
-
-
-_COUNT = {"id": "1", "enabled": True, "type": "count", "schema": "metric", "params": {}}
-
-
-def _table_params() -> dict[str, Any]:
-    return {
-        "perPage": 10,
-        "showPartialRows": False,
-        "showMetricsAtAllLevels": False,
-        "showTotal": True,
-        "totalFunc": "sum",
-        "percentageCol": "",
-        "sort": {"columnIndex": None, "direction": None},
-    }
-
-
-def _pie_params() -> dict[str, Any]:
-    return {
-        "type": "pie",
-        "addTooltip": True,
-        "addLegend": True,
-        "legendPosition": "right",
-        "isDonut": True,
-        "labels": {"show": True, "values": True, "last_level": True, "truncate": 100},
-    }
-
-
-def _histogram_params(x_title: str) -> dict[str, Any]:
-    return {
-        "type": "histogram",
-        "addTooltip": True,
-        "addLegend": False,
-        "legendPosition": "right",
-        "addTimeMarker": False,
-        "times": [],
-        "grid": {"categoryLines": False},
-        "categoryAxes": [
-            {
-                "id": "CategoryAxis-1",
-                "type": "category",
-                "position": "bottom",
-                "show": True,
-                "style": {},
-                "scale": {"type": "linear"},
-                "labels": {"show": True, "filter": True, "truncate": 100},
-                "title": {"text": x_title},
-            }
-        ],
-        "valueAxes": [
-            {
-                "id": "ValueAxis-1",
-                "name": "LeftAxis-1",
-                "type": "value",
-                "position": "left",
-                "show": True,
-                "style": {},
-                "scale": {"type": "linear", "mode": "normal"},
-                "labels": {"show": True, "rotate": 0, "filter": False, "truncate": 100},
-                "title": {"text": "Articles"},
-            }
-        ],
-        "seriesParams": [
-            {
-                "show": True,
-                "type": "histogram",
-                "mode": "stacked",
-                "data": {"label": "Articles", "id": "1"},
-                "valueAxis": "ValueAxis-1",
-                "drawLinesBetweenPoints": True,
-                "showCircles": True,
-            }
-        ],
-    }
-
-
-def _visualization(
-    vid: str,
-    title: str,
-    description: str,
-    index_pattern: str,
-    vis_type: str,
-    params: dict[str, Any],
-    aggs: list[dict[str, Any]],
-    query: str = "",
-) -> dict[str, Any]:
-    state = {"title": title, "type": vis_type, "params": params, "aggs": aggs}
-    return {
-        "id": vid,
-        "type": "visualization",
-        "attributes": {
-            "title": title,
-            "description": description,
-            "visState": _json(state),
-            "uiStateJSON": "{}",
-            "version": 1,
-            "kibanaSavedObjectMeta": _search_source(query),
-        },
-        "references": [{"name": INDEX_REF, "type": "index-pattern", "id": index_pattern}],
-    }
-
-
-def _search(
-    sid: str, title: str, description: str, index_pattern: str, query: str, columns: list[str], sort_field: str
-) -> dict[str, Any]:
-    return {
-        "id": sid,
-        "type": "search",
-        "attributes": {
-            "title": title,
-            "description": description,
-            "hits": 0,
-            "columns": columns,
-            "sort": [[sort_field, "desc"]],
-            "version": 1,
-            "kibanaSavedObjectMeta": _search_source(query, highlightAll=True, version=True),
-        },
-        "references": [{"name": INDEX_REF, "type": "index-pattern", "id": index_pattern}],
-    }
-
-
-def _dashboard(
-    did: str, title: str, description: str, panels: list[tuple[str, str, int, int, int, int]], time_from: str
-) -> dict[str, Any]:
-    """``panels``: (saved-object type, id, x, y, w, h) on the 48-column grid."""
-    panels_json, references = [], []
-    for i, (otype, oid, x, y, w, h) in enumerate(panels, start=1):
-        ref = f"panel_{i - 1}"
-        panels_json.append(
-            {
-                "panelIndex": str(i),
-                "gridData": {"x": x, "y": y, "w": w, "h": h, "i": str(i)},
-                "embeddableConfig": {},
-                "version": "7.10.0",
-                "panelRefName": ref,
-            }
-        )
-        references.append({"name": ref, "type": otype, "id": oid})
-    return {
-        "id": did,
-        "type": "dashboard",
-        "attributes": {
-            "title": title,
-            "description": description,
-            "hits": 0,
-            "panelsJSON": _json(panels_json),
-            "optionsJSON": _json({"hidePanelTitles": False, "useMargins": True}),
-            "version": 1,
-            "timeRestore": True,
-            "timeFrom": time_from,
-            "timeTo": "now",
-            "refreshInterval": {"pause": True, "value": 0},
-            "kibanaSavedObjectMeta": _search_source("", index=False),
-        },
-        "references": references,
-    }
+Articles are dated by publication (the seed's ``publishedDateTime``), which comes long before a seed file
+arrives (the samples were published in 2021), so a trailing window such as ``now-1y`` opens on "No results
+found". Not saving a range is no better: the picker's default (the last 15 minutes) applies. Ingest time
+(``indexed_at``) as the time field would make the picker filter something other than what the charts and
+the analysts' questions are about (publication), and a rebuild stamps every article again. The operators'
+panels show state that lasts (a file quarantined last month is still quarantined; a dead letter waits until
+replayed), which a window would hide. Up to a year ahead: a seed may carry a future publication date
+(an embargo, a time zone). Narrow the range in the picker to look at a period."""
 
 
 def saved_objects() -> list[dict[str, Any]]:
     """Every saved object, in an order where each object comes after those it references."""
     objects: list[dict[str, Any]] = []
-    for ip_id, (title, time_field, _mapping) in INDEX_PATTERNS.items():
-        objects.append(
-            {
-                "id": ip_id,
-                "type": "index-pattern",
-                "attributes": {
-                    "title": title,
-                    "timeFieldName": time_field,
-                    "fieldFormatMap": _json(FIELD_FORMATS[ip_id]),
-                },
-                "references": [],
-            }
-        )
+    for ip_id, (title, time_field, mapping_file) in INDEX_PATTERNS.items():
+        fields = index_pattern_fields(load_template(mapping_file)["template"]["mappings"])
+        objects.append(index_pattern(ip_id, title, time_field, FIELD_FORMATS[ip_id], fields))
 
     objects += [
-        _visualization(
+        visualization(
             VIS_TOPICS,
             "[seednews] Articles per topic",
             "Articles per topic, with the canonical display form of each topic (AI, Computer Vision...). "
             "An article with several topics counts once under each.",
             IP_ARTICLES,
             "table",
-            _table_params(),
-            [_COUNT, _terms("2", "bucket", "topics", "Topic", size=50)],
+            table_params(),
+            [COUNT_METRIC, terms_agg("2", "bucket", "topics", "Topic", size=50)],
         ),
-        _visualization(
+        visualization(
             VIS_PROVIDERS,
             "[seednews] Articles per provider",
             "Articles per publisher (provider.name).",
             IP_ARTICLES,
             "table",
-            _table_params(),
-            [_COUNT, _terms("2", "bucket", "provider.name", "Provider", size=50)],
+            table_params(),
+            [COUNT_METRIC, terms_agg("2", "bucket", "provider.name", "Provider", size=50)],
         ),
-        _visualization(
+        visualization(
             VIS_OVER_TIME,
             "[seednews] Articles over time",
             "Articles per day of publication (published_at).",
             IP_ARTICLES,
             "histogram",
-            _histogram_params("Published"),
+            histogram_params("Published"),
             [
-                _COUNT,
+                COUNT_METRIC,
                 {
                     "id": "2",
                     "enabled": True,
@@ -349,17 +174,17 @@ def saved_objects() -> list[dict[str, Any]]:
                 },
             ],
         ),
-        _visualization(
+        visualization(
             VIS_IMAGE_HEALTH,
             "[seednews] Image health",
             "Articles by image_health: all_ok, some_broken, none_ok, unchecked (images not checked in that "
             "run), no_images.",
             IP_ARTICLES,
             "pie",
-            _pie_params(),
-            [_COUNT, _terms("2", "segment", "image_health", "Image health")],
+            pie_params(),
+            [COUNT_METRIC, terms_agg("2", "segment", "image_health", "Image health")],
         ),
-        _visualization(
+        visualization(
             VIS_TEXT_QUALITY,
             "[seednews] Text quality",
             "Articles by text_quality: clean, repaired (mojibake or entities undone), damaged (still broken "
@@ -367,51 +192,51 @@ def saved_objects() -> list[dict[str, Any]]:
             "the fields concerned (text_quality_fields).",
             IP_ARTICLES,
             "table",
-            _table_params(),
+            table_params(),
             [
-                _COUNT,
-                _terms("2", "bucket", "text_quality", "Text quality"),
-                _terms("3", "bucket", "text_quality_fields", "Fields", size=20, missing=True),
+                COUNT_METRIC,
+                terms_agg("2", "bucket", "text_quality", "Text quality"),
+                terms_agg("3", "bucket", "text_quality_fields", "Fields", size=20, missing=True),
             ],
         ),
-        _visualization(
+        visualization(
             VIS_LEDGER_STATES,
             "[seednews] Seed files by ledger state",
             "What became of each seed file: indexed, quarantined, duplicate, failed, dead_letter...",
             IP_LEDGER,
             "pie",
-            _pie_params(),
-            [_COUNT, _terms("2", "segment", "state", "State", size=20)],
+            pie_params(),
+            [COUNT_METRIC, terms_agg("2", "segment", "state", "State", size=20)],
         ),
-        _visualization(
+        visualization(
             VIS_QUARANTINE,
             "[seednews] Quarantine reasons",
             "Quarantined seed files by stage and reason (the ledger; fix the file and it is picked up again).",
             IP_LEDGER,
             "table",
-            _table_params(),
+            table_params(),
             [
-                _COUNT,
-                _terms("2", "bucket", "stage", "Stage", size=20),
-                _terms("3", "bucket", "reason.keyword", "Reason", size=50),
+                COUNT_METRIC,
+                terms_agg("2", "bucket", "stage", "Stage", size=20),
+                terms_agg("3", "bucket", "reason.keyword", "Reason", size=50),
             ],
             query=Q_QUARANTINED,
         ),
-        _visualization(
+        visualization(
             VIS_DEADLETTERS,
             "[seednews] Pending dead letters",
             "Documents OpenSearch refused for good and not yet replayed, by reason and HTTP status.",
             IP_DEADLETTER,
             "table",
-            _table_params(),
+            table_params(),
             [
-                _COUNT,
-                _terms("2", "bucket", "reason.keyword", "Reason", size=50),
-                _terms("3", "bucket", "status", "HTTP status", size=10),
+                COUNT_METRIC,
+                terms_agg("2", "bucket", "reason.keyword", "Reason", size=50),
+                terms_agg("3", "bucket", "status", "HTTP status", size=10),
             ],
             query=Q_PENDING,
         ),
-        _search(
+        saved_search(
             SEARCH_UNPUBLISHED,
             "[seednews] Unpublished articles",
             "Articles whose seed says published: false.",
@@ -420,7 +245,7 @@ def saved_objects() -> list[dict[str, Any]]:
             ["title", "provider.name", "topics", "url"],
             "published_at",
         ),
-        _search(
+        saved_search(
             SEARCH_BROKEN_IMAGES,
             "[seednews] Articles with broken images",
             "Articles with at least one checked image that is not ok (broken, not_image, timeout, "
@@ -430,7 +255,7 @@ def saved_objects() -> list[dict[str, Any]]:
             ["title", "provider.name", "image_health", "images_broken", "images_checked", "images.url"],
             "published_at",
         ),
-        _search(
+        saved_search(
             SEARCH_DAMAGED_TEXT,
             "[seednews] Articles with damaged text",
             "Articles whose text still looks broken after repair (text_quality: damaged), with the fields "
@@ -440,7 +265,7 @@ def saved_objects() -> list[dict[str, Any]]:
             ["title", "provider.name", "text_quality_fields", "seed.path"],
             "published_at",
         ),
-        _search(
+        saved_search(
             SEARCH_QUARANTINED,
             "[seednews] Quarantined seed files",
             "Seed files that could not become a document, with the stage and the reason.",
@@ -449,7 +274,7 @@ def saved_objects() -> list[dict[str, Any]]:
             ["root", "path", "stage", "reason", "run_id"],
             "updated_at",
         ),
-        _search(
+        saved_search(
             SEARCH_DEADLETTERS,
             "[seednews] Pending dead letters",
             "Refused documents waiting for a fix and a replay (--replay-dead-letters).",
@@ -461,12 +286,12 @@ def saved_objects() -> list[dict[str, Any]]:
     ]
 
     objects.append(
-        _dashboard(
+        dashboard(
             DASH_ANALYSTS,
             "[seednews] Articles (analysts)",
             "What is in the articles index: topics, providers, publication over time, unpublished articles, "
             "text quality. "
-            "Pick the time range of the publications you care about (the time field is published_at).",
+            "Opens on every publication date (the time field is published_at); narrow the range to a period.",
             [
                 ("visualization", VIS_OVER_TIME, 0, 0, 48, 12),
                 ("visualization", VIS_TOPICS, 0, 12, 24, 15),
@@ -476,15 +301,16 @@ def saved_objects() -> list[dict[str, Any]]:
                 ("visualization", VIS_TEXT_QUALITY, 0, 42, 16, 15),
                 ("search", SEARCH_DAMAGED_TEXT, 16, 42, 32, 15),
             ],
-            time_from="now-1y",
+            time=EVERY_DATE,
         )
     )
     objects.append(
-        _dashboard(
+        dashboard(
             DASH_OPERATORS,
             "[seednews] Pipeline health (operators)",
-            "Ledger states, quarantine reasons, pending dead letters and image health. Ledger panels use "
-            "updated_at, dead letters failed_at, image health published_at.",
+            "Ledger states, quarantine reasons, pending dead letters and image health. Opens on every date; "
+            "the range filters ledger panels on updated_at, dead letters on failed_at, image health on "
+            "published_at.",
             [
                 ("visualization", VIS_LEDGER_STATES, 0, 0, 16, 15),
                 ("visualization", VIS_QUARANTINE, 16, 0, 32, 15),
@@ -494,7 +320,7 @@ def saved_objects() -> list[dict[str, Any]]:
                 ("search", SEARCH_DEADLETTERS, 0, 45, 24, 15),
                 ("search", SEARCH_BROKEN_IMAGES, 24, 45, 24, 15),
             ],
-            time_from="now-7d",
+            time=EVERY_DATE,
         )
     )
     return objects
@@ -502,7 +328,7 @@ def saved_objects() -> list[dict[str, Any]]:
 
 def render() -> str:
     """The NDJSON text: one saved object per line, keys sorted, newline-terminated."""
-    return "".join(_json(o) + "\n" for o in saved_objects())
+    return "".join(compact_json(o) + "\n" for o in saved_objects())
 
 
 def main(argv: list[str] | None = None) -> int:

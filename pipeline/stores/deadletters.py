@@ -17,6 +17,12 @@ log = logging.getLogger("seednews.index")
 
 
 # ----------------------------------------------------------------------------- dead letters
+def ensure_template(client, deadletter_index: str) -> None:
+    """Install (or update) the dead-letter template for ``deadletter_index``: the index it creates on the
+    first refusal gets the mapping of ``mappings/deadletter.template.json``. Idempotent."""
+    client.indices.put_index_template(name=deadletter_index, body=load_template(DEADLETTER_TEMPLATE, deadletter_index))
+
+
 def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, ItemResult]], target: str) -> int:
     """Keep refused documents, whole, for replay. Returns how many were stored.
 
@@ -25,7 +31,7 @@ def dead_letter(client, deadletter_index: str, failures: list[tuple[Document, It
 
     if not failures:
         return 0
-    client.indices.put_index_template(name=deadletter_index, body=load_template(DEADLETTER_TEMPLATE, deadletter_index))
+    ensure_template(client, deadletter_index)
     now = utc_now()
     actions = [
         {
