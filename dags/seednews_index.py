@@ -114,7 +114,7 @@ PARAMS = {
         type=BOOLEAN,
         title="Allow mass delete",
         description="Many seed files are gone on purpose: remove their articles anyway "
-        "(otherwise the run stops when more than 20% of the folder vanished).",
+        "(otherwise the run stops when more than 20% and more than 10 of the files it knows vanished).",
     ),
     "max_batches": Param(
         4,
