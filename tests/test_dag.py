@@ -91,7 +91,7 @@ import pendulum
 from airflow.dag_processing.dagbag import DagBag
 from airflow.serialization.serialized_objects import DagSerialization
 from airflow.timetables.base import DagRunInfo
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+bag = DagBag(dag_folder=sys.argv[1])
 dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.dags["seednews_index"]))  # as the scheduler has it
 out = {}
 for case in sys.argv[2:]:
