@@ -204,6 +204,13 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
         ("process_batch", 0, "success"),
         ("process_batch", 1, "success"),
     ]
+    # plan's own summary is in the task body, before Airflow folds the rest into "Post Execute"; no task
+    # log carries opensearch-py's per-request lines
+    events = _log_events(stack, run["dag_run_id"], "plan")
+    summary = next(i for i, e in enumerate(events) if " seed files: " in e and " to process in " in e)
+    assert summary < events.index("::group::Post Execute"), events
+    for task_id in ("prepare_index", "plan", "finalize"):
+        assert not [e for e in _log_events(stack, run["dag_run_id"], task_id) if "[status:200" in e], task_id
     from pipeline.stores import indices
 
     client = _client(stack["url"])
@@ -243,11 +250,20 @@ def _doc(stack) -> str:
     return api(stack, f"/api/v2/dags/{DAG_ID}/details")["doc_md"]
 
 
-def _error_lines(stack, run_id: str, task_id: str) -> list[str]:
-    """The ERROR lines of a task's first try, as the UI's "Recent Failed Task Logs" filters them."""
+def _log_lines(stack, run_id: str, task_id: str) -> list[dict]:
+    """The structured lines of a task's first try, from the REST API."""
     q = urllib.parse.quote(run_id, safe="")
     content = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances/{task_id}/logs/1?full_content=true")
-    return [m["event"] for m in content["content"] if isinstance(m, dict) and m.get("level") == "error"]
+    return [m for m in content["content"] if isinstance(m, dict)]
+
+
+def _log_events(stack, run_id: str, task_id: str) -> list[str]:
+    return [m["event"] for m in _log_lines(stack, run_id, task_id)]
+
+
+def _error_lines(stack, run_id: str, task_id: str) -> list[str]:
+    """The ERROR lines of a task's first try, as the UI's "Recent Failed Task Logs" filters them."""
+    return [m["event"] for m in _log_lines(stack, run_id, task_id) if m.get("level") == "error"]
 
 
 def _all_quarantined_run(stack) -> dict:
