@@ -4,7 +4,8 @@ Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
 
     prepare_index -> plan (a few batches of seed files) -> process_batch (mapped, one per batch) -> finalize
 
-- Nightly at 02:00 UTC; triggerable by hand with a form (the Params below).
+- Nightly at 02:00 UTC (``NIGHTLY``: a fresh deployment waits for the next 02:00, it does not run the
+  night that has just passed); triggerable by hand with a form (the Params below).
 - OpenSearch comes from the Airflow connection ``seednews_opensearch`` (type ``opensearch``, from the
   official OpenSearch provider) when it exists, else from env ``OPENSEARCH_URL`` / ``OPENSEARCH_USER`` /
   ``OPENSEARCH_PASSWORD``; any other error reading the connection (a secrets backend outage) fails the
@@ -33,11 +34,11 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, task
 
 if TYPE_CHECKING:  # for annotations only: the DAG file imports nothing heavy when Airflow parses it
     from opensearchpy import OpenSearch
@@ -60,14 +61,24 @@ AWS_CONN_ID = os.environ.get("SEEDNEWS_AWS_CONN_ID") or "aws_default"  # for s3:
 ARTICLES_ASSET = Asset(
     name="seednews-articles", uri="opensearch://seednews-articles/", extra={"alias": "seednews-articles"}
 )
-DASHBOARDS_URL = os.environ.get("SEEDNEWS_DASHBOARDS_URL", "http://localhost:5601")
+# the compose stack sets https://localhost:5601; the default is pipeline.dashboards.load.DEFAULT_URL
+DASHBOARDS_URL = os.environ.get("SEEDNEWS_DASHBOARDS_URL", "http://127.0.0.1:5601")
 DEFAULT_MAX_QUARANTINED_PCT = float(os.environ.get("SEEDNEWS_MAX_QUARANTINED_PCT") or 20)
 _Facets = dict[str, list[tuple[str, int]]]  # articles per value, per facet field (the report's tables)
 MAX_XCOM_ITEMS = 200  # per report list passed between tasks; the ledger index has every file
+# Every night at 02:00 UTC. The first run after a deployment is the next 02:00, never the one just passed.
+# In Airflow 3.3 (airflow/timetables/trigger.py) ``run_immediately`` decides the first run only for a DAG
+# without a start date (with one, the latest past 02:00 runs at once), and ``False`` behaves like ``None``:
+# the past 02:00 still runs when it is less than 10% of a day (2.4 h) old. A zero window means "only a
+# 02:00 that is now". Catchup is off: after a night the scheduler was down, only the latest missed one runs.
+NIGHTLY = CronTriggerTimetable("0 2 * * *", timezone="UTC", run_immediately=timedelta(0))
 DEFAULT_SEED_DIR = os.environ.get(
     "SEEDNEWS_SEED_DIR", str(Path(__file__).resolve().parent.parent / "examples" / "seeds")
 )
 
+# A switch in the trigger form: true or false, and null (the UI form marks a Param whose type does not
+# allow null as required, and then refuses a switch turned back off). Null means off, as false does.
+BOOLEAN = ["boolean", "null"]
 PARAMS = {
     "seed_dir": Param(
         DEFAULT_SEED_DIR,
@@ -79,31 +90,31 @@ PARAMS = {
     ),
     "full_rebuild": Param(
         False,
-        type="boolean",
+        type=BOOLEAN,
         title="Full rebuild",
         description="Write a fresh index and switch the alias to it once it validates.",
     ),
     "skip_images": Param(
         False,
-        type="boolean",
+        type=BOOLEAN,
         title="Skip image checks",
         description="Index without checking image URLs (image_health = unchecked).",
     ),
     "dry_run": Param(
-        False, type="boolean", title="Dry run", description="Parse and normalize only; write nothing to OpenSearch."
+        False, type=BOOLEAN, title="Dry run", description="Parse and normalize only; write nothing to OpenSearch."
     ),
     "replay_dead_letters": Param(
         False,
-        type="boolean",
+        type=BOOLEAN,
         title="Replay dead letters",
         description="Send documents OpenSearch refused earlier again (after fixing the cause).",
     ),
     "allow_mass_delete": Param(
         False,
-        type="boolean",
+        type=BOOLEAN,
         title="Allow mass delete",
         description="Many seed files are gone on purpose: remove their articles anyway "
-        "(otherwise the run stops when more than 20% of the folder vanished).",
+        "(otherwise the run stops when more than 20% and more than 10 of the files it knows vanished).",
     ),
     "max_batches": Param(
         4,
@@ -136,39 +147,46 @@ PARAMS = {
 DOC_MD = f"""
 ### seednews: news seed files → the `seednews-articles` search index
 
-**What runs when.** Every night at **02:00 UTC** (one run at a time; a missed night is not caught up)
-this DAG reads the seed folder (`SEEDNEWS_SEED_DIR`), parses and cleans every new or changed file,
-checks image links and writes the articles to OpenSearch. Unchanged files are skipped. You can also
-press **Trigger** and fill in the form.
+**What runs when.** Every night at **02:00 UTC**, one run at a time, this DAG reads the seed folder
+(`SEEDNEWS_SEED_DIR`), parses and cleans every new or changed file, checks image links and writes the
+articles to OpenSearch. Unchanged files are skipped. You can also press **Trigger** and fill in the form.
+
+**After a deployment** nothing runs at once: the first run is the next 02:00 UTC (its time is shown as
+the DAG's next run). To index now, press **Trigger**. If Airflow was down at 02:00, the latest missed
+night runs once as soon as it is back; older missed nights are skipped.
 
 **The form (Params).**
 
 | Param | What it does |
 | --- | --- |
-| Seed folder | folder to read (default: the nightly folder) |
+| Seed folder | folder to read (default: the nightly folder), or `s3://bucket/prefix` |
 | Full rebuild | write a fresh index; searches switch to it only once it checks out |
 | Skip image checks | faster; images are marked `unchecked` |
 | Dry run | read and clean only; write nothing |
 | Replay dead letters | send again the articles OpenSearch refused earlier (after a fix) |
-| Batches | how many parallel pieces the folder is split into |
-| Index alias | another index name (empty: the usual `seednews-articles`) |
-| Quarantine threshold (%) | fail the run above this quarantined share (default {DEFAULT_MAX_QUARANTINED_PCT:g}) |
 | Allow mass delete | lift the vanish guard: many seed files are gone on purpose, delete their articles |
+| Batches | how many parallel pieces the folder is split into |
+| Index alias | another index name (empty: `SEEDNEWS_INDEX`, else `seednews-articles`) |
+| Quarantine threshold (%) | fail the run above this quarantined share (default {DEFAULT_MAX_QUARANTINED_PCT:g}) |
 
-**Where the report is.** The last task, `finalize`, prints the run summary in its log and writes a
-Markdown report (files per outcome, articles per topic and provider) whose path it prints
-(folder `SEEDNEWS_REPORT_DIR`). Every file's fate is also in the index `seednews-articles-ledger`.
+**Where the report is.** The last task, `finalize`, logs the run summary and writes a Markdown report
+(files per outcome, articles per topic and provider) to `SEEDNEWS_REPORT_DIR` on the worker that ran it;
+its log names the file, and the same text is its XCom `report_markdown`. Every file's fate is also in
+the ledger index `seednews-articles-ledger` (for another alias: `<alias>-ledger`).
 
-**When it fails.** A failed task sends an alert to the team's webhook (`SEEDNEWS_ALERT_WEBHOOK`) naming
-the DAG, run and task. Quarantined files (bad YAML, binary, too large...) are listed with the reason;
-fix the file and the next run picks it up. Documents OpenSearch refused are kept in
+**When it fails.** The reason is an ERROR line in the failed task's log: on this DAG's *Overview*,
+*Recent Failed Task Logs* → *Show Logs* lists those lines; from a run, click the failed task and open
+its log. A failed task also sends an alert to the team's webhook (`SEEDNEWS_ALERT_WEBHOOK`) naming the
+DAG, run and task. Quarantined files (bad YAML, binary, too large...) are listed with the reason; fix the
+file and the next run picks it up. Documents OpenSearch refused are kept in
 `seednews-articles-deadletter`: fix the cause, then trigger with *Replay dead letters*.
 
-**Freshness.** Each successful run updates the Asset `opensearch://seednews-articles`
-(Assets page: "last updated").
+**Freshness.** Each successful run updates the Asset `seednews-articles`
+(URI `opensearch://seednews-articles/`; Assets page: its latest event).
 
-**Dashboards.** Open [OpenSearch Dashboards]({DASHBOARDS_URL}) → *Dashboards* → the **seednews** dashboards
-(articles per topic, provider and image health), or *Discover* on the `seednews-articles` index pattern.
+**Dashboards.** Open [OpenSearch Dashboards]({DASHBOARDS_URL}) → *Dashboards* →
+**[seednews] Articles (analysts)** (articles per topic, provider and image health) or
+**[seednews] Pipeline health (operators)**, or *Discover* on the `seednews-articles` index pattern.
 """
 
 
@@ -265,14 +283,19 @@ def _options(params: Mapping[str, Any], run_id: str) -> RunOptions:
     return RunOptions(
         tuning=Tuning.from_env(os.environ),
         run_id=run_id,
-        replay_dead_letters=bool(params["replay_dead_letters"]),
+        replay_dead_letters=_switch(params, "replay_dead_letters"),
         seed_dir=params["seed_dir"],
-        allow_mass_delete=bool(params.get("allow_mass_delete", False)),
-        full_rebuild=bool(params["full_rebuild"]),
-        dry_run=bool(params["dry_run"]),
-        check_images=not params["skip_images"],
+        allow_mass_delete=_switch(params, "allow_mass_delete"),
+        full_rebuild=_switch(params, "full_rebuild"),
+        dry_run=_switch(params, "dry_run"),
+        check_images=not _switch(params, "skip_images"),
         max_batches=int(params["max_batches"]),
     )
+
+
+def _switch(params: Mapping[str, Any], name: str) -> bool:
+    """A boolean Param: on only when it is true (false, null and a missing one are off)."""
+    return params.get(name) is True
 
 
 def _client(settings: Settings) -> OpenSearch:
@@ -284,10 +307,23 @@ def _client(settings: Settings) -> OpenSearch:
     return make_client(settings)
 
 
+def _say(line: str) -> None:
+    """One of the pipeline's own lines (plan summary, progress, report) in the task log.
+
+    Through ``logging``, the channel of Airflow's own task log lines: ``print`` goes through the task's
+    stdout, a second channel the supervisor reads on its own, so a line printed just before a task returns
+    could land after Airflow's "Post Execute" group marker, folded away in the UI."""
+    log.info("%s", line)
+
+
 def _fail_or_retry(func: Callable[P, R]) -> Callable[P, R]:
     """Runs a task so that an error retrying cannot cure (``pipeline.errors``' table: a ``SeedNewsError``
     that is not ``retryable``) fails it at once, without retries; every other error reaches Airflow
-    unchanged and the task is retried."""
+    unchanged and the task is retried.
+
+    The reason of such a failure is also one ERROR line of its own in the task log: the DAG's Overview
+    lists the error lines of recently failed tasks ("Recent Failed Task Logs"), and the failed task's log
+    is one click from the run page."""
 
     @functools.wraps(func)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -295,8 +331,12 @@ def _fail_or_retry(func: Callable[P, R]) -> Callable[P, R]:
 
         from pipeline.errors import fail_fast_as
 
-        with fail_fast_as(AirflowFailException):
-            return func(*args, **kwargs)
+        try:
+            with fail_fast_as(AirflowFailException):
+                return func(*args, **kwargs)
+        except AirflowFailException as exc:
+            log.error("%s failed, not retried: %s", func.__name__, exc)
+            raise
 
     return run
 
@@ -340,11 +380,11 @@ def _report_markdown(total: RunReport, facets: _Facets | None, target: str, run_
 
 
 def _write_report(run_id: str, text: str) -> Path:
-    """Writes the report on this worker's disk (``SEEDNEWS_REPORT_DIR``) and prints its path to the log."""
+    """Writes the report on this worker's disk (``SEEDNEWS_REPORT_DIR``) and logs its path."""
     from pipeline.run import artifact as runartifact
 
     path = runartifact.write(runartifact.report_dir(), run_id, text)
-    print(f"run report written to {path}")
+    _say(f"run report written to {path}")
     return path
 
 
@@ -366,11 +406,10 @@ def _mark_asset(ctx: _TaskContext, total: RunReport, target: str, run_id: str, r
 
 @dag(
     dag_id=DAG_ID,
-    schedule="0 2 * * *",
-    start_date=datetime(2026, 1, 1),
+    schedule=NIGHTLY,  # no start_date: see NIGHTLY
     catchup=False,
     max_active_runs=1,
-    is_paused_upon_creation=False,  # a fresh deployment runs tonight without anyone unpausing it
+    is_paused_upon_creation=False,  # a fresh deployment runs at the next 02:00 without anyone unpausing it
     params=PARAMS,
     default_args={
         "retries": 2,
@@ -404,11 +443,11 @@ def seednews_index():
 
         ctx = _task_context(params, run_id)
         p = make_plan(ctx.options, ctx.client, ctx.settings, target, s3_client=ctx.s3)
-        print(
+        _say(
             f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
             f"in {len(p.batches)} batches"
         )
-        print(p.report.render())
+        _say(p.report.render())
         batches = [{"batch": b.to_dict(), "report": None} for b in p.batches]
         if not batches:
             batches = [{"batch": {"root": p.root, "real_root": p.real_root, "files": []}, "report": None}]
@@ -430,19 +469,19 @@ def seednews_index():
             settings=ctx.settings,
             options=ctx.options,
             target=target,
-            emit=print,
+            emit=_say,
             s3_client=ctx.s3,
         )
         if batch.get("report"):
             report.merge(RunReport.from_dict(batch["report"]))
-        print(report.render())
+        _say(report.render())
         return report.to_dict(max_items=MAX_XCOM_ITEMS)
 
     @task(trigger_rule="none_failed", outlets=[ARTICLES_ASSET])
     @_fail_or_retry
     def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
         """Replay dead letters if asked; refresh; validate and swap the alias on a full rebuild;
-        print the run's summary; write the Markdown report (its text is the XCom ``report_markdown``:
+        log the run's summary; write the Markdown report (its text is the XCom ``report_markdown``:
         the file is on this worker's disk, which other workers and the api-server may not see); fail
         above the quarantine threshold, else mark the Asset refreshed. Data problems fail the task
         without retries (retrying won't help)."""
@@ -456,9 +495,9 @@ def seednews_index():
         for r in reports or []:
             total.merge(RunReport.from_dict(r))
         try:
-            total = finish(ctx.client, ctx.settings, ctx.options, target, total, emit=print, s3_client=ctx.s3)
+            total = finish(ctx.client, ctx.settings, ctx.options, target, total, emit=_say, s3_client=ctx.s3)
         finally:  # on a failed validation too: the new index is wrong, the alias still serves the old one
-            print(total.render())
+            _say(total.render())
         if not total.ok:  # failed documents or seeds that met a bug: every other seed is settled by now
             raise AirflowFailException(f"{total.problem()} (dead letters: {ctx.settings.deadletter_index})")
         breach = _quarantine_breach(total, params)

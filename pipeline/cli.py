@@ -405,10 +405,11 @@ _UNRESOLVED = (
 
 def describe_error(exc: BaseException) -> str:
     """One line for a person: what went wrong with the cluster, the URL (never with a password in it)
-    and the setting to change."""
-    from pipeline.config import ConfigError
+    and the setting to change. A bad setting or an unusable seed folder is its own message, a sentence
+    that names the value (no exception class name)."""
+    from pipeline.errors import ConfigError, SeedRootError
 
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, ConfigError | SeedRootError):
         return str(exc)
     try:
         settings = Settings.from_env()

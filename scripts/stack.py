@@ -562,7 +562,8 @@ def cmd_up(args) -> int:
         )
         secret["password_shown"] = True
         _write_json(home / "secrets.json", secret, 0o600)
-    print(f"DAG:          {DAG_ID} (unpaused; nightly 02:00 UTC)")
+    first = dag.get("next_dagrun_run_after") or "the next 02:00 UTC"
+    print(f"DAG:          {DAG_ID} (unpaused; nightly 02:00 UTC; first run {first}: nothing runs now, Trigger does)")
     print(f"OpenSearch:   {display_url} (connection seednews_opensearch, type opensearch)")
     print(f"PostgreSQL:   127.0.0.1:{state['pg_port']} (data {state['pg_data']})")
     if executor == "celery":

@@ -4,12 +4,14 @@ triggerer on 127.0.0.1, against the real OpenSearch node. Stopped with ``./scrip
 
 - REST API with a JWT from ``/auth/token``: a conf the Params accept runs to success and the documents
   are in OpenSearch; a conf the Params reject is refused with the reason; no token, no access.
-- The DAG is unpaused by deployment, so the latest nightly run starts by itself and succeeds.
-- A run in which every file is quarantined fails, and the failure reaches a webhook receiver started
+- The DAG is unpaused by deployment, and the first start runs nothing: its next run is the next 02:00 UTC.
+- A run in which every file is quarantined fails, its reason is an ERROR line of the failed task's log
+  (what the UI lists under "Recent Failed Task Logs"), and the failure reaches a webhook receiver started
   here on 127.0.0.1 with a message naming the DAG, run and task.
 - A real browser (Debian's Chromium, headless, driven by Playwright): log in, open the DAG, the trigger
-  form's Trigger button is enabled with every default untouched, change Params, trigger, see the run
-  succeed; wrong values are refused. Screenshots go to ``artifacts/screenshots/`` (paths printed).
+  form's Trigger button is enabled with every default untouched and no switch is marked required, change
+  Params, trigger, see the run succeed; wrong values are refused; a failed run's reason shows on the
+  DAG's Overview ("Recent Failed Task Logs" -> "Show Logs"). Screenshots go to ``artifacts/screenshots/`` (paths printed).
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def stack(tmp_path_factory, opensearch_url):
         "SEEDNEWS_AIRFLOW_PASSWORD": f"pw-{uuid.uuid4().hex[:12]}",
         "OPENSEARCH_URL": opensearch_url,
         "SEEDNEWS_SEED_DIR": str(seeds),  # the nightly run's folder (and the form's default)
-        "SEEDNEWS_INDEX": f"{index}-nightly",  # the scheduled run's alias, apart from the manual runs'
+        "SEEDNEWS_INDEX": f"{index}-nightly",  # a scheduled run's alias (none is due), apart from the manual runs'
         "SEEDNEWS_ALERT_WEBHOOK": f"http://127.0.0.1:{server.server_address[1]}/alerts",
         "SEEDNEWS_REPORT_DIR": str(home / "reports"),
     }
@@ -172,6 +174,8 @@ def test_param_schema_for_the_form(stack):
         assert p["schema"]["title"] and p["description"], name
         if p["value"] in ("", None):  # optional: must be nullable, or the UI form marks it missing
             assert "null" in types, name
+        if "boolean" in types:  # a switch: nullable too, or the UI form shows it as required
+            assert types == ["boolean", "null"], name
     assert params["seed_dir"]["value"] == str(stack["seeds"])
 
 
@@ -200,6 +204,13 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
         ("process_batch", 0, "success"),
         ("process_batch", 1, "success"),
     ]
+    # plan's own summary is in the task body, before Airflow folds the rest into "Post Execute"; no task
+    # log carries opensearch-py's per-request lines
+    events = _log_events(stack, run["dag_run_id"], "plan")
+    summary = next(i for i, e in enumerate(events) if " seed files: " in e and " to process in " in e)
+    assert summary < events.index("::group::Post Execute"), events
+    for task_id in ("prepare_index", "plan", "finalize"):
+        assert not [e for e in _log_events(stack, run["dag_run_id"], task_id) if "[status:200" in e], task_id
     from pipeline.stores import indices
 
     client = _client(stack["url"])
@@ -213,33 +224,68 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
     assert any(e["source_run_id"] == run["dag_run_id"] and e["extra"].get("alias") == stack["index"] for e in events)
 
 
-def test_nightly_run_starts_by_itself_after_deployment(stack):
-    runs = wait_until(
-        lambda: [
-            r
-            for r in api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
-            if r["run_type"] == "scheduled" and r["state"] in ("success", "failed")
-        ],
-        300,
-        "the nightly run",
+def test_first_start_runs_nothing_and_the_next_run_is_the_next_0200(stack):
+    """Seen: ``stack up`` at 14:40 ran ``scheduled__<today>T02:00`` at once. Unpaused and scheduled, the
+    first start now waits for the next 02:00 UTC (the DAG doc says so)."""
+    from datetime import UTC, datetime, timedelta
+
+    dag = wait_until(
+        lambda: (d := api(stack, f"/api/v2/dags/{DAG_ID}"))["next_dagrun_run_after"] and d,
+        120,
+        "the DAG's next run",
     )
-    assert [r["state"] for r in runs] == ["success"]
-    client = _client(stack["url"])
-    client.indices.refresh(index=f"{stack['index']}-nightly")
-    from pipeline.stores import indices
+    now = datetime.now(UTC)
+    next_run = datetime.fromisoformat(dag["next_dagrun_run_after"].replace("Z", "+00:00"))
+    expected = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    expected += timedelta(days=1) if expected <= now else timedelta()
+    assert dag["is_paused"] is False and next_run == expected, (dag["next_dagrun_run_after"], now)
+    time.sleep(15)  # a few scheduler loops: still no scheduled run
+    runs = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
+    assert [r["dag_run_id"] for r in runs if r["run_type"] == "scheduled"] == []
+    assert "After a deployment** nothing runs at once: the first run is the next 02:00 UTC" in _doc(stack)
+    assert f"first run {dag['next_dagrun_run_after']}" in stack["stdout"]  # ./scripts/stack up says when
 
-    assert indices.count(client, f"{stack['index']}-nightly") == 2
+
+def _doc(stack) -> str:
+    return api(stack, f"/api/v2/dags/{DAG_ID}/details")["doc_md"]
 
 
-def test_all_quarantined_run_fails_and_alerts_a_person(stack):
-    bad = stack["home"] / "bad-seeds"
+def _log_lines(stack, run_id: str, task_id: str) -> list[dict]:
+    """The structured lines of a task's first try, from the REST API."""
+    q = urllib.parse.quote(run_id, safe="")
+    content = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances/{task_id}/logs/1?full_content=true")
+    return [m for m in content["content"] if isinstance(m, dict)]
+
+
+def _log_events(stack, run_id: str, task_id: str) -> list[str]:
+    return [m["event"] for m in _log_lines(stack, run_id, task_id)]
+
+
+def _error_lines(stack, run_id: str, task_id: str) -> list[str]:
+    """The ERROR lines of a task's first try, as the UI's "Recent Failed Task Logs" filters them."""
+    return [m["event"] for m in _log_lines(stack, run_id, task_id) if m.get("level") == "error"]
+
+
+def _all_quarantined_run(stack) -> dict:
+    """Triggers a run on a folder of three bad seed files (each run its own folder) and waits for it."""
+    bad = stack["home"] / f"bad-seeds-{uuid.uuid4().hex[:6]}"
     bad.mkdir()
     for name in ("invalid_yaml.txt", "missing_title.txt", "no_frontmatter.txt"):
         shutil.copy(DATA / "seeds" / "bad" / name, bad / name)
     conf = {"seed_dir": str(bad), "index": f"{stack['index']}-bad", "skip_images": True}
     run = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
     assert _run_state(stack, run["dag_run_id"]) == "failed"
+    return run
+
+
+def test_all_quarantined_run_fails_and_alerts_a_person(stack):
+    run = _all_quarantined_run(stack)
     assert ("finalize", -1, "failed") in _task_states(stack, run["dag_run_id"])
+    # the reason, in one ERROR line of the failed task's log (not only inside a traceback)
+    errors = _error_lines(stack, run["dag_run_id"], "finalize")
+    assert any(e.startswith("finalize failed, not retried: 3 of 3 seed files quarantined (100%)") for e in errors), (
+        errors
+    )
     msgs = wait_until(
         lambda: [m for m in stack["hook"].received if m.get("run_id") == run["dag_run_id"]], 60, "the alert"
     )
@@ -266,7 +312,7 @@ def _shot(page, name: str) -> Path:
     return path
 
 
-def _login_and_open_form(page, stack):
+def _login(page, stack):
     page.goto(f"{stack['base']}/auth/login?next=" + urllib.parse.quote(f"/dags/{DAG_ID}", safe=""))
     try:
         page.locator("input[name=username]").wait_for(timeout=90_000)
@@ -278,6 +324,10 @@ def _login_and_open_form(page, stack):
     _shot(page, "01-login")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_test_id("trigger-dag-button").wait_for(timeout=60_000)
+
+
+def _login_and_open_form(page, stack):
+    _login(page, stack)
     _shot(page, "02-dag")
     page.get_by_test_id("trigger-dag-button").click()
     dialog = page.get_by_role("dialog")
@@ -301,6 +351,14 @@ def test_browser_trigger_form_defaults_trigger_and_success(stack):
         assert dialog.locator("[aria-invalid='true']").count() == 0
         assert dialog.get_by_text("This field is required").count() == 0
         assert submit.is_enabled()
+        # no switch carries the red "required *" mark; one turned on and off again is still accepted
+        for name in ("full_rebuild", "skip_images", "dry_run", "replay_dead_letters", "allow_mass_delete"):
+            row = dialog.locator(f"input[name=element_{name}]").locator("xpath=ancestor::*[@data-scope='field'][1]")
+            assert row.locator("[data-part='required-indicator']").count() == 0, name
+        dry_run = dialog.locator("input[name=element_dry_run]").locator("xpath=..")
+        dry_run.click()
+        dry_run.click()
+        assert dialog.get_by_text("This field is required").count() == 0 and submit.is_enabled()
         # change Params: our own alias, no image checks, one batch
         dialog.locator("input[name=element_index]").fill(f"{stack['index']}-ui")
         dialog.locator("input[name=element_skip_images]").locator("xpath=..").click()
@@ -358,6 +416,26 @@ def test_browser_wrong_values_are_refused(stack):
         page.get_by_text("Failed to Trigger Dag").first.wait_for(timeout=15_000)
         _shot(page, "08-bad-index-refused")
         assert len(api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]) == before
+    finally:
+        browser.close()
+        pw.stop()
+
+
+def test_browser_a_failed_runs_reason_is_on_the_dag_overview(stack):
+    """The DAG's Overview lists the ERROR lines of recently failed tasks: the reason is one click away."""
+    run = _all_quarantined_run(stack)
+    pw, browser = _browser()
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        _login(page, stack)  # lands on the DAG's Overview
+        page.get_by_text("Recent Failed Task Logs").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Show Logs").first.click()
+        page.get_by_text("finalize failed, not retried: 3 of 3 seed files quarantined").first.wait_for(timeout=30_000)
+        _shot(page, "09-failed-run-reason-on-overview")
+        q = urllib.parse.quote(run["dag_run_id"], safe="")
+        page.goto(f"{stack['base']}/dags/{DAG_ID}/runs/{q}")
+        page.get_by_text("finalize").first.wait_for(timeout=30_000)
+        _shot(page, "10-failed-run-page")
     finally:
         browser.close()
         pw.stop()

@@ -225,6 +225,16 @@ def test_the_dag_param_and_the_cli_share_one_index_rule():
         assert ok == bool(re.match(INDEX_NAME_PATTERN, name)), name
 
 
+def test_a_missing_seed_folder_is_one_line_that_names_it(opensearch_url, tmp_path):
+    """Seen: "error: SeedRootError: seed folder ... does not exist" (the class name is noise for a person)."""
+    missing = tmp_path / "nonexistent"
+    index = f"cli-missing-{uuid.uuid4().hex[:8]}"
+    done = _pipeline("run", str(missing), "--dry-run", "--index", index, env=_env(opensearch_url))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"error: seed folder '{missing}' does not exist or is not a folder"
+    assert "Traceback" not in done.stderr
+
+
 # ----------------------------------------------------------------------------- connection errors
 def _free_port() -> int:
     with socket.socket() as s:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
-from tests.conftest import AIRFLOW, DAGS, DATA
+from tests.conftest import AIRFLOW, DAGS, DATA, ROOT
 
 
 def test_dag_imports_cleanly_and_is_wired(airflow_env):
@@ -72,6 +73,61 @@ print(json.dumps({
     # optional values are nullable, so the UI's trigger form does not mark them as missing
     assert info["param_schemas"]["index"]["type"] == ["null", "string"]
     assert info["param_schemas"]["max_quarantined_pct"]["minimum"] == 0
+    # a switch is not shown as required (the form marks every Param whose type has no "null" so, and then
+    # refuses a required switch turned back off); its values stay true, false (and null: off)
+    switches = [k for k, schema in info["param_schemas"].items() if "boolean" in schema["type"]]
+    assert len(switches) == 5 and all(info["param_schemas"][k]["type"] == ["boolean", "null"] for k in switches)
+    # the doc names the dashboards by the titles Dashboards shows
+    objects = [json.loads(line) for line in (ROOT / "dashboards" / "seednews.ndjson").read_text().splitlines()]
+    titles = {o["attributes"]["title"] for o in objects if o.get("type") == "dashboard"}
+    named = set(re.findall(r"\*\*(\[seednews\][^*]+)\*\*", info["doc_md"]))
+    assert named and named <= titles, (named, titles)
+
+
+NIGHT = """
+import json, sys
+from unittest import mock
+import pendulum
+from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
+from airflow.timetables.base import DagRunInfo
+bag = DagBag(dag_folder=sys.argv[1])
+dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.dags["seednews_index"]))  # as the scheduler has it
+out = {}
+for case in sys.argv[2:]:
+    now, _, last = case.partition("|")
+    previous = DagRunInfo.exact(pendulum.parse(last)) if last else None
+    with mock.patch("airflow.timetables.trigger.utcnow", return_value=pendulum.parse(now)):
+        info = dag.next_dagrun_info(last_automated_run_info=previous)
+    out[case] = info.run_after.isoformat()
+print(json.dumps(out))
+"""
+
+
+def test_first_start_waits_for_the_next_night_and_a_missed_night_runs_once(airflow_env):
+    """The DAG's timetable, asked as the scheduler asks it: with no run yet (a fresh deployment), the
+    first run is the next 02:00 UTC, never the one just passed (seen: ``stack up`` at 14:40 ran
+    ``scheduled__<today>T02:00`` at once); after a night Airflow was down, only the latest missed one."""
+    cases = {
+        "2026-12-06T14:40:00+00:00": "2026-12-07T02:00:00+00:00",  # deployed in the afternoon
+        "2026-12-06T02:03:00+00:00": "2026-12-07T02:00:00+00:00",  # three minutes late: still not run at once
+        # within 10% of a day: run_immediately=False would still run the 02:00 just passed (Airflow 3.3)
+        "2026-12-06T04:00:00+00:00": "2026-12-07T02:00:00+00:00",
+        "2026-12-06T01:59:00+00:00": "2026-12-06T02:00:00+00:00",  # just before: tonight
+        # the last run was on the 3rd, Airflow was down on the 4th, 5th and 6th at 02:00: the 6th runs
+        "2026-12-06T14:40:00+00:00|2026-12-03T02:00:00+00:00": "2026-12-06T02:00:00+00:00",
+        # the usual night: the run after the 6th is the 7th
+        "2026-12-06T02:00:05+00:00|2026-12-06T02:00:00+00:00": "2026-12-07T02:00:00+00:00",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", NIGHT, str(DAGS), *cases],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == cases
 
 
 def test_dag_file_does_no_heavy_imports_at_top_level():
