@@ -75,6 +75,22 @@ def node_cpu(client) -> float:
     return sum(n["process"]["cpu"]["total_in_millis"] for n in stats) / 1000.0
 
 
+def shard_ms(client, base: str) -> dict[str, float]:
+    """Milliseconds the primary shards of ``base``'s indices have spent indexing, refreshing, merging and
+    flushing, by kind (articles, ledger, deadletter): ``_stats`` of these indices only, so unlike the node's
+    CPU it holds nothing of what other users of a shared node do."""
+    res = client.indices.stats(index=f"{base}*", metric="indexing,refresh,merge,flush")
+    out: dict[str, float] = {}
+    for name, s in res.get("indices", {}).items():
+        p = s["primaries"]
+        kind = "ledger" if "-ledger" in name else "deadletter" if "-deadletter" in name else "articles"
+        spent = p["indexing"]["index_time_in_millis"] + p["refresh"]["total_time_in_millis"]
+        out[kind] = (
+            out.get(kind, 0.0) + spent + p["merges"]["total_time_in_millis"] + p["flush"]["total_time_in_millis"]
+        )
+    return out
+
+
 # ----------------------------------------------------------------------------- workers (subprocesses)
 def _client(url: str):
     from pipeline.config import Settings
@@ -301,9 +317,12 @@ def measure(n: int, url: str, args) -> dict:
     rows: dict[str, dict] = {}
 
     def timed_row(name: str, kind: str, **kw) -> dict:
+        shards = shard_ms(client, kw["base"]) if "base" in kw else {}
         before = node_cpu(client)
         row = run_worker(kind, **kw)
         row["node_cpu"] = node_cpu(client) - before  # the node's CPU during this row (all of it, not only ours)
+        if "base" in kw:  # this row's own indices only
+            row["shard_ms"] = {k: v - shards.get(k, 0.0) for k, v in shard_ms(client, kw["base"]).items()}
         rows[name] = row
         return row
 
@@ -449,6 +468,15 @@ def render(result: dict) -> str:
                 f"{names[key]}: {r['cpu']:.1f} CPU s of its own + {r['node_cpu']:.1f} of the node's = a floor of "
                 f"{floor:.1f} s on {cores} cores ({n / floor:,.0f} files/s at most); it took {r['wall']:.1f} s"
             )
+    if "shard_ms" in p:
+        pipe = sum(p["shard_ms"].values())
+        kinds = ", ".join(f"{k} {1000 * v / n:.0f}" for k, v in sorted(p["shard_ms"].items()))
+        raw = sum(rows["raw"]["shard_ms"].values()) if "raw" in rows else 0.0
+        vs = f" = {pipe / raw:.2f}x raw _bulk's {1000 * raw / n:.0f}" if raw else ""
+        out.append(
+            f"shard time of the pipeline's own indices (indexing + refresh + merge + flush, ms / 1k files): "
+            f"{1000 * pipe / n:.0f} ({kinds}){vs}"
+        )
     if p.get("parse_workers"):
         out.append(
             f"pipeline RSS: parent {p['rss_parent_mb']:.0f} MB + {p['parse_workers']} parse workers of at most "

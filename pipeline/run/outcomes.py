@@ -150,6 +150,12 @@ def entry_for_outcome(o: SeedOutcome, prev: LedgerEntry | None, *, run_id: str, 
     )
 
 
+def changes(entry: LedgerEntry, prev: LedgerEntry | None) -> bool:
+    """``entry`` says something the stored ``prev`` does not (``updated_at``, the time of a write, aside):
+    an identical entry (a retried task settling the same outcome again) is not written again."""
+    return prev is None or replace(entry, updated_at=prev.updated_at) != prev
+
+
 def settle(
     outcomes: list[SeedOutcome],
     *,
@@ -160,14 +166,16 @@ def settle(
     previous: dict[str, LedgerEntry] | None = None,
     emit=None,
 ) -> None:
-    """Record outcomes: ledger entries first (raises if they cannot be written), then the report."""
+    """Record outcomes: ledger entries first (raises if they cannot be written), then the report. Only
+    entries that change are written (none for ``unchanged``, none identical to the stored one)."""
     if ledger is not None:
         if previous is None:
             previous = ledger.lookup(o.seed.key for o in outcomes if o.state != "unchanged")
         entries = [
             e
             for o in outcomes
-            if (e := entry_for_outcome(o, previous.get(o.seed.key), run_id=run_id, target=target)) is not None
+            if (e := entry_for_outcome(o, prev := previous.get(o.seed.key), run_id=run_id, target=target)) is not None
+            and changes(e, prev)
         ]
         ledger.record(entries)
     for o in outcomes:

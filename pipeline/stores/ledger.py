@@ -48,6 +48,7 @@ from pipeline.types import SeedFile, Stage, State, display_path, entry_key
 
 LEDGER_TEMPLATE = "ledger.template.json"
 MGET_CHUNK = 1000
+BULK_ENTRIES = 5000  # entries per bulk request (about 2 MB): a run's chunk of files is one request
 PAGE = 10_000  # the index's max_result_window: a 10,000-file folder is one request
 SCAN_FILTER = "hits.hits._id,hits.hits._source,hits.hits.sort"
 FINGERPRINT_FILTER = "_scroll_id,_shards,hits.hits.fields"  # what helpers.scan reads, and the values
@@ -330,7 +331,8 @@ class Ledger:
 
     # ------------------------------------------------------------------ writes
     def record(self, entries: Iterable[LedgerEntry]) -> int:
-        """Write entries (replacing earlier ones). Raises ``LedgerError`` if OpenSearch refuses any."""
+        """Write entries, each whole with the ``index`` op (it replaces the stored entry without the
+        node reading it first, as an ``update`` would). Raises ``LedgerError`` if OpenSearch refuses any."""
         now = utc_now()
         actions = [
             {
@@ -353,7 +355,7 @@ class Ledger:
 
         if not actions:
             return 0
-        ok, errors = helpers.bulk(self.client, actions, raise_on_error=False, max_retries=5)
+        ok, errors = helpers.bulk(self.client, actions, chunk_size=BULK_ENTRIES, raise_on_error=False, max_retries=5)
         if errors:
             first = next(iter(errors[0].values()), {}) if isinstance(errors[0], dict) else errors[0]
             raise LedgerError(f"ledger {self.index}: {len(errors)} entries not written (first: {str(first)[:300]})")
@@ -383,21 +385,31 @@ def create_paired(client, ledger_alias: str, name: str) -> None:
                 raise
 
 
+def add_missing_fields(client, index: str) -> None:
+    """Map the template's fields that ``index`` (a ledger, or its alias) lacks; its mapping is strict, so
+    an entry naming one would be refused. A field it has keeps its mapping: a ledger created from an
+    earlier template (every field indexed, ``reason`` analysed) keeps it until a full rebuild pairs the
+    served index with a ledger made from this one."""
+    wanted = load_template(LEDGER_TEMPLATE)["template"]["mappings"]["properties"]
+    have = {f for m in client.indices.get_mapping(index=index).values() for f in m["mappings"].get("properties", {})}
+    if missing := {name: spec for name, spec in wanted.items() if name not in have}:
+        client.indices.put_mapping(index=index, body={"properties": missing})
+
+
 def ensure_alias(client, ledger_alias: str, paired: str) -> None:
     """Make ``ledger_alias`` an alias of the ledger paired with the served article index.
 
     A ledger from before pairing (a concrete index named like the alias) is copied into the paired
     index and replaced by the alias, once. Fields added to the template since the served ledger was
-    created are added to it (additive; its mapping is strict)."""
+    created are added to it (``add_missing_fields``)."""
     if client.indices.exists_alias(name=ledger_alias):
-        client.indices.put_mapping(index=ledger_alias, body=load_template(LEDGER_TEMPLATE)["template"]["mappings"])
+        add_missing_fields(client, ledger_alias)
         return
     create_paired(client, ledger_alias, paired)
     try:
         if client.indices.exists(index=ledger_alias) and not client.indices.exists_alias(name=ledger_alias):
             # a legacy concrete ledger: copy it into the paired index, then let the alias take its name
-            body = load_template(LEDGER_TEMPLATE)["template"]["mappings"]
-            client.indices.put_mapping(index=ledger_alias, body=body)
+            add_missing_fields(client, ledger_alias)
             client.reindex(
                 body={"source": {"index": ledger_alias}, "dest": {"index": paired}},
                 refresh=True,
