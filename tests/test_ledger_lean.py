@@ -137,3 +137,15 @@ def test_a_ledger_from_an_earlier_template_works_until_a_rebuild_makes_it_lean(s
     assert rebuilt != earlier
     template = load_template(LEDGER_TEMPLATE)["template"]["mappings"]["properties"]
     assert _properties(client, rebuilt) == template  # the lean mapping, from a full rebuild
+
+
+def test_an_operator_finds_a_files_entry_by_its_path(settings, client, tmp_path):
+    """``path`` is not indexed, but has doc values: Discover's ``path:"…"`` and ``path:sub/*`` still answer."""
+    (tmp_path / "2024").mkdir()
+    _write(tmp_path / "2024", "a b.txt")
+    _write(tmp_path, "c.txt")
+    _run(settings, client, tmp_path)
+    client.indices.refresh(index=settings.ledger_index)
+    for query in ({"term": {"path": "2024/a b.txt"}}, {"wildcard": {"path": "2024/*"}}):
+        hits = client.search(index=settings.ledger_index, body={"query": query})["hits"]["hits"]
+        assert [h["_source"]["path"] for h in hits] == ["2024/a b.txt"], query
