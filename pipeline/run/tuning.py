@@ -8,7 +8,7 @@ None of these changes what a run writes, only how fast it gets there and how muc
     SEEDNEWS_CHUNK_SEEDS     files read, indexed and recorded in the ledger together (default 1000)
     SEEDNEWS_OVERLAP_WRITES  write a chunk while the next is parsed (default on; "0" turns it off)
     SEEDNEWS_PARSE_WORKERS   "auto" (default: the usable cores), or a number; 1 = no worker processes
-    SEEDNEWS_READ_THREADS    object-store seeds read (GET) at once by the run's process (default 8)
+    SEEDNEWS_READ_THREADS    object-store seeds read (GET) at once by the run's process (default 16)
 
 A bad value is a ``ConfigError`` naming the variable.
 """
@@ -31,7 +31,7 @@ AUTO_WORKERS = "auto"
 DEFAULT_CHUNK_SEEDS = 1000
 DEFAULT_OVERLAP_WRITES = True
 DEFAULT_PARSE_WORKERS: int | None = None  # the usable cores (``pipeline.run.parallel.usable_cores``)
-DEFAULT_READ_THREADS = 8  # within botocore's default pool of 10 connections per client
+DEFAULT_READ_THREADS = 16  # a client from pipeline.sources.s3.make_client keeps connections for 32
 DEFAULT_FAST_JSON = True
 DEFAULT_PAUSE_REFRESH = True
 
@@ -50,8 +50,9 @@ class Tuning:
     cores; 1: none, chunks are built in the run's own process."""
     read_threads: int = DEFAULT_READ_THREADS
     """Threads that GET a chunk's object-store seeds at once, in the run's process, before the chunk is parsed
-    (``pipeline.run.seedpath.fetch_all``): a GET is mostly waiting for the store. A folder's files are read
-    where they are parsed."""
+    (``pipeline.run.seedpath.fetch_all``): a GET is mostly waiting for the store. A client given to the run
+    should keep as many connections (botocore's ``max_pool_connections``). A folder's files are read where
+    they are parsed."""
     fast_json: bool = DEFAULT_FAST_JSON
     """Bulk bodies written and responses decoded by orjson (when installed); False: the client's own json."""
     bulk_chunk: int = BULK_CHUNK
