@@ -5,11 +5,13 @@ S3-compatible server on loopback (devtools.s3server: SeaweedFS), then measures, 
 three things a run does with seeds, one thread like the pipeline:
 
   list     walk the location (the ledger's cheap change filter needs nothing more: an unchanged re-run)
-  hash     planning's read + sha256 of every seed (a first run, or every changed seed)
-  read     the worker's checked read (same ETag / same file, same sha256)
+  hash     a read + sha256 of every seed, one at a time (what planning does where the hash must decide)
+  read     the checked read of every hashed seed, one at a time (same ETag / same file, same sha256)
 
-With --full, also a whole run of each (no image checks) against a real OpenSearch node (started
-here, or $OPENSEARCH_URL) and its re-run.
+With --full, also a whole run of each, as the CLI runs it (``run()`` in this process, the tuning from
+the ``SEEDNEWS_*`` environment: parse workers, read threads; no image checks) against a real OpenSearch
+node (started here, or $OPENSEARCH_URL) and its re-run; it prints files/s, S3 against the folder (the
+target of issue 21: >= 0.5x) and the GETs per object of each S3 run.
 
     .venv/bin/python bench/bench_s3.py --n 2000 [--full]
 """
@@ -23,13 +25,13 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import generate
 from devtools import s3server
+from pipeline.run.tuning import Tuning
 from pipeline.sources import open_source
 from pipeline.stages.parse import ParseConfig
 from pipeline.types import SeedFile
@@ -64,16 +66,26 @@ def upload(client, bucket: str, folder: Path, prefix: str) -> float:
     return time.perf_counter() - t0
 
 
-def full_runs(folder: Path, url: str, s3_client) -> list[tuple[str, float, float]]:
+def count_gets(s3_client) -> list[int]:
+    """A counter (one item) of the GETs ``s3_client`` makes from now on."""
+    counter = [0]
+
+    def count(**_: object) -> None:
+        counter[0] += 1
+
+    s3_client.meta.events.register("before-call.s3.GetObject", count)
+    return counter
+
+
+def full_runs(folder: Path, url: str, s3_client, gets: list[int]) -> list[tuple[str, float, float, int, int]]:
+    """Whole runs (first, re-run) of the folder and of the prefix (through ``s3_client``, whose GETs are counted)."""
     from devtools import localnode
     from pipeline.config import Settings
     from pipeline.run.flow import run
     from pipeline.run.options import RunOptions
-    from pipeline.run.tuning import Tuning
     from pipeline.stores.client import make_client
 
-    # both sources parse in the run's own process: an object store gets no parse workers
-    tuning = replace(Tuning.from_env(os.environ), parse_workers=1)
+    tuning = Tuning.from_env(os.environ)  # what the CLI runs with
     node = localnode.start(progress=lambda _: None)
     rows = []
     try:
@@ -81,13 +93,13 @@ def full_runs(folder: Path, url: str, s3_client) -> list[tuple[str, float, float
             settings = Settings(opensearch_url=node.url, index_base=f"bench-s3-{uuid.uuid4().hex[:8]}")
             client = make_client(settings)
             opts = RunOptions(seed_dir=location, check_images=False, tuning=tuning)
-            t0 = time.perf_counter()
-            run(settings, opts, client=client, emit=lambda _: None, s3_client=s3_client)
-            t1 = time.perf_counter()
+            g0, t0 = gets[0], time.perf_counter()
+            first = run(settings, opts, client=client, emit=lambda _: None, s3_client=s3_client)
+            g1, t1 = gets[0], time.perf_counter()
             again = run(settings, opts, client=client, emit=lambda _: None, s3_client=s3_client)
-            t2 = time.perf_counter()
-            assert again.unchanged == again.files_seen
-            rows.append((label, t1 - t0, t2 - t1))
+            g2, t2 = gets[0], time.perf_counter()
+            assert again.unchanged == again.files_seen, (label, first.counts, again.counts)
+            rows.append((label, t1 - t0, t2 - t1, g1 - g0, g2 - g1))
             client.indices.delete(index=f"{settings.index_base}*", ignore_unavailable=True, expand_wildcards="all")
             client.indices.delete_index_template(name=settings.index_base, ignore=[404])
     finally:
@@ -106,6 +118,7 @@ def main() -> None:
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         with s3server.start(progress=lambda _: None) as server:
             client = server.client()
+            gets = count_gets(client)
             bucket = f"bench-{uuid.uuid4().hex[:8]}"
             client.create_bucket(Bucket=bucket)
             up = upload(client, bucket, folder, "seeds/")
@@ -122,9 +135,21 @@ def main() -> None:
             f, s = results["folder"], results["s3"]
             print("S3 / folder time: " + ", ".join(f"{k} {s[k] / f[k]:.1f}x" for k in ("list", "hash", "read")))
             if args.full:
-                print(f"{'whole run':8} {'first s':>14} {'re-run s':>14}")
-                for label, first, again in full_runs(folder, url, client):
-                    print(f"{label:8} {first:>14.1f} {again:>14.1f}   ({args.n / first:,.0f} seeds/s first run)")
+                tuning = Tuning.from_env(os.environ)
+                threads = getattr(tuning, "read_threads", 1)  # 1: a checkout that reads one object at a time
+                print(
+                    f"whole runs, {tuning.parse_workers or 'auto'} parse workers, {threads} read threads "
+                    f"(load {os.getloadavg()[0]:.1f})"
+                )
+                print(f"{'':8} {'first s':>9} {'files/s':>9} {'re-run s':>9} {'GETs/object':>12} {'re-run GETs':>12}")
+                rate = {}
+                for label, first, again, g_first, g_again in full_runs(folder, url, client, gets):
+                    rate[label] = args.n / first
+                    got = f"{g_first / args.n:>12.2f} {g_again:>12}" if label == "s3" else ""
+                    print(f"{label:8} {first:>9.1f} {rate[label]:>9,.0f} {again:>9.1f} {got}")
+                ratio = rate["s3"] / rate["folder"]
+                verdict = "met" if ratio >= 0.5 else "NOT met"
+                print(f"S3 / folder files/s: {ratio:.2f}x (issue 21's target: >= 0.5x: {verdict})")
 
 
 if __name__ == "__main__":

@@ -252,8 +252,8 @@ def test_a_worker_hands_its_error_back_and_keeps_serving():
     """The worker loop on in-memory streams: a chunk that raises comes back as that exception with the
     worker's traceback; the next chunk is still built."""
     request = io.BytesIO()
-    parallel._write_frame(request, ([], None))  # no options: build_part fails on them
-    parallel._write_frame(request, ([], RunOptions(seed_dir="/nonexistent", check_images=False)))
+    parallel._write_frame(request, ([], None, None))  # no options: build_part fails on them
+    parallel._write_frame(request, ([], RunOptions(seed_dir="/nonexistent", check_images=False), None))
     request.seek(0)
     answer = io.BytesIO()
     assert parallel.serve(request, answer) == 0

@@ -5,6 +5,7 @@ run is given, so "not downloaded" is checked, not assumed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def test_a_prefix_is_indexed_then_unchanged_then_changed_then_deleted(settings, 
     store.gets.clear()
     edited = go(settings, client, store, "seeds/2026")
     assert edited.counts == {"indexed": 1, "unchanged": len(samples)}
-    assert dict(store.gets) == {"seeds/2026/more/extra.txt": 2}  # planning's hash + the worker's checked read
+    assert dict(store.gets) == {"seeds/2026/more/extra.txt": 1}  # another size: only the worker's checked read
     docs = served(client, settings)
     assert "https://example.com/extra-edited" in docs and len(docs) == len(samples) + 1  # the old URL left
 
@@ -201,22 +202,59 @@ def test_odd_keys_each_get_exactly_one_outcome(settings, client, store):
 
 
 # ----------------------------------------------------------------------------- changes mid-run
-def test_an_object_replaced_between_listing_and_hashing_is_taken_as_read(settings, client, store):
+def test_an_object_replaced_between_listing_and_its_one_read_is_changed_then_taken(settings, client, store):
     store.put("p/a.txt", seed("Listed", "https://example.com/a"))
     raw = store.server.client()  # no counting hook: writes made from inside the hook
     swapped = []
 
-    def swap(params, **_):  # the run's first GET: the object changes after the listing saw it
+    def swap(params, **_):  # the run's first GET (the worker's): the object changes after the listing saw it
         if not swapped:
             swapped.append(1)
             raw.put_object(Bucket=store.bucket, Key="p/a.txt", Body=seed("Replaced", "https://example.com/a"))
 
     store.client.meta.events.register("before-call.s3.GetObject", swap)
     report = go(settings, client, store, "p")
-    assert report.counts == {"indexed": 1}
+    assert report.counts == {"changed": 1}
+    assert [c["reason"] for c in report.listed("changed")] == ["changed since it was planned: its ETag is different"]
+    assert indices.count(client, settings.alias) == 0
+    assert go(settings, client, store, "p").counts == {"indexed": 1}
     assert served(client, settings)["https://example.com/a"][0] == "Replaced"
     again = go(settings, client, store, "p")
     assert again.counts == {"unchanged": 1}
+
+
+def test_each_object_is_downloaded_once_per_run_and_parsed_in_worker_processes(settings, client, store, monkeypatch):
+    """Threads GET, worker processes parse: a first run reads every object once (planning reads none),
+    a re-run none, an edit once; a copy to another key (a move) is hashed by planning, then read."""
+    from pipeline.run import parallel
+    from pipeline.run.tuning import Tuning
+
+    monkeypatch.setattr(parallel, "MIN_SEEDS_PER_WORKER", 10)  # workers for a test-sized prefix
+    bodies = {f"p/{i:02}.txt": seed(f"Seed {i}" + "!" * i) for i in range(40)}  # 40 sizes
+    for key, body in bodies.items():
+        store.put(key, body)
+    tuning = Tuning(parse_workers=2, read_threads=4)
+    messages: list[str] = []
+    options = RunOptions(seed_dir=store.url("p"), check_images=False, tuning=tuning)
+    first = run(settings, options, client=client, emit=messages.append, s3_client=store.client)
+    assert first.counts == {"indexed": 40} and first.ok
+    assert "parsing in 2 worker processes (SEEDNEWS_PARSE_WORKERS to change)" in messages
+    assert dict(store.gets) == {key: 1 for key in bodies}
+    entries = Ledger(client, settings.ledger_index).entries_for_root(f"s3://{store.bucket}/p/").values()
+    assert {e.path: e.sha256 for e in entries} == {k[2:]: hashlib.sha256(b).hexdigest() for k, b in bodies.items()}
+
+    store.gets.clear()
+    assert go(settings, client, store, "p", tuning=tuning).counts == {"unchanged": 40}
+    assert store.downloads == 0
+
+    store.put("p/03.txt", seed("Seed 3, edited"))
+    store.put("p/moved/05.txt", bodies["p/05.txt"])  # S3 has no rename: a copy, then a delete
+    store.delete("p/05.txt")
+    store.gets.clear()
+    report = go(settings, client, store, "p", tuning=tuning)
+    assert (report.n("deleted"), report.indexed, report.unchanged) == (1, 2, 38), report.counts
+    assert "1 files moved" in report.render()
+    assert dict(store.gets) == {"p/03.txt": 1, "p/moved/05.txt": 2}  # the move: planning's hash, then the read
 
 
 def test_an_object_changed_or_removed_after_planning_is_changed_not_indexed(settings, client, store):

@@ -12,9 +12,11 @@ from pipeline.run import parallel
 from pipeline.run.options import RunOptions
 from pipeline.run.tuning import (
     DEFAULT_CHUNK_SEEDS,
+    DEFAULT_READ_THREADS,
     ENV_CHUNK_SEEDS,
     ENV_OVERLAP_WRITES,
     ENV_PARSE_WORKERS,
+    ENV_READ_THREADS,
     Tuning,
 )
 from pipeline.stores.bulk import BULK_CHUNK, BULK_MAX_BYTES
@@ -26,12 +28,15 @@ def test_an_empty_environment_gives_the_defaults():
     t = Tuning()
     assert (t.chunk_seeds, t.overlap_writes, t.parse_workers, t.fast_json) == (DEFAULT_CHUNK_SEEDS, True, None, True)
     assert (t.bulk_chunk, t.bulk_max_bytes, t.pause_refresh) == (BULK_CHUNK, BULK_MAX_BYTES, True)
+    assert t.read_threads == DEFAULT_READ_THREADS
 
 
 def test_the_documented_variables_are_read():
     env = {ENV_CHUNK_SEEDS: " 250 ", ENV_OVERLAP_WRITES: "0", ENV_PARSE_WORKERS: "3"}
     assert Tuning.from_env(env) == Tuning(chunk_seeds=250, overlap_writes=False, parse_workers=3)
     assert Tuning.from_env({ENV_PARSE_WORKERS: "AUTO", ENV_OVERLAP_WRITES: "1"}) == Tuning()
+    assert Tuning.from_env({ENV_READ_THREADS: "16"}) == Tuning(read_threads=16)
+    assert ENV_READ_THREADS == "SEEDNEWS_READ_THREADS"
     assert (ENV_CHUNK_SEEDS, ENV_OVERLAP_WRITES, ENV_PARSE_WORKERS) == (
         "SEEDNEWS_CHUNK_SEEDS",
         "SEEDNEWS_OVERLAP_WRITES",
@@ -49,6 +54,8 @@ def test_the_documented_variables_are_read():
         (ENV_OVERLAP_WRITES, "maybe"),
         (ENV_PARSE_WORKERS, "lots"),
         (ENV_PARSE_WORKERS, "0"),
+        (ENV_READ_THREADS, "0"),
+        (ENV_READ_THREADS, "some"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(name, value):
@@ -62,6 +69,8 @@ def test_a_bad_field_is_refused_in_code_too():
         Tuning(chunk_seeds=0)
     with pytest.raises(ConfigError, match="parse_workers"):
         Tuning(parse_workers=0)
+    with pytest.raises(ConfigError, match="read_threads"):
+        Tuning(read_threads=0)
 
 
 def test_options_are_plain_values_that_pickle_with_their_tuning():
@@ -71,10 +80,10 @@ def test_options_are_plain_values_that_pickle_with_their_tuning():
     assert builder.options is options  # handed to the workers as they are, nothing stripped
 
 
-def test_workers_follow_the_tuning_and_never_start_for_an_object_store():
+def test_workers_follow_the_tuning_for_a_folder_and_an_object_store_alike():
     folder = RunOptions(seed_dir="/seeds", tuning=Tuning(parse_workers=3))
     assert parallel.workers_for(5000, folder) == 3
     assert parallel.workers_for(parallel.MIN_SEEDS_PER_WORKER, folder) == 1
     assert parallel.workers_for(5000, RunOptions(seed_dir="/seeds", tuning=Tuning(parse_workers=1))) == 1
     assert parallel.workers_for(5000, RunOptions(seed_dir="/seeds")) == min(parallel.usable_cores(), 10)
-    assert parallel.workers_for(5000, RunOptions(seed_dir="s3://bucket/p", tuning=Tuning(parse_workers=3))) == 1
+    assert parallel.workers_for(5000, RunOptions(seed_dir="s3://bucket/p", tuning=Tuning(parse_workers=3))) == 3

@@ -6,8 +6,13 @@ the unit the flow writes and records together) and gives them back in order; the
 needs the run's clients (image checks, bulk, ledger). It is sized to the usable cores; on a 2-core
 machine that also runs the node, expect well under 2x (docs/benchmarks.md).
 
-When the pool is not used (one worker, a small batch, or an object-store source whose client cannot
-be handed to a process) chunks are built in this process, lazily, when the flow asks for each.
+When the pool is not used (one worker, or a small batch) chunks are built in this process, lazily,
+when the flow asks for each.
+
+Object-store seeds are read here, not in the workers (their client cannot be handed to a process, and a
+GET is mostly waiting): a chunk's objects are fetched by ``Tuning.read_threads`` threads
+(``seedpath.fetch_all``), in order, and the worker gets the seeds with their bytes. Threads for I/O,
+processes for parsing.
 
 The pool's size is the run's ``Tuning.parse_workers`` (``SEEDNEWS_PARSE_WORKERS``: "auto", the default,
 for the usable cores, or a number; 1 = no worker processes), read at the edge (``pipeline.run.tuning``).
@@ -35,7 +40,8 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -44,7 +50,7 @@ from pipeline.errors import ParseWorkerLost
 from pipeline.run import seedpath, timing
 from pipeline.run.options import RunOptions
 from pipeline.run.report import RunReport
-from pipeline.sources import is_object_url
+from pipeline.sources import Sources, is_object_url
 from pipeline.types import Document, SeedFile, SeedOutcome
 
 MIN_SEEDS_PER_WORKER = 500
@@ -81,25 +87,27 @@ def usable_cores() -> int:
 
 def workers_for(n_seeds: int, options: RunOptions, wanted: int | None = None) -> int:
     """Worker processes worth starting for ``n_seeds`` files: at most ``wanted`` (default: the options'
-    ``tuning.parse_workers``, or the usable cores), one per ``MIN_SEEDS_PER_WORKER`` files, and 1 (none)
-    for an object store (its client cannot be handed to a process)."""
-    if is_object_url(options.seed_dir):
-        return 1
+    ``tuning.parse_workers``, or the usable cores), one per ``MIN_SEEDS_PER_WORKER`` files."""
     if wanted is None:
         wanted = options.tuning.parse_workers or usable_cores()
     return max(1, min(wanted, math.ceil(n_seeds / MIN_SEEDS_PER_WORKER) if n_seeds else 1))
 
 
-def build_part(seeds: list[SeedFile], options: RunOptions, s3_client: object | None = None) -> Built:
+def build_part(
+    seeds: list[SeedFile],
+    options: RunOptions,
+    s3_client: object | None = None,
+    fetched: Sequence[seedpath.Fetched] | None = None,
+) -> Built:
     """Read, parse and normalize ``seeds`` (in a worker process, or in this one); ``s3_client`` reads
-    ``s3://`` seeds (None: one from the environment)."""
+    ``s3://`` seeds (None: one from the environment); ``fetched``: their reads, done already."""
 
     def timed() -> dict[str, tuple[float, int]]:
         return {k: (v["seconds"], int(v["calls"])) for k, v in timing.snapshot().items() if k in _TIMED}
 
     before, cpu0 = timed(), time.process_time()
     report = RunReport(dry_run=options.dry_run)
-    docs, outcomes = seedpath.build_documents(seeds, options, report, s3_client)
+    docs, outcomes = seedpath.build_documents(seeds, options, report, s3_client, fetched)
     seconds = {
         k: (sec - before.get(k, (0.0, 0))[0], calls - before.get(k, (0.0, 0))[1]) for k, (sec, calls) in timed().items()
     }
@@ -187,9 +195,9 @@ class _Worker:
             "recording that chunk and can be run again"
         )
 
-    def send(self, seeds: list[SeedFile], options: RunOptions) -> None:
+    def send(self, seeds: list[SeedFile], options: RunOptions, fetched: list[seedpath.Fetched] | None) -> None:
         try:
-            _write_frame(self.proc.stdin, (seeds, options))  # type: ignore[arg-type]
+            _write_frame(self.proc.stdin, (seeds, options, fetched))  # type: ignore[arg-type]
         except OSError:  # BrokenPipeError: it is gone
             raise self._lost("taking a chunk") from None
         self.busy = True
@@ -244,7 +252,8 @@ class ChunkBuilder:
     ``submit(seeds)`` returns something with ``result() -> Built``; results must be taken in the order
     chunks were submitted, and at most ``ahead`` chunks may be waiting (one per worker, round robin:
     a worker gets its next chunk only after its last result was taken). ``options`` are pickled to the
-    workers as they are; ``s3_client`` stays in this process and reads the chunks built here."""
+    workers as they are; ``s3_client`` stays in this process: object-store chunks are fetched here, by
+    ``options.tuning.read_threads`` threads, before they are built (here or in a worker)."""
 
     def __init__(self, options: RunOptions, workers: int = 1, s3_client: object | None = None) -> None:
         self.options = options
@@ -253,24 +262,39 @@ class ChunkBuilder:
         self.ahead = workers if workers > 1 else 1
         self._pool: list[_Worker] = []
         self._next = 0
+        self._sources = Sources(s3_client)
+        self._readers: ThreadPoolExecutor | None = None
         try:
             self._pool = [_Worker() for _ in range(workers)] if workers > 1 else []
         except BaseException:
             self.close()
             raise
 
+    def fetch(self, seeds: list[SeedFile]) -> list[seedpath.Fetched] | None:
+        """The reads of an object-store chunk, done now by the read threads; ``None`` for a folder's
+        files (read where they are parsed)."""
+        if not seeds or not is_object_url(seeds[0].root):
+            return None
+        if self._readers is None:
+            threads = self.options.tuning.read_threads
+            self._readers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seednews-read")
+        return seedpath.fetch_all(seeds, self._sources, self.options.parse.max_bytes, self._readers)
+
     def submit(self, seeds: list[SeedFile]) -> Pending:
         if not self._pool:
-            return _Lazy(lambda: build_part(seeds, self.options, self.s3_client))
+            return _Lazy(lambda: build_part(seeds, self.options, self.s3_client, self.fetch(seeds)))
         worker = self._pool[self._next % len(self._pool)]
         self._next += 1
-        worker.send(seeds, self.options)
+        worker.send(seeds, self.options, self.fetch(seeds))
         return _Remote(worker)
 
     def close(self) -> None:
         for worker in self._pool:
             worker.close()
         self._pool = []
+        if self._readers is not None:
+            self._readers.shutdown(cancel_futures=True)
+            self._readers = None
 
     def __enter__(self) -> ChunkBuilder:
         return self
@@ -282,9 +306,9 @@ class ChunkBuilder:
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """A worker's loop: build each chunk that arrives, until stdin closes (the parent is done or gone)."""
     while (data := _read_frame(stdin)) is not None:
-        seeds, options = pickle.loads(data)
+        seeds, options, fetched = pickle.loads(data)
         try:
-            _write_frame(stdout, ("ok", build_part(seeds, options), None))
+            _write_frame(stdout, ("ok", build_part(seeds, options, None, fetched), None))
         except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
             remote = traceback.format_exc()
             try:

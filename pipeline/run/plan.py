@@ -1,5 +1,8 @@
 """Planning: compare the seed folder with the ledger, decide what each file needs, split the work.
 
+(Over 400 lines on purpose: the stat filter, the hash, moves, the vanish guard and the ingest sequence
+are one contract with the ledger, in the order ``make_plan`` applies them.)
+
 For every seed-named file discovery finds, planning ends in one of:
 
 - a refusal (link out of the folder, odd name, too big, unreadable): recorded now, not read;
@@ -22,7 +25,8 @@ vanished at once (``RunOptions.vanish_guard``): then the run stops before deleti
 more likely unmounted or half-copied than emptied on purpose).
 
 **Moves.** A file is gone only when its content is gone: a known file missing from its path whose
-content hash (``Source.hash`` computes it for every new path; the ledger holds the vanished file's)
+content hash (``Source.hash`` computes it for every new path; for an object store, for every new key
+of a vanished object's size: ``must_hash``; the ledger holds the vanished file's)
 reappears at a path where it is new is *moved*, and does not count for the guard (archiving most of a
 folder into ``2025/`` is not an unmount). Moved and edited is a new content: the old one is gone and
 counts. The old path's entry ends ``deleted`` (``moved: its content is now at ...``), listing its article
@@ -177,21 +181,41 @@ class Hashed:
     stat_refresh: dict[str, dict[str, int]]  # key -> new stat of a file whose content did not change
 
 
-def hash_files(source: Source, files: list[SeedFile], known: dict[str, Fingerprint], policy: Policy) -> Hashed:
-    """Hash ``files`` and compare each with what the ledger knows of its path."""
+def must_hash(seed: SeedFile, prev: Fingerprint | None, policy: Policy, vanished_sizes: frozenset[int]) -> bool:
+    """Whether planning must read an entry of a source that defers its hashes (``Source.deferred_hash``):
+    only when its content may be one the ledger knows under another fingerprint, so the content hash
+    decides here: the size of its path's kept content (the same bytes uploaded again are ``unchanged``),
+    or of a vanished entry's (the content may have moved here)."""
+    return seed.size in vanished_sizes or (prev is not None and prev.size == seed.size and policy.keeps(prev.state))
+
+
+def hash_files(
+    source: Source,
+    files: list[SeedFile],
+    known: dict[str, Fingerprint],
+    policy: Policy,
+    vanished_sizes: frozenset[int] = frozenset(),
+) -> Hashed:
+    """Hash ``files`` (or only those ``must_hash`` names, for a source that defers hashes: the rest go to
+    the worker unhashed, and keep their path's sequence when their size and fingerprint are the known
+    ones) and compare each with what the ledger knows of its path."""
     out = Hashed([], [], [], {})
+    deferred = source.deferred_hash
     for seed in files:
         prev = known.get(seed.key)
-        hashed = source.hash(seed, policy.max_bytes)
+        look = source.admit if deferred and not must_hash(seed, prev, policy, vanished_sizes) else source.hash
+        hashed = look(seed, policy.max_bytes)
         if isinstance(hashed, SeedOutcome):
             out.refused.append(hashed)
             continue
-        if prev is not None and prev.sha256 == hashed.sha256:
+        if prev is not None and prev.sha256 and prev.sha256 == hashed.sha256:
             if policy.keeps(prev.state):
                 out.unchanged += policy.unchanged(hashed, prev.state)
                 out.stat_refresh[seed.key] = {f: getattr(hashed, f) for f in REFRESHED}
                 continue
             hashed = replace(hashed, seq=prev.seq)  # seen before: keeps its place in the order
+        elif prev is not None and not hashed.sha256 and (prev.size, prev.ino) == (hashed.size, hashed.ino):
+            hashed = replace(hashed, seq=prev.seq)  # the same object (size and ETag): its place in the order
         out.todo.append(hashed)
     return out
 
@@ -359,7 +383,8 @@ def make_plan(
         options.vanish_guard.check(len(vanished_keys), len(live), root)
     if served is not None and not policy.rebuild:
         fill_content(served, root, known, [s.key for s in listing.files if s.key in known])
-    hashed = hash_files(source, listing.files, known, policy)
+    sizes = frozenset(known[k].size for k in vanished_keys) if source.deferred_hash else frozenset()
+    hashed = hash_files(source, listing.files, known, policy, sizes)
     refusals = listing.refusals + hashed.refused
     wanted = [o.seed.key for o in refusals if o.seed.key in known] + vanished_keys
     entries = whole_entries(served, root, wanted, len(known))

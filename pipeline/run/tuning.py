@@ -8,6 +8,7 @@ None of these changes what a run writes, only how fast it gets there and how muc
     SEEDNEWS_CHUNK_SEEDS     files read, indexed and recorded in the ledger together (default 1000)
     SEEDNEWS_OVERLAP_WRITES  write a chunk while the next is parsed (default on; "0" turns it off)
     SEEDNEWS_PARSE_WORKERS   "auto" (default: the usable cores), or a number; 1 = no worker processes
+    SEEDNEWS_READ_THREADS    object-store seeds read (GET) at once by the run's process (default 16)
 
 A bad value is a ``ConfigError`` naming the variable.
 """
@@ -24,11 +25,13 @@ from pipeline.stores.bulk import BULK_CHUNK, BULK_MAX_BYTES
 ENV_CHUNK_SEEDS = "SEEDNEWS_CHUNK_SEEDS"
 ENV_OVERLAP_WRITES = "SEEDNEWS_OVERLAP_WRITES"
 ENV_PARSE_WORKERS = "SEEDNEWS_PARSE_WORKERS"
+ENV_READ_THREADS = "SEEDNEWS_READ_THREADS"
 AUTO_WORKERS = "auto"
 
 DEFAULT_CHUNK_SEEDS = 1000
 DEFAULT_OVERLAP_WRITES = True
 DEFAULT_PARSE_WORKERS: int | None = None  # the usable cores (``pipeline.run.parallel.usable_cores``)
+DEFAULT_READ_THREADS = 16  # a client from pipeline.sources.s3.make_client keeps connections for 32
 DEFAULT_FAST_JSON = True
 DEFAULT_PAUSE_REFRESH = True
 
@@ -45,6 +48,11 @@ class Tuning:
     parse_workers: int | None = DEFAULT_PARSE_WORKERS
     """Worker processes that read, parse and normalize chunks (``pipeline.run.parallel``); None: the usable
     cores; 1: none, chunks are built in the run's own process."""
+    read_threads: int = DEFAULT_READ_THREADS
+    """Threads that GET a chunk's object-store seeds at once, in the run's process, before the chunk is parsed
+    (``pipeline.run.seedpath.fetch_all``): a GET is mostly waiting for the store. A client given to the run
+    should keep as many connections (botocore's ``max_pool_connections``). A folder's files are read where
+    they are parsed."""
     fast_json: bool = DEFAULT_FAST_JSON
     """Bulk bodies written and responses decoded by orjson (when installed); False: the client's own json."""
     bulk_chunk: int = BULK_CHUNK
@@ -55,7 +63,7 @@ class Tuning:
     """A full rebuild's new index is not refreshed while it is written (resumed before validation)."""
 
     def __post_init__(self) -> None:
-        for name in ("chunk_seeds", "bulk_chunk", "bulk_max_bytes"):
+        for name in ("chunk_seeds", "read_threads", "bulk_chunk", "bulk_max_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"Tuning.{name}: {getattr(self, name)!r} must be at least 1")
         if self.parse_workers is not None and self.parse_workers < 1:
@@ -69,6 +77,7 @@ class Tuning:
             chunk_seeds=_whole(environ, ENV_CHUNK_SEEDS, DEFAULT_CHUNK_SEEDS),
             overlap_writes=parse_bool(overlap or None, name=ENV_OVERLAP_WRITES, default=DEFAULT_OVERLAP_WRITES),
             parse_workers=_workers(environ.get(ENV_PARSE_WORKERS)),
+            read_threads=_whole(environ, ENV_READ_THREADS, DEFAULT_READ_THREADS),
         )
 
 

@@ -7,9 +7,14 @@ A ``Source`` is the one thing planning and the workers ask about seeds. It
   at stage ``discover``) per seed-named entry it will not read;
 - ``hash()``es one entry for planning: its bytes read once, the size limit enforced before anything
   is read, the content hash computed (the truth, whatever the fingerprint says), and when;
+- says whether planning may defer that hash (``deferred_hash``: an object's GET is a round trip and its
+  ETag identifies its content, so planning reads an object only when the hash must decide there, and the
+  worker hashes the bytes of its one read); ``admit()`` is planning's look at an entry it does not
+  read: the size limit only;
 - says how far its fingerprint can be trusted (``racy_window_ns``: a file's mtime has a granularity, so
   one edited within the tick of its hash looks unchanged; an object's ETag changes with its bytes);
-- ``read()``s one planned entry again in the worker: the same bytes, or a ``changed`` outcome;
+- ``read()``s one planned entry in the worker: the same bytes (the planned content hash, when planning
+  took one), or a ``changed`` outcome;
 - ``describe()``s one known entry again (``None`` if it is gone), for articles re-sourced after a delete.
 
 ``pipeline.sources.folder.FolderSource`` walks a folder (safe ``O_NOFOLLOW`` reads, links, odd names);
@@ -40,9 +45,14 @@ class Source(Protocol):
     def racy_window_ns(self) -> int | None:
         """``LedgerEntry.trusts_stat``'s window; None when the fingerprint follows the content."""
 
+    @property
+    def deferred_hash(self) -> bool:
+        """True: planning reads an entry only when its content hash must decide there (``admit`` the others)."""
+
     def check(self) -> None: ...
     def walk(self) -> Iterator[SeedFile | SeedOutcome]: ...
     def hash(self, seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome: ...
+    def admit(self, seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome: ...
     def read(self, seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome: ...
     def describe(self, rel: str) -> SeedFile | SeedOutcome | None: ...
 

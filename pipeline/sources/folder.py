@@ -293,6 +293,7 @@ class FolderSource:
 
     kind = "folder"
     racy_window_ns = RACY_WINDOW_NS
+    deferred_hash = False  # planning hashes every file it looks at: a local read is cheap
 
     def __init__(self, location: str | os.PathLike[str], patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> None:
         self.location = location
@@ -307,6 +308,9 @@ class FolderSource:
 
     def hash(self, seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
         return hash_seed(seed, max_bytes)
+
+    def admit(self, seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
+        return hash_seed(seed, max_bytes)  # never deferred: the same as ``hash``
 
     def read(self, seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:
         return read_seed(seed, max_bytes)

@@ -15,8 +15,11 @@ key. Keys are compared byte for byte, as S3 does: two keys that differ only in U
 ``(size, LastModified in whole seconds, 0, fingerprint of the ETag)``: the ETag (quotes stripped) is
 hashed into the 63-bit ``ino`` field, so the ledger's shape and ``LedgerEntry.same_stat`` are the same
 for files and objects. Same size and ETag and LastModified: ``unchanged``, not downloaded. Anything
-else: the object is downloaded and its sha256 decides (a re-upload of the same bytes is still
-``unchanged``). LastModified is cut to seconds because listings give milliseconds and GET/HEAD an
+else is downloaded once in the run, by the worker (``deferred_hash``), which computes the sha256 from
+the bytes it reads: planning downloads (``hash``) only an object whose content may be one the ledger
+knows under another ETag, where the sha256 must decide before the work is split
+(``pipeline.run.plan.must_hash``: a re-upload of the same bytes is still ``unchanged``; a copy to a
+new key is a move). LastModified is cut to seconds because listings give milliseconds and GET/HEAD an
 HTTP date.
 
 **Safety.**
@@ -32,11 +35,12 @@ HTTP date.
   naming the key; a key ending in ``/`` that holds bytes (a "folder" with content) is quarantined; an
   empty ``a/`` is a folder marker and ignored; a zero-byte seed is read and quarantined by the parser
   like an empty file; a seed inside a hidden "folder" (``.git/x.txt``) is skipped as in a folder walk.
-- Between planning and the worker's read the object may change: planning keeps what it actually
-  read (ETag, size and hash of the bytes it downloaded, not of the listing), and the worker's GET must
-  answer with the planned ETag (checked from the response headers, before the body is read) and the
-  same sha256, else the outcome is ``changed`` and the next run takes the new content. A deleted object
-  is gone from the listing: the same deletion semantics and vanish guard as deleted files.
+- Between planning and the worker's read the object may change: planning keeps what it saw (the
+  listing's ETag and size, or those of the bytes it downloaded and their hash), and the worker's GET
+  must answer with the planned ETag (checked from the response headers, before the body is read) and,
+  when planning hashed it, the same sha256, else the outcome is ``changed`` and the next run takes the
+  new content. A deleted object is gone from the listing: the same deletion semantics and vanish guard
+  as deleted files.
 
 **Errors.** Per-object answers become outcomes (404: ``changed``; 403 and other 4xx: quarantined with
 the error code). Connection failures and 5xx that outlast botocore's retries raise: an unreachable
@@ -84,6 +88,7 @@ LIST_PAGE = 1000
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
 MAX_ATTEMPTS = 5  # botocore "standard" retry mode: connection errors, throttling, 5xx
+MAX_POOL_CONNECTIONS = 32  # connections a client keeps open: room for the run's concurrent GETs (Tuning.read_threads)
 DEFAULT_REGION = "us-east-1"
 # S3 bucket naming rules (lowercase letters, digits, dots and hyphens, 3-63 characters)
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -241,6 +246,7 @@ def client_config(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         retries={"max_attempts": max_attempts, "mode": "standard"},
+        max_pool_connections=MAX_POOL_CONNECTIONS,
         s3={"addressing_style": addressing},
         signature_version="s3v4",
         request_checksum_calculation="when_required",
@@ -327,6 +333,7 @@ class S3Source:
 
     kind = "s3"
     racy_window_ns = None  # the ETag changes with the content: a same-second edit cannot hide behind it
+    deferred_hash = True  # a GET is a round trip: the worker's one read gives the content hash
 
     def __init__(
         self,
@@ -461,12 +468,20 @@ class S3Source:
             finally:
                 body.close()
 
+    def admit(self, seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
+        """Planning, without a download: ``seed`` as listed (its hash is the worker's to compute), or a
+        quarantine if the listed size is over the limit."""
+        if seed.size > max_bytes:
+            limit = human_size(max_bytes)
+            return quarantine(seed, "read", f"object is {human_size(seed.size)}, over the {limit} limit for a seed")
+        return seed
+
     def hash(self, seed: SeedFile, max_bytes: int) -> SeedFile | SeedOutcome:
         """Planning: ``seed`` with the hash of the bytes actually downloaded (and that download's ETag
         and size), or a quarantine (too big, refused by the store) or ``changed`` (gone)."""
         limit = human_size(max_bytes)
-        if seed.size > max_bytes:  # from the listing: nothing is downloaded
-            return quarantine(seed, "read", f"object is {human_size(seed.size)}, over the {limit} limit for a seed")
+        if isinstance(admitted := self.admit(seed, max_bytes), SeedOutcome):  # from the listing: not downloaded
+            return admitted
         try:
             data, resp = self._get(seed, max_bytes, None)
         except _Gone as exc:
@@ -488,7 +503,8 @@ class S3Source:
         )
 
     def read(self, seed: SeedFile, max_bytes: int) -> bytes | SeedOutcome:
-        """The worker: the planned object's bytes, if it still has the planned ETag and content."""
+        """The worker: the planned object's bytes, if it still has the planned ETag (and the planned
+        content, when planning hashed it)."""
         try:
             data, _ = self._get(seed, max_bytes, seed.ino)
         except (_Gone, _Changed) as exc:
@@ -497,6 +513,6 @@ class S3Source:
             return SeedOutcome(seed, "changed", "read", "changed since it was planned: it is over the size limit now")
         except _Refused as exc:
             return quarantine(seed, "read", f"cannot read object: {exc}")
-        if hashlib.sha256(data).hexdigest() != seed.sha256:
+        if seed.sha256 and hashlib.sha256(data).hexdigest() != seed.sha256:
             return SeedOutcome(seed, "changed", "read", "changed since it was planned: its content is different")
         return data
