@@ -331,7 +331,7 @@ def measure(n: int, url: str, args) -> dict:
         info = generate(folder, n, seed=args.seed)
         print(
             f"[N={n}] corpus: {info.n} files ({info.mojibake} mojibake, {info.broken} broken, "
-            f"{info.duplicates} duplicates) in {time.perf_counter() - t0:.1f}s",
+            f"{info.duplicates} duplicates, {info.citing} citing another) in {time.perf_counter() - t0:.1f}s",
             flush=True,
         )
         load0 = os.getloadavg()
@@ -409,7 +409,12 @@ def measure(n: int, url: str, args) -> dict:
         "loadavg_start": load0,
         "loadavg_end": load1,
         "cores": os.cpu_count(),
-        "corpus": {"mojibake": info.mojibake, "broken": info.broken, "duplicates": info.duplicates},
+        "corpus": {
+            "mojibake": info.mojibake,
+            "broken": info.broken,
+            "duplicates": info.duplicates,
+            "citing": info.citing,
+        },
     }
 
 
@@ -481,6 +486,16 @@ def render(result: dict) -> str:
         out.append(
             f"pipeline RSS: parent {p['rss_parent_mb']:.0f} MB + {p['parse_workers']} parse workers of at most "
             f"{p['rss_worker_mb']:.0f} MB each (the peak RSS column adds them up)"
+        )
+    linking = [
+        (names[k], rows[k]["stages"]["links"]["seconds"], rows[k]["wall"])
+        for k in ("pipeline", "rerun", "rerun_1pct")
+        if "links" in rows[k].get("stages", {})
+    ]
+    if linking:
+        out.append(
+            "linking related articles (finalize's links stage, wall s): "
+            + "; ".join(f"{label} {sec:.2f} ({100 * sec / wall:.1f}% of its wall)" for label, sec, wall in linking)
         )
     for key in ("rerun", "rerun_1pct"):
         r = rows[key]

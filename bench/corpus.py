@@ -11,7 +11,9 @@ samples), providers from a Zipf-like distribution. Damage and oddities, at rough
 - ~8 % with correct curly quotes, ~5 % with non-Latin text (Cyrillic, Greek, CJK, Arabic),
   ~3 % with HTML entities (``&amp;``: ASCII, yet repaired by ftfy);
 - ~3 % broken files: bad YAML (an unterminated quote) or a missing title (quarantined);
-- ~2 % duplicated articles: a second file carries the same article URL.
+- ~2 % duplicated articles: a second file carries the same article URL;
+- ~20 % citing another generated article: their first related entry is the URL of an article generated
+  before them (drawn from a random stream of its own, so the rest of the corpus is what it is without it).
 
     .venv/bin/python bench/corpus.py /tmp/corpus --n 10000 --seed 1
     .venv/bin/python bench/corpus.py /tmp/corpus --touch 0.01 --seed 2   # edit 1 % of the files
@@ -46,6 +48,7 @@ PROVIDERS = [  # (name, domain): earlier ones are far more common (Zipf-like)
     ("MIT Technology Review", "technologyreview.com"),
     ("BBC", "bbc.co.uk"),
 ]
+CITE_SHARE = 0.2  # files whose first related entry is an article generated before them
 PROVIDER_WEIGHTS = [1 / (i + 1) for i in range(len(PROVIDERS))]
 TOPICS = [
     "AI",
@@ -133,6 +136,7 @@ class CorpusInfo:
     broken: int = 0
     duplicates: int = 0
     mojibake: int = 0
+    citing: int = 0  # files whose first related entry is another generated article
 
     @property
     def n(self) -> int:
@@ -171,8 +175,9 @@ def _image(rng: random.Random, host: str, i: int, k: int) -> list[str]:
     ]
 
 
-def seed_text(i: int, rng: random.Random, url: str | None = None) -> tuple[str, dict]:
-    """The text of seed number ``i`` and what was put into it (``mojibake``, ``broken``...)."""
+def seed_text(i: int, rng: random.Random, url: str | None = None, cites: str | None = None) -> tuple[str, dict]:
+    """The text of seed number ``i`` and what was put into it (``mojibake``, ``broken``...); ``cites``: the
+    URL of the first related entry (another generated article), else a URL of no generated article."""
     flags: dict = {}
     name, domain = rng.choices(PROVIDERS, PROVIDER_WEIGHTS)[0]
     title = _sentence(rng, 40, 130)
@@ -241,7 +246,7 @@ def seed_text(i: int, rng: random.Random, url: str | None = None) -> tuple[str, 
         rtitle = _sentence(rng, 40, 120)
         if flags.get("mojibake") and rng.random() < 0.3:
             rtitle = _damage(rng, rtitle)
-        rurl = f"https://www.{rdomain}/news/{i}-{r}-related"
+        rurl = cites if cites and r == 0 else f"https://www.{rdomain}/news/{i}-{r}-related"
         lines += [
             f"  - title: {_q(rtitle)}",
             f"    excerpt: {_q(_sentence(rng, 100, 160))}",
@@ -268,16 +273,21 @@ def seed_text(i: int, rng: random.Random, url: str | None = None) -> tuple[str, 
     return "\n".join(lines), flags
 
 
-def generate(folder: str | os.PathLike[str], n: int, seed: int = 0, dup_share: float = 0.02) -> CorpusInfo:
+def generate(
+    folder: str | os.PathLike[str], n: int, seed: int = 0, dup_share: float = 0.02, cite_share: float = CITE_SHARE
+) -> CorpusInfo:
     """Write ``n`` seed files into ``folder`` (created); deterministic from ``seed``."""
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
+    cite_rng = random.Random(f"{seed}-cites")  # its own stream: citations change nothing else
     info = CorpusInfo(root)
     urls: list[str] = []
     for i in range(n):
         dup_of = rng.choice(urls) if urls and rng.random() < dup_share else None
-        text, flags = seed_text(i, rng, url=dup_of)
+        cites = cite_rng.choice(urls) if urls and cite_rng.random() < cite_share else None
+        text, flags = seed_text(i, rng, url=dup_of, cites=cites)
+        info.citing += cites is not None
         if dup_of is None:
             urls.append(text.split('originalUrl: "', 1)[1].split('"', 1)[0]) if 'originalUrl: "' in text else None
         else:

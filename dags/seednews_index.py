@@ -480,8 +480,8 @@ def seednews_index():
     @task(trigger_rule="none_failed", outlets=[ARTICLES_ASSET])
     @_fail_or_retry
     def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
-        """Replay dead letters if asked; refresh; validate and swap the alias on a full rebuild;
-        log the run's summary; write the Markdown report (its text is the XCom ``report_markdown``:
+        """Replay dead letters if asked; refresh; link related articles; validate and swap the alias on a
+        full rebuild; log the run's summary; write the Markdown report (its text is the XCom ``report_markdown``:
         the file is on this worker's disk, which other workers and the api-server may not see); fail
         above the quarantine threshold, else mark the Asset refreshed. Data problems fail the task
         without retries (retrying won't help)."""

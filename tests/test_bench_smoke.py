@@ -36,5 +36,6 @@ def test_bench_scale_smoke_run_writes_the_table_and_json(opensearch_url, tmp_pat
     touched = rows["rerun_1pct"]["touched"]
     assert touched == 2 and rows["rerun_1pct"]["counts"].get("unchanged") == 200 - touched
     assert rows["naive"]["extrapolated_from"] == 40
+    assert "linking related articles (finalize's links stage" in proc.stdout  # docs/benchmarks.md quotes it
     for line in ("| path | wall s | files/s |", "| target | measured | ok |", "end-to-end >= 0.5 x raw"):
         assert line in proc.stdout and line in result["table"]

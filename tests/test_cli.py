@@ -131,7 +131,7 @@ def recorder():
     server.server_close()
 
 
-VALID_FIELDS_START = "use one of: category, heat, id, image_health, "
+VALID_FIELDS_START = "use one of: category, cited_by, cited_by_count, heat, id, image_health, "
 BAD_INPUTS = [
     (
         {"OPENSEARCH_URL": "htp:/x"},

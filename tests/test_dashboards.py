@@ -55,6 +55,7 @@ EXPECTED_OBJECTS = {  # id -> type; ids are part of the contract (overwrite-by-i
     "seednews-search-unpublished-articles": "search",
     "seednews-search-broken-images": "search",
     "seednews-search-damaged-text": "search",
+    "seednews-search-most-cited": "search",
     "seednews-search-quarantined-files": "search",
     "seednews-search-pending-dead-letters": "search",
     "seednews-dashboard-analysts": "dashboard",
@@ -142,6 +143,7 @@ def test_dashboards_show_what_the_issue_asks_for():
         "seednews-vis-articles-over-time",
         "seednews-vis-text-quality",
         "seednews-search-damaged-text",
+        "seednews-search-most-cited",
     }
     assert panels("seednews-dashboard-operators") >= {
         "seednews-vis-ledger-states",
@@ -568,6 +570,8 @@ def test_saved_searches_find_the_expected_documents(settings, client, indexed, t
     assert [(d["provider"]["name"], d["image_health"], d["images_broken"]) for d in broken] == [
         ("Common Dreams", "none_ok", 1)
     ]
+    cited = _run_search(client, settings, "seednews-search-most-cited")
+    assert [(d["provider"]["name"], d["cited_by_count"]) for d in cited] == [("Common Dreams", 1)]
     quarantined = _run_search(client, settings, "seednews-search-quarantined-files")
     assert sorted(d["path"] for d in quarantined) == ["100_invalid_yaml.txt", "101_bad_date.txt"]
     pending = _run_search(client, settings, "seednews-search-pending-dead-letters")
@@ -860,9 +864,9 @@ def _readme_dql() -> list[str]:
 
 
 def test_readme_dql_examples_use_real_fields_and_answer_their_question(settings, client, indexed):
-    topic_provider, broken, unpublished = _readme_dql()
+    topic_provider, broken, unpublished, citing = _readme_dql()
     fields = _fields_of(objs.IP_ARTICLES)
-    for dql in (topic_provider, broken, unpublished):
+    for dql in (topic_provider, broken, unpublished, citing):
         _, used = DQL.translate(dql)
         assert used and all(f in fields and _searchable(fields[f]) for f in used), dql
 
@@ -875,4 +879,5 @@ def test_readme_dql_examples_use_real_fields_and_answer_their_question(settings,
     assert names(topic_provider.replace("now-7d", "2021-10-04")) == ["TechCrunch"]
     assert names(broken) == ["Common Dreams"]
     assert names(unpublished) == ["Common Dreams"]
+    assert names(citing) == ["TechCrunch"]  # the TechCrunch sample lists the Common Dreams one as related
     assert names('topics.folded:"computer vision"') == ["Common Dreams"]  # the README's case-insensitive hint

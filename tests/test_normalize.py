@@ -65,6 +65,14 @@ def test_sample_documents():
     assert tc.source["related"][1]["id"] == cd.id
 
 
+def test_link_fields_start_empty_for_finalize_to_set():
+    """Normalize cannot know what is indexed: every related entry starts unlinked and no article cited;
+    ``pipeline.run.linking`` sets them after the run's writes (tests/test_links.py)."""
+    for doc in sample_docs():
+        assert [r["linked"] for r in doc.source["related"]] == [False] * len(doc.source["related"])
+        assert (doc.source["cited_by"], doc.source["cited_by_count"]) == ([], 0)
+
+
 def test_correct_text_is_not_restyled(tmp_path):
     text = "“Fundamental rights are unconditional,” — it’s naïve; 東京; ﬁnance; ＡＢ"
     (tmp_path / "a.txt").write_text(

@@ -90,6 +90,7 @@ VIS_DEADLETTERS = "seednews-vis-pending-dead-letters"
 SEARCH_UNPUBLISHED = "seednews-search-unpublished-articles"
 SEARCH_BROKEN_IMAGES = "seednews-search-broken-images"
 SEARCH_DAMAGED_TEXT = "seednews-search-damaged-text"
+SEARCH_MOST_CITED = "seednews-search-most-cited"
 SEARCH_QUARANTINED = "seednews-search-quarantined-files"
 SEARCH_DEADLETTERS = "seednews-search-pending-dead-letters"
 
@@ -105,6 +106,8 @@ Q_UNPUBLISHED = "published:false"
 Q_BROKEN_IMAGES = "image_health:(some_broken or none_ok) or images_broken > 0"
 # text_quality is clean / repaired / damaged (pipeline/stages/facets.py): damaged = still broken after repair
 Q_DAMAGED_TEXT = "text_quality:damaged"
+# cited_by_count: how many indexed articles list this one among their related articles (pipeline/run/linking.py)
+Q_CITED = "cited_by_count > 0"
 
 EVERY_DATE = TimeRange("now-100y", "now+1y")
 """The range both dashboards open on: a century back to a year ahead, so whatever is indexed, not a
@@ -266,6 +269,16 @@ def saved_objects() -> list[dict[str, Any]]:
             "published_at",
         ),
         saved_search(
+            SEARCH_MOST_CITED,
+            "[seednews] Most cited articles",
+            "Articles other indexed articles list among their related articles, the most cited first "
+            "(cited_by_count; cited_by holds the ids of the citing articles: related.id:<id> finds them).",
+            IP_ARTICLES,
+            Q_CITED,
+            ["title", "cited_by_count", "provider.name", "url"],
+            "cited_by_count",
+        ),
+        saved_search(
             SEARCH_QUARANTINED,
             "[seednews] Quarantined seed files",
             "Seed files that could not become a document, with the stage and the reason.",
@@ -290,7 +303,7 @@ def saved_objects() -> list[dict[str, Any]]:
             DASH_ANALYSTS,
             "[seednews] Articles (analysts)",
             "What is in the articles index: topics, providers, publication over time, unpublished articles, "
-            "text quality. "
+            "text quality, most cited articles. "
             "Opens on every publication date (the time field is published_at); narrow the range to a period.",
             [
                 ("visualization", VIS_OVER_TIME, 0, 0, 48, 12),
@@ -300,6 +313,7 @@ def saved_objects() -> list[dict[str, Any]]:
                 ("search", SEARCH_UNPUBLISHED, 16, 27, 32, 15),
                 ("visualization", VIS_TEXT_QUALITY, 0, 42, 16, 15),
                 ("search", SEARCH_DAMAGED_TEXT, 16, 42, 32, 15),
+                ("search", SEARCH_MOST_CITED, 0, 57, 48, 15),
             ],
             time=EVERY_DATE,
         )

@@ -104,16 +104,19 @@ def sweep_orphans(
     sources: Sources,
     max_bytes: int,
     resend: Callable[[list[SeedFile]], RunReport],
-) -> None:
+) -> list[lg.LedgerEntry]:
     """Decide the fate of every article a file stopped carrying (file deleted, article URL changed):
     removed from the index when no file in the ledger carries it any more; re-sourced from the best
     remaining copy when only duplicates carry it (``resend`` processes those files again, as one
-    chunk); kept otherwise (a carrier is quarantined or failed)."""
+    chunk); kept otherwise (a carrier is quarantined or failed).
+
+    Returns the ledger entries whose orphans were handled; their ``orphans`` stay until ``clear_orphans``
+    (after linking, which starts from them: a finalize retried after a crash finds them again)."""
     from opensearchpy import NotFoundError
 
     entries = ledger.with_orphans()
     if not entries:
-        return
+        return []
     carriers = ledger.carriers({x for e in entries for x in e.orphans})
     promote: list[lg.LedgerEntry] = []
     for doc_id, holders in sorted(carriers.items()):
@@ -142,6 +145,11 @@ def sweep_orphans(
                 + ", ".join(s.rel for s in seeds[:10])
                 + (" …" if len(seeds) > 10 else "")
             )
+    return entries
+
+
+def clear_orphans(ledger: Ledger, entries: list[lg.LedgerEntry]) -> None:
+    """Mark the orphans of ``entries`` (from ``sweep_orphans``) as handled."""
     ledger.update({e.key: {"orphans": []} for e in entries})
 
 

@@ -5,7 +5,8 @@
                            unchanged, deleted)
     process_batch(...)  -> RunReport for one batch: read -> parse -> normalize -> images -> index
     finalize(...)       -> RunReport for the run: replay, reconcile copies, remove articles no file
-                           carries, validate + swap aliases on a rebuild (``pipeline.run.bookkeeping``)
+                           carries, link related articles (``pipeline.run.linking``), validate + swap
+                           aliases on a rebuild (``pipeline.run.bookkeeping``)
     run(...)            -> all of the above in one process
 
 Every seed ends in exactly one outcome (``types.SeedOutcome``), recorded by ``outcomes.settle``.
@@ -25,7 +26,8 @@ from functools import partial
 
 from pipeline.config import Settings
 from pipeline.run import parallel, seedpath, timing
-from pipeline.run.bookkeeping import promote_rebuild, reconcile, replay, sweep_orphans
+from pipeline.run.bookkeeping import clear_orphans, promote_rebuild, reconcile, replay, sweep_orphans
+from pipeline.run.linking import link_run
 from pipeline.run.options import RunOptions
 from pipeline.run.plan import Batch, Plan, make_plan
 from pipeline.run.report import RunReport
@@ -287,8 +289,8 @@ def finalize(
     s3_client: object | None = None,
 ) -> RunReport:
     """Replay dead letters if asked; refresh; reconcile copies of one article; remove or re-source
-    articles no file carries; on a full rebuild validate the new index against its ledger, then move
-    both aliases at once.
+    articles no file carries; link related articles around what the run changed (``pipeline.run.linking``;
+    a rebuild links its whole index), then validate it against its ledger and move both aliases at once.
 
     A rebuild is promoted when every planned file has an outcome in its ledger, the index holds exactly
     the ledger's ``indexed`` files (as the report counts them too), and no document ``failed``. Files
@@ -309,6 +311,7 @@ def finalize(
     indices.refresh(client, target)
     ledger = ledger_for(client, settings, target)
     reconcile(ledger, options.run_id, report)
+    fast_json = options.tuning.fast_json
     if not options.full_rebuild:
         resend = partial(
             process_seeds,
@@ -319,8 +322,14 @@ def finalize(
             emit=emit,
             s3_client=s3_client,
         )
-        sweep_orphans(client, target, ledger, report, Sources(s3_client), options.parse.max_bytes, resend)
+        swept = sweep_orphans(client, target, ledger, report, Sources(s3_client), options.parse.max_bytes, resend)
+        with timing.stage("links"):  # the articles removed or moved to another URL: their citers relink
+            removed = {x for e in swept for x in e.orphans}
+            link_run(client, target, ledger, options.run_id, removed, report, emit=emit, fast_json=fast_json)
+        clear_orphans(ledger, swept)
     else:
+        with timing.stage("links"):
+            link_run(client, target, ledger, options.run_id, (), report, full=True, emit=emit, fast_json=fast_json)
         promote_rebuild(client, settings, target, ledger, report, planned)
     indices.refresh(client, target)
     counts = Ledger(client, settings.ledger_index).counts(plan_root(options))

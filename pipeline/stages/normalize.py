@@ -10,6 +10,9 @@
   damaged) and ``text_quality_fields`` (``pipeline.stages.facets``).
 - Article URLs get a canonical form (``pipeline.urls.canonical_url``) and the document id is derived from
   it (``document_id``): the same article in two files is one document, and a re-run overwrites it.
+- A related article gets the id its URL would have as a document (``related[].id``), so linking it needs
+  no URL work later; ``related[].linked``, ``cited_by`` and ``cited_by_count`` start empty here and are
+  set after the run's writes (``pipeline.run.linking``), because only the index knows what is in it.
 - URLs, ids, image URLs and ``secured`` are never passed through text repair.
 - Unknown seed fields are kept under ``extra`` (stored, not indexed: see the mapping).
 """
@@ -147,6 +150,7 @@ def _related(r: dict[str, Any], where: str, fix: _Repairs) -> dict[str, Any]:
     if article_url:
         out["url"] = canonical_url(article_url)
         out["id"] = document_id(article_url)
+    out["linked"] = False  # true once the article ``id`` names is indexed (pipeline.run.linking)
     out["urls"] = _urls(r)
     if r.get("type") is not None:
         out["type"] = facets.facet_value(r["type"]).lower()
@@ -189,6 +193,8 @@ def to_document(record: SeedRecord) -> Document:
     source["topics"] = canonical_topics(f.get("topics") or [])
     source["images"] = _images(f.get("images"))
     source["related"] = [_related(r, f"related[{i}]", fix) for i, r in enumerate(f.get("related") or [])]
+    source["cited_by"] = []  # the indexed articles citing this one, set after the run's writes
+    source["cited_by_count"] = 0
     if f.get("secured") is not None:
         source["secured"] = f["secured"]  # opaque: never repaired, never indexed
     if f.get("_extra"):

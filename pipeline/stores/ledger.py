@@ -266,6 +266,26 @@ class Ledger:
                 out[e.doc_id].append(e)  # type: ignore[index]
         return out
 
+    def indexed_by_run(self, run_id: str) -> set[str]:
+        """The articles run ``run_id`` indexed (the ``doc_id`` of its ``indexed`` entries), read from doc
+        values: what linking after the run starts from (``pipeline.run.linking``)."""
+        from opensearchpy import helpers
+
+        self.refresh()
+        if not self.exists():
+            return set()
+        query = {
+            "query": {"bool": {"filter": [{"term": {"run_id": run_id}}, {"term": {"state": "indexed"}}]}},
+            "stored_fields": "_none_",
+            "docvalue_fields": ["doc_id"],
+        }
+
+        def read_all() -> set[str]:
+            hits = helpers.scan(self.client, index=self.index, query=query, size=PAGE, scroll="5m")
+            return {v[0] for h in hits if (v := h.get("fields", {}).get("doc_id"))}
+
+        return read_scroll(self.client, f"ledger {self.index}: articles of run {run_id}", read_all)
+
     def with_orphans(self) -> list[LedgerEntry]:
         self.refresh()
         return list(self._scan({"exists": {"field": "orphans"}}))
