@@ -28,6 +28,8 @@ through :func:`fail_fast_as`::
     │   │                                  (a lagging ledger would lie)
     │   ├── DeadLetterError         retry  OpenSearch refused dead letters after the client's own retries (a
     │   │                                  refused document is never dropped: the batch is tried again)
+    │   ├── LinkError               retry  OpenSearch refused articles whose related links were rewritten (the
+    │   │                                  finalize that links them is tried again; linking is idempotent)
     │   └── ImageCacheError         retry  OpenSearch refused image verdicts for the cache
     └── DashboardsError             fail   bad Dashboards settings or an unreachable Dashboards (also a
                                            RuntimeError)
@@ -144,6 +146,13 @@ class LedgerError(StoreError):
 class DeadLetterError(StoreError):
     """OpenSearch refused the dead letters of documents it refused (the task is tried again: the documents
     must be kept for replay, and a busy node or a shard moving often causes it)."""
+
+    retryable = True
+
+
+class LinkError(StoreError):
+    """OpenSearch refused articles whose links (``related.linked``, ``cited_by``) were being rewritten; the
+    task is tried again (a busy node or a moving shard often causes it, and linking is idempotent)."""
 
     retryable = True
 

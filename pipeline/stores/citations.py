@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import IndexManagementError
+from pipeline.errors import LinkError
 from pipeline.stores.bulk import BULK_MAX_BYTES, source_body
 from pipeline.stores.retry import read, read_scroll
 
@@ -140,7 +140,7 @@ def rewrite(
     """Write ``links`` into the articles they belong to, each with the version it had when it was
     ``seen`` (so a copy that landed since refuses the write: the links were computed from the older
     one); returns (written, skipped: a newer copy landed since, or the article left). Raises
-    ``IndexManagementError`` if OpenSearch refuses any other way."""
+    ``LinkError`` if OpenSearch refuses any other way."""
     from opensearchpy import helpers
 
     written = 0
@@ -158,5 +158,5 @@ def rewrite(
         elif info.get("status") != 409:
             errors.append(f"{info.get('_id')}: {info.get('error')}")
     if errors:
-        raise IndexManagementError(f"index {index}: {len(errors)} articles not relinked (first: {errors[0][:300]})")
+        raise LinkError(f"index {index}: {len(errors)} articles not relinked (first: {errors[0][:300]})")
     return written, len(links) - written
