@@ -147,8 +147,27 @@ def test_image_installs_pins_from_the_lock_and_no_jdk():
 NASTY_PASSWORDS = ['a"b', "a\\b", "a#b", "a@b", "a%b", "a$b{c}", "a'b", "a/b:c", "pä ss wörd", '"#@%\\$ all']
 
 
+@pytest.fixture(scope="module")
+def own_airflow(tmp_path_factory) -> dict[str, str]:
+    """An Airflow database of this module's own: the connection these tests import must not reach the
+    session's shared one (the DAG tests would then talk to the compose host ``opensearch``)."""
+    import subprocess
+
+    from tests.conftest import AIRFLOW
+
+    home = tmp_path_factory.mktemp("compose_airflow_home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+    }
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    return env
+
+
 @pytest.mark.parametrize("password", NASTY_PASSWORDS)
-def test_any_password_reaches_the_pipeline_through_airflows_own_connection_import(password, airflow_env, tmp_path):
+def test_any_password_reaches_the_pipeline_through_airflows_own_connection_import(password, own_airflow, tmp_path):
     """What airflow-init does, with a real Airflow: the script writes the connection, ``airflow connections
     import`` stores it, and the DAG's settings read back exactly the password from .env."""
     import subprocess
@@ -158,19 +177,19 @@ def test_any_password_reaches_the_pipeline_through_airflows_own_connection_impor
     from tests.conftest import AIRFLOW
 
     file = tmp_path / "connections.json"
-    env = {**airflow_env, "OPENSEARCH_PASSWORD": password}
+    env = {**own_airflow, "OPENSEARCH_PASSWORD": password}
     subprocess.run([sys.executable, str(ROOT / "docker" / "airflow_connection.py"), str(file)], env=env, check=True)
     assert oct(file.stat().st_mode & 0o777) == "0o600"
     subprocess.run(
         [AIRFLOW, "connections", "import", "--overwrite", str(file)],
-        env=airflow_env,
+        env=own_airflow,
         check=True,
         capture_output=True,
         timeout=120,
     )
     got = subprocess.run(
         [AIRFLOW, "connections", "get", "seednews_opensearch", "-o", "json"],
-        env=airflow_env,
+        env=own_airflow,
         check=True,
         capture_output=True,
         text=True,
