@@ -8,6 +8,7 @@ Rows (each a whole process or a whole stack as deployed; ``--rows`` picks some):
   raw         ``_bulk`` of pre-built NDJSON of the same documents (``bench_scale``'s raw worker; the floor)
   script      ``bench/afternoon.py``: the ~40-line script a user would write instead (no ledger)
   cli-folder  ``seednews run DIR --skip-images``, a process: a first, incremental run into a fresh alias
+  flow-run    the same run as ``flow.run`` timed inside its process (``bench_scale``'s figure: no start-up)
   stack       ``./scripts/stack up`` (LocalExecutor), the DAG triggered through the REST API, trigger -> success
   cli-s3      the CLI on loopback S3 (``devtools.s3server``, SeaweedFS)
   celery-1/2  ``./scripts/stack up --executor celery --workers 1|2`` (one task slot each) on S3
@@ -45,7 +46,7 @@ from corpus import BASE_TIME, generate  # noqa: E402
 from deployed_probe import TREE_WRAPPER, StackProbe, _cpu_of_tree, index_ops, machine  # noqa: E402
 from deployed_report import render  # noqa: E402
 
-ROWS = ("raw", "script", "cli-folder", "stack", "cli-s3", "celery-1", "celery-2")
+ROWS = ("raw", "script", "cli-folder", "flow-run", "stack", "cli-s3", "celery-1", "celery-2")
 S3_ROWS = {"cli-s3", "celery-1", "celery-2"}
 REAL_EVERY = 4  # every 4th file is a variant of a real seed
 NEST = 10  # 10 x 10 sub-folders
@@ -163,6 +164,14 @@ class Bench:
         fig = run_worker("raw", url=self.url, folder=str(folder), base=base, index=f"{base}-v1")
         return self._finish("raw", n, {**fig, "counts": {"indexed": fig["docs"]}}, before, None)
 
+    def in_process(self, n: int, folder: Path) -> dict:
+        """``flow.run`` timed inside a fresh process (``bench_scale``'s pipeline worker: no interpreter start,
+        no imports, no exit in the wall), the same incremental first run as the CLI's: the gap to the CLI."""
+        base = self.base("flow-run")
+        before = self._before(base)
+        fig = run_worker("pipeline", url=self.url, folder=str(folder), base=base)
+        return self._finish("flow-run", n, fig, before, base)
+
     def dag_run(self, name: str, n: int, stack: Stack, probe: StackProbe, conf: dict, base: str) -> dict:
         """Trigger the DAG through the REST API; wall from the trigger until the run reads ``success``."""
         before = self._before(base)
@@ -252,6 +261,8 @@ def measure(args, url: str, tmp: Path) -> dict:
         if "cli-folder" in wanted:
             for name in ("cli-folder", "cli-folder-night"):
                 bench.process(name, args.n, cli(str(folder), bench.base(name)), cli_env(url), bench.base(name))
+        if "flow-run" in wanted:
+            bench.in_process(args.n, folder)
         if "stack" in wanted:
             stack_rows(bench, ["stack"], args.n, str(folder), stack_env)
         if set(wanted) & S3_ROWS:

@@ -9,6 +9,7 @@ LABELS = {
     "script": "afternoon script (`bench/afternoon.py`)",
     "cli-folder": "CLI on a folder (`seednews run`)",
     "cli-folder-night": "CLI on a folder, no-change night",
+    "flow-run": "`flow.run` in-process (the same run, no process start-up)",
     "stack": "LocalExecutor stack (REST trigger -> success)",
     "stack-night": "LocalExecutor stack, no-change night",
     "cli-s3": "CLI on S3",

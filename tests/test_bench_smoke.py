@@ -48,6 +48,7 @@ DEPLOYED_ROWS = {
     "script",
     "cli-folder",
     "cli-folder-night",
+    "flow-run",
     "stack",
     "stack-night",
     "cli-s3",
