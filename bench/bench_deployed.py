@@ -99,12 +99,20 @@ def upload(server, folder: Path, bucket: str) -> None:
 
 # ----------------------------------------------------------------------------- one row
 class Bench:
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.url, self.tmp = url, tmp
+    def __init__(self, url: str, tmp: Path, json_path: str | None) -> None:
+        self.url, self.tmp, self.json_path = url, tmp, json_path
         self.client = _client(url)
         self.tag = uuid.uuid4().hex[:6]
         self.rows: dict[str, dict] = {}
+        self.result: dict = {}  # what is known so far: the machine, the corpus, these rows
         self.store_pid = 0  # SeaweedFS, once started
+
+    def save(self) -> None:
+        """Write what is measured so far to ``--json`` (a run cut short keeps its rows)."""
+        self.result.update(rows=self.rows, loadavg_end=os.getloadavg())
+        self.result["table"] = render(self.result)
+        if self.json_path:
+            Path(self.json_path).write_text(json.dumps(self.result, indent=1) + "\n")
 
     def base(self, row: str) -> str:
         return f"bd{row.split('-night')[0].replace('-', '')}-{self.tag}"
@@ -126,6 +134,7 @@ class Bench:
             self.client.indices.refresh(index=f"{base}*", expand_wildcards="all")
             row["docs"] = self.client.count(index=base)["count"]
         self.rows[name] = row
+        self.save()
         print(
             f"[{name}] {row['wall']:.2f} s, {row['rate']:,.0f} files/s, {row['cpu_ms']:.2f} CPU ms/file, "
             f"node {row['node_ms']:.2f}, RSS {row['rss_mb']:.0f} MB, load {row['load']:.2f}",
@@ -239,11 +248,18 @@ def stack_rows(bench: Bench, names: list[str], n: int, seed_dir: str, env: dict[
 def measure(args, url: str, tmp: Path) -> dict:
     from devtools import s3server
 
-    bench = Bench(url, tmp)
+    bench = Bench(url, tmp, args.json)
     wanted = [r for r in ROWS if r in args.rows]
-    load0 = os.getloadavg()
     folder = tmp / "seeds"
     corpus = make_corpus(folder, args.n, args.seed) if set(wanted) - S3_ROWS else {}
+    bench.result.update(
+        n=args.n,
+        s3_n=args.s3_n,
+        machine=machine(),
+        opensearch=bench.client.info()["version"]["number"],
+        loadavg_start=os.getloadavg(),
+        corpus=corpus,
+    )
     stack_env = {
         **cli_env(url),
         "SEEDNEWS_AIRFLOW_PASSWORD": f"pw-{uuid.uuid4().hex[:12]}",
@@ -283,16 +299,8 @@ def measure(args, url: str, tmp: Path) -> dict:
                 bench.store_pid = 0
     finally:
         bench.cleanup()
-    return {
-        "n": args.n,
-        "s3_n": args.s3_n,
-        "machine": machine(),
-        "opensearch": bench.client.info()["version"]["number"],
-        "loadavg_start": load0,
-        "loadavg_end": os.getloadavg(),
-        "corpus": corpus,
-        "rows": bench.rows,
-    }
+    bench.save()
+    return bench.result
 
 
 def main() -> None:
@@ -321,10 +329,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if node is not None:
             node.stop()
-    result["table"] = render(result)
     print(result["table"])
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
