@@ -184,7 +184,7 @@ class Bench:
     def dag_run(self, name: str, n: int, stack: Stack, probe: StackProbe, conf: dict, base: str) -> dict:
         """Trigger the DAG through the REST API; wall from the trigger until the run reads ``success``."""
         before = self._before(base)
-        cpu0 = probe.cpu()
+        cpu0 = probe.cpu_parts()
         probe.peak_mb = 0.0
         t0 = time.monotonic()
         run_id = stack.api(f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})["dag_run_id"]
@@ -196,7 +196,14 @@ class Bench:
         wall = time.monotonic() - t0
         if run["state"] != "success":
             raise SystemExit(f"{name}: run {run_id} ended {run['state']}")
-        fig = {"wall": wall, "cpu": probe.cpu() - cpu0, "rss_mb": probe.peak_mb, "counts": {}}
+        parts = {k: round(v - cpu0.get(k, 0.0), 2) for k, v in probe.cpu_parts().items()}
+        tis = stack.api(f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances")["task_instances"]
+        tasks = {
+            t["task_id"] + (f"[{t['map_index']}]" if t["map_index"] >= 0 else ""): round(t["duration"] or 0, 2)
+            for t in tis
+        }
+        fig = {"wall": wall, "cpu": sum(parts.values()), "rss_mb": probe.peak_mb}
+        fig.update(cpu_parts_s=parts, tasks_s=tasks)
         return self._finish(name, n, fig, before, base)
 
     def cleanup(self) -> None:

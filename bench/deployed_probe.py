@@ -110,20 +110,27 @@ class StackProbe:
         except (OSError, ValueError):
             return 0
 
-    def pids(self) -> set[int]:
+    def parts(self) -> dict[str, set[int]]:
+        """The stack's processes by part: each Airflow service's session (the LocalExecutor's task processes are
+        in the scheduler's), each Celery worker's (its task processes), PostgreSQL, Redis."""
         state = json.loads((self.home / "stack.json").read_text())
-        roots = [self._pid(s) for s in STACK_SERVICES]
-        roots += [self._pid(f"celery-worker-{i}") for i in range(1, int(state.get("workers") or 0) + 1)]
-        out = {p for r in roots if r for p in _pids_by_session(r)}
+        names = [*STACK_SERVICES, *(f"celery-worker-{i}" for i in range(1, int(state.get("workers") or 0) + 1))]
+        out = {name: set(_pids_by_session(pid)) for name in names if (pid := self._pid(name))}
         try:
             postmaster = int((Path(state["pg_data"]) / "postmaster.pid").read_text().split()[0])
-            out |= _descendants(postmaster)
+            out["postgresql"] = _descendants(postmaster)
         except (OSError, KeyError, ValueError, IndexError):
             pass
-        return out | ({self._pid("redis")} - {0})
+        if self._pid("redis"):
+            out["redis"] = {self._pid("redis")}
+        return out
 
-    def cpu(self) -> float:
-        return sum(_cpu_of_tree(p) for p in self.pids())
+    def pids(self) -> set[int]:
+        return set().union(*self.parts().values())
+
+    def cpu_parts(self) -> dict[str, float]:
+        """CPU seconds so far of each part (live processes and the children they reaped)."""
+        return {name: sum(_cpu_of_tree(p) for p in pids) for name, pids in self.parts().items()}
 
     def __enter__(self) -> StackProbe:
         def watch() -> None:

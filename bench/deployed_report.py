@@ -156,4 +156,15 @@ def render(result: dict) -> str:
         f"folder rows N = {result['n']:,}, S3 rows N = {result['s3_n']:,}; corpus {result['corpus']}",
         "",
     ]
-    return "\n".join(head + _table(result) + _targets(result))
+    return "\n".join(head + _table(result) + _stacks(result) + _targets(result))
+
+
+def _stacks(result: dict) -> list[str]:
+    """Where each stack row's time and CPU went: its tasks' own durations and each part's CPU seconds."""
+    out = []
+    for key, r in result["rows"].items():
+        if "tasks_s" in r:
+            tasks = ", ".join(f"{k} {v:.1f}" for k, v in r["tasks_s"].items())
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in r["cpu_parts_s"].items())
+            out.append(f"- {key}: tasks (s) {tasks}; CPU s by part: {parts}")
+    return ["", "Stacks, task by task:", *out] if out else []
