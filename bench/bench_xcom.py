@@ -60,7 +60,11 @@ def one_run(checkout: Path, folder: Path, url: str) -> dict:
         load = os.getloadavg()
         t0 = time.perf_counter()
         out = subprocess.run(
-            [AIRFLOW, "dags", "test", "seednews_index", "-c", json.dumps(conf)], env=env, capture_output=True, text=True
+            [AIRFLOW, "dags", "test", "seednews_index", "-c", json.dumps(conf)],
+            env=env,
+            cwd=checkout,
+            capture_output=True,
+            text=True,
         )
         wall = time.perf_counter() - t0
         log = out.stdout + out.stderr
