@@ -41,13 +41,16 @@ def airflow_env(home: Path, checkout: Path, url: str) -> dict[str, str]:
     }
 
 
-def xcom_bytes(db: Path) -> dict[str, dict[str, int]]:
+def xcom_bytes(db: Path) -> dict[str, dict]:
     """Per task: the XCom bytes the run stored (all rows) and its largest row."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
             "SELECT task_id, SUM(LENGTH(value)), MAX(LENGTH(value)), COUNT(*) FROM xcom GROUP BY task_id"
         )
-        return {task: {"bytes": total, "largest": largest, "rows": n} for task, total, largest, n in rows}
+        out = {task: {"bytes": total, "largest": largest, "rows": n} for task, total, largest, n in rows}
+        for task, key, n in conn.execute("SELECT task_id, key, COUNT(*) FROM xcom GROUP BY task_id, key"):
+            out[task].setdefault("keys", {})[key] = n
+        return out
 
 
 def one_run(checkout: Path, folder: Path, url: str) -> dict:
