@@ -1,7 +1,8 @@
 """docker-compose.yml loaded by compose-go, the loader of Docker Compose itself (devtools/composecheck, a
 small Go program pinned by its go.mod and go.sum): interpolation from an env file, the Compose
 Specification's schema, normalization and consistency, as ``docker compose config`` does them. Go comes from
-PATH (or /usr/local/go); the modules come from the Go module proxy into the user's Go caches.
+PATH (or /usr/local/go); the modules come from the Go module proxy into the project's Go caches (the cache
+folder, as for devtools/s3server.py), checked against the committed go.sum.
 
 The shipped .env.example must fail with the "set X in .env" messages (its secrets are empty); filled in with
 passwords made of every character that breaks quoting, the project loads and each service receives each
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.s3server import go_dir
 from tests.conftest import ROOT
 
 CHECKER = ROOT / "devtools" / "composecheck"
@@ -37,7 +39,14 @@ def _go() -> str:
 def composecheck(tmp_path_factory) -> Path:
     """The checker, built from the committed go.mod/go.sum (-mod=readonly: a missing sum fails the build)."""
     binary = tmp_path_factory.mktemp("composecheck") / "composecheck"
-    env = {**os.environ, "GOFLAGS": "-mod=readonly -buildvcs=false"}
+    base = go_dir()  # the project's Go caches (modules and builds), shared with devtools/s3server.py
+    env = {
+        **os.environ,
+        "GOPATH": str(base / "gopath"),
+        "GOCACHE": str(base / "cache"),
+        "GOFLAGS": "-mod=readonly -buildvcs=false",
+        "CGO_ENABLED": "0",
+    }
     done = subprocess.run(
         [_go(), "build", "-o", str(binary), "."], cwd=CHECKER, env=env, capture_output=True, text=True, timeout=900
     )
