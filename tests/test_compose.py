@@ -229,3 +229,126 @@ def test_any_database_password_gives_airflow_a_url_that_decodes_to_it(password, 
     )
     url = make_url(got.stdout.strip().splitlines()[-1])
     assert (url.username, url.password, url.host, url.database) == ("airflow", password, "postgres", "airflow")
+
+
+# ----------------------------------------------------------------------------- the UI's auth manager
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+ADMIN_SCRIPT = "/opt/seednews/docker/airflow_admin_user.py"  # docker/airflow_admin_user.py in the image
+AIRFLOW_ADMIN_PASSWORD = re.compile(r"(?<![A-Z_])(AIRFLOW_)?ADMIN_PASSWORD")  # the UI's, not OpenSearch's
+
+
+def _command_lines(service: dict) -> list[str]:
+    """Everything a service runs as a process: entrypoint, command and health check, as text."""
+    parts = [service.get("entrypoint"), service.get("command"), (service.get("healthcheck") or {}).get("test")]
+    return [" ".join(p) if isinstance(p, list) else str(p) for p in parts if p]
+
+
+def test_the_ui_uses_the_fab_auth_manager_not_the_development_one():
+    """SimpleAuthManager is development-only (Airflow's docs); FAB ships in the official image (its "fab"
+    extra, pinned by the image's constraints) and keeps users, roles and hashed passwords in the database."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "simple_auth_manager" not in text and "SIMPLE_AUTH_MANAGER" not in text
+    for name in AIRFLOW:
+        assert _env(SERVICES[name])["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER, name
+    constraints = (ROOT / "constraints" / "airflow-3.3.2-py3.11.txt").read_text()
+    assert re.search(r"^apache-airflow-providers-fab==", constraints, re.M)
+
+
+def test_airflow_init_creates_the_admin_from_the_environment_after_the_migrations():
+    script = SERVICES["airflow-init"]["command"][-1]
+    steps = [line.strip() for line in script.splitlines()]
+    migrate, fab = steps.index("/entrypoint airflow db migrate"), steps.index("/entrypoint airflow fab-db migrate")
+    assert migrate < fab < steps.index(f"/entrypoint python {ADMIN_SCRIPT}")
+    env = _env(SERVICES["airflow-init"])
+    assert env["ADMIN_PASSWORD"] == "${AIRFLOW_ADMIN_PASSWORD:?set AIRFLOW_ADMIN_PASSWORD in .env}"
+    assert env["ADMIN_USER"] == "${AIRFLOW_ADMIN_USER:-admin}"
+    assert not [n for n in SERVICES if n != "airflow-init" and "ADMIN_PASSWORD" in _env(SERVICES[n])]
+
+
+def test_the_admin_password_never_appears_in_a_command_line():
+    """The UI admin's password: not as a value, an option or a variable a shell expands; it stays in
+    airflow-init's environment, read by docker/airflow_admin_user.py."""
+    for name, svc in SERVICES.items():
+        for line in _command_lines(svc):
+            assert not AIRFLOW_ADMIN_PASSWORD.search(line) and "--password" not in line, (name, line)
+            assert "users create" not in line and "reset-password" not in line, (name, line)
+
+
+def _admin_user_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("airflow_admin_user", ROOT / "docker" / "airflow_admin_user.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _FakeUser:
+    def __init__(self, uid: int, username: str, password: str, roles: list[object]):
+        self.id, self.username, self.password, self.roles = uid, username, password, roles
+
+
+class _FakeSecurityManager:
+    """FAB's security manager as docker/airflow_admin_user.py calls it, holding users in a dict."""
+
+    def __init__(self, roles: tuple[str, ...] = ("Admin", "Viewer")):
+        self.roles = set(roles)
+        self.users: dict[str, _FakeUser] = {}
+        self.synced = False
+
+    def find_role(self, name):
+        return name if name in self.roles else None
+
+    def find_user(self, username=None):
+        return self.users.get(username)
+
+    def add_user(self, username, first_name, last_name, email, role, password):
+        self.users[username] = _FakeUser(len(self.users) + 1, username, password, [role])
+        return self.users[username]
+
+    def reset_password(self, userid, password):
+        (user,) = [u for u in self.users.values() if u.id == userid]
+        user.password = password
+        return True
+
+    def update_user(self, user):
+        return True
+
+    def sync_roles(self):
+        self.synced = True
+        self.roles |= {"Admin", "Viewer"}
+
+
+@pytest.mark.parametrize("password", NASTY_PASSWORDS)
+def test_the_admin_user_gets_exactly_the_password_from_the_environment(password):
+    module = _admin_user_module()
+    sm = _FakeSecurityManager()
+    assert "created" in module.ensure_admin(sm, {"ADMIN_USER": "ops", "ADMIN_PASSWORD": password})
+    assert sm.users["ops"].password == password and sm.users["ops"].roles == ["Admin"]
+    # the next start brings an existing user back to .env's password and the Admin role
+    sm.users["ops"].password, sm.users["ops"].roles = "changed", ["Viewer"]
+    assert "updated" in module.ensure_admin(sm, {"ADMIN_USER": "ops", "ADMIN_PASSWORD": password})
+    assert sm.users["ops"].password == password and sm.users["ops"].roles == ["Viewer", "Admin"]
+
+
+def test_the_admin_user_needs_a_password_and_makes_the_default_roles_if_missing():
+    module = _admin_user_module()
+    with pytest.raises(SystemExit, match=r"set AIRFLOW_ADMIN_PASSWORD in \.env"):
+        module.ensure_admin(_FakeSecurityManager(), {"ADMIN_USER": "ops"})
+    sm = _FakeSecurityManager(roles=())
+    module.ensure_admin(sm, {"ADMIN_PASSWORD": "x"})
+    assert sm.synced and sm.users["admin"].roles == ["Admin"]
+
+
+# ----------------------------------------------------------------------------- .env stays out of git
+@pytest.mark.parametrize(("path", "ignored"), [(".env", True), (".env.local", True), (".env.example", False)])
+def test_env_files_are_ignored_by_git_but_the_example(path, ignored):
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    done = subprocess.run([git, "check-ignore", "--no-index", "-q", path], cwd=ROOT, timeout=30)
+    assert done.returncode == (0 if ignored else 1), (path, done.returncode)
