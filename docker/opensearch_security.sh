@@ -5,7 +5,8 @@
 #   - internal_users.yml: the one user, admin, with a bcrypt hash of $OPENSEARCH_INITIAL_ADMIN_PASSWORD
 #     made by the plugin's own hash tool (it reads the variable itself: the password is never an
 #     argument, never printed, never written anywhere but as its hash);
-#   - config.yml, roles.yml, roles_mapping.yml, action_groups.yml, tenants.yml: copied from STATIC_DIR
+#   - config.yml, roles.yml, roles_mapping.yml, action_groups.yml, tenants.yml, nodes_dn.yml,
+#     allowlist.yml, audit.yml (every file securityadmin.sh -cd loads): copied from STATIC_DIR
 #     (docker/opensearch-security/ of this repository).
 # OpenSearch loads these into its security index at its first start
 # (plugins.security.allow_default_init_securityindex); see README "Deploy" for changing them later.
@@ -13,7 +14,7 @@
 set -euo pipefail
 hash_tool=$1 static_dir=$2 out_dir=$3 owner=${4:-}
 : "${OPENSEARCH_INITIAL_ADMIN_PASSWORD:?set OPENSEARCH_INITIAL_ADMIN_PASSWORD in .env}"
-static_files=(config.yml roles.yml roles_mapping.yml action_groups.yml tenants.yml)
+static_files=(config.yml roles.yml roles_mapping.yml action_groups.yml tenants.yml nodes_dn.yml allowlist.yml audit.yml)
 
 hash=$("$hash_tool" -env OPENSEARCH_INITIAL_ADMIN_PASSWORD -a BCrypt | tail -n 1)
 if ! [[ $hash =~ ^\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}$ ]]; then

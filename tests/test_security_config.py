@@ -187,3 +187,46 @@ def test_the_pipeline_indexes_the_samples_through_it(secured, seed_dir):
     assert "2 indexed" in out and PASSWORD not in out
     status, body = request(f"{secured['url']}/{index}/_count", secured["ca"], "admin", PASSWORD)
     assert status == 200 and json.loads(body)["count"] == 2, body
+
+
+def test_a_new_env_password_is_loaded_with_the_admin_certificate(secured):
+    """README's password change: the set-up re-makes the files from the new .env password, and
+    securityadmin.sh (authenticated by the admin certificate from set-up) loads them. Last in this module:
+    it changes the password."""
+    from devtools import localnode as ln
+    from devtools import securenode
+    from devtools.securenode import request
+
+    new = PASSWORD + "-2 'x'"
+    security = secured["volumes"]["opensearch-security"]
+    dist = securenode.distribution_home()
+    java = {"PATH": os.environ["PATH"], "OPENSEARCH_JAVA_HOME": str(ln.java_home())}
+    subprocess.run(
+        [
+            "bash",
+            str(ROOT / "docker" / "opensearch_security.sh"),
+            str(dist / securenode.HASH_TOOL),
+            str(ROOT / "docker" / "opensearch-security"),
+            str(security),
+        ],
+        env={**java, "OPENSEARCH_INITIAL_ADMIN_PASSWORD": new},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    port = secured["url"].rsplit(":", 1)[1]
+    done = subprocess.run(
+        [
+            "bash",
+            str(dist / securenode.PLUGIN_DIR / "tools" / "securityadmin.sh"),
+            *("-cd", str(security), "-cacert", str(secured["ca"]), "-h", "127.0.0.1", "-p", port),
+            *("-cert", str(security / "admin.pem"), "-key", str(security / "admin-key.pem")),
+        ],
+        env={**java, "JAVA_HOME": java["OPENSEARCH_JAVA_HOME"]},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert request(secured["url"], secured["ca"], "admin", new)[0] == 200
+    assert request(secured["url"], secured["ca"], "admin", PASSWORD)[0] == 401
