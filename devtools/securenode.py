@@ -194,10 +194,15 @@ def https_context(ca_file: Path) -> ssl.SSLContext:
 
 
 def request(
-    url: str, ca_file: Path, user: str | None = None, password: str | None = None, timeout: float = 10.0
+    url: str,
+    ca_file: Path,
+    user: str | None = None,
+    password: str | None = None,
+    timeout: float = 10.0,
+    method: str = "GET",
 ) -> tuple[int, bytes]:
-    """(status, body) of ``GET url`` over verified TLS; an HTTP error status is returned, not raised."""
-    req = urllib.request.Request(url)
+    """(status, body) of ``method url`` over verified TLS; an HTTP error status is returned, not raised."""
+    req = urllib.request.Request(url, method=method)
     if user is not None:
         token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")

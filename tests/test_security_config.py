@@ -148,6 +148,16 @@ def test_a_wrong_or_missing_password_is_refused(secured):
     assert request(secured["url"], secured["ca"])[0] == 401
 
 
+def test_the_password_user_cannot_touch_the_security_index(secured):
+    """Only the admin certificate may change the security configuration: all_access over a password
+    does not reach the security index (the plugin protects it whatever system_indices says)."""
+    from devtools.securenode import request
+
+    status, body = request(secured["url"] + "/.opendistro_security", secured["ca"], "admin", PASSWORD, method="DELETE")
+    assert status == 403, body
+    assert request(secured["url"] + "/_plugins/_security/authinfo", secured["ca"], "admin", PASSWORD)[0] == 200
+
+
 def test_plain_http_and_another_ca_are_refused(secured, tmp_path):
     import ssl
 
