@@ -125,12 +125,65 @@ def test_long_running_services_have_health_checks_and_restart(name):
 
 def test_security_on_and_dashboards_import_after_dashboards():
     os_env = _env(SERVICES["opensearch"])
-    assert os_env["OPENSEARCH_INITIAL_ADMIN_PASSWORD"].startswith("${OPENSEARCH_INITIAL_ADMIN_PASSWORD")
+    assert os_env["ADMIN_PASSWORD"].startswith("${OPENSEARCH_INITIAL_ADMIN_PASSWORD")  # its health check's
     assert os_env["plugins.security.ssl.http.enabled"] == "true"
     assert _env(SERVICES["dashboards"])["OPENSEARCH_HOSTS"] == '["https://opensearch:9200"]'
     imp = SERVICES["dashboards-import"]
     assert imp["entrypoint"][-4:] == ["dashboards", "import", "--url", "https://dashboards:5601"]
     assert imp["depends_on"]["dashboards"]["condition"] == "service_healthy"
+
+
+def _make_certs():
+    """docker/make_certs.py as a module (it is a script in the image, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_certs", ROOT / "docker" / "make_certs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_demo_security_installer_and_every_mounted_security_file_is_made_by_set_up():
+    """OpenSearch's security comes only from the stack's own files: the demo installer is off, the image's
+    demo config folder is hidden under the opensearch-security volume, and every file a security setting
+    names or the security index is initialised from is written by the one-shot set-up services (certs,
+    then opensearch-security) into the volume OpenSearch mounts there. tests/test_security_config.py
+    starts a real node with these settings and files."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    opensearch = SERVICES["opensearch"]
+    env = _env(opensearch)
+    assert env["DISABLE_INSTALL_DEMO_CONFIG"] == "true"
+    assert "install_demo_configuration" not in text and "esnode" not in text and "kirk" not in text
+    config = "/usr/share/opensearch/config/"
+    mounts = {v.split(":")[1].removeprefix(config): v.split(":")[0] for v in opensearch["volumes"]}
+    assert mounts["certs"] == "certs" and mounts["opensearch-security"] == "opensearch-security"
+    certs = _make_certs()
+    script = (ROOT / "docker" / "opensearch_security.sh").read_text()
+    static = re.search(r"^static_files=\(([^)]*)\)", script, re.M).group(1).split()
+    made = {f"certs/{n}" for n in certs.PUBLIC_FILES} | {f"opensearch-security/{n}" for n in certs.PRIVATE_FILES}
+    made |= {f"opensearch-security/{n}" for n in [*static, "internal_users.yml"]}
+    assert set(static) == {f.name for f in (ROOT / "docker" / "opensearch-security").iterdir()}, static
+    # the files the security plugin needs to initialise its index (CType, emptyIfMissing false)
+    for name in ("action_groups", "config", "internal_users", "roles", "roles_mapping", "tenants"):
+        assert f"opensearch-security/{name}.yml" in made, name
+    named = {v for k, v in env.items() if k.startswith("plugins.security.") and k.endswith("_filepath")}
+    assert {k.split(".")[3] for k in env if k.endswith("_filepath")} == {"transport", "http"}
+    assert named and named <= made, named - made
+    assert env["plugins.security.allow_default_init_securityindex"] == "true"
+    assert (
+        env["plugins.security.nodes_dn"] == certs.NODE_DN and env["plugins.security.authcz.admin_dn"] == certs.ADMIN_DN
+    )
+    # the set-up writes into exactly those volumes, before OpenSearch starts
+    setup_certs, setup_security = SERVICES["certs"], SERVICES["opensearch-security"]
+    assert setup_certs["entrypoint"][-2:] == ["/certs", "/opensearch-security"]
+    assert set(setup_certs["volumes"]) == {"certs:/certs", "opensearch-security:/opensearch-security"}
+    assert setup_security["entrypoint"][4] == "/opensearch-security"
+    assert "opensearch-security:/opensearch-security" in setup_security["volumes"]
+    assert _env(setup_security)["OPENSEARCH_INITIAL_ADMIN_PASSWORD"].startswith("${OPENSEARCH_INITIAL_ADMIN_PASSWORD:?")
+    assert setup_security["depends_on"]["certs"]["condition"] == "service_completed_successfully"
+    assert opensearch["depends_on"]["opensearch-security"]["condition"] == "service_completed_successfully"
+    assert {"certs", "opensearch-security"} <= ONE_SHOT
 
 
 def test_image_installs_pins_from_the_lock_and_no_jdk():
