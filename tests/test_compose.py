@@ -125,7 +125,7 @@ def test_long_running_services_have_health_checks_and_restart(name):
 
 def test_security_on_and_dashboards_import_after_dashboards():
     os_env = _env(SERVICES["opensearch"])
-    assert os_env["ADMIN_PASSWORD"].startswith("${OPENSEARCH_INITIAL_ADMIN_PASSWORD")  # its health check's
+    assert os_env["HEALTHCHECK_PASSWORD"].startswith("${OPENSEARCH_INITIAL_ADMIN_PASSWORD")  # its health check's
     assert os_env["plugins.security.ssl.http.enabled"] == "true"
     assert _env(SERVICES["dashboards"])["OPENSEARCH_HOSTS"] == '["https://opensearch:9200"]'
     imp = SERVICES["dashboards-import"]

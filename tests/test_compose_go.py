@@ -84,7 +84,9 @@ def test_filled_in_env_loads_and_every_password_arrives_exactly(composecheck, tm
     assert services["airflow-init"]["environment"]["OPENSEARCH_PASSWORD"] == NASTY
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == NASTY
     assert services["airflow-scheduler"]["environment"]["POSTGRES_PASSWORD"] == NASTY
-    assert services["opensearch"]["environment"]["OPENSEARCH_INITIAL_ADMIN_PASSWORD"] == NASTY
+    assert services["opensearch-security"]["environment"]["OPENSEARCH_INITIAL_ADMIN_PASSWORD"] == NASTY
+    assert services["opensearch"]["environment"]["HEALTHCHECK_PASSWORD"] == NASTY
+    assert services["dashboards"]["environment"]["OPENSEARCH_PASSWORD"] == NASTY
 
 
 @pytest.mark.parametrize(
