@@ -65,7 +65,10 @@ ti = types.SimpleNamespace(dag_id="seednews_index", run_id="manual__1", task_id=
                            map_index=-1, log_url="http://af/log")
 t = time.monotonic()
 try:
-    if case == "notify":
+    if case == "note":
+        from seednews_notify import post_run_note
+        out = {"set": post_run_note("seednews_index", "manual__2026-01-01T00:00:00+00:00", "# report\\n| a | 1 |")}
+    elif case == "notify":
         AlertNotifier(deadline=deadline).notify({"ti": ti, "exception": ValueError("3 of 3 quarantined")})
         out = {"ok": True}
     else:
@@ -77,7 +80,7 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def _notify(case: str, url: str | None, tmp_path, deadline: float = 30.0) -> tuple[dict, str]:
+def _notify(case: str, url: str | None, tmp_path, deadline: float = 30.0, api: dict | None = None) -> tuple[dict, str]:
     import os
     import subprocess
     import sys
@@ -88,6 +91,8 @@ def _notify(case: str, url: str | None, tmp_path, deadline: float = 30.0) -> tup
     env.update(AIRFLOW_HOME=str(tmp_path), AIRFLOW__CORE__LOAD_EXAMPLES="False", NO_PROXY="127.0.0.1")
     if url:
         env["AIRFLOW_CONN_SEEDNEWS_ALERTS"] = json.dumps({"conn_type": "http", "host": url})
+    if api:
+        env["AIRFLOW_CONN_SEEDNEWS_AIRFLOW_API"] = json.dumps(api)
     out = subprocess.run(
         [sys.executable, "-c", NOTIFY, str(DAGS), case, str(deadline)],
         env=env,
@@ -207,3 +212,62 @@ def test_the_run_note_is_the_report_cut_to_airflows_1000_characters():
     tiny = runartifact.run_note(text, limit=400)  # whole lines only, then where the rest is
     assert len(tiny) <= 400 and tiny.endswith(runartifact.NOTE_TAIL) and "| indexed | 2 |" in tiny
     assert all(line in text.splitlines() for line in tiny[: -len(runartifact.NOTE_TAIL)].splitlines())
+
+
+class _Api(BaseHTTPRequestHandler):
+    """Airflow's REST API as the note needs it: a token for the right login, then PATCH of the run."""
+
+    seen: list = []
+    patch_status = 200
+
+    def _body(self) -> dict:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def _answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        body = self._body()
+        ok = self.path == "/auth/token" and body == {"username": "notes", "password": 'p"w\\#@%'}
+        self._answer(201 if ok else 401, {"access_token": "JWT"} if ok else {"detail": "no"})
+
+    def do_PATCH(self):
+        type(self).seen.append((self.path, self.headers["Authorization"], self._body()))
+        self._answer(type(self).patch_status, {"note": "x"})
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("patch_status", [200, 403])
+def test_the_report_becomes_the_runs_note_through_the_rest_api(tmp_path, patch_status):
+    handler = type("Api", (_Api,), {"seen": [], "patch_status": patch_status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = {
+        "conn_type": "http",
+        "host": f"http://127.0.0.1:{server.server_address[1]}",
+        "login": "notes",
+        "password": 'p"w\\#@%',
+    }
+    try:
+        result, log = _notify("note", None, tmp_path, api=api)
+    finally:
+        server.shutdown()
+    assert result["set"] is (patch_status == 200), log[-3000:]
+    [(path, auth, body)] = handler.seen
+    assert path == "/api/v2/dags/seednews_index/dagRuns/manual__2026-01-01T00%3A00%3A00%2B00%3A00?update_mask=note"
+    assert auth == "Bearer JWT" and body == {"note": "# report\n| a | 1 |"}
+    if patch_status != 200:  # a refused note is a warning; the run goes on
+        assert "the report could not be made the run's note" in log and 'p"w' not in log
+
+
+def test_without_the_api_connection_the_note_is_skipped_with_a_reason(tmp_path):
+    result, log = _notify("note", None, tmp_path)
+    assert result["set"] is False
+    assert "the report is not the run's note: no Airflow connection 'seednews_airflow_api'" in log
