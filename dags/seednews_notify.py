@@ -19,26 +19,40 @@ import logging
 import threading
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
 ALERTS_CONN_ID = "seednews_alerts"
 API_CONN_ID = "seednews_airflow_api"
+MIN_MASKED = 8  # a webhook path shorter than this is no secret ("/alerts"), and masking it would hide words
 API_TIMEOUT = (5.0, 30.0)  # connect, read (seconds) for the note's two REST calls
 
 log = logging.getLogger(__name__)
 
 
-def _connection_exists(conn_id: str) -> bool:
+def _connection(conn_id: str) -> Connection | None:
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
-        Connection.get(conn_id)
+        return Connection.get(conn_id)
     except AirflowNotFoundException:
-        return False
-    return True
+        return None
+
+
+def _mask_webhook_secret(url: str) -> None:
+    """Masks the path and query of the webhook URL in the task log (an incoming webhook's secret is
+    there; the HTTP hook's retry warnings name the path)."""
+    from airflow.sdk.log import mask_secret
+
+    parts = urllib.parse.urlsplit(url)
+    secret = parts.path + (f"?{parts.query}" if parts.query else "")
+    if len(secret.strip("/")) >= MIN_MASKED:
+        mask_secret(secret)
 
 
 def _payload(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,12 +89,14 @@ class AlertNotifier(BaseNotifier):
         self.deadline = deadline  # None: pipeline.run.alerts.WEBHOOK_DEADLINE (not imported at parse time)
 
     def notify(self, context) -> None:
-        if not _connection_exists(self.http_conn_id):
+        conn = _connection(self.http_conn_id)
+        if conn is None:
             self.log.warning(
                 "no alert channel configured (no Airflow connection %r): nobody is told about this failure",
                 self.http_conn_id,
             )
             return
+        _mask_webhook_secret(conn.host or "")
         from pipeline.run.alerts import WEBHOOK_DEADLINE
 
         deadline = WEBHOOK_DEADLINE if self.deadline is None else self.deadline
@@ -154,7 +170,7 @@ def post_run_note(dag_id: str, run_id: str, note: str, conn_id: str = API_CONN_I
     """Sets the DAG run's note (Markdown, at most 1,000 characters: Airflow's limit) through the REST API:
     a token from ``/auth/token`` for the connection's login, then ``PATCH`` of the run. True when set;
     False (and a log line saying why) when the connection is missing or the API refused."""
-    if not _connection_exists(conn_id):
+    if _connection(conn_id) is None:
         log.info("the report is not the run's note: no Airflow connection %r (api-server URL and login)", conn_id)
         return False
     from airflow.providers.http.hooks.http import HttpHook

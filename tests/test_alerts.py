@@ -76,6 +76,8 @@ try:
 except Exception as exc:
     out = {"error": type(exc).__name__, "message": str(exc)}
 out["took"] = time.monotonic() - t
+from airflow.sdk.log import redact  # what the task log's secrets masker makes of a line naming the URL
+out["redacted"] = redact("Max retries exceeded with url: /services/T000/B000/SECRETPATH")
 print("RESULT " + json.dumps(out))
 """
 
@@ -271,3 +273,13 @@ def test_without_the_api_connection_the_note_is_skipped_with_a_reason(tmp_path):
     result, log = _notify("note", None, tmp_path)
     assert result["set"] is False
     assert "the report is not the run's note: no Airflow connection 'seednews_airflow_api'" in log
+
+
+def test_an_unreachable_webhook_fails_without_showing_its_secret_path(tmp_path):
+    from tests.stackkit import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/services/T000/B000/SECRETPATH"  # nothing listens there
+    result, log = _notify("notify", url, tmp_path, deadline=20.0)
+    assert result["error"] == "ConnectionError" and result["message"] == "webhook not reached: ConnectionError", log
+    # the HTTP hook's own retry warnings name the path: the notifier has it masked in the task log
+    assert result["redacted"] == "Max retries exceeded with url: ***", result
