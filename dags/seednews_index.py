@@ -181,10 +181,10 @@ the ledger index `seednews-articles-ledger` (for another alias: `<alias>-ledger`
 **When it fails.** The reason is an ERROR line in the failed task's log: on this DAG's *Overview*,
 *Recent Failed Task Logs* → *Show Logs* lists those lines; from a run, click the failed task and open
 its log; a run failed for too many quarantined files also says so in its note. A failed task also sends
-an alert to the team's webhook (the Airflow connection `seednews_alerts`, set from `SEEDNEWS_ALERT_WEBHOOK`)
-naming the DAG, run and task. Quarantined files (bad YAML, binary, too large...) are listed with the reason; fix the
-file and the next run picks it up. Documents OpenSearch refused are kept in
-`seednews-articles-deadletter`: fix the cause, then trigger with *Replay dead letters*.
+an alert to the team's webhook (the Airflow connection `seednews_alerts`, set from
+`SEEDNEWS_ALERT_WEBHOOK`) naming the DAG, run and task. Quarantined files (bad YAML, binary, too
+large...) are listed with the reason; fix the file and the next run picks it up. Documents OpenSearch
+refused are kept in `seednews-articles-deadletter`: fix the cause, then trigger with *Replay dead letters*.
 
 **Freshness.** Each successful run updates the Asset `seednews-articles`
 (URI `opensearch://seednews-articles/`; Assets page: its latest event).
