@@ -384,12 +384,12 @@ def test_browser_trigger_form_defaults_trigger_and_success(stack):
         assert "| AI | 2 |" in note and len(note) <= 1000, note
         page.reload()
         page.get_by_text("success").first.wait_for(timeout=30_000)  # the UI shows the run's state
-        page.get_by_text("seednews run").first.wait_for(timeout=30_000)  # the note's first line, on the run page
+        # the note's first line under the run's header, rendered: a heading, not "# seednews run"
+        page.get_by_role("heading", name="seednews run").first.wait_for(timeout=30_000)
         _shot(page, "05-run-succeeded")
-        # opened, the note is the report rendered from Markdown: its heading, and its tables as tables
-        edit = page.get_by_role("button", name="Edit note")
-        (edit if edit.count() else page.get_by_label("Edit note")).first.click()
-        modal = page.get_by_test_id("markdown-modal")
+        # opened ("Edit note" opens it read-only first), the note is the whole report rendered from Markdown
+        page.get_by_role("button", name="Edit note").first.click()
+        modal = page.get_by_role("dialog")  # the markdown-modal test id sits on a Dialog.Root, which has no element
         modal.get_by_role("heading", name="seednews run").first.wait_for(timeout=30_000)
         assert modal.get_by_role("heading", name="Files per outcome").count() == 1
         modal.get_by_role("cell", name="indexed", exact=True).first.wait_for(timeout=10_000)
