@@ -230,7 +230,13 @@ def test_any_password_reaches_the_pipeline_through_airflows_own_connection_impor
     from tests.conftest import AIRFLOW
 
     file = tmp_path / "connections.json"
-    env = {**own_airflow, "OPENSEARCH_PASSWORD": password}
+    webhook = f"https://hooks.example.com/services/T/B/{password}"
+    env = {
+        **own_airflow,
+        "OPENSEARCH_PASSWORD": password,
+        "ADMIN_PASSWORD": password,
+        "SEEDNEWS_ALERT_WEBHOOK": webhook,
+    }
     subprocess.run([sys.executable, str(ROOT / "docker" / "airflow_connection.py"), str(file)], env=env, check=True)
     assert oct(file.stat().st_mode & 0o777) == "0o600"
     subprocess.run(
@@ -254,6 +260,41 @@ def test_any_password_reaches_the_pipeline_through_airflows_own_connection_impor
         conn["host"], conn["port"], conn["schema"], conn["login"], conn["password"], conn["extra_dejson"]
     )
     assert settings.password == password and settings.verify_certs and settings.ca_certs == "/certs/ca.pem"
+    # the run notes' login, and the alerts' webhook URL (type http, the whole URL as its host)
+    api = _connection(own_airflow, "seednews_airflow_api")
+    assert (api["conn_type"], api["host"], api["login"], api["password"]) == (
+        "http",
+        "http://airflow-apiserver:8080",
+        "admin",
+        password,
+    )
+    alerts = _connection(own_airflow, "seednews_alerts")
+    assert (alerts["conn_type"], alerts["host"]) == ("http", webhook)
+
+
+def _connection(env: dict[str, str], conn_id: str) -> dict:
+    import subprocess
+
+    from tests.conftest import AIRFLOW
+
+    got = subprocess.run(
+        [AIRFLOW, "connections", "get", conn_id, "-o", "json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return json.loads(got.stdout)[0]
+
+
+def test_without_a_webhook_there_is_no_alerts_connection():
+    import runpy
+
+    connections = runpy.run_path(str(ROOT / "docker" / "airflow_connection.py"))["connections"]
+    env = {"OPENSEARCH_PASSWORD": "x", "ADMIN_PASSWORD": "y"}
+    assert set(connections(env)) == {"seednews_opensearch", "seednews_airflow_api"}
+    assert set(connections({**env, "SEEDNEWS_ALERT_WEBHOOK": "https://h/x"})) >= {"seednews_alerts"}
 
 
 @pytest.mark.parametrize("password", NASTY_PASSWORDS)
