@@ -10,8 +10,10 @@ Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
   the official OpenSearch provider's ``OpenSearchHook``) when it exists, else from env ``OPENSEARCH_URL`` /
   ``OPENSEARCH_USER`` / ``OPENSEARCH_PASSWORD``; any other error reading the connection (a secrets backend
   outage) fails the task instead of silently writing to another cluster. Never from code.
-- Only small values cross XCom: an index name, batches of planned seed files (path, size, content
-  hash, ingest sequence: the worker re-checks the same file, it does not re-derive it), capped reports.
+- Only small values cross XCom: an index name, one ticket of constant size per batch, capped reports.
+  A batch's planned seed files (path, size, content hash, ingest sequence: the worker re-checks the
+  same file, it does not re-derive it) are stored in OpenSearch by ``plan`` and read by its
+  ``process_batch`` (``pipeline.run.handoff``).
   No task reads a file another task wrote, so tasks may land on different workers (CeleryExecutor) that
   share no disk; the state lives in OpenSearch (ledger, dead letters, image cache) and the seeds in the
   seed location, which must then be object storage (``s3://``). The Markdown report file is written on the
@@ -456,10 +458,12 @@ def seednews_index():
     def plan(target: str, params=None, run_id=None) -> list[dict]:
         """Discover the folder and compare it with the ledger; return a few batches of planned seed
         files, not one task per file. Refusals, unchanged and deleted files are settled here; their
-        report rides along with the first batch. A folder that looks unmounted fails the run here,
-        before anything is deleted, and so does a seed folder that does not exist (no retries: retrying
-        won't help)."""
+        report rides along with the first batch. Each batch's XCom is a ticket of constant size: the
+        files and the report are stored in OpenSearch for the workers (``pipeline.run.handoff``; a dry
+        run carries them inline). A folder that looks unmounted fails the run here, before anything is
+        deleted, and so does a seed folder that does not exist (no retries: retrying won't help)."""
         from pipeline.run.flow import plan as make_plan
+        from pipeline.run.handoff import hand_out
 
         ctx = _task_context(params, run_id)
         p = make_plan(ctx.options, ctx.client, ctx.settings, target, s3_client=ctx.s3)
@@ -468,23 +472,20 @@ def seednews_index():
             f"in {len(p.batches)} batches"
         )
         _say(p.report.render())
-        batches = [{"batch": b.to_dict(), "report": None} for b in p.batches]
-        if not batches:
-            batches = [{"batch": {"root": p.root, "real_root": p.real_root, "files": []}, "report": None}]
-        batches[0]["report"] = p.report.to_dict(max_items=MAX_XCOM_ITEMS)
-        return batches
+        tickets = hand_out(p, ctx.client, ctx.settings, ctx.options.run_id, max_items=MAX_XCOM_ITEMS)
+        return [t.to_dict() for t in tickets]
 
     @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=4)
     @_fail_or_retry
     def process_batch(batch: dict, target: str, params=None, run_id=None) -> dict:
         """read -> parse -> normalize -> check images -> bulk index, for one batch of seed files."""
         from pipeline.run.flow import process_batch as run_batch
-        from pipeline.run.plan import Batch
-        from pipeline.run.report import RunReport
+        from pipeline.run.handoff import Ticket, take
 
         ctx = _task_context(params, run_id)
+        planned, plan_report = take(Ticket.from_dict(batch), ctx.client, ctx.settings)
         report = run_batch(
-            Batch.from_dict(batch["batch"]),
+            planned,
             client=ctx.client,
             settings=ctx.settings,
             options=ctx.options,
@@ -492,8 +493,8 @@ def seednews_index():
             emit=_say,
             s3_client=ctx.s3,
         )
-        if batch.get("report"):
-            report.merge(RunReport.from_dict(batch["report"]))
+        if plan_report is not None:
+            report.merge(plan_report)
         _say(report.render())
         return report.to_dict(max_items=MAX_XCOM_ITEMS)
 
