@@ -5,12 +5,17 @@
 #    apache-airflow pinned to the image's version so pip cannot move Airflow; everything already in the
 #    image stays as Airflow's constraints built it. The project itself goes in with --no-deps.
 FROM apache/airflow:3.3.2-python3.11
+# every RUN fails when any command of a pipe fails (tests/test_dockerfile_lint.py runs hadolint on this file)
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-USER root
+# root (0) for apt, then the image's own airflow user (50000): numeric, so any host resolves them
+USER 0
+# curl comes from the base image's Debian release, whose security updates pinning would hold back
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends curl \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
-USER airflow
+USER 50000
 
 COPY --chown=airflow:root requirements.lock pyproject.toml README.md /opt/seednews/
 # Exactly these names are taken from the lock (tests/test_compose.py checks they are pinned there).

@@ -6,22 +6,25 @@ Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
 
 - Nightly at 02:00 UTC (``NIGHTLY``: a fresh deployment waits for the next 02:00, it does not run the
   night that has just passed); triggerable by hand with a form (the Params below).
-- OpenSearch comes from the Airflow connection ``seednews_opensearch`` (type ``opensearch``, from the
-  official OpenSearch provider) when it exists, else from env ``OPENSEARCH_URL`` / ``OPENSEARCH_USER`` /
-  ``OPENSEARCH_PASSWORD``; any other error reading the connection (a secrets backend outage) fails the
-  task instead of silently writing to another cluster. Never from code.
-- Only small values cross XCom: an index name, batches of planned seed files (path, size, content
-  hash, ingest sequence: the worker re-checks the same file, it does not re-derive it), capped reports.
+- OpenSearch comes from the Airflow connection ``seednews_opensearch`` (type ``opensearch``, read through
+  the official OpenSearch provider's ``OpenSearchHook``) when it exists, else from env ``OPENSEARCH_URL`` /
+  ``OPENSEARCH_USER`` / ``OPENSEARCH_PASSWORD``; any other error reading the connection (a secrets backend
+  outage) fails the task instead of silently writing to another cluster. Never from code.
+- Only small values cross XCom: an index name, one ticket of constant size per batch, capped reports.
+  A batch's planned seed files (path, size, content hash, ingest sequence: the worker re-checks the
+  same file, it does not re-derive it) are stored in OpenSearch by ``plan`` and read by its
+  ``process_batch`` (``pipeline.run.handoff``).
   No task reads a file another task wrote, so tasks may land on different workers (CeleryExecutor) that
   share no disk; the state lives in OpenSearch (ledger, dead letters, image cache) and the seeds in the
   seed location, which must then be object storage (``s3://``). The Markdown report file is written on the
-  worker that ran ``finalize``; its text is also ``finalize``'s XCom (``report_markdown``), readable anywhere.
+  worker that ran ``finalize``; its text is also ``finalize``'s XCom ``report_markdown`` and the run's note
+  (``seednews_notify.post_run_note``), both readable anywhere.
 - Every task builds its context (settings, run options, OpenSearch and S3 clients) once, through
   ``_task_context``, and runs under ``_fail_or_retry``: an error ``pipeline.errors`` marks ``fail`` (usage,
   configuration, data) fails the task at once; any other error is retried.
 - Every task is idempotent (explicit ids + external versions), so retries and re-runs are safe;
   ``max_active_runs=1`` keeps a manual run from overlapping the nightly one.
-- Failures reach a person through ``seednews_notify.WebhookNotifier`` (``SEEDNEWS_ALERT_WEBHOOK``);
+- Failures reach a person through ``seednews_notify.AlertNotifier`` (connection ``seednews_alerts``);
   ``finalize`` writes a Markdown report per run, fails the run above the quarantine threshold and
   updates the ``opensearch://seednews-articles`` Asset on success.
 """
@@ -49,7 +52,7 @@ if TYPE_CHECKING:  # for annotations only: the DAG file imports nothing heavy wh
 
 if str(Path(__file__).resolve().parent) not in map(str, sys.path):  # the DAGs folder (Airflow adds it too)
     sys.path.append(str(Path(__file__).resolve().parent))
-from seednews_notify import WebhookNotifier
+from seednews_notify import AlertNotifier, post_run_note
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -169,17 +172,21 @@ night runs once as soon as it is back; older missed nights are skipped.
 | Index alias | another index name (empty: `SEEDNEWS_INDEX`, else `seednews-articles`) |
 | Quarantine threshold (%) | fail the run above this quarantined share (default {DEFAULT_MAX_QUARANTINED_PCT:g}) |
 
-**Where the report is.** The last task, `finalize`, logs the run summary and writes a Markdown report
-(files per outcome, articles per topic and provider) to `SEEDNEWS_REPORT_DIR` on the worker that ran it;
-its log names the file, and the same text is its XCom `report_markdown`. Every file's fate is also in
+**Where the report is.** On the run's page: the last task, `finalize`, makes its Markdown report (files
+per outcome, articles per topic and provider) the run's **note**, shown under the run's header; click it
+to read it whole (Airflow keeps 1,000 characters of a note: a longer report is cut and says so). The
+whole text is `finalize`'s XCom `report_markdown` (the task's *XCom* tab), and a file in
+`SEEDNEWS_REPORT_DIR` on the worker that ran it (its log names it). The note needs the Airflow connection
+`seednews_airflow_api` (the api-server's URL, a login that may edit runs). Every file's fate is also in
 the ledger index `seednews-articles-ledger` (for another alias: `<alias>-ledger`).
 
 **When it fails.** The reason is an ERROR line in the failed task's log: on this DAG's *Overview*,
 *Recent Failed Task Logs* → *Show Logs* lists those lines; from a run, click the failed task and open
-its log. A failed task also sends an alert to the team's webhook (`SEEDNEWS_ALERT_WEBHOOK`) naming the
-DAG, run and task. Quarantined files (bad YAML, binary, too large...) are listed with the reason; fix the
-file and the next run picks it up. Documents OpenSearch refused are kept in
-`seednews-articles-deadletter`: fix the cause, then trigger with *Replay dead letters*.
+its log; a run failed for too many quarantined files also says so in its note. A failed task also sends
+an alert to the team's webhook (the Airflow connection `seednews_alerts`, set from
+`SEEDNEWS_ALERT_WEBHOOK`) naming the DAG, run and task. Quarantined files (bad YAML, binary, too
+large...) are listed with the reason; fix the file and the next run picks it up. Documents OpenSearch
+refused are kept in `seednews-articles-deadletter`: fix the cause, then trigger with *Replay dead letters*.
 
 **Freshness.** Each successful run updates the Asset `seednews-articles`
 (URI `opensearch://seednews-articles/`; Assets page: its latest event).
@@ -219,16 +226,20 @@ def _context_for(run_id: str, params: tuple[tuple[str, Any], ...]) -> _TaskConte
 def _settings(params: Mapping[str, Any]) -> Settings:
     """Settings from the Airflow connection if it exists, else from the environment (inside tasks only).
 
-    Only "the connection does not exist" falls back to the environment; any other error (secrets backend
-    down, a malformed connection) fails the task, so a run never writes to the wrong cluster."""
-    from airflow.sdk import Connection
+    The connection is resolved by the OpenSearch provider's ``OpenSearchHook`` (which also gives the
+    connection form in the UI its fields), but the client is the project's (``pipeline.stores.client``):
+    the hook's client takes one host, turns TLS verification off unless the extra says otherwise, and has
+    no CA bundle, retries, read deadline or pool size. Only "the connection does not exist" falls back to
+    the environment; any other error (secrets backend down, a malformed connection) fails the task, so a
+    run never writes to the wrong cluster."""
+    from airflow.providers.opensearch.hooks.opensearch import OpenSearchHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from pipeline.config import Settings, settings_from_connection
 
     overrides = {"index_base": params["index"]} if params.get("index") else {}
     try:
-        conn = Connection.get(CONN_ID)
+        conn = OpenSearchHook(open_search_conn_id=CONN_ID, log_query=False).conn
     except AirflowNotFoundException:
         settings = Settings.from_env(**overrides)
         log.info("OpenSearch from the environment (no Airflow connection %r): %s", CONN_ID, settings.display_url)
@@ -388,6 +399,17 @@ def _write_report(run_id: str, text: str) -> Path:
     return path
 
 
+def _publish_report(run_id: str, text: str) -> None:
+    """The report where the UI shows it, from any worker: the XCom ``report_markdown`` (the whole text)
+    and the run's note (Markdown on the run's page, cut to Airflow's 1,000 characters)."""
+    from airflow.sdk import get_current_context
+
+    from pipeline.run import artifact as runartifact
+
+    get_current_context()["ti"].xcom_push(key="report_markdown", value=text)
+    post_run_note(DAG_ID, run_id, runartifact.run_note(text))
+
+
 def _mark_asset(ctx: _TaskContext, total: RunReport, target: str, run_id: str, report: Path) -> None:
     """The Asset event's extra: what this run refreshed, and where its report is."""
     from airflow.sdk import get_current_context
@@ -415,7 +437,7 @@ def _mark_asset(ctx: _TaskContext, total: RunReport, target: str, run_id: str, r
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
-        "on_failure_callback": [WebhookNotifier()],
+        "on_failure_callback": [AlertNotifier()],
     },
     tags=["seednews"],
     description="Nightly 02:00 UTC: news seeds -> the seednews-articles OpenSearch index (report, alerts on failure)",
@@ -436,10 +458,12 @@ def seednews_index():
     def plan(target: str, params=None, run_id=None) -> list[dict]:
         """Discover the folder and compare it with the ledger; return a few batches of planned seed
         files, not one task per file. Refusals, unchanged and deleted files are settled here; their
-        report rides along with the first batch. A folder that looks unmounted fails the run here,
-        before anything is deleted, and so does a seed folder that does not exist (no retries: retrying
-        won't help)."""
+        report rides along with the first batch. Each batch's XCom is a ticket of constant size: the
+        files and the report are stored in OpenSearch for the workers (``pipeline.run.handoff``; a dry
+        run carries them inline). A folder that looks unmounted fails the run here, before anything is
+        deleted, and so does a seed folder that does not exist (no retries: retrying won't help)."""
         from pipeline.run.flow import plan as make_plan
+        from pipeline.run.handoff import hand_out
 
         ctx = _task_context(params, run_id)
         p = make_plan(ctx.options, ctx.client, ctx.settings, target, s3_client=ctx.s3)
@@ -448,23 +472,20 @@ def seednews_index():
             f"in {len(p.batches)} batches"
         )
         _say(p.report.render())
-        batches = [{"batch": b.to_dict(), "report": None} for b in p.batches]
-        if not batches:
-            batches = [{"batch": {"root": p.root, "real_root": p.real_root, "files": []}, "report": None}]
-        batches[0]["report"] = p.report.to_dict(max_items=MAX_XCOM_ITEMS)
-        return batches
+        tickets = hand_out(p, ctx.client, ctx.settings, ctx.options.run_id, max_items=MAX_XCOM_ITEMS)
+        return [t.to_dict() for t in tickets]
 
     @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=4)
     @_fail_or_retry
     def process_batch(batch: dict, target: str, params=None, run_id=None) -> dict:
         """read -> parse -> normalize -> check images -> bulk index, for one batch of seed files."""
         from pipeline.run.flow import process_batch as run_batch
-        from pipeline.run.plan import Batch
-        from pipeline.run.report import RunReport
+        from pipeline.run.handoff import Ticket, take
 
         ctx = _task_context(params, run_id)
+        planned, plan_report = take(Ticket.from_dict(batch), ctx.client, ctx.settings)
         report = run_batch(
-            Batch.from_dict(batch["batch"]),
+            planned,
             client=ctx.client,
             settings=ctx.settings,
             options=ctx.options,
@@ -472,19 +493,20 @@ def seednews_index():
             emit=_say,
             s3_client=ctx.s3,
         )
-        if batch.get("report"):
-            report.merge(RunReport.from_dict(batch["report"]))
+        if plan_report is not None:
+            report.merge(plan_report)
         _say(report.render())
         return report.to_dict(max_items=MAX_XCOM_ITEMS)
 
-    @task(trigger_rule="none_failed", outlets=[ARTICLES_ASSET])
+    # one XCom (the dict), not one per key; its value is not repeated in the log ("Returned value was")
+    @task(trigger_rule="none_failed", outlets=[ARTICLES_ASSET], multiple_outputs=False, show_return_value_in_logs=False)
     @_fail_or_retry
     def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
         """Replay dead letters if asked; refresh; link related articles; validate and swap the alias on a
-        full rebuild; log the run's summary; write the Markdown report (its text is the XCom ``report_markdown``:
+        full rebuild; log the run's summary; write the Markdown report and publish it (``_publish_report``:
         the file is on this worker's disk, which other workers and the api-server may not see); fail
         above the quarantine threshold, else mark the Asset refreshed. Data problems fail the task
-        without retries (retrying won't help)."""
+        without retries (retrying won't help). Returns the counts (its XCom ``return_value``)."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from pipeline.run.flow import finalize as finish
@@ -503,6 +525,7 @@ def seednews_index():
         breach = _quarantine_breach(total, params)
         text = _report_markdown(total, _facets(ctx), target, run_id, breach)
         path = _write_report(run_id, text)
+        _publish_report(run_id, text)
         if breach:
             raise AirflowFailException(f"{breach}. Report: {path}")
         _mark_asset(ctx, total, target, run_id, path)
@@ -511,7 +534,7 @@ def seednews_index():
             "files_seen": total.files_seen,
             "removed": total.removed,
             "target": target,
-            "report_markdown": text,
+            "report": str(path),
         }
 
     target = prepare_index()

@@ -180,7 +180,8 @@ BOOTSTRAP_CLASS = "org.opensearch.bootstrap.OpenSearch"
 #: node user could not write anyway; it also replaces links, foreign files and
 #: non-regular files where it writes, so links planted there do not break the
 #: start. ``$$`` is the pid of the JVM: bin/opensearch ``exec``s it.
-#: Arguments: home, bin/opensearch, then (name, content) pairs of config files.
+#: Arguments: home, bin/opensearch, then (name, content) pairs of config files (a name may hold a
+#: folder below config/, such as ``certs/ca.pem``).
 _LAUNCH_SCRIPT = r"""
 set -eu
 home=$1 launcher=$2
@@ -191,6 +192,7 @@ for d in config data logs tmp; do
   if [ -L "$d" ] || [ ! -d "$d" ] || [ ! -O "$d" ]; then rm -rf -- "$d"; mkdir -- "$d"; fi
 done
 while [ "$#" -ge 2 ]; do
+  case $1 in */*) mkdir -p -- "config/${1%/*}" ;; esac
   rm -rf -- "config/$1"
   printf '%s' "$2" > "config/$1"
   shift 2

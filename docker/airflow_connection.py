@@ -1,6 +1,11 @@
-"""The compose stack's two connections with a password in them, built from the environment so that any
-password works: the pipeline's OpenSearch connection (a file for ``airflow connections import``, written
+"""The compose stack's connections with a secret in them, built from the environment so that any
+password works: the pipeline's Airflow connections (a file for ``airflow connections import``, written
 once by ``airflow-init``) and Airflow's own database URL (``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD``).
+
+The file holds ``seednews_opensearch`` (OpenSearch), ``seednews_airflow_api`` (the api-server's URL and the
+UI login: ``finalize`` makes the run's report the run's note through the REST API) and, when
+``SEEDNEWS_ALERT_WEBHOOK`` is set, ``seednews_alerts`` (type ``http``, its host the whole webhook URL:
+the failure alerts' ``HttpNotifier``).
 
 The password goes through ``json.dump``, so any password works (``"``, ``\\``, ``#``, ``@``, ``%``, ``$``,
 quotes, non-ASCII); pasting it into a JSON string inside the compose file broke on the first ``"`` or
@@ -15,6 +20,8 @@ Environment: ``OPENSEARCH_PASSWORD`` (required), ``OPENSEARCH_USER`` (``admin``)
 (``opensearch``), ``OPENSEARCH_PORT`` (9200), ``OPENSEARCH_CA_CERTS`` (``/certs/ca.pem``); for the database
 URL ``POSTGRES_PASSWORD`` (required), ``POSTGRES_USER`` (``airflow``), ``POSTGRES_HOST`` (``postgres``),
 ``POSTGRES_DB`` (``airflow``). The password is percent-encoded in the URL (``@``, ``/``, ``#``, ``%`` ...).
+For the API connection ``ADMIN_PASSWORD`` (required), ``ADMIN_USER`` (``admin``), ``AIRFLOW_API_URL``
+(``http://airflow-apiserver:8080``); for the alerts ``SEEDNEWS_ALERT_WEBHOOK`` (empty: no connection).
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from typing import Any
 from urllib.parse import quote
 
 CONN_ID = "seednews_opensearch"  # the DAG's connection id (dags/seednews_index.py CONN_ID)
+API_CONN_ID = "seednews_airflow_api"  # dags/seednews_notify.py API_CONN_ID
+ALERTS_CONN_ID = "seednews_alerts"  # dags/seednews_notify.py ALERTS_CONN_ID
+DEFAULT_API_URL = "http://airflow-apiserver:8080"
 
 
 def connection(env: Mapping[str, str]) -> dict[str, Any]:
@@ -43,6 +53,27 @@ def connection(env: Mapping[str, str]) -> dict[str, Any]:
         "password": password,
         "extra": json.dumps(extra),
     }
+
+
+def api_connection(env: Mapping[str, str]) -> dict[str, Any]:
+    """The api-server for the run notes: its URL inside the compose network and the UI login."""
+    password = env.get("ADMIN_PASSWORD")
+    if not password:
+        raise SystemExit("ADMIN_PASSWORD is not set: the run notes need the Airflow UI login")
+    return {
+        "conn_type": "http",
+        "host": env.get("AIRFLOW_API_URL") or DEFAULT_API_URL,
+        "login": env.get("ADMIN_USER") or "admin",
+        "password": password,
+    }
+
+
+def connections(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Every connection ``airflow-init`` imports; the alerts' only when a webhook URL is set."""
+    out = {CONN_ID: connection(env), API_CONN_ID: api_connection(env)}
+    if env.get("SEEDNEWS_ALERT_WEBHOOK"):
+        out[ALERTS_CONN_ID] = {"conn_type": "http", "host": env["SEEDNEWS_ALERT_WEBHOOK"]}
+    return out
 
 
 def db_url(env: Mapping[str, str]) -> str:
@@ -63,7 +94,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit("usage: airflow_connection.py FILE | --db-url")
     os.umask(0o077)  # the file holds a password: readable by its owner only
     with open(argv[0], "w", encoding="utf-8") as f:
-        json.dump({CONN_ID: connection(os.environ)}, f, ensure_ascii=False)
+        json.dump(connections(os.environ), f, ensure_ascii=False)
     return 0
 
 

@@ -99,6 +99,11 @@ class Settings:
         return f"{self.index_base}-ledger"
 
     @property
+    def plan_index(self) -> str:
+        """Where the DAG's plan hands its batches' files to the workers (``pipeline.run.handoff``)."""
+        return f"{self.index_base}-plan"
+
+    @property
     def image_cache_index(self) -> str:
         return f"{self.index_base}-imagecache"
 

@@ -28,6 +28,8 @@ through :func:`fail_fast_as`::
     │   │                                  (a lagging ledger would lie)
     │   ├── DeadLetterError         retry  OpenSearch refused dead letters after the client's own retries (a
     │   │                                  refused document is never dropped: the batch is tried again)
+    │   ├── PlanNotFound            fail   a batch's planned files are no longer stored (a later run replaced
+    │   │                                  the plan): plan the run again
     │   ├── LinkError               retry  OpenSearch refused articles whose related links were rewritten (the
     │   │                                  finalize that links them is tried again; linking is idempotent)
     │   └── ImageCacheError         retry  OpenSearch refused image verdicts for the cache
@@ -143,6 +145,13 @@ class LedgerError(StoreError):
     retryable = True
 
 
+class PlanNotFound(StoreError):
+    """A batch's planned files are not in the plan index (``pipeline.run.handoff``): a later run replaced
+    the plan. Retrying the batch cannot bring them back; planning the run again can."""
+
+    retryable = False
+
+
 class DeadLetterError(StoreError):
     """OpenSearch refused the dead letters of documents it refused (the task is tried again: the documents
     must be kept for replay, and a busy node or a shard moving often causes it)."""
@@ -191,6 +200,7 @@ __all__ = [
     "InvalidURL",
     "LedgerError",
     "ParseWorkerLost",
+    "PlanNotFound",
     "RunStopped",
     "SeedError",
     "SeedNewsError",

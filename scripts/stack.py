@@ -15,7 +15,9 @@ Environment read by ``up``: ``OPENSEARCH_URL`` / ``OPENSEARCH_USER`` / ``OPENSEA
 ``OPENSEARCH_VERIFY_CERTS`` / ``OPENSEARCH_CA_CERTS`` (unset URL: the local dev node is started),
 ``SEEDNEWS_AIRFLOW_USER`` (default ``admin``), ``SEEDNEWS_AIRFLOW_PASSWORD`` (default: generated once and
 printed), ``SEEDNEWS_AIRFLOW_PORT`` (default: 8080 if free, else a free port), ``SEEDNEWS_SEED_DIR``,
-``SEEDNEWS_ALERT_WEBHOOK``, ``SEEDNEWS_INDEX``, ``SEEDNEWS_MAX_QUARANTINED_PCT``, ``SEEDNEWS_REPORT_DIR``.
+``SEEDNEWS_ALERT_WEBHOOK`` (the failure alerts' URL: the Airflow connection ``seednews_alerts``),
+``SEEDNEWS_INDEX``, ``SEEDNEWS_MAX_QUARANTINED_PCT``, ``SEEDNEWS_REPORT_DIR``. The connection
+``seednews_airflow_api`` (this api-server and its login) lets ``finalize`` make the report the run's note.
 """
 
 from __future__ import annotations
@@ -358,10 +360,21 @@ def airflow_env(home: Path, secret: dict, state: dict) -> dict[str, str]:
                 **({"password": secret["opensearch_password"]} if "opensearch_password" in secret else {}),
             }
         ),
+        "AIRFLOW_CONN_SEEDNEWS_AIRFLOW_API": json.dumps(
+            {
+                "conn_type": "http",
+                "host": f"http://127.0.0.1:{port}",
+                "login": secret["admin_user"],
+                "password": secret["admin_password"],
+            }
+        ),
         "SEEDNEWS_REPORT_DIR": os.environ.get("SEEDNEWS_REPORT_DIR") or str(home / "reports"),
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
     }
+    webhook = os.environ.get("SEEDNEWS_ALERT_WEBHOOK")
+    if webhook:  # the failure alerts' connection (type http, host the whole URL)
+        env["AIRFLOW_CONN_SEEDNEWS_ALERTS"] = json.dumps({"conn_type": "http", "host": webhook})
     # the connection carries OpenSearch: keep the env fallback from pointing somewhere else
     for key in ("OPENSEARCH_URL", "OPENSEARCH_USER", "OPENSEARCH_PASSWORD"):
         env.pop(key, None)

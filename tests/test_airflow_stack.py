@@ -10,8 +10,9 @@ triggerer on 127.0.0.1, against the real OpenSearch node. Stopped with ``./scrip
   here on 127.0.0.1 with a message naming the DAG, run and task.
 - A real browser (Debian's Chromium, headless, driven by Playwright): log in, open the DAG, the trigger
   form's Trigger button is enabled with every default untouched and no switch is marked required, change
-  Params, trigger, see the run succeed; wrong values are refused; a failed run's reason shows on the
-  DAG's Overview ("Recent Failed Task Logs" -> "Show Logs"). Screenshots go to ``artifacts/screenshots/`` (paths printed).
+  Params, trigger, see the run succeed and its report as the run's note, rendered (a heading and tables);
+  wrong values are refused; a failed run's reason shows on the DAG's Overview ("Recent Failed Task Logs"
+  -> "Show Logs"). Screenshots go to ``artifacts/screenshots/`` (paths printed).
 """
 
 from __future__ import annotations
@@ -292,6 +293,9 @@ def test_all_quarantined_run_fails_and_alerts_a_person(stack):
     text = msgs[0]["text"]
     assert f"DAG {DAG_ID}" in text and run["dag_run_id"] in text and "task finalize" in text, text
     assert "3 of 3 seed files quarantined (100%)" in text and "Report:" in text, text
+    # the run's note is the report, saying why the run failed
+    note = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}")["note"]
+    assert "verdict: **failed: 3 of 3 seed files quarantined (100%)" in note, note
 
 
 # ------------------------------------------------------------------ a real browser
@@ -374,9 +378,25 @@ def test_browser_trigger_form_defaults_trigger_and_success(stack):
         q = urllib.parse.quote(run_id, safe="")
         conf = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["conf"]
         assert conf["index"] == f"{stack['index']}-ui" and conf["skip_images"] is True and conf["max_batches"] == 1
+        # the report is the run's note: set by finalize through the REST API (connection seednews_airflow_api)
+        note = wait_until(lambda: api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["note"], 60, "the run's note")
+        assert note.startswith(f"# seednews run `{run_id}`") and "| indexed | 2 |" in note, note
+        assert "| AI | 2 |" in note and len(note) <= 1000, note
         page.reload()
         page.get_by_text("success").first.wait_for(timeout=30_000)  # the UI shows the run's state
+        # the note's first line under the run's header, rendered: a heading, not "# seednews run"
+        page.get_by_role("heading", name="seednews run").first.wait_for(timeout=30_000)
         _shot(page, "05-run-succeeded")
+        # opened ("Edit note" opens it read-only first), the note is the whole report rendered from Markdown
+        page.get_by_role("button", name="Edit note").first.click()
+        modal = page.get_by_role("dialog")  # the markdown-modal test id sits on a Dialog.Root, which has no element
+        modal.get_by_role("heading", name="seednews run").first.wait_for(timeout=30_000)
+        assert modal.get_by_role("heading", name="Files per outcome").count() == 1
+        modal.get_by_role("cell", name="indexed", exact=True).first.wait_for(timeout=10_000)
+        assert modal.get_by_role("cell", name="AI", exact=True).count() == 1
+        assert "# seednews run" not in modal.inner_text()  # rendered, not the Markdown source
+        _shot(page, "05b-run-report-as-note")
+        page.keyboard.press("Escape")
         client = _client(stack["url"])
         client.indices.refresh(index=f"{stack['index']}-ui")
         from pipeline.stores import indices

@@ -68,7 +68,10 @@ print(json.dumps({
     assert "02:00 UTC" in info["description"] and "seednews-articles" in info["description"]
     for words in ("What runs when", "Params", "report", "Dashboards", "SEEDNEWS_ALERT_WEBHOOK"):
         assert words in info["doc_md"], words
-    assert info["on_failure"] == ["WebhookNotifier"]
+    assert info["on_failure"] == ["AlertNotifier"]
+    # where the report is: the run's note, on the run's page
+    assert "the run's **note**" in info["doc_md"] and "seednews_airflow_api" in info["doc_md"]
+    assert "seednews_alerts" in info["doc_md"]
     assert info["outlets"] == ["opensearch://seednews-articles/"]
     # optional values are nullable, so the UI's trigger form does not mark them as missing
     assert info["param_schemas"]["index"]["type"] == ["null", "string"]
@@ -201,6 +204,11 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
         report = Path(logs[0].split("run report written to ")[1].split()[0])
         text = report.read_text(encoding="utf-8")
         assert "| indexed | 2 |" in text and "| quarantined | 1 |" in text and "| AI | 2 |" in text
+        # finalize's XCom is one value (no multiple_outputs), and the log does not repeat it
+        assert "Done. Returned value not shown" in logs[0]  # finalize's (the other tasks' values are small)
+        assert logs[0].count("# seednews run") == 0  # the report's text is in the XCom, not repeated in the log
+        # no connection to the api-server here: the log says why the report is not the run's note
+        assert "the report is not the run's note: no Airflow connection 'seednews_airflow_api'" in logs[0]
     finally:
         client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
         client.indices.delete_index_template(name=base, ignore=[404])

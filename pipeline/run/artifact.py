@@ -2,7 +2,8 @@
 the index's facet counts per topic and provider (queried from OpenSearch after the run).
 
 Written by the DAG's ``finalize`` task to ``SEEDNEWS_REPORT_DIR`` (default ``$AIRFLOW_HOME/reports``,
-else ``./reports``), one file per run, its path printed in the task log.
+else ``./reports``), one file per run, its path printed in the task log; ``run_note`` fits it to a DAG
+run's note (the UI renders that Markdown on the run's page; Airflow keeps 1,000 characters of it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ ENV_REPORT_DIR = "SEEDNEWS_REPORT_DIR"
 FACET_FIELDS = (("topics", "Topic"), ("provider.name", "Provider"))
 FACET_FIELD_NAMES = tuple(field for field, _ in FACET_FIELDS)
 FACET_SIZE = 25
+NOTE_LIMIT = 1000  # a DAG run note's length in Airflow (its REST API and its database column)
+NOTE_TAIL = "\n_The whole report: XCom `report_markdown` of the task `finalize`._\n"
+SUMMARY_HEADING = "## Run summary"
 
 
 def report_dir(env: dict[str, str] | None = None) -> Path:
@@ -90,8 +94,24 @@ def render_markdown(
         ]
         out += [f"| {_cell(k)} | {n} |" for k, n in buckets] or ["| (none) | 0 |"]
     if summary:
-        out += ["", "## Run summary", "", "```", summary.rstrip(), "```"]
+        out += ["", SUMMARY_HEADING, "", "```", summary.rstrip(), "```"]
     return "\n".join(out) + "\n"
+
+
+def run_note(text: str, limit: int = NOTE_LIMIT) -> str:
+    """The report as a DAG run's note: whole when it fits in ``limit`` characters; else without its run
+    summary, and then only the whole lines that fit, followed by a line saying where the whole report is."""
+    if len(text) <= limit:
+        return text
+    body = text.split("\n" + SUMMARY_HEADING, 1)[0].rstrip("\n") + "\n"
+    kept: list[str] = []
+    size = len(NOTE_TAIL)
+    for line in body.splitlines(keepends=True):
+        if size + len(line) > limit:
+            break
+        kept.append(line)
+        size += len(line)
+    return "".join(kept) + NOTE_TAIL
 
 
 def write(directory: Path, run_id: str, text: str) -> Path:

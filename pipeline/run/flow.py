@@ -23,11 +23,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
-from pipeline.run import parallel, seedpath, timing
-from pipeline.run.bookkeeping import clear_orphans, promote_rebuild, reconcile, replay, sweep_orphans
-from pipeline.run.linking import link_run
+from pipeline.run import timing
 from pipeline.run.options import RunOptions
 from pipeline.run.plan import Batch, Plan, make_plan
 from pipeline.run.report import RunReport
@@ -40,6 +39,9 @@ from pipeline.stores.health import ready_for_writes
 from pipeline.stores.ledger import Ledger, ledger_for
 from pipeline.times import utc_now
 from pipeline.types import Document, SeedFile, SeedOutcome
+
+if TYPE_CHECKING:  # imported where they run: a task that does not parse (prepare, plan) does not load them
+    from pipeline.run import parallel
 
 log = logging.getLogger("seednews")
 
@@ -94,6 +96,7 @@ def annotate_images(
 ) -> tuple[list[Document], list[SeedOutcome]]:
     """Annotate every document with the verdicts of its image URLs. A document whose URLs cannot even be
     collected or annotated (a bug) becomes its seed's ``internal_error`` outcome; the rest go on."""
+    from pipeline.run import seedpath
     from pipeline.stages.images import (
         ImageCheckConfig,
         annotate_document,
@@ -199,6 +202,8 @@ def process_seeds(
 ) -> RunReport:
     """One chunk of seed files, end to end, in this process; every file's outcome is in the ledger when
     this returns."""
+    from pipeline.run import parallel
+
     kw = {"client": client, "settings": settings, "options": options, "target": target}
     return write_chunk(finish_chunk(parallel.build_part(seeds, options, s3_client), **kw), emit=emit, **kw)
 
@@ -227,6 +232,8 @@ def process_batch(
     most ``builder.ahead + 2`` are in memory. An error in a write stops the batch at
     the next chunk boundary; an error elsewhere lets the write in flight finish its transaction first.
     Every chunk writes through ``writes`` (one is made for the batch when none is given)."""
+    from pipeline.run import parallel
+
     report = RunReport(dry_run=options.dry_run, target=target)
     if not options.dry_run:  # a node lost since prepare: wait (bounded) for the primaries rather than fail
         ready_for_writes(client, settings, target, ledger_for(client, settings, target).index, pin=False)
@@ -301,6 +308,9 @@ def finalize(
     of articles the old one serves; run the rebuild again when the cluster is well. A rebuild that is
     not promoted deletes its own index pair (never a served one) and raises ``ValidationFailed``.
     ``s3_client`` reads ``s3://`` seeds again when an orphaned article is re-sourced."""
+    from pipeline.run.bookkeeping import clear_orphans, promote_rebuild, reconcile, replay, sweep_orphans
+    from pipeline.run.linking import link_run
+
     planned = report.files_seen  # before a replay's outcomes are merged: they are for files counted here
     if options.dry_run:
         return report
@@ -313,15 +323,8 @@ def finalize(
     reconcile(ledger, options.run_id, report)
     fast_json = options.tuning.fast_json
     if not options.full_rebuild:
-        resend = partial(
-            process_seeds,
-            client=client,
-            settings=settings,
-            options=options,
-            target=target,
-            emit=emit,
-            s3_client=s3_client,
-        )
+        kw = {"client": client, "settings": settings, "options": options, "target": target, "emit": emit}
+        resend = partial(process_seeds, s3_client=s3_client, **kw)
         swept = sweep_orphans(client, target, ledger, report, Sources(s3_client), options.parse.max_bytes, resend)
         with timing.stage("links"):  # the articles removed or moved to another URL: their citers relink
             removed = {x for e in swept for x in e.orphans}
@@ -353,6 +356,8 @@ def run(
 ) -> RunReport:
     """Run the whole flow in this process (the CLI). Returns the merged report. ``client``: OpenSearch's (None:
     made from ``settings``); ``s3_client``: an ``s3://`` location's (None: from the environment, one per run)."""
+    from pipeline.run import parallel
+
     # a missing folder or bucket is a usage error before anything is touched
     source = open_source(options.seed_dir, s3_client=s3_client)
     source.check()
@@ -379,21 +384,10 @@ def run(
     if workers > 1:
         emit(f"parsing in {workers} worker processes ({ENV_PARSE_WORKERS} to change)")
     writes = writes_for(client, settings, options, target)  # one for all the run's batches
+    kw = {"client": client, "settings": settings, "options": options, "target": target, "emit": emit}
     with parallel.ChunkBuilder(options, workers, s3_client) as builder:  # one pool for all the run's batches
         for i, batch in enumerate(the_plan.batches, 1):
             emit(f"batch {i}/{len(the_plan.batches)}: {len(batch.seeds)} files")
-            report.merge(
-                process_batch(
-                    batch,
-                    client=client,
-                    settings=settings,
-                    options=options,
-                    target=target,
-                    emit=emit,
-                    builder=builder,
-                    writes=writes,
-                    s3_client=s3_client,
-                )
-            )
+            report.merge(process_batch(batch, builder=builder, writes=writes, s3_client=s3_client, **kw))
     with timing.stage("finalize"):
         return finalize(client, settings, options, target, report, emit, s3_client=s3_client)

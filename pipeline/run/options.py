@@ -7,11 +7,14 @@ options, as arguments of ``pipeline.run.flow``'s functions."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pipeline.errors import VanishedFolderError
 from pipeline.run.tuning import Tuning
-from pipeline.stages.images.config import ImageCheckConfig
 from pipeline.stages.parse import ParseConfig
+
+if TYPE_CHECKING:  # a run that checks images imports the checker; planning and the DAG's context do not
+    from pipeline.stages.images.config import ImageCheckConfig
 
 DEFAULT_MAX_BATCHES = 4
 
