@@ -168,7 +168,8 @@ def machine() -> dict:
 
 
 def index_ops(client, base: str) -> int:
-    """Documents indexed or deleted so far in ``base``'s indices (articles, ledger, dead letters), primaries."""
-    res = client.indices.stats(index=f"{base}*", metric="indexing", expand_wildcards="all")
+    """Documents indexed or deleted so far in ``base``'s indices (articles, ledger, dead letters), primaries; the
+    DAG's plan hand-off index (``<base>-plan``: batch tickets, stored and deleted every run) is left out."""
+    res = client.indices.stats(index=f"{base}*,-{base}-plan*", metric="indexing", expand_wildcards="all")
     p = res.get("_all", {}).get("primaries", {}).get("indexing", {})
     return int(p.get("index_total", 0)) + int(p.get("delete_total", 0))
