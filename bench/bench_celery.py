@@ -93,10 +93,15 @@ class Stack:
         self.home, self.env = home, env
         self.base = self.token = ""
 
-    def up(self, workers: int, concurrency: int) -> float:
+    def up(self, workers: int, concurrency: int, executor: str = "celery") -> float:
+        """``./scripts/stack up`` (``executor`` celery: ``workers`` x ``concurrency`` slots; local: the
+        LocalExecutor, workers ignored), then an API token; the seconds it took."""
         t0 = time.monotonic()
+        argv = [STACK, "up", "--executor", executor]
+        if executor == "celery":
+            argv += ["--workers", str(workers), "--concurrency", str(concurrency)]
         out = subprocess.run(
-            [STACK, "up", "--executor", "celery", "--workers", str(workers), "--concurrency", str(concurrency)],
+            argv,
             env=self.env,
             capture_output=True,
             text=True,
