@@ -53,7 +53,7 @@ def test_stack_json_is_created_0600_and_holds_no_password(tmp_path, monkeypatch)
 
 
 def _secrets() -> dict:
-    keys = ("pg_airflow_password", "fernet_key", "admin_user", "api_secret_key", "jwt_secret")
+    keys = ("pg_airflow_password", "fernet_key", "admin_user", "admin_password", "api_secret_key", "jwt_secret")
     return {k: "x" for k in keys}
 
 
