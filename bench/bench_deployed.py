@@ -43,7 +43,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_celery import DAG_ID, RUN_TIMEOUT, Stack  # noqa: E402
 from bench_scale import _client, node_cpu, run_worker  # noqa: E402
 from corpus import BASE_TIME, generate  # noqa: E402
-from deployed_probe import TREE_WRAPPER, StackProbe, _cpu_of_tree, index_ops, machine  # noqa: E402
+from deployed_probe import (  # noqa: E402
+    TREE_WRAPPER,
+    StackProbe,
+    _cpu_of_tree,
+    index_ops,
+    machine,
+    node_quiet,
+    node_work,
+)
 from deployed_report import render  # noqa: E402
 
 from pipeline.sources.folder import RACY_WINDOW_NS  # noqa: E402
@@ -120,6 +128,7 @@ class Bench:
         return f"bd{row.split('-night')[0].replace('-', '')}-{self.tag}"
 
     def _finish(self, name: str, n: int, fig: dict, before: dict, base: str | None) -> dict:
+        tail = node_quiet(self.client, node_cpu)  # this row's own merges, charged to it
         row = {
             "n": n,
             "wall": fig["wall"],
@@ -129,12 +138,15 @@ class Bench:
             "store_ms": 1000 * (_cpu_of_tree(self.store_pid) - before["store"]) / n if self.store_pid else 0.0,
             "rss_mb": fig["rss_mb"],
             "load": before["load"],
+            "node_tail_s": round(tail, 1),
             **{k: v for k, v in fig.items() if k not in ("wall", "cpu", "rss_mb")},
         }
         if base:
             row["index_ops"] = index_ops(self.client, base) - before["ops"]
+            work = node_work(self.client, base)
+            row["node_work_ms"] = {k: round(v - before["work"].get(k, 0.0)) for k, v in work.items()}
             self.client.indices.refresh(index=f"{base}*", expand_wildcards="all")
-            row["docs"] = self.client.count(index=base)["count"]
+            row["docs"] = self.client.count(index=base, ignore_unavailable=True)["count"]
         self.rows[name] = row
         self.save()
         print(
@@ -145,7 +157,9 @@ class Bench:
         return row
 
     def _before(self, base: str | None) -> dict:
+        node_quiet(self.client, node_cpu)
         return {
+            "work": node_work(self.client, base) if base else {},
             "node": node_cpu(self.client),
             "store": _cpu_of_tree(self.store_pid) if self.store_pid else 0.0,
             "ops": index_ops(self.client, base) if base else 0,
@@ -171,9 +185,15 @@ class Bench:
 
     def raw(self, n: int, folder: Path) -> dict:
         base = self.base("raw")
-        before = self._before(None)
+        before = self._before(base)
         fig = run_worker("raw", url=self.url, folder=str(folder), base=base, index=f"{base}-v1")
-        return self._finish("raw", n, {**fig, "counts": {"indexed": fig["docs"]}}, before, None)
+        return self._finish("raw", n, {**fig, "counts": {"indexed": fig["docs"]}}, before, base)
+
+    def warm_up(self, folder: Path) -> None:
+        """Index the corpus once, raw, into a throwaway index (not a row), and delete it."""
+        base = f"bdwarm-{self.tag}"
+        run_worker("raw", url=self.url, folder=str(folder), base=base, index=f"{base}-v1")
+        self.client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
 
     def in_process(self, n: int, folder: Path) -> dict:
         """``flow.run`` timed inside a fresh process (``bench_scale``'s pipeline worker: no interpreter start,
@@ -284,6 +304,8 @@ def measure(args, url: str, tmp: Path) -> dict:
         "SEEDNEWS_SEED_DIR": str(ROOT / "examples" / "seeds"),
     }
     try:
+        if folder.exists():  # a node started a moment ago charges its JIT warm-up to whichever row comes first
+            bench.warm_up(folder)
         if "raw" in wanted:
             bench.raw(args.n, folder)
         if "script" in wanted:

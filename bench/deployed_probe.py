@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import threading
+import time
 from pathlib import Path
 
 from bench_celery import _cpu_of_tree, _pids_by_session
@@ -173,3 +174,43 @@ def index_ops(client, base: str) -> int:
     res = client.indices.stats(index=f"{base}*,-{base}-plan*", metric="indexing", expand_wildcards="all")
     p = res.get("_all", {}).get("primaries", {}).get("indexing", {})
     return int(p.get("index_total", 0)) + int(p.get("delete_total", 0))
+
+
+QUIET_SHARE = 0.03  # of one core: the node counts as idle below this
+QUIET_WINDOW_S = 1.1  # _nodes/stats refreshes a process's CPU figure once a second
+QUIET_MAX_S = 60.0
+
+
+def node_quiet(client, cpu) -> float:
+    """Wait until the node is idle (its CPU below ``QUIET_SHARE`` of a core over a window: the previous row's
+    merges and refreshes done), at most ``QUIET_MAX_S``; the seconds waited. A row's node CPU is read after its
+    own trailing work and before the next row starts, so no row pays for another's merges."""
+    t0 = time.monotonic()
+    last = cpu(client)
+    while time.monotonic() - t0 < QUIET_MAX_S:
+        time.sleep(QUIET_WINDOW_S)
+        now = cpu(client)
+        if now - last < QUIET_SHARE * QUIET_WINDOW_S:
+            break
+        last = now
+    return time.monotonic() - t0
+
+
+def node_work(client, base: str) -> dict[str, float]:
+    """Milliseconds the primary shards of ``base``'s indices (the plan hand-off left out) spent, by kind of
+    work: indexing, searching (query and fetch; a scroll's time is how long its context stayed open, not
+    work), refreshing, merging, flushing; and the number of searches."""
+    res = client.indices.stats(
+        index=f"{base}*,-{base}-plan*", metric="indexing,search,refresh,merge,flush", expand_wildcards="all"
+    )
+    p = res.get("_all", {}).get("primaries", {})
+    s = p.get("search", {})
+    return {
+        "index_ms": float(p.get("indexing", {}).get("index_time_in_millis", 0)),
+        "delete_ms": float(p.get("indexing", {}).get("delete_time_in_millis", 0)),
+        "search_ms": float(s.get("query_time_in_millis", 0) + s.get("fetch_time_in_millis", 0)),
+        "searches": float(s.get("query_total", 0)),
+        "refresh_ms": float(p.get("refresh", {}).get("total_time_in_millis", 0)),
+        "merge_ms": float(p.get("merges", {}).get("total_time_in_millis", 0)),
+        "flush_ms": float(p.get("flush", {}).get("total_time_in_millis", 0)),
+    }
