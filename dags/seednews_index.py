@@ -475,7 +475,14 @@ def seednews_index():
         tickets = hand_out(p, ctx.client, ctx.settings, ctx.options.run_id, max_items=MAX_XCOM_ITEMS)
         return [t.to_dict() for t in tickets]
 
-    @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dagrun=4)
+    # one XCom per batch (the report's dict), not one more per key: each is a call to the api-server; the
+    # report is already in the log as text (_say), so the value is not repeated there
+    @task(
+        execution_timeout=timedelta(hours=2),
+        max_active_tis_per_dagrun=4,
+        multiple_outputs=False,
+        show_return_value_in_logs=False,
+    )
     @_fail_or_retry
     def process_batch(batch: dict, target: str, params=None, run_id=None) -> dict:
         """read -> parse -> normalize -> check images -> bulk index, for one batch of seed files."""

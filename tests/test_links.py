@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from pipeline.run import linking
 from pipeline.run.flow import run
 from pipeline.run.linking import citations, links_of, updates
 from pipeline.run.options import RunOptions
@@ -32,6 +35,16 @@ def write(folder: Path, name: str, url: str, related: tuple[str, ...] = ()) -> N
     if related:
         text += "related:\n" + "".join(f'  - title: "{r}"\n    webUrl: "https://example.com/{r}"\n' for r in related)
     (folder / name).write_text(text + "---\n", encoding="utf-8")
+
+
+@pytest.fixture(autouse=True, params=["as-shipped", "terms-only", "scan-only"])
+def strategy(request, monkeypatch):
+    """Every test runs with linking's two reads: as shipped (one scan when the run changed at least half the
+    index, which these small folders often do), never a scan (the terms queries around what changed), and
+    always a scan. The links must come out the same."""
+    share = {"as-shipped": linking.SCAN_SHARE, "terms-only": float("inf"), "scan-only": 0.0}[request.param]
+    monkeypatch.setattr(linking, "SCAN_SHARE", share)
+    return request.param
 
 
 def go(settings, client, folder, **kw):

@@ -16,7 +16,9 @@ Each group is one terms query (chunked) returning a few fields; then the citers 
 which related articles exist, are two more. An article is written again only when its link fields
 differ (``pipeline.stores.citations.rewrite``). The cost follows what the run changed, never the size
 of the index; a full rebuild links its whole new index from one read of every article's links
-(``link_all``), before it is validated and promoted.
+(``link_all``), before it is validated and promoted. So does a run that changed at least ``SCAN_SHARE`` of
+the index's articles (a first run, say): the terms queries would name nearly every article several times
+over, and the node would fetch each one up to five times; one scan reads each once (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from pipeline.stores.citations import Links, Node
 from pipeline.stores.ledger import Ledger
 
 log = logging.getLogger("seednews")
+
+SCAN_SHARE = 0.5  # of the index's articles changed by the run: relink from one scan of the index
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ def link_changed(client, index: str, changed: set[str], fast_json: bool = True) 
     if not changed:
         return Linked(0, 0, 0, 0)
     indices.refresh(client, index)
+    if len(changed) >= SCAN_SHARE * indices.count(client, index):
+        return _link_scanned(client, index, len(changed), fast_json)
     nodes = around(client, index, changed)
     citers = cit.nodes_where(client, index, "related.id", nodes.keys())
     named = {r for n in nodes.values() for r in n.related if r is not None}
@@ -103,10 +109,16 @@ def link_changed(client, index: str, changed: set[str], fast_json: bool = True) 
 def link_all(client, index: str, fast_json: bool = True) -> Linked:
     """Link every article of ``index`` (a full rebuild's new index: every article in it is new)."""
     indices.refresh(client, index)
+    return _link_scanned(client, index, None, fast_json)
+
+
+def _link_scanned(client, index: str, changed: int | None, fast_json: bool) -> Linked:
+    """Recompute every article's links from one read of them all (``changed``: how many the run changed,
+    None for all of them); write the ones that differ."""
     nodes = cit.all_nodes(client, index)
     todo = updates(nodes, citations(nodes.values(), nodes.keys()), nodes.keys())
     written, skipped = cit.rewrite(client, index, todo, nodes, fast_json)
-    return Linked(len(nodes), len(nodes), written, skipped)
+    return Linked(len(nodes) if changed is None else changed, len(nodes), written, skipped)
 
 
 def link_run(
