@@ -2,7 +2,8 @@
 
 Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
 
-    prepare_index -> plan (a few batches of seed files) -> process_batch (mapped, one per batch) -> finalize
+    prepare_index -> plan (a few batches of seed files) -> process_batch (mapped, one per batch; none when
+    there is nothing to process) -> finalize
 
 - Nightly at 02:00 UTC (``NIGHTLY``: a fresh deployment waits for the next 02:00, it does not run the
   night that has just passed); triggerable by hand with a form (the Params below).
@@ -69,6 +70,7 @@ DASHBOARDS_URL = os.environ.get("SEEDNEWS_DASHBOARDS_URL", "http://127.0.0.1:560
 DEFAULT_MAX_QUARANTINED_PCT = float(os.environ.get("SEEDNEWS_MAX_QUARANTINED_PCT") or 20)
 _Facets = dict[str, list[tuple[str, int]]]  # articles per value, per facet field (the report's tables)
 MAX_XCOM_ITEMS = 200  # per report list passed between tasks; the ledger index has every file
+PLAN_REPORT_KEY = "plan_report"  # plan's report, when it planned no batch (else it rides with batch 0)
 # Every night at 02:00 UTC. The first run after a deployment is the next 02:00, never the one just passed.
 # In Airflow 3.3 (airflow/timetables/trigger.py) ``run_immediately`` decides the first run only for a DAG
 # without a start date (with one, the latest past 02:00 runs at once), and ``False`` behaves like ``None``:
@@ -455,12 +457,14 @@ def seednews_index():
 
     @task
     @_fail_or_retry
-    def plan(target: str, params=None, run_id=None) -> list[dict]:
+    def plan(target: str, params=None, run_id=None, ti=None) -> list[dict]:
         """Discover the folder and compare it with the ledger; return a few batches of planned seed
         files, not one task per file. Refusals, unchanged and deleted files are settled here; their
         report rides along with the first batch. Each batch's XCom is a ticket of constant size: the
         files and the report are stored in OpenSearch for the workers (``pipeline.run.handoff``; a dry
-        run carries them inline). A folder that looks unmounted fails the run here, before anything is
+        run carries them inline). With nothing to process (a quiet night) there is no batch: no batch
+        task starts, nothing is stored, and the report goes to ``finalize`` as this task's XCom
+        ``plan_report``. A folder that looks unmounted fails the run here, before anything is
         deleted, and so does a seed folder that does not exist (no retries: retrying won't help)."""
         from pipeline.run.flow import plan as make_plan
         from pipeline.run.handoff import hand_out
@@ -472,6 +476,9 @@ def seednews_index():
             f"in {len(p.batches)} batches"
         )
         _say(p.report.render())
+        if not p.batches:
+            ti.xcom_push(key=PLAN_REPORT_KEY, value=p.report.to_dict(max_items=MAX_XCOM_ITEMS))
+            return []
         tickets = hand_out(p, ctx.client, ctx.settings, ctx.options.run_id, max_items=MAX_XCOM_ITEMS)
         return [t.to_dict() for t in tickets]
 
@@ -508,7 +515,7 @@ def seednews_index():
     # one XCom (the dict), not one per key; its value is not repeated in the log ("Returned value was")
     @task(trigger_rule="none_failed", outlets=[ARTICLES_ASSET], multiple_outputs=False, show_return_value_in_logs=False)
     @_fail_or_retry
-    def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
+    def finalize(target: str, reports: list[dict], params=None, run_id=None, ti=None) -> dict:
         """Replay dead letters if asked; refresh; link related articles; validate and swap the alias on a
         full rebuild; log the run's summary; write the Markdown report and publish it (``_publish_report``:
         the file is on this worker's disk, which other workers and the api-server may not see); fail
@@ -521,8 +528,9 @@ def seednews_index():
 
         ctx = _task_context(params, run_id)
         total = RunReport(target=target, dry_run=ctx.options.dry_run)
-        for r in reports or []:
-            total.merge(RunReport.from_dict(r))
+        for r in [*(reports or []), ti.xcom_pull(task_ids="plan", key=PLAN_REPORT_KEY)]:
+            if r:  # the batches' reports, or the plan's when it had no batch
+                total.merge(RunReport.from_dict(r))
         try:
             total = finish(ctx.client, ctx.settings, ctx.options, target, total, emit=_say, s3_client=ctx.s3)
         finally:  # on a failed validation too: the new index is wrong, the alias still serves the old one

@@ -204,6 +204,10 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
         report = Path(logs[0].split("run report written to ")[1].split()[0])
         text = report.read_text(encoding="utf-8")
         assert "| indexed | 2 |" in text and "| quarantined | 1 |" in text and "| AI | 2 |" in text
+        # the re-run had nothing to process: no batch task started, and its report still counts every file
+        assert "process_batch" in logs[1] and "as SKIPPED since the map has 0 values to expand" in logs[1]
+        again = Path(logs[1].split("run report written to ")[1].split()[0]).read_text(encoding="utf-8")
+        assert "- seed files seen: 3" in again and "| unchanged | 3 |" in again and "| indexed |" not in again
         # finalize's XCom is one value (no multiple_outputs), and the log does not repeat it
         assert "Done. Returned value not shown" in logs[0]  # finalize's (the other tasks' values are small)
         assert logs[0].count("# seednews run") == 0  # the report's text is in the XCom, not repeated in the log
