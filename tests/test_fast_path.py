@@ -161,7 +161,8 @@ def test_fast_and_plain_runs_leave_the_same_index(corpus, opensearch_url, monkey
             docs = {h["_id"]: {k: v for k, v in h["_source"].items() if k not in ("indexed_at",)} for h in hits}
             stored.append({i: json.dumps(d, sort_keys=True) for i, d in docs.items()})
             settings_now = client.indices.get_settings(index=base)
-            assert [s["settings"]["index"]["refresh_interval"] for s in settings_now.values()] == ["5s"]
+            # the rebuild's paused refresh is given back: the template's interval (30 s), not -1
+            assert [s["settings"]["index"]["refresh_interval"] for s in settings_now.values()] == ["30s"]
         assert reports[0] == reports[1] and reports[0]["indexed"] > 250
         assert stored[0] == stored[1]
     finally:
