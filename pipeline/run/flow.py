@@ -26,7 +26,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
-from pipeline.run import timing
+from pipeline.run import heap, timing
 from pipeline.run.options import RunOptions
 from pipeline.run.plan import Batch, Plan, make_plan
 from pipeline.run.report import RunReport
@@ -245,6 +245,7 @@ def process_batch(
     overlap = options.tuning.overlap_writes and not options.dry_run
     built_n = written_n = 0
     with contextlib.ExitStack() as stack:
+        stack.enter_context(heap.paused())
         if builder is None:
             workers = parallel.workers_for(total, options)
             if workers > 1:
@@ -262,6 +263,7 @@ def process_batch(
             nonlocal written_n
             report.merge(chunk_report)
             written_n += n
+            heap.collect_young()  # the collector is paused for the batch: the chunk's cycles, if any
             if total > size:
                 emit(f"batch progress: {written_n}/{total} files")
 
@@ -285,6 +287,7 @@ def process_batch(
 
 
 # ----------------------------------------------------------------------------- finalize
+@heap.paused()  # linking holds every article id of a first run at once
 def finalize(
     client,
     settings: Settings,

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from pipeline.errors import ParseWorkerLost
-from pipeline.run import seedpath, timing
+from pipeline.run import heap, seedpath, timing
 from pipeline.run.options import RunOptions
 from pipeline.run.report import RunReport
 from pipeline.sources import Sources, is_object_url
@@ -304,18 +304,21 @@ class ChunkBuilder:
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
-    """A worker's loop: build each chunk that arrives, until stdin closes (the parent is done or gone)."""
-    while (data := _read_frame(stdin)) is not None:
-        seeds, options, fetched = pickle.loads(data)
-        try:
-            _write_frame(stdout, ("ok", build_part(seeds, options, None, fetched), None))
-        except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
-            remote = traceback.format_exc()
+    """A worker's loop: build each chunk that arrives, until stdin closes (the parent is done or gone).
+    The cyclic collector is paused, with one young pass per chunk (``pipeline.run.heap``)."""
+    with heap.paused():
+        while (data := _read_frame(stdin)) is not None:
+            seeds, options, fetched = pickle.loads(data)
             try:
-                pickle.dumps(exc)
-            except Exception:  # noqa: BLE001 - an exception that does not pickle travels as text
-                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-            _write_frame(stdout, ("error", exc, remote))
+                _write_frame(stdout, ("ok", build_part(seeds, options, None, fetched), None))
+            except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it
+                remote = traceback.format_exc()
+                try:
+                    pickle.dumps(exc)
+                except Exception:  # noqa: BLE001 - an exception that does not pickle travels as text
+                    exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+                _write_frame(stdout, ("error", exc, remote))
+            heap.collect_young()
     return 0
 
 
