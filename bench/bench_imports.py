@@ -27,7 +27,6 @@ from pathlib import Path
 CONTEXT = ["pipeline.errors", "pipeline.config", "pipeline.run.options", "pipeline.run.tuning", "pipeline.sources"]
 CONTEXT += ["pipeline.stores.client"]
 TASK_MODULES: dict[str, list[str]] = {
-    "prepare_index": [*CONTEXT, "pipeline.run.flow"],
     "plan": [*CONTEXT, "pipeline.run.flow", "pipeline.run.plan", "pipeline.run.handoff"],
     "process_batch": [
         *CONTEXT,

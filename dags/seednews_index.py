@@ -2,8 +2,8 @@
 
 Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
 
-    prepare_index -> plan (a few batches of seed files) -> process_batch (mapped, one per batch; none when
-    there is nothing to process) -> finalize
+    plan (the target index made ready, then a few batches of seed files) -> process_batch (mapped, one per
+    batch; none when there is nothing to process) -> finalize
 
 - Nightly at 02:00 UTC (``NIGHTLY``: a fresh deployment waits for the next 02:00, it does not run the
   night that has just passed); triggerable by hand with a form (the Params below).
@@ -42,7 +42,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Asset, CronTriggerTimetable, Param, XComArg, dag, task
 
 if TYPE_CHECKING:  # for annotations only: the DAG file imports nothing heavy when Airflow parses it
     from opensearchpy import OpenSearch
@@ -71,6 +71,7 @@ DEFAULT_MAX_QUARANTINED_PCT = float(os.environ.get("SEEDNEWS_MAX_QUARANTINED_PCT
 _Facets = dict[str, list[tuple[str, int]]]  # articles per value, per facet field (the report's tables)
 MAX_XCOM_ITEMS = 200  # per report list passed between tasks; the ledger index has every file
 PLAN_REPORT_KEY = "plan_report"  # plan's report, when it planned no batch (else it rides with batch 0)
+TARGET_KEY = "target"  # plan's XCom: the index this run writes to (the alias, or a rebuild's new index)
 # Every night at 02:00 UTC. The first run after a deployment is the next 02:00, never the one just passed.
 # In Airflow 3.3 (airflow/timetables/trigger.py) ``run_immediately`` decides the first run only for a DAG
 # without a start date (with one, the latest past 02:00 runs at once), and ``False`` behaves like ``None``:
@@ -448,17 +449,13 @@ def _mark_asset(ctx: _TaskContext, total: RunReport, target: str, run_id: str, r
 def seednews_index():
     @task
     @_fail_or_retry
-    def prepare_index(params=None, run_id=None) -> str:
-        """Template + alias (incremental) or a brand-new versioned index (full rebuild)."""
-        from pipeline.run.flow import prepare
+    def plan(params=None, run_id=None, ti=None) -> list[dict]:
+        """Make the target ready: templates and alias (incremental), or a brand-new versioned index (full
+        rebuild; a retry of this task drops the one its earlier try made: ``flow.prepare``); its name is
+        this task's XCom ``target``. One task, not two: on a quiet night a task's start-up and hand-off
+        cost more than preparing does.
 
-        ctx = _task_context(params, run_id)
-        return prepare(ctx.client, ctx.settings, ctx.options.full_rebuild, ctx.options.dry_run)
-
-    @task
-    @_fail_or_retry
-    def plan(target: str, params=None, run_id=None, ti=None) -> list[dict]:
-        """Discover the folder and compare it with the ledger; return a few batches of planned seed
+        Then discover the folder and compare it with the ledger; return a few batches of planned seed
         files, not one task per file. Refusals, unchanged and deleted files are settled here; their
         report rides along with the first batch. Each batch's XCom is a ticket of constant size: the
         files and the report are stored in OpenSearch for the workers (``pipeline.run.handoff``; a dry
@@ -467,10 +464,14 @@ def seednews_index():
         ``plan_report``. A folder that looks unmounted fails the run here, before anything is
         deleted, and so does a seed folder that does not exist (no retries: retrying won't help)."""
         from pipeline.run.flow import plan as make_plan
+        from pipeline.run.flow import prepare
         from pipeline.run.handoff import hand_out
 
         ctx = _task_context(params, run_id)
-        p = make_plan(ctx.options, ctx.client, ctx.settings, target, s3_client=ctx.s3)
+        opts = ctx.options
+        target = prepare(ctx.client, ctx.settings, opts.full_rebuild, opts.dry_run, run_id=opts.run_id)
+        ti.xcom_push(key=TARGET_KEY, value=target)
+        p = make_plan(opts, ctx.client, ctx.settings, target, s3_client=ctx.s3)
         _say(
             f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
             f"in {len(p.batches)} batches"
@@ -552,9 +553,9 @@ def seednews_index():
             "report": str(path),
         }
 
-    target = prepare_index()
+    planned = plan()
+    target = XComArg(planned.operator, key=TARGET_KEY)  # type: ignore[attr-defined]  # a PlainXComArg
     # the task decorators' stubs type arguments as the plain values; at parse time they are XComArgs
-    planned = plan(target)  # type: ignore[arg-type]
     reports = process_batch.partial(target=target).expand(batch=planned)
     finalize(target, reports)  # type: ignore[arg-type]
 

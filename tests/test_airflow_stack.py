@@ -201,7 +201,6 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
     assert summary == [
         ("finalize", -1, "success"),
         ("plan", -1, "success"),
-        ("prepare_index", -1, "success"),
         ("process_batch", 0, "success"),
         ("process_batch", 1, "success"),
     ]
@@ -210,7 +209,7 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
     events = _log_events(stack, run["dag_run_id"], "plan")
     summary = next(i for i, e in enumerate(events) if " seed files: " in e and " to process in " in e)
     assert summary < events.index("::group::Post Execute"), events
-    for task_id in ("prepare_index", "plan", "finalize"):
+    for task_id in ("plan", "finalize"):
         assert not [e for e in _log_events(stack, run["dag_run_id"], task_id) if "[status:200" in e], task_id
     from pipeline.stores import indices
 

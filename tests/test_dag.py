@@ -44,7 +44,7 @@ print(json.dumps({
     assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["errors"] == {}
-    assert info["tasks"] == ["finalize", "plan", "prepare_index", "process_batch"]
+    assert info["tasks"] == ["finalize", "plan", "process_batch"]
     assert all(r >= 1 for r in info["retries"].values())
     assert {
         "allow_mass_delete",

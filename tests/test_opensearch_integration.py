@@ -8,10 +8,11 @@ import shutil
 import pytest
 
 from pipeline.errors import IndexManagementError, ValidationFailed
-from pipeline.run.flow import run
+from pipeline.run.flow import prepare, run
 from pipeline.run.options import RunOptions
 from pipeline.stages.validate import INTEGER_MAX, INTEGER_MIN, MAX_KEY_BYTES, MAX_KEYWORD_BYTES
 from pipeline.stores import indices
+from pipeline.stores import ledger as lg
 from pipeline.stores.ledger import Ledger
 from tests import faultkit as fk
 from tests.conftest import DATA
@@ -192,3 +193,24 @@ def test_the_served_pair_is_never_dropped(settings, client, seed_dir):
     with pytest.raises(IndexManagementError, match=f"not deleting {served}, {ledger}: an alias serves it"):
         indices.drop_unpromoted(client, settings.index_base, served, {settings.ledger_index: ledger})
     assert indices.count(client, settings.alias) == 2
+
+
+def test_a_rebuild_prepared_again_by_the_same_run_leaves_one_new_empty_index(settings, client, seed_dir):
+    """The DAG's ``plan`` task prepares a rebuild's index and is retried as a whole: a second try of the same
+    run drops what its first try created (and filled) instead of leaving a second new index behind; another
+    run's index and the served one are not touched."""
+    _run(settings, client, seed_dir)
+    (served,) = indices.alias_indices(client, settings.alias)
+    other = prepare(client, settings, full_rebuild=True, run_id="manual__other")
+    first = prepare(client, settings, full_rebuild=True, run_id="manual__this")
+    client.index(index=first, id="x", body={"title": "from the first try"}, refresh=True)
+    second = prepare(client, settings, full_rebuild=True, run_id="manual__this")
+    versions = sorted(client.indices.get(index=f"{settings.index_base}-v*").keys())
+    assert second != first and versions == sorted([served, other, second])
+    ledgers = sorted(client.indices.get(index=f"{settings.ledger_index}-v*").keys())
+    assert ledgers == sorted(lg.paired_name(i, settings.index_base, settings.ledger_index) for i in versions)
+    assert indices.count(client, second) == 0
+    assert indices.alias_indices(client, settings.alias) == [served] and indices.count(client, settings.alias) == 2
+    # a run that prepares without an id (or a later run) drops nothing
+    third = prepare(client, settings, full_rebuild=True)
+    assert sorted(client.indices.get(index=f"{settings.index_base}-v*").keys()) == sorted([*versions, third])

@@ -52,14 +52,29 @@ def new_run_id() -> str:
 
 # ----------------------------------------------------------------------------- pieces
 def prepare(
-    client, settings: Settings, full_rebuild: bool, dry_run: bool = False, *, pause_refresh: bool = True
+    client,
+    settings: Settings,
+    full_rebuild: bool,
+    dry_run: bool = False,
+    *,
+    pause_refresh: bool = True,
+    run_id: str = "",
 ) -> str:
     """The index this run writes to: a new versioned index (with its own ledger; not refreshed while it is
-    written if ``pause_refresh``) for a rebuild, else the alias (whose ledger alias is made sure of too)."""
+    written if ``pause_refresh``) for a rebuild, else the alias (whose ledger alias is made sure of too).
+
+    A rebuild's index is tagged with ``run_id``; a task of the same run that prepares again (a retry, or a
+    cleared task) first drops the pairs an earlier try created and no alias serves, so a run leaves one new
+    index, never one per try, and the new one starts empty (nothing indexed by a try from a file that is gone
+    since)."""
     if dry_run:
         return settings.alias
     if full_rebuild:
-        name = indices.create_index(client, settings.index_base)
+        for stale in indices.made_by(client, settings.index_base, run_id):
+            pair = {settings.ledger_index: lg.paired_name(stale, settings.index_base, settings.ledger_index)}
+            log.warning("dropping %s: an earlier try of run %s created it", stale, run_id)
+            indices.drop_unpromoted(client, settings.index_base, stale, pair)
+        name = indices.create_index(client, settings.index_base, run_id)
         if pause_refresh:
             indices.pause_refresh(client, name)  # resumed in finalize, before validation
         paired = lg.paired_name(name, settings.index_base, settings.ledger_index)
@@ -374,7 +389,12 @@ def run(
         client = make_client(settings, fast_json=options.tuning.fast_json)
     with timing.stage("prepare"):
         target = prepare(
-            client, settings, options.full_rebuild, options.dry_run, pause_refresh=options.tuning.pause_refresh
+            client,
+            settings,
+            options.full_rebuild,
+            options.dry_run,
+            pause_refresh=options.tuning.pause_refresh,
+            run_id=options.run_id,
         )
     with timing.stage("plan"):
         the_plan = plan(options, client, settings, target, s3_client=s3_client)

@@ -24,6 +24,7 @@ MAPPINGS_DIR = (
 )
 ARTICLES_TEMPLATE = "articles.template.json"
 DEADLETTER_TEMPLATE = "deadletter.template.json"
+RUN_META = "seednews_run_id"  # the mapping's _meta key naming the run that created a rebuild's index
 log = logging.getLogger("seednews.index")
 
 
@@ -55,12 +56,28 @@ def new_index_name(base: str, now: datetime | None = None) -> str:
     return f"{base}-v{now.strftime('%Y%m%d%H%M%S%f')}"
 
 
-def create_index(client, base: str) -> str:
-    """Create a fresh concrete index (the template supplies settings and mappings)."""
+def create_index(client, base: str, run_id: str = "") -> str:
+    """Create a fresh concrete index (the template supplies settings and mappings); with ``run_id``, its
+    mapping's ``_meta`` names the run that made it (``made_by``)."""
     ensure_templates(client, base)
     name = new_index_name(base)
-    client.indices.create(index=name)
+    client.indices.create(index=name, body={"mappings": {"_meta": {RUN_META: run_id}}} if run_id else None)
     return name
+
+
+def made_by(client, base: str, run_id: str) -> list[str]:
+    """The article indices of ``base`` that run ``run_id`` created and no alias serves: what an earlier try
+    of the same run left (a retried or cleared task). None for an empty ``run_id``."""
+    if not run_id:
+        return []
+    pattern = versions_pattern(base)
+    found = read(client, f"indices {pattern}: mappings", client.indices.get_mapping, index=pattern)
+    served = set(alias_indices(client, base))
+    return sorted(
+        name
+        for name, body in found.items()
+        if name not in served and ((body.get("mappings") or {}).get("_meta") or {}).get(RUN_META) == run_id
+    )
 
 
 def alias_indices(client, alias: str) -> list[str]:
