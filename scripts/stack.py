@@ -382,20 +382,7 @@ def airflow_env(home: Path, secret: dict, state: dict) -> dict[str, str]:
         env.pop(key, None)
     if state.get("executor") == "celery":
         env = celery.celery_env(env, secret, state)
-    elif not os.environ.get("SEEDNEWS_PARSE_WORKERS"):
-        env["SEEDNEWS_PARSE_WORKERS"] = str(local_parse_workers())
     return env
-
-
-LOCAL_BATCHES_AT_ONCE = 4  # the DAG's process_batch: max_active_tis_per_dagrun
-
-
-def local_parse_workers() -> int:
-    """Parse workers per batch under the LocalExecutor: every batch of a run runs on this machine at once,
-    so each gets its share of the cores, not all of them (on 2 cores: 1, i.e. the batch parses in its own
-    process; 4 batches x 2 workers were 12 processes on 2 cores). 10,000 files, 3 runs each: 11.75-12.65 s
-    against 13.01-14.18 s (docs/benchmarks.md). ``SEEDNEWS_PARSE_WORKERS`` set for ``up`` wins."""
-    return max(1, len(os.sched_getaffinity(0)) // LOCAL_BATCHES_AT_ONCE)
 
 
 # ------------------------------------------------------------------ processes

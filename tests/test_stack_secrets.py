@@ -109,21 +109,3 @@ def test_the_celery_stacks_redis_runs_as_an_unprivileged_user(tmp_path):
     finally:
         stack.stop_service(home, "redis")
         shutil.rmtree(cache, ignore_errors=True)
-
-
-def test_local_batches_share_the_cores_for_parse_workers_unless_told(tmp_path, monkeypatch):
-    """Under the LocalExecutor the run's batches (up to 4 at once) share this machine: each gets a quarter
-    of the cores for parse workers (at least 1); a value set for ``up`` wins; Celery workers are left alone."""
-    state = {"connection": {"conn_type": "opensearch", "host": "h"}, "api_port": 1, "pg_port": 2}
-    monkeypatch.delenv("SEEDNEWS_PARSE_WORKERS", raising=False)
-    for cores, share in ((2, "1"), (4, "1"), (8, "2"), (16, "4")):
-        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
-        env = stack.airflow_env(tmp_path, _secrets(), {**state, "executor": "local"})
-        assert env["SEEDNEWS_PARSE_WORKERS"] == share, cores
-    monkeypatch.setenv("SEEDNEWS_PARSE_WORKERS", "3")
-    assert stack.airflow_env(tmp_path, _secrets(), {**state, "executor": "local"})["SEEDNEWS_PARSE_WORKERS"] == "3"
-    monkeypatch.delenv("SEEDNEWS_PARSE_WORKERS")
-    celery_state = {**state, "executor": "celery", "workers": 2, "concurrency": 1, "redis_port": 3}
-    assert "SEEDNEWS_PARSE_WORKERS" not in stack.airflow_env(
-        tmp_path, {**_secrets(), "redis_password": "r"}, celery_state
-    )
