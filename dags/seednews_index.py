@@ -468,10 +468,9 @@ def seednews_index():
         from pipeline.run.handoff import hand_out
 
         ctx = _task_context(params, run_id)
-        opts = ctx.options
-        target = prepare(ctx.client, ctx.settings, opts.full_rebuild, opts.dry_run, run_id=opts.run_id)
+        target = prepare(ctx.client, ctx.settings, ctx.options)
         ti.xcom_push(key=TARGET_KEY, value=target)
-        p = make_plan(opts, ctx.client, ctx.settings, target, s3_client=ctx.s3)
+        p = make_plan(ctx.options, ctx.client, ctx.settings, target, s3_client=ctx.s3)
         _say(
             f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
             f"in {len(p.batches)} batches"

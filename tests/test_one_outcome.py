@@ -264,7 +264,7 @@ def test_the_dead_letters_of_a_rebuild_that_was_not_promoted_still_replay(settin
 # ----------------------------------------------------------------------------- files changing mid-run
 def _planned(settings, client, folder):
     options = RunOptions(seed_dir=str(folder), check_images=False, max_batches=1, run_id="r1")
-    target = prepare(client, settings, False)
+    target = prepare(client, settings, options)
     return options, target, plan(options, client, settings, target)
 
 

@@ -201,10 +201,10 @@ def test_a_rebuild_prepared_again_by_the_same_run_leaves_one_new_empty_index(set
     run's index and the served one are not touched."""
     _run(settings, client, seed_dir)
     (served,) = indices.alias_indices(client, settings.alias)
-    other = prepare(client, settings, full_rebuild=True, run_id="manual__other")
-    first = prepare(client, settings, full_rebuild=True, run_id="manual__this")
+    other = prepare(client, settings, RunOptions(seed_dir="", full_rebuild=True, run_id="manual__other"))
+    first = prepare(client, settings, RunOptions(seed_dir="", full_rebuild=True, run_id="manual__this"))
     client.index(index=first, id="x", body={"title": "from the first try"}, refresh=True)
-    second = prepare(client, settings, full_rebuild=True, run_id="manual__this")
+    second = prepare(client, settings, RunOptions(seed_dir="", full_rebuild=True, run_id="manual__this"))
     versions = sorted(client.indices.get(index=f"{settings.index_base}-v*").keys())
     assert second != first and versions == sorted([served, other, second])
     ledgers = sorted(client.indices.get(index=f"{settings.ledger_index}-v*").keys())
@@ -212,5 +212,5 @@ def test_a_rebuild_prepared_again_by_the_same_run_leaves_one_new_empty_index(set
     assert indices.count(client, second) == 0
     assert indices.alias_indices(client, settings.alias) == [served] and indices.count(client, settings.alias) == 2
     # a run that prepares without an id (or a later run) drops nothing
-    third = prepare(client, settings, full_rebuild=True)
+    third = prepare(client, settings, RunOptions(seed_dir="", full_rebuild=True))
     assert sorted(client.indices.get(index=f"{settings.index_base}-v*").keys()) == sorted([*versions, third])

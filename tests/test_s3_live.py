@@ -261,7 +261,7 @@ def test_an_object_changed_or_removed_after_planning_is_changed_not_indexed(sett
     store.put("p/edit.txt", seed("Before edit", "https://example.com/edit"))
     store.put("p/gone.txt", seed("Before delete", "https://example.com/gone"))
     options = RunOptions(seed_dir=store.url("p"), check_images=False, run_id="r1")
-    target = prepare(client, settings, False)
+    target = prepare(client, settings, options)
     the_plan = plan(options, client, settings, target, s3_client=store.client)
     store.put("p/edit.txt", seed("After edit", "https://example.com/edit"))
     store.delete("p/gone.txt")

@@ -51,31 +51,22 @@ def new_run_id() -> str:
 
 
 # ----------------------------------------------------------------------------- pieces
-def prepare(
-    client,
-    settings: Settings,
-    full_rebuild: bool,
-    dry_run: bool = False,
-    *,
-    pause_refresh: bool = True,
-    run_id: str = "",
-) -> str:
-    """The index this run writes to: a new versioned index (with its own ledger; not refreshed while it is
-    written if ``pause_refresh``) for a rebuild, else the alias (whose ledger alias is made sure of too).
-
-    A rebuild's index is tagged with ``run_id``; a task of the same run that prepares again (a retry, or a
-    cleared task) first drops the pairs an earlier try created and no alias serves, so a run leaves one new
-    index, never one per try, and the new one starts empty (nothing indexed by a try from a file that is gone
-    since)."""
-    if dry_run:
+def prepare(client, settings: Settings, options: RunOptions) -> str:
+    """The index the run of ``options`` writes to: a new versioned index (with its own ledger; not refreshed
+    while it is written if ``options.tuning.pause_refresh``) for a rebuild, else the alias (whose ledger alias
+    is made sure of too). A rebuild's index is tagged with ``options.run_id``: a try of the same run that
+    prepares again (a retried or cleared task) first drops the pairs an earlier try made and no alias serves,
+    so a run leaves one new index, not one per try, and it starts empty."""
+    run_id = options.run_id
+    if options.dry_run:
         return settings.alias
-    if full_rebuild:
+    if options.full_rebuild:
         for stale in indices.made_by(client, settings.index_base, run_id):
             pair = {settings.ledger_index: lg.paired_name(stale, settings.index_base, settings.ledger_index)}
             log.warning("dropping %s: an earlier try of run %s created it", stale, run_id)
             indices.drop_unpromoted(client, settings.index_base, stale, pair)
         name = indices.create_index(client, settings.index_base, run_id)
-        if pause_refresh:
+        if options.tuning.pause_refresh:
             indices.pause_refresh(client, name)  # resumed in finalize, before validation
         paired = lg.paired_name(name, settings.index_base, settings.ledger_index)
         lg.create_paired(client, settings.ledger_index, paired)
@@ -388,14 +379,7 @@ def run(
 
         client = make_client(settings, fast_json=options.tuning.fast_json)
     with timing.stage("prepare"):
-        target = prepare(
-            client,
-            settings,
-            options.full_rebuild,
-            options.dry_run,
-            pause_refresh=options.tuning.pause_refresh,
-            run_id=options.run_id,
-        )
+        target = prepare(client, settings, options)
     with timing.stage("plan"):
         the_plan = plan(options, client, settings, target, s3_client=s3_client)
     report = the_plan.report
