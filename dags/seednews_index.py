@@ -3,7 +3,10 @@
 Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
 
     plan (the target index made ready, then a few batches of seed files) -> process_batch (mapped, one per
-    batch; none when there is nothing to process) -> finalize
+    batch) -> finalize
+
+  With nothing to process (a quiet night) ``plan`` finishes the run itself and skips both (a short
+  circuit): a task's start-up and two scheduler hand-offs cost more than that night's whole work.
 
 - Nightly at 02:00 UTC (``NIGHTLY``: a fresh deployment waits for the next 02:00, it does not run the
   night that has just passed); triggerable by hand with a form (the Params below).
@@ -18,16 +21,16 @@ Thin wiring over the ``pipeline`` library (which never imports Airflow). Shape:
   No task reads a file another task wrote, so tasks may land on different workers (CeleryExecutor) that
   share no disk; the state lives in OpenSearch (ledger, dead letters, image cache) and the seeds in the
   seed location, which must then be object storage (``s3://``). The Markdown report file is written on the
-  worker that ran ``finalize``; its text is also ``finalize``'s XCom ``report_markdown`` and the run's note
-  (``seednews_notify.post_run_note``), both readable anywhere.
+  worker that ran ``finalize`` (or ``plan``, see above); its text is also that task's XCom
+  ``report_markdown`` and the run's note (``seednews_notify.post_run_note``), both readable anywhere.
 - Every task builds its context (settings, run options, OpenSearch and S3 clients) once, through
   ``_task_context``, and runs under ``_fail_or_retry``: an error ``pipeline.errors`` marks ``fail`` (usage,
   configuration, data) fails the task at once; any other error is retried.
 - Every task is idempotent (explicit ids + external versions), so retries and re-runs are safe;
   ``max_active_runs=1`` keeps a manual run from overlapping the nightly one.
 - Failures reach a person through ``seednews_notify.AlertNotifier`` (connection ``seednews_alerts``);
-  ``finalize`` writes a Markdown report per run, fails the run above the quarantine threshold and
-  updates the ``opensearch://seednews-articles`` Asset on success.
+  ``finalize`` (``_finish_run``) writes a Markdown report per run, fails the run above the quarantine
+  threshold and updates the ``opensearch://seednews-articles`` Asset on success.
 """
 
 from __future__ import annotations
@@ -42,10 +45,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from airflow.sdk import Asset, CronTriggerTimetable, Param, XComArg, dag, task
+from airflow.sdk import Asset, AssetAlias, CronTriggerTimetable, Param, XComArg, dag, task
 
 if TYPE_CHECKING:  # for annotations only: the DAG file imports nothing heavy when Airflow parses it
     from opensearchpy import OpenSearch
+    from pydantic.types import JsonValue
 
     from pipeline.config import Settings
     from pipeline.run.options import RunOptions
@@ -65,12 +69,15 @@ AWS_CONN_ID = os.environ.get("SEEDNEWS_AWS_CONN_ID") or "aws_default"  # for s3:
 ARTICLES_ASSET = Asset(
     name="seednews-articles", uri="opensearch://seednews-articles/", extra={"alias": "seednews-articles"}
 )
+# A run with nothing to process ends in ``plan``, which cannot name ``ARTICLES_ASSET`` as an outlet (every
+# run's plan would then mark the index refreshed before its batches ran): it adds that Asset's event
+# through this alias, only when it finished the run itself.
+QUIET_RUN_ALIAS = AssetAlias(name="seednews-articles-quiet-run")
 # the compose stack sets https://localhost:5601; the default is pipeline.dashboards.load.DEFAULT_URL
 DASHBOARDS_URL = os.environ.get("SEEDNEWS_DASHBOARDS_URL", "http://127.0.0.1:5601")
 DEFAULT_MAX_QUARANTINED_PCT = float(os.environ.get("SEEDNEWS_MAX_QUARANTINED_PCT") or 20)
 _Facets = dict[str, list[tuple[str, int]]]  # articles per value, per facet field (the report's tables)
 MAX_XCOM_ITEMS = 200  # per report list passed between tasks; the ledger index has every file
-PLAN_REPORT_KEY = "plan_report"  # plan's report, when it planned no batch (else it rides with batch 0)
 TARGET_KEY = "target"  # plan's XCom: the index this run writes to (the alias, or a rebuild's new index)
 # Every night at 02:00 UTC. The first run after a deployment is the next 02:00, never the one just passed.
 # In Airflow 3.3 (airflow/timetables/trigger.py) ``run_immediately`` decides the first run only for a DAG
@@ -177,8 +184,10 @@ night runs once as soon as it is back; older missed nights are skipped.
 
 **Where the report is.** On the run's page: the last task, `finalize`, makes its Markdown report (files
 per outcome, articles per topic and provider) the run's **note**, shown under the run's header; click it
-to read it whole (Airflow keeps 1,000 characters of a note: a longer report is cut and says so). The
-whole text is `finalize`'s XCom `report_markdown` (the task's *XCom* tab), and a file in
+to read it whole (Airflow keeps 1,000 characters of a note: a longer report is cut and says so). A run
+with nothing to process (every file unchanged) ends in `plan`, which does the same and skips the rest:
+`process_batch` and `finalize` show as *skipped*. The whole text is that task's XCom `report_markdown`
+(the task's *XCom* tab), and a file in
 `SEEDNEWS_REPORT_DIR` on the worker that ran it (its log names it). The note needs the Airflow connection
 `seednews_airflow_api` (the api-server's URL, a login that may edit runs). Every file's fate is also in
 the ledger index `seednews-articles-ledger` (for another alias: `<alias>-ledger`).
@@ -414,18 +423,54 @@ def _publish_report(run_id: str, text: str) -> None:
 
 
 def _mark_asset(ctx: _TaskContext, total: RunReport, target: str, run_id: str, report: Path) -> None:
-    """The Asset event's extra: what this run refreshed, and where its report is."""
+    """The Asset event and its extra: what this run refreshed, and where its report is. From ``finalize``
+    (its outlet), or from ``plan`` when it finished the run itself (through ``QUIET_RUN_ALIAS``)."""
     from airflow.sdk import get_current_context
 
-    get_current_context()["outlet_events"][ARTICLES_ASSET].extra = {
+    context = get_current_context()
+    extra: dict[str, JsonValue] = {
         "alias": ctx.settings.alias,
         "target": target,
         "run_id": run_id,
         "dry_run": ctx.options.dry_run,
         "indexed": total.indexed,
         "files_seen": total.files_seen,
-        "counts": {outcome: n for outcome, n in total.counts.items()},  # a JSON object, as Asset extras are
+        "counts": {str(outcome): n for outcome, n in total.counts.items()},  # a JSON object, as extras are
         "report": str(report),
+    }
+    if ARTICLES_ASSET in context["task"].outlets:
+        context["outlet_events"][ARTICLES_ASSET].extra = extra
+    else:
+        context["outlet_events"][QUIET_RUN_ALIAS].add(ARTICLES_ASSET, extra=extra)
+
+
+def _finish_run(ctx: _TaskContext, total: RunReport, target: str, params: Mapping[str, Any], run_id: str) -> dict:
+    """The run's end, in ``finalize`` (or in ``plan`` when there was nothing to process): replay, refresh,
+    links and the rebuild's swap (``flow.finalize``); the summary in the log; the Markdown report written
+    and published; fail above the quarantine threshold, else mark the Asset refreshed. Returns the counts."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipeline.run.flow import finalize as finish
+
+    try:
+        total = finish(ctx.client, ctx.settings, ctx.options, target, total, emit=_say, s3_client=ctx.s3)
+    finally:  # on a failed validation too: the new index is wrong, the alias still serves the old one
+        _say(total.render())
+    if not total.ok:  # failed documents or seeds that met a bug: every other seed is settled by now
+        raise AirflowFailException(f"{total.problem()} (dead letters: {ctx.settings.deadletter_index})")
+    breach = _quarantine_breach(total, params)
+    text = _report_markdown(total, _facets(ctx), target, run_id, breach)
+    path = _write_report(run_id, text)
+    _publish_report(run_id, text)
+    if breach:
+        raise AirflowFailException(f"{breach}. Report: {path}")
+    _mark_asset(ctx, total, target, run_id, path)
+    return {
+        "counts": total.counts,
+        "files_seen": total.files_seen,
+        "removed": total.removed,
+        "target": target,
+        "report": str(path),
     }
 
 
@@ -447,7 +492,8 @@ def _mark_asset(ctx: _TaskContext, total: RunReport, target: str, run_id: str, r
     doc_md=DOC_MD,
 )
 def seednews_index():
-    @task
+    # a short circuit: no ticket (nothing to process) skips every task after this one
+    @task.short_circuit(outlets=[QUIET_RUN_ALIAS], show_return_value_in_logs=False)
     @_fail_or_retry
     def plan(params=None, run_id=None, ti=None) -> list[dict]:
         """Make the target ready: templates and alias (incremental), or a brand-new versioned index (full
@@ -459,10 +505,12 @@ def seednews_index():
         files, not one task per file. Refusals, unchanged and deleted files are settled here; their
         report rides along with the first batch. Each batch's XCom is a ticket of constant size: the
         files and the report are stored in OpenSearch for the workers (``pipeline.run.handoff``; a dry
-        run carries them inline). With nothing to process (a quiet night) there is no batch: no batch
-        task starts, nothing is stored, and the report goes to ``finalize`` as this task's XCom
-        ``plan_report``. A folder that looks unmounted fails the run here, before anything is
-        deleted, and so does a seed folder that does not exist (no retries: retrying won't help)."""
+        run carries them inline). With nothing to process (a quiet night) there is no batch: nothing
+        is stored, this task finishes the run as ``finalize`` would (``_finish_run``: deletes swept,
+        links, the report, the Asset event) and returns no ticket, which skips the batch task and
+        ``finalize`` (``task.short_circuit``). A folder that looks unmounted fails the run here, before
+        anything is deleted, and so does a seed folder that does not exist (no retries: retrying won't
+        help)."""
         from pipeline.run.flow import plan as make_plan
         from pipeline.run.flow import prepare
         from pipeline.run.handoff import hand_out
@@ -477,7 +525,7 @@ def seednews_index():
         )
         _say(p.report.render())
         if not p.batches:
-            ti.xcom_push(key=PLAN_REPORT_KEY, value=p.report.to_dict(max_items=MAX_XCOM_ITEMS))
+            _finish_run(ctx, p.report, target, params, run_id)
             return []
         tickets = hand_out(p, ctx.client, ctx.settings, ctx.options.run_id, max_items=MAX_XCOM_ITEMS)
         return [t.to_dict() for t in tickets]
@@ -515,42 +563,19 @@ def seednews_index():
     # one XCom (the dict), not one per key; its value is not repeated in the log ("Returned value was")
     @task(trigger_rule="none_failed", outlets=[ARTICLES_ASSET], multiple_outputs=False, show_return_value_in_logs=False)
     @_fail_or_retry
-    def finalize(target: str, reports: list[dict], params=None, run_id=None, ti=None) -> dict:
+    def finalize(target: str, reports: list[dict], params=None, run_id=None) -> dict:
         """Replay dead letters if asked; refresh; link related articles; validate and swap the alias on a
         full rebuild; log the run's summary; write the Markdown report and publish it (``_publish_report``:
         the file is on this worker's disk, which other workers and the api-server may not see); fail
         above the quarantine threshold, else mark the Asset refreshed. Data problems fail the task
         without retries (retrying won't help). Returns the counts (its XCom ``return_value``)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from pipeline.run.flow import finalize as finish
         from pipeline.run.report import RunReport
 
         ctx = _task_context(params, run_id)
         total = RunReport(target=target, dry_run=ctx.options.dry_run)
-        for r in [*(reports or []), ti.xcom_pull(task_ids="plan", key=PLAN_REPORT_KEY)]:
-            if r:  # the batches' reports, or the plan's when it had no batch
-                total.merge(RunReport.from_dict(r))
-        try:
-            total = finish(ctx.client, ctx.settings, ctx.options, target, total, emit=_say, s3_client=ctx.s3)
-        finally:  # on a failed validation too: the new index is wrong, the alias still serves the old one
-            _say(total.render())
-        if not total.ok:  # failed documents or seeds that met a bug: every other seed is settled by now
-            raise AirflowFailException(f"{total.problem()} (dead letters: {ctx.settings.deadletter_index})")
-        breach = _quarantine_breach(total, params)
-        text = _report_markdown(total, _facets(ctx), target, run_id, breach)
-        path = _write_report(run_id, text)
-        _publish_report(run_id, text)
-        if breach:
-            raise AirflowFailException(f"{breach}. Report: {path}")
-        _mark_asset(ctx, total, target, run_id, path)
-        return {
-            "counts": total.counts,
-            "files_seen": total.files_seen,
-            "removed": total.removed,
-            "target": target,
-            "report": str(path),
-        }
+        for r in reports or []:
+            total.merge(RunReport.from_dict(r))
+        return _finish_run(ctx, total, target, params, run_id)
 
     planned = plan()
     target = XComArg(planned.operator, key=TARGET_KEY)  # type: ignore[attr-defined]  # a PlainXComArg

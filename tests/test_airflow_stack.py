@@ -224,6 +224,28 @@ def test_run_triggered_through_the_api_succeeds_and_indexes(stack):
     assert any(e["source_run_id"] == run["dag_run_id"] and e["extra"].get("alias") == stack["index"] for e in events)
 
 
+def test_a_run_with_nothing_to_process_ends_in_plan(stack):
+    """A quiet night (every file unchanged) is finished by ``plan``: the batch task and ``finalize`` are
+    skipped, and the run still gets its report as a note and its Asset event."""
+    conf = {"seed_dir": str(stack["seeds"]), "index": f"{stack['index']}-quiet", "skip_images": True}
+    runs = []
+    for _ in range(2):
+        run = api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns", "POST", {"logical_date": None, "conf": conf})
+        assert _run_state(stack, run["dag_run_id"]) == "success", _task_states(stack, run["dag_run_id"])
+        runs.append(run["dag_run_id"])
+    assert _task_states(stack, runs[1]) == [
+        ("finalize", -1, "skipped"),
+        ("plan", -1, "success"),
+        ("process_batch", -1, "skipped"),
+    ]
+    q = urllib.parse.quote(runs[1], safe="")
+    note = wait_until(lambda: api(stack, f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["note"], 60, "the run's note")
+    assert "| unchanged | 2 |" in note and "verdict: **success**" in note, note
+    events = api(stack, "/api/v2/assets/events?limit=50")["asset_events"]
+    mine = [e for e in events if e["source_run_id"] == runs[1]]
+    assert [(e["source_task_id"], e["extra"]["counts"]) for e in mine] == [("plan", {"unchanged": 2})], mine
+
+
 def test_first_start_runs_nothing_and_the_next_run_is_the_next_0200(stack):
     """Seen: ``stack up`` at 14:40 ran ``scheduled__<today>T02:00`` at once. Unpaused and scheduled, the
     first start now waits for the next 02:00 UTC (the DAG doc says so)."""

@@ -204,8 +204,10 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
         report = Path(logs[0].split("run report written to ")[1].split()[0])
         text = report.read_text(encoding="utf-8")
         assert "| indexed | 2 |" in text and "| quarantined | 1 |" in text and "| AI | 2 |" in text
-        # the re-run had nothing to process: no batch task started, and its report still counts every file
-        assert "process_batch" in logs[1] and "as SKIPPED since the map has 0 values to expand" in logs[1]
+        # the re-run had nothing to process: plan finished it, no other task started (the batch task and
+        # finalize were skipped), and its report still counts every file
+        assert logs[1].count("Task started") == 1 and "Downstream tasks skipped" in logs[1], logs[1][-4000:]
+        assert "tasks_skipped=2" in logs[1]
         again = Path(logs[1].split("run report written to ")[1].split()[0]).read_text(encoding="utf-8")
         assert "- seed files seen: 3" in again and "| unchanged | 3 |" in again and "| indexed |" not in again
         # finalize's XCom is one value (no multiple_outputs), and the log does not repeat it
