@@ -317,6 +317,80 @@ def test_a_scroll_that_meets_a_non_transient_error_fails():
     assert client.calls["search"] == 1
 
 
+class SmallPages(Ledger):
+    """A ledger read in pages of 5, so a 23-entry folder is a scroll of 5 pages."""
+
+    def fingerprints(self, root: str, content: bool = False, page: int = 5, on_snapshot=None):
+        return super().fingerprints(root, content, page=5, on_snapshot=on_snapshot)
+
+
+class SlowScroll(FakeLedgerClient):
+    """Each scroll continuation waits ``delay`` seconds, as a node's answer does."""
+
+    delay = 0.1
+
+    def scroll(self, body: dict, **kw):
+        time.sleep(self.delay)
+        return super().scroll(body, **kw)
+
+
+class RecordedWalk:
+    """A source whose walk notes, each time it starts, how far the ledger's read had got."""
+
+    root = "/r"
+
+    def __init__(self, client: FakeLedgerClient, read_done: threading.Event, starts: list) -> None:
+        self.client, self.read_done, self.starts = client, read_done, starts
+
+    def walk(self):
+        self.starts.append((dict(self.client.calls), self.read_done.is_set()))
+        yield from ()
+
+
+def _walk_beside(client: FakeLedgerClient, starts: list) -> dict:
+    from pipeline.run.plan import walk_beside
+
+    done = threading.Event()
+
+    class Ledger_(SmallPages):
+        def fingerprints(self, *a, **kw):
+            try:
+                return super().fingerprints(*a, **kw)
+            finally:
+                done.set()
+
+    source = RecordedWalk(client, done, starts)
+    known, walked = walk_beside(source, Ledger_(client, "ledger"), False)  # type: ignore[arg-type]
+    assert walked == []
+    return known
+
+
+def test_planning_walks_the_folder_beside_the_ledger_read_once_its_snapshot_is_taken():
+    """The walk starts after the scroll's first page (its snapshot: a file recorded later is in the walk or
+    not in the snapshot, never in the snapshot alone) and before the read ends (the two overlap)."""
+    client, starts = SlowScroll(DOCS, {}), []
+    known = _walk_beside(client, starts)
+    assert sorted(known) == [d["key"] for d in DOCS]
+    [(calls, read_done)] = starts  # walked once
+    assert calls.get("search") == 1 and calls.get("scroll", 0) < 4 and not read_done, starts
+
+
+def test_a_ledger_read_that_starts_again_makes_planning_walk_the_folder_again_after_it():
+    """A lost scroll is read again from the start: a snapshot later than the walk's start, so the folder
+    is walked again once the read is done, and the fingerprints are exact."""
+    client, starts = FakeLedgerClient(DOCS, {("scroll", 2): http_error(404, SCROLL_LOST)}), []
+    known = _walk_beside(client, starts)
+    assert sorted(known) == [d["key"] for d in DOCS] and client.calls["search"] == 2
+    assert len(starts) == 2 and starts[1][1] is True and starts[1][0]["search"] == 2  # again, after the read
+
+
+def test_a_ledger_read_that_fails_before_its_snapshot_stops_planning_before_the_walk():
+    client, starts = FakeLedgerClient(DOCS, {("search", 1): NOT_TRANSIENT["400 mapping"]}), []
+    with pytest.raises(RequestError):
+        _walk_beside(client, starts)
+    assert client.calls["search"] == 1 and starts == []
+
+
 # ----------------------------------------------------------------------------- whole runs, real node, a proxy
 class ReadFaultProxy(fk.BulkFaultProxy):
     """A loopback proxy in front of ``upstream`` that answers the FIRST try of every read (``_search``,

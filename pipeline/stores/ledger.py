@@ -34,7 +34,7 @@ fate (delete, keep, or promote another carrier) and clears the field.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -215,7 +215,13 @@ class Ledger:
                 return
             after = hits[-1]["sort"]
 
-    def fingerprints(self, root: str, content: bool = False, page: int = PAGE) -> dict[str, Fingerprint]:
+    def fingerprints(
+        self,
+        root: str,
+        content: bool = False,
+        page: int = PAGE,
+        on_snapshot: Callable[[], None] | None = None,
+    ) -> dict[str, Fingerprint]:
         """What planning compares for every entry of one seed folder, by key: state and stat fingerprint
         (and with ``content`` the hash and ingest sequence; else ``""`` and 0), read from doc values (no
         stored field is loaded, so no ``_source`` is decompressed or sent). The few files this does not
@@ -225,24 +231,35 @@ class Ledger:
         the folder once per page (0.8 of 1.7 s for 100,000 entries; this takes 1.0 s, hash and sequence
         not asked). The scroll pins the shard copy and segments it reads, so no entry is seen twice or
         missed while others are written. A scroll that fails transiently or loses its context (its node
-        restarted) is read again from the beginning into a fresh result (``retry.read_scroll``)."""
+        restarted) is read again from the beginning into a fresh result (``retry.read_scroll``).
+
+        ``on_snapshot`` is called each time a read has taken its snapshot (the scroll's first page is in,
+        or it found nothing), before the rest is read: a caller may work beside the read from then on
+        (``pipeline.run.plan.walk_beside``); a second call means the read started again, later."""
         from opensearchpy import helpers
 
         self.refresh()
         if not self.exists():
             return {}
         names = Fingerprint._fields if content else Fingerprint._fields[:-2]
+        snapshot_taken = on_snapshot or (lambda: None)
         query = {"query": {"term": {"root": root}}, "stored_fields": "_none_", "docvalue_fields": [*names, "key"]}
 
         def read_all() -> dict[str, Fingerprint]:
             out: dict[str, Fingerprint] = {}
+            told = False
             for h in helpers.scan(
                 self.client, index=self.index, query=query, size=page, scroll="5m", filter_path=FINGERPRINT_FILTER
             ):
+                if not told:
+                    snapshot_taken()
+                    told = True
                 f = h["fields"]
                 out[f["key"][0]] = Fingerprint(
                     *(v[0] if (v := f.get(name)) else _FP_DEFAULTS[name] for name in Fingerprint._fields)
                 )
+            if not told:  # nothing to read: the search that found nothing was the snapshot
+                snapshot_taken()
             return out
 
         return read_scroll(self.client, f"ledger {self.index}: fingerprints of {root}", read_all)
