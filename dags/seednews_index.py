@@ -76,6 +76,10 @@ QUIET_RUN_ALIAS = AssetAlias(name="seednews-articles-quiet-run")
 # the compose stack sets https://localhost:5601; the default is pipeline.dashboards.load.DEFAULT_URL
 DASHBOARDS_URL = os.environ.get("SEEDNEWS_DASHBOARDS_URL", "http://127.0.0.1:5601")
 DEFAULT_MAX_QUARANTINED_PCT = float(os.environ.get("SEEDNEWS_MAX_QUARANTINED_PCT") or 20)
+# A batch is a task: its process start (~1 s of CPU) and two scheduler hand-offs cost about what 1,000-2,000
+# files do, and on one machine the tasks and their parse workers share the cores. So a batch holds at least
+# this many files (a 10,000-file run is one batch; 100,000 files are still 4); docs/benchmarks.md measures it.
+MIN_BATCH_FILES = int(os.environ.get("SEEDNEWS_MIN_BATCH_FILES") or 10_000)
 _Facets = dict[str, list[tuple[str, int]]]  # articles per value, per facet field (the report's tables)
 MAX_XCOM_ITEMS = 200  # per report list passed between tasks; the ledger index has every file
 TARGET_KEY = "target"  # plan's XCom: the index this run writes to (the alias, or a rebuild's new index)
@@ -135,7 +139,8 @@ PARAMS = {
         minimum=1,
         maximum=64,
         title="Batches",
-        description="Split the folder into at most this many parallel batches.",
+        description="Split the files to process into at most this many parallel batches, each of at least "
+        f"{MIN_BATCH_FILES:,} files (SEEDNEWS_MIN_BATCH_FILES): a small run is one batch.",
     ),
     "index": Param(
         None,
@@ -178,7 +183,7 @@ night runs once as soon as it is back; older missed nights are skipped.
 | Dry run | read and clean only; write nothing |
 | Replay dead letters | send again the articles OpenSearch refused earlier (after a fix) |
 | Allow mass delete | lift the vanish guard: many seed files are gone on purpose, delete their articles |
-| Batches | how many parallel pieces the folder is split into |
+| Batches | at most how many parallel pieces the work is split into (each of {MIN_BATCH_FILES:,} files or more) |
 | Index alias | another index name (empty: `SEEDNEWS_INDEX`, else `seednews-articles`) |
 | Quarantine threshold (%) | fail the run above this quarantined share (default {DEFAULT_MAX_QUARANTINED_PCT:g}) |
 
@@ -313,6 +318,7 @@ def _options(params: Mapping[str, Any], run_id: str) -> RunOptions:
         dry_run=_switch(params, "dry_run"),
         check_images=not _switch(params, "skip_images"),
         max_batches=int(params["max_batches"]),
+        min_batch_files=MIN_BATCH_FILES,
     )
 
 
@@ -519,9 +525,10 @@ def seednews_index():
         target = prepare(ctx.client, ctx.settings, ctx.options)
         ti.xcom_push(key=TARGET_KEY, value=target)
         p = make_plan(ctx.options, ctx.client, ctx.settings, target, s3_client=ctx.s3)
+        fewer = f" (at least {MIN_BATCH_FILES:,} files a batch)" if 0 < len(p.batches) < ctx.options.max_batches else ""
         _say(
             f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
-            f"in {len(p.batches)} batches"
+            f"in {len(p.batches)} batches{fewer}"
         )
         _say(p.report.render())
         if not p.batches:

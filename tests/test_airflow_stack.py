@@ -112,6 +112,7 @@ def stack(tmp_path_factory, opensearch_url):
         "SEEDNEWS_INDEX": f"{index}-nightly",  # a scheduled run's alias (none is due), apart from the manual runs'
         "SEEDNEWS_ALERT_WEBHOOK": f"http://127.0.0.1:{server.server_address[1]}/alerts",
         "SEEDNEWS_REPORT_DIR": str(home / "reports"),
+        "SEEDNEWS_MIN_BATCH_FILES": "1",  # so the two-file folder still makes two batches (the mapped path)
     }
     t0 = time.monotonic()
     up = subprocess.run([str(ROOT / "scripts" / "stack"), "up"], env=env, capture_output=True, text=True, timeout=600)

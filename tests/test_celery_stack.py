@@ -145,6 +145,7 @@ def celery_stack(tmp_path_factory, opensearch_url, s3_server):
         "SEEDNEWS_SEED_DIR": f"s3://{bucket}/nightly",
         "SEEDNEWS_INDEX": f"{index}-nightly",
         "SEEDNEWS_CHUNK_SEEDS": str(CHUNK),
+        "SEEDNEWS_MIN_BATCH_FILES": "1",  # small runs in several batches: spread over the workers
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",

@@ -198,6 +198,9 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
                 c["status"] in ("unreachable", "blocked", "timeout", "relative") and c["reason"] for c in checks
             )
             assert doc["image_health"] in ("none_ok", "no_images")
+        # 3 files are one batch, whatever max_batches says: a batch is a task, worth at least 10,000 files
+        assert "3 seed files: 0 unchanged, 3 to process in 1 batches (at least 10,000 files a batch)" in logs[0]
+        assert logs[0].count("Task started") == 3  # plan, one batch, finalize
         assert "001_broken.txt: yaml: while scanning a quoted scalar at line 2" in logs[0]  # named, with the reason
         assert "images: " in logs[0]  # the run report has image totals per verdict
         # the Markdown report for people: its path in the task log, counts per outcome and per topic

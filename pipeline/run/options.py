@@ -46,6 +46,7 @@ class RunOptions:
     dry_run: bool = False
     check_images: bool = True
     max_batches: int = DEFAULT_MAX_BATCHES
+    min_batch_files: int = 1  # fewer batches than max_batches when each would hold fewer files (the DAG's)
     skip_unchanged: bool = True  # False: process every file again (the ledger is still written)
     replay_dead_letters: bool = False
     allow_mass_delete: bool = False  # lift the vanish guard for this run (deletions were on purpose)

@@ -442,7 +442,8 @@ def make_plan(
     settle(outcomes, ledger=ledger, report=report, run_id=options.run_id, target=target, previous=previous)
     if served is not None and hashed.stat_refresh:
         served.update(hashed.stat_refresh)
-    batches = [Batch(root, real_root, tuple(b)) for b in make_batches(hashed.todo, options.max_batches)]
+    split = make_batches(hashed.todo, options.max_batches, options.min_batch_files)
+    batches = [Batch(root, real_root, tuple(b)) for b in split]
     return Plan(root, real_root, batches, report)
 
 
