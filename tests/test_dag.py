@@ -223,6 +223,34 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
         client.indices.delete_index_template(name=base, ignore=[404])
 
 
+def test_a_quiet_run_that_deletes_is_finished_by_plan(airflow_env, opensearch_url, seed_dir):
+    """Nothing to process but a file gone: ``plan`` settles the deletion and finishes the run itself
+    (``finalize``'s sweep removes the article), no other task starts, and the report says so."""
+    from pipeline.config import Settings
+    from pipeline.stores import indices
+    from pipeline.stores.client import make_client
+
+    base = f"dagquiet-{uuid.uuid4().hex[:8]}"
+    conf = {"seed_dir": str(seed_dir), "index": base, "skip_images": True}
+    client = make_client(Settings(opensearch_url=opensearch_url))
+    try:
+        first = _dags_test(airflow_env, opensearch_url, conf)
+        assert first.returncode == 0 and "state=success" in first.stdout + first.stderr
+        sorted(seed_dir.glob("*.txt"))[0].unlink()
+        out = _dags_test(airflow_env, opensearch_url, conf)
+        log = out.stdout + out.stderr
+        assert out.returncode == 0 and "state=success" in log, log[-4000:]
+        assert log.count("Task started") == 1 and "tasks_skipped=2" in log, log[-4000:]
+        assert "1 seed files deleted since the last run; 1 articles removed from the index" in log
+        client.indices.refresh(index=base)
+        assert indices.count(client, base) == 1
+        report = Path(log.split("run report written to ")[1].split()[0]).read_text(encoding="utf-8")
+        assert "| deleted | 1 |" in report and "| unchanged | 1 |" in report
+    finally:
+        client.indices.delete(index=f"{base}*", ignore_unavailable=True, expand_wildcards="all")
+        client.indices.delete_index_template(name=base, ignore=[404])
+
+
 def test_a_batch_task_parses_in_worker_processes(airflow_env, opensearch_url, tmp_path):
     """A mapped batch task starts parse workers (forkserver children of the task process) and the run
     ends with every file indexed once."""
