@@ -18,7 +18,9 @@ from pipeline.sources.s3 import (
     S3Location,
     classify_key,
     etag_fingerprint,
+    make_client,
     mtime_ns,
+    parse_timestamp,
     parse_url,
     redact_endpoint,
     show_key,
@@ -182,6 +184,43 @@ def test_any_key_has_one_verdict_and_never_escapes_the_prefix(prefix, tail, size
             assert len(key.encode("utf-8")) <= MAX_KEY_BYTES
         else:
             assert "object key" in reason
+
+
+@settings(max_examples=400, deadline=None)
+@given(key=KEYS)
+def test_show_key_escapes_exactly_the_characters_it_names(key):
+    """A key is shown as it is unless it has a control character, a lone surrogate or U+FFFD (the fast
+    answer for ASCII keys agrees with the character-by-character one)."""
+    bad = [c for c in key if unicodedata.category(c) in ("Cc", "Cs") or c == "\ufffd"]
+    shown = show_key(key)
+    assert (shown == key) == (not bad)
+    assert not any(unicodedata.category(c) in ("Cc", "Cs") or c == "\ufffd" for c in shown)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    when=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)),
+    millis=st.booleans(),
+)
+def test_timestamps_of_listings_and_heads_parse_as_botocore_parses_them(when, millis):
+    """A listing's ISO 8601 ``LastModified`` (with or without milliseconds) and a HEAD's HTTP date give
+    the same instant through ``parse_timestamp`` as through botocore's own parser."""
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    when = when.replace(microsecond=when.microsecond // 1000 * 1000 if millis else 0)
+    iso = when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond // 1000:03d}" if millis else "") + "Z"
+    http = when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    for text in (iso, http, iso.replace("Z", "+00:00")):
+        got = parse_timestamp(text)
+        assert got.tzinfo is not None and got == botocore_parse(text), text
+    assert mtime_ns(parse_timestamp(iso)) == mtime_ns(parse_timestamp(http))
+
+
+def test_clients_parse_timestamps_with_the_fast_parser():
+    """A response's timestamps go through ``parse_timestamp`` (botocore's parser factory default)."""
+    client = make_client(endpoint_url="http://127.0.0.1:9", aws_access_key_id="k", aws_secret_access_key="s")
+    parser = client._endpoint._response_parser_factory.create_parser("rest-xml")
+    assert parser._timestamp_parser is parse_timestamp
 
 
 # ----------------------------------------------------------------------------- fingerprint
