@@ -67,6 +67,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -229,16 +230,20 @@ def mtime_ns(when: datetime | None) -> int:
 
 def parse_timestamp(value: Any) -> datetime:
     """A timestamp of an S3 response: ISO 8601 (a listing's ``LastModified``: 1,000 a page) through
-    ``datetime.fromisoformat``, in C; anything else (the HTTP dates of GET and HEAD, epochs) through
-    botocore's own parser, which runs dateutil's for every value (~40 us each: 40 % of a listing's CPU)."""
-    if isinstance(value, str) and value[:4].isdigit():
+    ``datetime.fromisoformat``, in C, and an HTTP date (``Last-Modified`` of every GET and HEAD) through
+    the standard library's ``email.utils``; anything else (epochs, odd forms) through botocore's own
+    parser, which runs dateutil's for every value (~40 us each: 40 % of a listing's CPU, 0.2 ms a GET)."""
+    when = None
+    if isinstance(value, str):
         try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if when.tzinfo is not None:
-                return when
+            if value[:4].isdigit():
+                when = datetime.fromisoformat(value)
+            elif value.endswith(" GMT"):
+                when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+    if when is not None and when.tzinfo is not None:
+        return when
     from botocore.utils import parse_timestamp as botocore_parse
 
     return botocore_parse(value)
