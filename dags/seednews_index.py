@@ -525,15 +525,17 @@ def seednews_index():
         target = prepare(ctx.client, ctx.settings, ctx.options)
         ti.xcom_push(key=TARGET_KEY, value=target)
         p = make_plan(ctx.options, ctx.client, ctx.settings, target, s3_client=ctx.s3)
-        fewer = f" (at least {MIN_BATCH_FILES:,} files a batch)" if 0 < len(p.batches) < ctx.options.max_batches else ""
+        # the minimum is named only where it, not the maximum or the number of files, set the count
+        cut = 0 < len(p.batches) < min(ctx.options.max_batches, p.todo)
+        fewer = f" (at least {ctx.options.min_batch_files:,} files a batch)" if cut else ""
         _say(
             f"{p.report.files_seen + p.todo} seed files: {p.report.unchanged} unchanged, {p.todo} to process "
             f"in {len(p.batches)} batches{fewer}"
         )
-        _say(p.report.render())
-        if not p.batches:
+        if not p.batches:  # the run's summary is logged once, when it is finished here
             _finish_run(ctx, p.report, target, params, run_id)
             return []
+        _say(p.report.render())
         tickets = hand_out(p, ctx.client, ctx.settings, ctx.options.run_id, max_items=MAX_XCOM_ITEMS)
         return [t.to_dict() for t in tickets]
 

@@ -211,6 +211,7 @@ def test_dag_run_indexes_sample_seeds(airflow_env, opensearch_url, seed_dir):
         # finalize were skipped), and its report still counts every file
         assert logs[1].count("Task started") == 1 and "Downstream tasks skipped" in logs[1], logs[1][-4000:]
         assert "tasks_skipped=2" in logs[1]
+        assert logs[1].count("seednews run: 3 seed files seen:") == 1  # its summary once, when finished
         again = Path(logs[1].split("run report written to ")[1].split()[0]).read_text(encoding="utf-8")
         assert "- seed files seen: 3" in again and "| unchanged | 3 |" in again and "| indexed |" not in again
         # finalize's XCom is one value (no multiple_outputs), and the log does not repeat it
