@@ -208,11 +208,11 @@ def test_an_object_replaced_between_listing_and_its_one_read_is_changed_then_tak
     swapped = []
 
     def swap(params, **_):  # the run's first GET (the worker's): the object changes after the listing saw it
-        if not swapped:
+        if not swapped:  # (this hook runs before the GET is sent, presigned or not)
             swapped.append(1)
             raw.put_object(Bucket=store.bucket, Key="p/a.txt", Body=seed("Replaced", "https://example.com/a"))
 
-    store.client.meta.events.register("before-call.s3.GetObject", swap)
+    store.client.meta.events.register("before-parameter-build.s3.GetObject", swap)
     report = go(settings, client, store, "p")
     assert report.counts == {"changed": 1}
     assert [c["reason"] for c in report.listed("changed")] == ["changed since it was planned: its ETag is different"]

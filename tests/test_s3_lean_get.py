@@ -1,0 +1,174 @@
+"""The lean GET (``pipeline.sources.s3.lean_get``: a presigned URL sent on the client's own HTTP session)
+against a REAL S3-compatible server on loopback (``devtools.s3server``: SeaweedFS): it answers as
+``get_object`` does, anything it cannot answer goes to ``get_object`` with the same outcome as before, the
+presigned URL never reaches an error or a log, and a proxy configured for the client carries it too."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+import uuid
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+
+pytest.importorskip("boto3", reason="boto3 is not installed: the s3 extra (pip install -e '.[s3]')")
+
+from pipeline.sources.s3 import LEAN_GIVE_UP, S3Source, lean_get, make_client, parse_url
+from pipeline.types import SeedFile, SeedOutcome
+
+BODY = b'---\ntitle: "Lean"\nwebUrl: "https://example.com/lean"\n---\n' + b"x" * 3000
+MAX_BYTES = 1 << 20
+
+
+@pytest.fixture
+def bucket(s3_server):
+    client = s3_server.client()
+    name = f"lean-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    client.put_object(Bucket=name, Key="p/a.txt", Body=BODY)
+    return client, name
+
+
+def listed(client, bucket: str) -> SeedFile:
+    source = S3Source(parse_url(f"s3://{bucket}/p"), client)
+    (seed,) = [s for s in source.walk() if isinstance(s, SeedFile)]
+    return seed
+
+
+def test_a_presigned_get_answers_as_get_object_does(bucket):
+    client, name = bucket
+    head = client.head_object(Bucket=name, Key="p/a.txt")
+    status, ranged = lean_get(client, name, "p/a.txt", f"bytes=0-{MAX_BYTES}")
+    assert status == 206 and ranged["Body"].read() == BODY
+    assert ranged["ContentRange"] == f"bytes 0-{len(BODY) - 1}/{len(BODY)}"
+    assert (ranged["ETag"], ranged["LastModified"]) == (head["ETag"], head["LastModified"])
+    status, whole = lean_get(client, name, "p/a.txt", None)
+    assert status == 200 and whole["ContentLength"] == len(BODY) and whole["Body"].read() == BODY
+    assert lean_get(client, name, "p/gone.txt", None) == (404, {})
+    assert S3Source(parse_url(f"s3://{name}/p"), client).read(listed(client, name), MAX_BYTES) == BODY
+
+
+def test_a_refused_presigned_get_goes_to_get_object_with_the_same_outcome(s3_server, bucket):
+    """A 403 (here: a wrong secret) is not the lean GET's to explain: ``get_object`` asks again and its
+    parsed error becomes the quarantine reason, as it was before there was a lean GET."""
+    client, name = bucket
+    seed = listed(client, name)
+    wrong = make_client(
+        endpoint_url=s3_server.endpoint,
+        region_name=s3_server.region,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key="not-the-secret",
+        max_attempts=1,
+    )
+    gets: Counter[str] = Counter()
+    wrong.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: gets.update([params["Key"]]))
+    assert lean_get(wrong, name, "p/a.txt", None) is None
+    gets.clear()
+    outcome = S3Source(parse_url(f"s3://{name}/p"), wrong).read(seed, MAX_BYTES)
+    assert isinstance(outcome, SeedOutcome) and outcome.state == "quarantined"
+    assert outcome.reason.startswith("cannot read object: ") and outcome.reason.endswith("(HTTP 403)")
+    assert gets == {"p/a.txt": 2}  # the presigned GET, then get_object's
+    # a store that refuses every presigned GET is not asked twice for ever: after LEAN_GIVE_UP in a row,
+    # the source reads with get_object alone
+    source = S3Source(parse_url(f"s3://{name}/p"), wrong)
+    for _ in range(LEAN_GIVE_UP + 3):
+        assert source.read(seed, MAX_BYTES).reason == outcome.reason
+    assert gets == {"p/a.txt": 2 + 2 * LEAN_GIVE_UP + 3}
+
+
+def test_the_presigned_url_never_reaches_an_error_or_the_log(s3_server, bucket, caplog):
+    """With the store down, the error the run raises is ``get_object``'s: it names the endpoint, not a
+    URL that carries a signature."""
+    client, name = bucket
+    seed = listed(client, name)
+    with socketless_port() as port:
+        down = make_client(
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name=s3_server.region,
+            aws_access_key_id=s3_server.access_key,
+            aws_secret_access_key=s3_server.secret_key,
+            max_attempts=1,
+            connect_timeout=2,
+        )
+        caplog.set_level(logging.DEBUG)
+        with pytest.raises(Exception) as raised:
+            S3Source(parse_url(f"s3://{name}/p"), down).read(seed, MAX_BYTES)
+    assert f"127.0.0.1:{port}" in str(raised.value)
+    assert "X-Amz-Signature" not in str(raised.value) and "X-Amz-Credential" not in str(raised.value)
+    assert "X-Amz-Signature" not in caplog.text
+
+
+def test_a_proxy_set_for_the_client_carries_the_presigned_get_too(s3_server, bucket, monkeypatch):
+    """botocore takes ``HTTP_PROXY`` when the client is made; the lean GET goes through that client's
+    session, so it goes through the proxy too (and works: the proxy forwards it)."""
+    client, name = bucket
+    seed = listed(client, name)
+    with ForwardingProxy() as proxy:
+        for var in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        proxied = s3_server.client()
+        assert S3Source(parse_url(f"s3://{name}/p"), proxied).read(seed, MAX_BYTES) == BODY
+    signed = [p for p in proxy.paths if p.startswith(f"/{name}/p/a.txt?") and "X-Amz-Signature=" in p]
+    assert len(signed) == 1 and len(proxy.paths) == 1, proxy.paths
+
+
+class socketless_port:
+    """A loopback port nothing listens on (bound, then closed)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class ForwardingProxy:
+    """A plain-HTTP forward proxy on loopback: records each request's path and forwards it."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                target = urlsplit(self.path)  # a proxy is sent the absolute URL
+                path = target.path + (f"?{target.query}" if target.query else "")
+                proxy.paths.append(path)
+                headers = {k: v for k, v in self.headers.items() if not k.lower().startswith("proxy-")}
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+                try:
+                    upstream.request("GET", path, headers=headers)
+                    answer = upstream.getresponse()
+                    body = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> ForwardingProxy:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
