@@ -52,6 +52,18 @@ def test_a_presigned_get_answers_as_get_object_does(bucket):
     assert S3Source(parse_url(f"s3://{name}/p"), client).read(listed(client, name), MAX_BYTES) == BODY
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["p/a b %20 ?#+&=.txt", "p/café.txt", "p/cafe\u0301.txt", "p/日本/記事.md", "p/" + "l" * 200 + "/x~!$'()*,;@.txt"],
+)
+def test_odd_keys_are_read_by_the_presigned_get_itself(bucket, key):
+    """Keys that need quoting in a URL are answered by the presigned GET, not by the fallback."""
+    client, name = bucket
+    client.put_object(Bucket=name, Key=key, Body=key.encode())
+    status, resp = lean_get(client, name, key, None)
+    assert status == 200 and resp["Body"].read() == key.encode()
+
+
 def test_a_refused_presigned_get_goes_to_get_object_with_the_same_outcome(s3_server, bucket):
     """A 403 (here: a wrong secret) is not the lean GET's to explain: ``get_object`` asks again and its
     parsed error becomes the quarantine reason, as it was before there was a lean GET."""
