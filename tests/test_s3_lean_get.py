@@ -17,7 +17,8 @@ import pytest
 
 pytest.importorskip("boto3", reason="boto3 is not installed: the s3 extra (pip install -e '.[s3]')")
 
-from pipeline.sources.s3 import LEAN_GIVE_UP, S3Source, lean_get, make_client, parse_url
+from pipeline.sources import s3
+from pipeline.sources.s3 import LEAN_GIVE_UP, S3Source, lean_get, list_pages, make_client, parse_url
 from pipeline.types import SeedFile, SeedOutcome
 
 BODY = b'---\ntitle: "Lean"\nwebUrl: "https://example.com/lean"\n---\n' + b"x" * 3000
@@ -184,3 +185,65 @@ class ForwardingProxy:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# ----------------------------------------------------------------------------- the listing
+ODD_KEYS = ["p/ctl\x01name.txt", "p/a b+c%20.txt", "p/café.txt", "p/cafe\u0301.txt", "p/日本/記事.md", "p/z&<>.txt"]
+
+
+def shaped(objects) -> list[dict]:
+    """What the walk reads of each listed object."""
+    return [{k: o[k] for k in ("Key", "Size", "LastModified", "ETag")} for o in objects]
+
+
+def botocore_listing(client, bucket: str, prefix: str) -> list[dict]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return shaped(o for page in pages for o in page["Contents"])
+
+
+def test_the_presigned_listing_is_botocores_listing_page_by_page(bucket):
+    """Odd keys (a control character, '+', '%', NFC and NFD, CJK, XML's own characters) come back
+    decoded exactly as botocore decodes them, over several pages, without a botocore API call."""
+    client, name = bucket
+    for key in ODD_KEYS:
+        client.put_object(Bucket=name, Key=key, Body=key.encode())
+    calls: Counter[str] = Counter()
+    client.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: calls.update(["call"]))
+    pages = list(list_pages(client, name, "p/", page_size=3))
+    assert [len(p) for p in pages] == [3, 3, 1] and not calls  # 7 objects, no call through botocore's pipeline
+    assert [o for p in pages for o in p] == botocore_listing(client, name, "p/")
+
+
+def test_a_listing_refused_half_way_goes_on_through_botocore_from_that_page(bucket, monkeypatch):
+    client, name = bucket
+    for key in ODD_KEYS:
+        client.put_object(Bucket=name, Key=key, Body=key.encode())
+    answered: list[int] = []
+    lean_page = s3._lean_page
+
+    def second_refused(*args, **kwargs):
+        answered.append(1)
+        return None if len(answered) == 2 else lean_page(*args, **kwargs)
+
+    monkeypatch.setattr(s3, "_lean_page", second_refused)
+    calls: Counter[str] = Counter()
+    client.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: calls.update(["call"]))
+    pages = list(list_pages(client, name, "p/", page_size=3))
+    assert len(answered) == 2 and calls["call"] == 2  # pages 2 and 3 through botocore
+    assert shaped(o for p in pages for o in p) == botocore_listing(client, name, "p/")
+
+
+def test_a_refused_listing_raises_and_never_looks_empty(s3_server, bucket):
+    from botocore.exceptions import ClientError
+
+    _, name = bucket
+    wrong = make_client(
+        endpoint_url=s3_server.endpoint,
+        region_name=s3_server.region,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key="not-the-secret",
+        max_attempts=1,
+    )
+    with pytest.raises(ClientError) as raised:
+        list(S3Source(parse_url(f"s3://{name}/p"), wrong).walk())
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
