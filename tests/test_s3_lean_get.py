@@ -247,3 +247,81 @@ def test_a_refused_listing_raises_and_never_looks_empty(s3_server, bucket):
     with pytest.raises(ClientError) as raised:
         list(S3Source(parse_url(f"s3://{name}/p"), wrong).walk())
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+# ----------------------------------------------------------------------------- answers botocore would refuse
+class CannedRaw:
+    """The raw stream of a canned answer (what urllib3 hands botocore)."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content, self.closed = content, False
+
+    def stream(self, *_: object, **__: object):
+        yield self.content
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def canned(status: int, headers: dict[str, str], content: bytes = b""):
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse("http://127.0.0.1:9/", status, headers, CannedRaw(content))
+
+
+def offline_client():
+    """A real client whose presigned URLs are never sent (the answers are canned)."""
+    return make_client(
+        endpoint_url="http://127.0.0.1:9", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+    )
+
+
+LISTING = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><EncodingType>url</EncodingType>'
+    "<IsTruncated>{truncated}</IsTruncated>"
+    "<Contents><Key>p/a+b%01.txt</Key><LastModified>{when}</LastModified><ETag>&quot;e&quot;</ETag>"
+    "<Size>{size}</Size></Contents></ListBucketResult>"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "answered"),
+    [
+        (200, LISTING.format(truncated="false", when="2026-01-02T03:04:05.000Z", size="12"), True),
+        (200, LISTING.format(truncated="false", when="2026-01-02T03:04:05.000Z", size="12x"), False),
+        (200, LISTING.format(truncated="false", when="yesterday", size="12"), False),
+        (200, LISTING.format(truncated="true", when="2026-01-02T03:04:05.000Z", size="12"), False),  # no token
+        (200, "<Error><Code>SlowDown</Code></Error>", False),
+        (200, "<ListBucketResult", False),  # cut off
+        (503, "<Error><Code>SlowDown</Code></Error>", False),
+    ],
+    ids=["listing", "bad-size", "bad-date", "truncated-no-token", "not-a-listing", "cut-off", "503"],
+)
+def test_a_listing_page_is_answered_only_when_it_is_a_whole_readable_listing(status, body, answered):
+    page = s3._lean_page(offline_client(), lambda _: canned(status, {}, body.encode()), {"Bucket": "b", "Prefix": "p/"})
+    if not answered:
+        assert page is None
+        return
+    contents, token = page
+    assert token is None and [(o["Key"], o["Size"], o["ETag"]) for o in contents] == [("p/a b\x01.txt", 12, '"e"')]
+
+
+def test_a_get_with_a_date_botocore_cannot_read_goes_to_get_object(monkeypatch):
+    answers = {"good": "Fri, 02 Jan 2026 03:04:05 GMT", "bad": "the day before yesterday"}
+    raws = {}
+
+    def send_for(which):
+        def send(_):
+            response = canned(200, {"Last-Modified": answers[which], "Content-Length": "2"}, b"ok")
+            raws[which] = response.raw
+            return response
+
+        return send
+
+    client = offline_client()
+    monkeypatch.setattr(s3, "_sender", lambda _: send_for("good"))
+    status, resp = lean_get(client, "b", "p/a.txt", None)
+    assert status == 200 and resp["LastModified"].year == 2026 and resp["ContentLength"] == 2
+    monkeypatch.setattr(s3, "_sender", lambda _: send_for("bad"))
+    assert lean_get(client, "b", "p/a.txt", None) is None and raws["bad"].closed

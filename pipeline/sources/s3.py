@@ -390,15 +390,19 @@ def lean_get(client: Any, bucket: str, key: str, byte_range: str | None) -> tupl
             raw.close()
         return (404, {}) if status == 404 else None
     h = response.headers
-    length = h.get("Content-Length")
+    length, modified = h.get("Content-Length"), h.get("Last-Modified")
     size = int(length) if length and length.isdigit() else None
-    modified = h.get("Last-Modified")
+    try:
+        when = parse_timestamp(modified) if modified else None
+    except (ValueError, TypeError, OverflowError):  # a date botocore cannot read either: its get_object decides
+        raw.close()
+        return None
     return status, {
         "Body": StreamingBody(raw, size),
         "ETag": h.get("ETag"),
         "ContentRange": h.get("Content-Range"),
         "ContentLength": size,
-        "LastModified": parse_timestamp(modified) if modified else None,
+        "LastModified": when,
     }
 
 
@@ -431,14 +435,12 @@ def _lean_page(client: Any, send: Any, params: dict[str, Any]) -> tuple[list[dic
         key, modified = obj.findtext(f"{ns}Key"), obj.findtext(f"{ns}LastModified")
         if key is None:
             return None
-        contents.append(
-            {
-                "Key": decode(key),
-                "Size": int(obj.findtext(f"{ns}Size") or 0),
-                "LastModified": parse_timestamp(modified) if modified else None,
-                "ETag": obj.findtext(f"{ns}ETag"),
-            }
-        )
+        try:
+            size = int(obj.findtext(f"{ns}Size") or 0)
+            when = parse_timestamp(modified) if modified else None
+        except (ValueError, TypeError, OverflowError):  # what botocore's parser would refuse: it decides
+            return None
+        contents.append({"Key": decode(key), "Size": size, "LastModified": when, "ETag": obj.findtext(f"{ns}ETag")})
     if root.findtext(f"{ns}IsTruncated") != "true":
         return contents, None
     token = root.findtext(f"{ns}NextContinuationToken")
