@@ -47,10 +47,12 @@ the error code). Connection failures and 5xx that outlast botocore's retries rai
 store must fail the task (Airflow retries it), never look like an empty or shrunken prefix. A listing
 that fails half-way raises too, so a partial listing can never delete anything.
 
-**The GET.** Each read is first a presigned URL sent on the client's own HTTP session (``lean_get``:
-the same signature, connection pools, proxies and TLS settings, without botocore's per-request
-pipeline); whatever that cannot answer with a 200, 206 or 404 is asked again through ``get_object``,
-so errors, retries and their messages are botocore's.
+**The GET and the listing.** Each read is first a presigned URL sent on the client's own HTTP session
+(``lean_get``: the same signature, connection pools, proxies and TLS settings, without botocore's
+per-request pipeline); whatever that cannot answer with a 200, 206 or 404 is asked again through
+``get_object``, so errors, retries and their messages are botocore's. Listing pages are presigned too,
+parsed with ElementTree (``list_pages``), until one is not a readable listing: that page and the rest go
+through ``list_objects_v2``.
 
 **Credentials.** ``make_client`` builds a boto3 client with explicit timeouts and retries. From the
 CLI the credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
