@@ -34,6 +34,17 @@ def bucket(s3_server):
     return client, name
 
 
+def wrong_secret(s3_server):
+    """A client of the test server whose secret is wrong: every request it signs is refused (403)."""
+    return make_client(
+        endpoint_url=s3_server.endpoint,
+        region_name=s3_server.region,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key="not-the-secret",
+        max_attempts=1,
+    )
+
+
 def listed(client, bucket: str) -> SeedFile:
     source = S3Source(parse_url(f"s3://{bucket}/p"), client)
     (seed,) = [s for s in source.walk() if isinstance(s, SeedFile)]
@@ -70,13 +81,7 @@ def test_a_refused_presigned_get_goes_to_get_object_with_the_same_outcome(s3_ser
     parsed error becomes the quarantine reason, as it was before there was a lean GET."""
     client, name = bucket
     seed = listed(client, name)
-    wrong = make_client(
-        endpoint_url=s3_server.endpoint,
-        region_name=s3_server.region,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key="not-the-secret",
-        max_attempts=1,
-    )
+    wrong = wrong_secret(s3_server)
     gets: Counter[str] = Counter()
     wrong.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: gets.update([params["Key"]]))
     assert lean_get(wrong, name, "p/a.txt", None) is None
@@ -237,13 +242,7 @@ def test_a_refused_listing_raises_and_never_looks_empty(s3_server, bucket):
     from botocore.exceptions import ClientError
 
     _, name = bucket
-    wrong = make_client(
-        endpoint_url=s3_server.endpoint,
-        region_name=s3_server.region,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key="not-the-secret",
-        max_attempts=1,
-    )
+    wrong = wrong_secret(s3_server)
     with pytest.raises(ClientError) as raised:
         list(S3Source(parse_url(f"s3://{name}/p"), wrong).walk())
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

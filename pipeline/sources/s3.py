@@ -355,6 +355,21 @@ def _sender(client: Any) -> Any:
     return send if callable(send) else None
 
 
+def _send_presigned(
+    client: Any, send: Any, operation: str, params: dict[str, Any], headers: dict[str, str], stream: bool
+) -> Any:
+    """``operation`` with ``params`` as a presigned GET sent with ``send`` (``_sender``): botocore's
+    response, or ``None`` if it could not be signed or sent (the caller asks botocore's own call then)."""
+    from botocore.awsrequest import AWSRequest
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        url = client.generate_presigned_url(operation, Params=params, ExpiresIn=PRESIGN_SECONDS)
+        return send(AWSRequest(method="GET", url=url, headers=headers, stream_output=stream).prepare())
+    except (BotoCoreError, OSError, ValueError):
+        return None
+
+
 def lean_get(client: Any, bucket: str, key: str, byte_range: str | None) -> tuple[int, dict[str, Any]] | None:
     """GetObject as a presigned URL sent on the client's own HTTP session: ``(status, response)`` for a
     200, 206 or 404, the response shaped as ``get_object``'s (``Body``, ``ETag``, ``ContentRange``,
@@ -371,17 +386,11 @@ def lean_get(client: Any, bucket: str, key: str, byte_range: str | None) -> tupl
     send = _sender(client)
     if send is None:
         return None
-    from botocore.awsrequest import AWSRequest
-    from botocore.exceptions import BotoCoreError
     from botocore.response import StreamingBody
 
-    try:
-        url = client.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGN_SECONDS
-        )
-        headers = {"Range": byte_range} if byte_range else {}
-        response = send(AWSRequest(method="GET", url=url, headers=headers, stream_output=True).prepare())
-    except (BotoCoreError, OSError, ValueError):
+    headers = {"Range": byte_range} if byte_range else {}
+    response = _send_presigned(client, send, "get_object", {"Bucket": bucket, "Key": key}, headers, stream=True)
+    if response is None:
         return None
     raw, status = response.raw, response.status_code
     if status not in (200, 206):
@@ -416,17 +425,15 @@ def _lean_page(client: Any, send: Any, params: dict[str, Any]) -> tuple[list[dic
     through botocore's modelled parser (docs/benchmarks.md)."""
     import xml.etree.ElementTree as ET
 
-    from botocore.awsrequest import AWSRequest
     from botocore.compat import unquote_str
     from botocore.exceptions import BotoCoreError
 
+    response = _send_presigned(client, send, "list_objects_v2", params, {}, stream=False)
+    if response is None or response.status_code != 200:
+        return None
     try:
-        url = client.generate_presigned_url("list_objects_v2", Params=params, ExpiresIn=PRESIGN_SECONDS)
-        response = send(AWSRequest(method="GET", url=url).prepare())
-        if response.status_code != 200:
-            return None
         root = ET.fromstring(response.content)
-    except (BotoCoreError, OSError, ValueError, ET.ParseError):
+    except (BotoCoreError, OSError, ValueError, ET.ParseError):  # the body broke off, or is not XML
         return None
     ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
     if root.tag != f"{ns}ListBucketResult":
