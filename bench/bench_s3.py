@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import generate
-from devtools import s3server
+from devtools import s3gets, s3server
 from pipeline.run.tuning import Tuning
 from pipeline.sources import open_source
 from pipeline.stages.parse import ParseConfig
@@ -70,10 +70,10 @@ def count_gets(s3_client) -> list[int]:
     """A counter (one item) of the GETs ``s3_client`` makes from now on."""
     counter = [0]
 
-    def count(**_: object) -> None:
+    def count(_key: str) -> None:
         counter[0] += 1
 
-    s3_client.meta.events.register("before-call.s3.GetObject", count)
+    s3gets.on_object_gets(s3_client, count)  # presigned GETs and get_object's alike
     return counter
 
 

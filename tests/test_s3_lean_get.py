@@ -5,6 +5,7 @@ presigned URL never reaches an error or a log, and a proxy configured for the cl
 
 from __future__ import annotations
 
+import functools
 import http.client
 import logging
 import threading
@@ -14,11 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("boto3", reason="boto3 is not installed: the s3 extra (pip install -e '.[s3]')")
 
+from devtools import s3gets
 from pipeline.sources import s3
-from pipeline.sources.s3 import LEAN_GIVE_UP, S3Source, lean_get, list_pages, make_client, parse_url
+from pipeline.sources.s3 import LEAN_GIVE_UP, GetPresigner, S3Source, lean_get, list_pages, make_client, parse_url
 from pipeline.types import SeedFile, SeedOutcome
 
 BODY = b'---\ntitle: "Lean"\nwebUrl: "https://example.com/lean"\n---\n' + b"x" * 3000
@@ -69,11 +73,15 @@ def test_a_presigned_get_answers_as_get_object_does(bucket):
     ["p/a b %20 ?#+&=.txt", "p/café.txt", "p/cafe\u0301.txt", "p/日本/記事.md", "p/" + "l" * 200 + "/x~!$'()*,;@.txt"],
 )
 def test_odd_keys_are_read_by_the_presigned_get_itself(bucket, key):
-    """Keys that need quoting in a URL are answered by the presigned GET, not by the fallback."""
+    """Keys that need quoting in a URL are answered by the presigned GET, not by the fallback, whether
+    botocore presigns the URL or ``GetPresigner`` signs it (the server checks the signature)."""
     client, name = bucket
     client.put_object(Bucket=name, Key=key, Body=key.encode())
-    status, resp = lean_get(client, name, key, None)
-    assert status == 200 and resp["Body"].read() == key.encode()
+    presigner = GetPresigner.learn(client, name)
+    assert presigner is not None
+    for signer in (None, presigner):
+        status, resp = lean_get(client, name, key, None, signer)
+        assert status == 200 and resp["Body"].read() == key.encode()
 
 
 def test_a_refused_presigned_get_goes_to_get_object_with_the_same_outcome(s3_server, bucket):
@@ -83,7 +91,7 @@ def test_a_refused_presigned_get_goes_to_get_object_with_the_same_outcome(s3_ser
     seed = listed(client, name)
     wrong = wrong_secret(s3_server)
     gets: Counter[str] = Counter()
-    wrong.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: gets.update([params["Key"]]))
+    s3gets.on_object_gets(wrong, lambda key: gets.update([key]))
     assert lean_get(wrong, name, "p/a.txt", None) is None
     gets.clear()
     outcome = S3Source(parse_url(f"s3://{name}/p"), wrong).read(seed, MAX_BYTES)
@@ -324,3 +332,78 @@ def test_a_get_with_a_date_botocore_cannot_read_goes_to_get_object(monkeypatch):
     assert status == 200 and resp["LastModified"].year == 2026 and resp["ContentLength"] == 2
     monkeypatch.setattr(s3, "_sender", lambda _: send_for("bad"))
     assert lean_get(client, "b", "p/a.txt", None) is None and raws["bad"].closed
+
+
+# ----------------------------------------------------------------------------- GetPresigner's URLs
+def presigning_client(**kw):
+    """A client that only presigns here (nothing is sent): keys made up, endpoint never contacted."""
+    return make_client(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret/with+chars", **kw)
+
+
+def without_signature(url: str) -> tuple[str, str, list[tuple[str, str]], str, str]:
+    from urllib.parse import parse_qsl
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    fields = dict(query)
+    kept = sorted((k, v) for k, v in query if k not in ("X-Amz-Date", "X-Amz-Signature"))
+    return parts.scheme, parts.netloc + parts.path, kept, fields["X-Amz-Date"], fields["X-Amz-Signature"]
+
+
+CLIENTS = {
+    "path-style custom endpoint": dict(endpoint_url="http://127.0.0.1:9/base", region_name="us-east-1"),
+    "AWS, virtual-hosted": dict(region_name="eu-west-3", addressing="virtual"),
+    "AWS, session token": dict(region_name="ap-south-1", aws_session_token="token/+="),
+}
+
+
+@functools.cache
+def presigner_of(kind: str):
+    kw = dict(CLIENTS[kind])
+    token = kw.pop("aws_session_token", None)
+    client = presigning_client(aws_session_token=token, **kw)
+    presigner = GetPresigner.learn(client, "news-bucket")
+    assert presigner is not None
+    return client, presigner
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+@settings(max_examples=150, deadline=None)
+@given(key=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60))
+def test_a_presigner_signs_the_url_botocore_would_sign(kind, key):
+    """For any key: the same URL as ``generate_presigned_url``'s (host, path, every query field), and the
+    same signature whenever both were made in the same second."""
+    client, presigner = presigner_of(kind)
+    key = "p/" + key
+    for _ in range(5):
+        ours = without_signature(presigner.url(key))
+        botocores = without_signature(
+            client.generate_presigned_url("get_object", Params={"Bucket": "news-bucket", "Key": key}, ExpiresIn=300)
+        )
+        assert ours[:3] == botocores[:3]
+        if ours[3] == botocores[3]:
+            assert ours[4] == botocores[4]
+            return
+    raise AssertionError("five pairs of URLs, each made across a second boundary")
+
+
+def test_clients_whose_urls_are_not_a_plain_sigv4_query_get_no_presigner():
+    """Unsigned clients and other signature versions presign with botocore (``learn`` says ``None``)."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    anonymous = boto3.session.Session().client(
+        "s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1", config=Config(signature_version=UNSIGNED)
+    )
+    assert GetPresigner.learn(anonymous, "news-bucket") is None
+    sigv2 = boto3.session.Session().client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+        config=Config(signature_version="s3"),
+    )
+    assert GetPresigner.learn(sigv2, "news-bucket") is None
+    assert GetPresigner.learn(presigning_client(endpoint_url="http://127.0.0.1:9"), "news-bucket") is not None

@@ -21,6 +21,7 @@ pytest.importorskip(
     "requirements.lock yet, so the object-storage tests cannot run",
 )
 
+from devtools import s3gets
 from pipeline.errors import SeedRootError, VanishedFolderError
 from pipeline.run.flow import plan, prepare, process_batch, run
 from pipeline.run.options import RunOptions
@@ -47,10 +48,10 @@ class Store:
         self.bucket = f"t-{uuid.uuid4().hex[:12]}"
         self.client.create_bucket(Bucket=self.bucket)
         self.gets: Counter[str] = Counter()
-        self.client.meta.events.register("before-parameter-build.s3.GetObject", self._count)
+        s3gets.on_object_gets(self.client, self._count)
 
-    def _count(self, params, **_):
-        self.gets[params["Key"]] += 1
+    def _count(self, key: str) -> None:
+        self.gets[key] += 1
 
     @property
     def downloads(self) -> int:
@@ -207,12 +208,12 @@ def test_an_object_replaced_between_listing_and_its_one_read_is_changed_then_tak
     raw = store.server.client()  # no counting hook: writes made from inside the hook
     swapped = []
 
-    def swap(params, **_):  # the run's first GET (the worker's): the object changes after the listing saw it
+    def swap(key):  # the run's first GET (the worker's): the object changes after the listing saw it
         if not swapped:  # (this hook runs before the GET is sent, presigned or not)
             swapped.append(1)
             raw.put_object(Bucket=store.bucket, Key="p/a.txt", Body=seed("Replaced", "https://example.com/a"))
 
-    store.client.meta.events.register("before-parameter-build.s3.GetObject", swap)
+    s3gets.on_object_gets(store.client, swap)
     report = go(settings, client, store, "p")
     assert report.counts == {"changed": 1}
     assert [c["reason"] for c in report.listed("changed")] == ["changed since it was planned: its ETag is different"]

@@ -71,12 +71,13 @@ import os
 import re
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pipeline.sources.folder import (
     DEFAULT_PATTERNS,
@@ -355,26 +356,99 @@ def _sender(client: Any) -> Any:
     return send if callable(send) else None
 
 
-def _send_presigned(
-    client: Any, send: Any, operation: str, params: dict[str, Any], headers: dict[str, str], stream: bool
-) -> Any:
-    """``operation`` with ``params`` as a presigned GET sent with ``send`` (``_sender``): botocore's
-    response, or ``None`` if it could not be signed or sent (the caller asks botocore's own call then)."""
+def _presign(client: Any, operation: str, params: dict[str, Any]) -> str:
+    return str(client.generate_presigned_url(operation, Params=params, ExpiresIn=PRESIGN_SECONDS))
+
+
+def _send_presigned(send: Any, url: Callable[[], str], headers: dict[str, str], stream: bool) -> Any:
+    """A GET of the presigned URL ``url()`` makes, sent with ``send`` (``_sender``): botocore's response,
+    or ``None`` if it could not be signed or sent (the caller asks botocore's own call then)."""
     from botocore.awsrequest import AWSRequest
     from botocore.exceptions import BotoCoreError
 
     try:
-        url = client.generate_presigned_url(operation, Params=params, ExpiresIn=PRESIGN_SECONDS)
-        return send(AWSRequest(method="GET", url=url, headers=headers, stream_output=stream).prepare())
+        return send(AWSRequest(method="GET", url=url(), headers=headers, stream_output=stream).prepare())
     except (BotoCoreError, OSError, ValueError):
         return None
 
 
-def lean_get(client: Any, bucket: str, key: str, byte_range: str | None) -> tuple[int, dict[str, Any]] | None:
+class GetPresigner:
+    """Presigned GetObject URLs for the keys of one bucket, each signed by botocore's own SigV4 query
+    signer (``botocore.auth.S3SigV4QueryAuth``, with the client's credentials, refreshed as botocore
+    refreshes them).
+
+    Why not ``client.generate_presigned_url`` for every object: it resolves the endpoint rules,
+    serializes the request and emits botocore's events again for each URL, ~0.28 ms of CPU here against
+    ~0.11 for signing alone; at one GET per object that is about a tenth of the CLI's CPU on S3
+    (docs/benchmarks.md). What depends only on the client and the bucket (the URL before the key, the
+    signing region and service) is learnt once, from a URL botocore presigns for a probe key (``learn``).
+    Keys are quoted as botocore quotes them (``percent_encode(key, safe="/~")``, the same as
+    ``urllib.parse.quote``): ``tests/test_s3_lean_get.py`` compares the two URLs for generated keys.
+    A key quoted differently could only be refused (403), and a refusal goes to ``get_object``."""
+
+    PROBE_KEY = "seednews-presign-probe"
+    _QUERY = frozenset(
+        "X-Amz-" + name for name in ("Algorithm", "Credential", "Date", "Expires", "SignedHeaders", "Signature")
+    ) | {"X-Amz-Security-Token"}
+
+    def __init__(self, prefix: str, credentials: Any, region: str, service: str) -> None:
+        self.prefix = prefix  # everything before the quoted key: scheme, host, and the bucket if path-style
+        self.credentials = credentials
+        self.region = region
+        self.service = service
+
+    @classmethod
+    def learn(cls, client: Any, bucket: str) -> GetPresigner | None:
+        """The presigner for ``bucket``, or ``None`` where botocore's URL is not a plain SigV4 query
+        signature of the key under a fixed prefix (unsigned clients, other signature versions, a client
+        without the credentials botocore signs with): those presign with ``generate_presigned_url``."""
+        from urllib.parse import parse_qs
+
+        from botocore.exceptions import BotoCoreError
+
+        credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+        if credentials is None or not callable(getattr(credentials, "get_frozen_credentials", None)):
+            return None
+        try:
+            probe = client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": cls.PROBE_KEY}, ExpiresIn=PRESIGN_SECONDS
+            )
+            access_key = credentials.get_frozen_credentials().access_key
+        except (BotoCoreError, ValueError):
+            return None
+        parts = urlsplit(probe)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if set(query) - cls._QUERY or any(len(v) != 1 for v in query.values()):
+            return None
+        signed = query.get("X-Amz-Algorithm") == ["AWS4-HMAC-SHA256"] and query.get("X-Amz-SignedHeaders") == ["host"]
+        scope = query.get("X-Amz-Credential", [""])[0].rsplit("/", 4)
+        if not signed or len(scope) != 5 or scope[0] != access_key or scope[4] != "aws4_request":
+            return None
+        if not parts.path.endswith("/" + cls.PROBE_KEY) or parts.fragment:
+            return None
+        path = parts.path[: -len(cls.PROBE_KEY)]
+        return cls(urlunsplit((parts.scheme, parts.netloc, path, "", "")), credentials, scope[2], scope[3])
+
+    def url(self, key: str) -> str:
+        """The presigned GET of ``key``, valid for ``PRESIGN_SECONDS``."""
+        from botocore.auth import S3SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method="GET", url=self.prefix + quote(key, safe="/~"))
+        frozen = self.credentials.get_frozen_credentials()
+        S3SigV4QueryAuth(frozen, self.service, self.region, expires=PRESIGN_SECONDS).add_auth(request)
+        return str(request.url)
+
+
+def lean_get(
+    client: Any, bucket: str, key: str, byte_range: str | None, presigner: GetPresigner | None = None
+) -> tuple[int, dict[str, Any]] | None:
     """GetObject as a presigned URL sent on the client's own HTTP session: ``(status, response)`` for a
     200, 206 or 404, the response shaped as ``get_object``'s (``Body``, ``ETag``, ``ContentRange``,
     ``ContentLength``, ``LastModified``); ``None`` for anything else (a 403, a 5xx, a connection error),
     which the caller then asks botocore's ``get_object`` again, with its retries and error parsing.
+    ``presigner``: ``GetPresigner.learn(client, bucket)``, which signs without botocore's per-call work;
+    without one, the URL is ``client.generate_presigned_url``'s.
 
     Why: a ``get_object`` call costs ~1.1 ms of CPU here, most of it botocore's per-request pipeline
     (about ten event hooks, the user-agent string rebuilt, the endpoint rules resolved, the response
@@ -389,7 +463,11 @@ def lean_get(client: Any, bucket: str, key: str, byte_range: str | None) -> tupl
     from botocore.response import StreamingBody
 
     headers = {"Range": byte_range} if byte_range else {}
-    response = _send_presigned(client, send, "get_object", {"Bucket": bucket, "Key": key}, headers, stream=True)
+    if presigner is not None:
+        url = partial(presigner.url, key)
+    else:
+        url = partial(_presign, client, "get_object", {"Bucket": bucket, "Key": key})
+    response = _send_presigned(send, url, headers, stream=True)
     if response is None:
         return None
     raw, status = response.raw, response.status_code
@@ -428,7 +506,7 @@ def _lean_page(client: Any, send: Any, params: dict[str, Any]) -> tuple[list[dic
     from botocore.compat import unquote_str
     from botocore.exceptions import BotoCoreError
 
-    response = _send_presigned(client, send, "list_objects_v2", params, {}, stream=False)
+    response = _send_presigned(send, partial(_presign, client, "list_objects_v2", params), {}, stream=False)
     if response is None or response.status_code != 200:
         return None
     try:
@@ -546,6 +624,7 @@ class S3Source:
         self.root = self.real_root = location.root
         self.outside = 0  # keys a listing returned outside the prefix (ignored)
         self.lean_misses = 0  # presigned GETs in a row that get_object had to answer (LEAN_GIVE_UP)
+        self._presigner: GetPresigner | bool | None = False  # False: not learnt yet (GetPresigner.learn)
 
     # ------------------------------------------------------------------ listing
     def check(self) -> None:
@@ -625,7 +704,10 @@ class S3Source:
             attempt += 1
             lean = None
             if self.lean_misses < LEAN_GIVE_UP:
-                lean = lean_get(self.client, kw["Bucket"], kw["Key"], kw.get("Range"))
+                if self._presigner is False:  # (two threads may both learn it: the same answer)
+                    self._presigner = GetPresigner.learn(self.client, kw["Bucket"])
+                presigner = self._presigner if isinstance(self._presigner, GetPresigner) else None
+                lean = lean_get(self.client, kw["Bucket"], kw["Key"], kw.get("Range"), presigner)
                 self._lean_answered(lean is not None)
             if lean is not None and lean[0] == 404:
                 raise _Gone("the object disappeared")
