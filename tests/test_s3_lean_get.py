@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from hypothesis import given, settings
@@ -126,6 +126,25 @@ def test_the_presigned_url_never_reaches_an_error_or_the_log(s3_server, bucket, 
     assert f"127.0.0.1:{port}" in str(raised.value)
     assert "X-Amz-Signature" not in str(raised.value) and "X-Amz-Credential" not in str(raised.value)
     assert "X-Amz-Signature" not in caplog.text
+
+
+def test_urllib3s_debug_lines_carry_no_signature_of_a_presigned_get(bucket, caplog):
+    """At DEBUG urllib3 logs each request line; for a presigned GET that line is the signed URL (a bearer
+    credential for its lifetime), so its signature and credential are redacted before any handler sees it."""
+    client, name = bucket
+    sent: list[str] = []
+    session = client._endpoint.http_session
+    send = session.send
+    session.send = lambda request: sent.append(request.url) or send(request)
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    assert S3Source(parse_url(f"s3://{name}/p"), client).read(listed(client, name), MAX_BYTES) == BODY
+    signed = [dict(parse_qsl(urlsplit(url).query)) for url in sent if "X-Amz-Signature=" in url]
+    assert signed  # presigned requests were sent (the listing's page and the GET)
+    lines = [r.getMessage() for r in caplog.records if r.name == "urllib3.connectionpool"]
+    assert any('"GET /' in line and "/p/a.txt?" in line and "X-Amz-Signature=<redacted>" in line for line in lines)
+    for fields in signed:
+        assert fields["X-Amz-Signature"] not in caplog.text
+        assert fields["X-Amz-Credential"] not in caplog.text
 
 
 def test_a_proxy_set_for_the_client_carries_the_presigned_get_too(s3_server, bucket, monkeypatch):

@@ -348,9 +348,38 @@ def make_client(
 
 
 # ----------------------------------------------------------------------------- the lean GET
+_SIGNED_QUERY = re.compile(r"(X-Amz-(?:Signature|Security-Token|Credential)=)[^&\s\"']*", re.IGNORECASE)
+
+
+class _RedactSignedUrls(logging.Filter):
+    """Takes the signature, credential and session token out of the request lines urllib3 logs at DEBUG
+    (``"GET /bucket/key?X-Amz-...&X-Amz-Signature=..."``): a presigned URL is a bearer credential for its
+    lifetime, and task logs are read by more people than the store's keys are. (botocore logs its own
+    signed headers at DEBUG for ``get_object``: that is botocore's, as before.) A record is only made,
+    and this filter only runs, where urllib3's DEBUG is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SIGNED_QUERY.sub(r"\1<redacted>", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_REDACTING: list[_RedactSignedUrls] = []
+
+
+def _redact_signed_urls() -> None:
+    """Install ``_RedactSignedUrls`` on urllib3's connection-pool logger, once per process."""
+    if not _REDACTING:
+        _REDACTING.append(_RedactSignedUrls())
+        logging.getLogger("urllib3.connectionpool").addFilter(_REDACTING[0])
+
+
 def _sender(client: Any) -> Any:
     """The ``send`` of the HTTP session botocore made for ``client`` (its connection pools, proxies, TLS
-    verification, client certificate and timeouts), or ``None`` for a client without one (a stand-in)."""
+    verification, client certificate and timeouts), or ``None`` for a client without one (a stand-in).
+    Presigned requests are sent only after this, so it also makes sure their URLs are logged redacted."""
+    if not _REDACTING:
+        _redact_signed_urls()
     session = getattr(getattr(client, "_endpoint", None), "http_session", None)
     send = getattr(session, "send", None)
     return send if callable(send) else None
@@ -455,8 +484,8 @@ def lean_get(
     headers parsed into a model), against ~0.6 ms for presigning (the same SigV4 signature, in the query)
     plus the same urllib3 request; at one GET per object that is a quarter of the CLI's CPU on S3
     (docs/benchmarks.md). The presigned URL is in no error and no warning: a failure here is not
-    reported, the ``get_object`` that follows it reports its own (at DEBUG, urllib3 logs request lines
-    with the URL, as botocore logs its signed headers at DEBUG for ``get_object``)."""
+    reported, the ``get_object`` that follows it reports its own; urllib3's DEBUG request lines carry it
+    with its signature and credential redacted (``_RedactSignedUrls``)."""
     send = _sender(client)
     if send is None:
         return None
