@@ -1,4 +1,5 @@
-"""The lean GET (``pipeline.sources.s3.lean_get``: a presigned URL sent on the client's own HTTP session)
+"""The lean GET (``pipeline.sources.s3.lean_get``: a request signed by ``GetSigner``, or a presigned URL,
+sent on the client's own HTTP session)
 against a REAL S3-compatible server on loopback (``devtools.s3server``: SeaweedFS): it answers as
 ``get_object`` does, anything it cannot answer goes to ``get_object`` with the same outcome as before, the
 presigned URL never reaches an error or a log, and a proxy configured for the client carries it too."""
@@ -22,7 +23,7 @@ pytest.importorskip("boto3", reason="boto3 is not installed: the s3 extra (pip i
 
 from devtools import s3gets
 from pipeline.sources import s3
-from pipeline.sources.s3 import LEAN_GIVE_UP, GetPresigner, S3Source, lean_get, list_pages, make_client, parse_url
+from pipeline.sources.s3 import LEAN_GIVE_UP, GetSigner, S3Source, lean_get, list_pages, make_client, parse_url
 from pipeline.types import SeedFile, SeedOutcome
 
 BODY = b'---\ntitle: "Lean"\nwebUrl: "https://example.com/lean"\n---\n' + b"x" * 3000
@@ -74,12 +75,12 @@ def test_a_presigned_get_answers_as_get_object_does(bucket):
 )
 def test_odd_keys_are_read_by_the_presigned_get_itself(bucket, key):
     """Keys that need quoting in a URL are answered by the presigned GET, not by the fallback, whether
-    botocore presigns the URL or ``GetPresigner`` signs it (the server checks the signature)."""
+    botocore presigns the URL or ``GetSigner`` signs the request (the server checks the signature)."""
     client, name = bucket
     client.put_object(Bucket=name, Key=key, Body=key.encode())
-    presigner = GetPresigner.learn(client, name)
-    assert presigner is not None
-    for signer in (None, presigner):
+    learnt = GetSigner.learn(client, name)
+    assert learnt is not None
+    for signer in (None, learnt):
         status, resp = lean_get(client, name, key, None, signer)
         assert status == 200 and resp["Body"].read() == key.encode()
 
@@ -128,23 +129,27 @@ def test_the_presigned_url_never_reaches_an_error_or_the_log(s3_server, bucket, 
     assert "X-Amz-Signature" not in caplog.text
 
 
-def test_urllib3s_debug_lines_carry_no_signature_of_a_presigned_get(bucket, caplog):
-    """At DEBUG urllib3 logs each request line; for a presigned GET that line is the signed URL (a bearer
-    credential for its lifetime), so its signature and credential are redacted before any handler sees it."""
+def test_urllib3s_debug_lines_carry_no_signature(bucket, caplog):
+    """At DEBUG urllib3 logs each request line; for a presigned URL (a listing page, a GET without a
+    ``GetSigner``) that line is a bearer credential for its lifetime, so its signature and credential are
+    redacted before any handler sees them. A header-signed GET's line has no query at all."""
     client, name = bucket
-    sent: list[str] = []
+    sent = []
     session = client._endpoint.http_session
     send = session.send
-    session.send = lambda request: sent.append(request.url) or send(request)
+    session.send = lambda request: sent.append(request) or send(request)
     caplog.set_level(logging.DEBUG, logger="urllib3")
     assert S3Source(parse_url(f"s3://{name}/p"), client).read(listed(client, name), MAX_BYTES) == BODY
-    signed = [dict(parse_qsl(urlsplit(url).query)) for url in sent if "X-Amz-Signature=" in url]
-    assert signed  # presigned requests were sent (the listing's page and the GET)
+    status, presigned = lean_get(client, name, "p/a.txt", None)  # without a signer: a presigned URL
+    assert status == 200 and presigned["Body"].read() == BODY
     lines = [r.getMessage() for r in caplog.records if r.name == "urllib3.connectionpool"]
     assert any('"GET /' in line and "/p/a.txt?" in line and "X-Amz-Signature=<redacted>" in line for line in lines)
-    for fields in signed:
-        assert fields["X-Amz-Signature"] not in caplog.text
-        assert fields["X-Amz-Credential"] not in caplog.text
+    assert any('"GET /' in line and "/p/a.txt HTTP" in line for line in lines)  # GetSigner's: nothing to redact
+    secrets = [
+        v for r in sent for k, v in parse_qsl(urlsplit(r.url).query) if k in ("X-Amz-Signature", "X-Amz-Credential")
+    ]
+    secrets += [str(r.headers["Authorization"]).split("Signature=")[1] for r in sent if "Authorization" in r.headers]
+    assert len(secrets) >= 4 and not [v for v in secrets if v[:24] in caplog.text]
 
 
 def test_a_proxy_set_for_the_client_carries_the_presigned_get_too(s3_server, bucket, monkeypatch):
@@ -158,8 +163,9 @@ def test_a_proxy_set_for_the_client_carries_the_presigned_get_too(s3_server, buc
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         proxied = s3_server.client()
         assert S3Source(parse_url(f"s3://{name}/p"), proxied).read(seed, MAX_BYTES) == BODY
-    signed = [p for p in proxy.paths if p.startswith(f"/{name}/p/a.txt?") and "X-Amz-Signature=" in p]
-    assert len(signed) == 1 and len(proxy.paths) == 1, proxy.paths
+    assert proxy.paths == [f"/{name}/p/a.txt"]
+    (headers,) = proxy.headers  # GetSigner's request (botocore's get_object would carry its SDK headers)
+    assert "authorization" in headers and "amz-sdk-invocation-id" not in headers
 
 
 class socketless_port:
@@ -177,18 +183,20 @@ class socketless_port:
 
 
 class ForwardingProxy:
-    """A plain-HTTP forward proxy on loopback: records each request's path and forwards it."""
+    """A plain-HTTP forward proxy on loopback: records each request's path and headers, and forwards it."""
 
     def __init__(self) -> None:
         self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 target = urlsplit(self.path)  # a proxy is sent the absolute URL
                 path = target.path + (f"?{target.query}" if target.query else "")
-                proxy.paths.append(path)
                 headers = {k: v for k, v in self.headers.items() if not k.lower().startswith("proxy-")}
+                proxy.paths.append(path)
+                proxy.headers.append({k.lower(): v for k, v in headers.items()})
                 upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
                 try:
                     upstream.request("GET", path, headers=headers)
@@ -353,20 +361,10 @@ def test_a_get_with_a_date_botocore_cannot_read_goes_to_get_object(monkeypatch):
     assert lean_get(client, "b", "p/a.txt", None) is None and raws["bad"].closed
 
 
-# ----------------------------------------------------------------------------- GetPresigner's URLs
-def presigning_client(**kw):
-    """A client that only presigns here (nothing is sent): keys made up, endpoint never contacted."""
+# ----------------------------------------------------------------------------- GetSigner's requests
+def offline(**kw):
+    """A client that only signs here (nothing is sent): keys made up, endpoint never contacted."""
     return make_client(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret/with+chars", **kw)
-
-
-def without_signature(url: str) -> tuple[str, str, list[tuple[str, str]], str, str]:
-    from urllib.parse import parse_qsl
-
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    fields = dict(query)
-    kept = sorted((k, v) for k, v in query if k not in ("X-Amz-Date", "X-Amz-Signature"))
-    return parts.scheme, parts.netloc + parts.path, kept, fields["X-Amz-Date"], fields["X-Amz-Signature"]
 
 
 CLIENTS = {
@@ -376,38 +374,58 @@ CLIENTS = {
 }
 
 
+class Caught(Exception):
+    """Raised from botocore's ``before-send``: the request it would send, never sent."""
+
+    def __init__(self, request) -> None:
+        self.request = request
+
+
+def catch(request, **_):
+    raise Caught(request)
+
+
 @functools.cache
-def presigner_of(kind: str):
+def signer_of(kind: str):
     kw = dict(CLIENTS[kind])
     token = kw.pop("aws_session_token", None)
-    client = presigning_client(aws_session_token=token, **kw)
-    presigner = GetPresigner.learn(client, "news-bucket")
-    assert presigner is not None
-    return client, presigner
+    client = offline(aws_session_token=token, **kw)
+    client.meta.events.register("before-send.s3.GetObject", catch)
+    signer = GetSigner.learn(client, "news-bucket")
+    assert signer is not None
+    return client, signer
+
+
+def scope(request) -> tuple[str, str]:
+    """The credential scope of a header-signed request, and its date."""
+    auth = request.headers["Authorization"]
+    auth = auth.decode() if isinstance(auth, bytes) else auth
+    date = request.headers["X-Amz-Date"]
+    return auth.split("Credential=")[1].split(",")[0], date.decode() if isinstance(date, bytes) else date
 
 
 @pytest.mark.parametrize("kind", CLIENTS)
 @settings(max_examples=150, deadline=None)
 @given(key=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60))
-def test_a_presigner_signs_the_url_botocore_would_sign(kind, key):
-    """For any key: the same URL as ``generate_presigned_url``'s (host, path, every query field), and the
-    same signature whenever both were made in the same second."""
-    client, presigner = presigner_of(kind)
+def test_a_signer_asks_for_the_url_get_object_asks_for_with_the_same_credential_scope(kind, key):
+    """For any key: the URL botocore's ``get_object`` would send (scheme, host, quoted path), signed for the
+    same access key, date, region and service (the signatures differ: botocore also signs its SDK headers)."""
+    client, signer = signer_of(kind)
     key = "p/" + key
-    for _ in range(5):
-        ours = without_signature(presigner.url(key))
-        botocores = without_signature(
-            client.generate_presigned_url("get_object", Params={"Bucket": "news-bucket", "Key": key}, ExpiresIn=300)
-        )
-        assert ours[:3] == botocores[:3]
-        if ours[3] == botocores[3]:
-            assert ours[4] == botocores[4]
-            return
-    raise AssertionError("five pairs of URLs, each made across a second boundary")
+    ours = signer.request(key, {"Range": "bytes=0-9"})
+    with pytest.raises(Caught) as caught:
+        client.get_object(Bucket="news-bucket", Key=key, Range="bytes=0-9")
+    botocores = caught.value.request
+    assert urlsplit(ours.url)[:3] == urlsplit(botocores.url)[:3] and not urlsplit(ours.url).query
+    ours_scope, botocores_scope = scope(ours), scope(botocores)
+    assert ours_scope[0] == botocores_scope[0] or ours_scope[1] != botocores_scope[1]  # (unless a day turned)
+    assert ours.headers["Range"] == "bytes=0-9"
+    if kind == "AWS, session token":
+        assert ours.headers["X-Amz-Security-Token"] == "token/+="
 
 
-def test_clients_whose_urls_are_not_a_plain_sigv4_query_get_no_presigner():
-    """Unsigned clients and other signature versions presign with botocore (``learn`` says ``None``)."""
+def test_clients_that_do_not_sign_get_object_with_sigv4_get_no_signer():
+    """Unsigned clients and other signature versions GET botocore's presigned URL (``learn`` says ``None``)."""
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
@@ -415,7 +433,7 @@ def test_clients_whose_urls_are_not_a_plain_sigv4_query_get_no_presigner():
     anonymous = boto3.session.Session().client(
         "s3", endpoint_url="http://127.0.0.1:9", region_name="us-east-1", config=Config(signature_version=UNSIGNED)
     )
-    assert GetPresigner.learn(anonymous, "news-bucket") is None
+    assert GetSigner.learn(anonymous, "news-bucket") is None
     sigv2 = boto3.session.Session().client(
         "s3",
         endpoint_url="http://127.0.0.1:9",
@@ -424,5 +442,5 @@ def test_clients_whose_urls_are_not_a_plain_sigv4_query_get_no_presigner():
         aws_secret_access_key="secret",
         config=Config(signature_version="s3"),
     )
-    assert GetPresigner.learn(sigv2, "news-bucket") is None
-    assert GetPresigner.learn(presigning_client(endpoint_url="http://127.0.0.1:9"), "news-bucket") is not None
+    assert GetSigner.learn(sigv2, "news-bucket") is None
+    assert GetSigner.learn(offline(endpoint_url="http://127.0.0.1:9"), "news-bucket") is not None

@@ -47,12 +47,14 @@ the error code). Connection failures and 5xx that outlast botocore's retries rai
 store must fail the task (Airflow retries it), never look like an empty or shrunken prefix. A listing
 that fails half-way raises too, so a partial listing can never delete anything.
 
-**The GET and the listing.** Each read is first a presigned URL sent on the client's own HTTP session
-(``lean_get``: the same signature, connection pools, proxies and TLS settings, without botocore's
-per-request pipeline); whatever that cannot answer with a 200, 206 or 404 is asked again through
-``get_object``, so errors, retries and their messages are botocore's. Listing pages are presigned too,
-parsed with ElementTree (``list_pages``), until one is not a readable listing: that page and the rest go
-through ``list_objects_v2``.
+**The GET and the listing.** Each read is first a request signed by botocore's own SigV4 signer for the
+URL ``get_object`` would ask for (``GetSigner``, learnt once per bucket), sent on the client's own HTTP
+session (``lean_get``: the same connection pools, proxies and TLS settings, without botocore's per-request
+pipeline); a client that does not sign ``get_object`` with SigV4 sends a presigned URL instead. Whatever
+that cannot answer with a 200, 206 or 404 is asked again through ``get_object``, so errors, retries and
+their messages are botocore's. Listing pages are presigned URLs, parsed with ElementTree
+(``list_pages``), until one is not a readable listing: that page and the rest go through
+``list_objects_v2``.
 
 **Credentials.** ``make_client`` builds a boto3 client with explicit timeouts and retries. From the
 CLI the credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
@@ -385,40 +387,46 @@ def _sender(client: Any) -> Any:
     return send if callable(send) else None
 
 
-def _presign(client: Any, operation: str, params: dict[str, Any]) -> str:
-    return str(client.generate_presigned_url(operation, Params=params, ExpiresIn=PRESIGN_SECONDS))
-
-
-def _send_presigned(send: Any, url: Callable[[], str], headers: dict[str, str], stream: bool) -> Any:
-    """A GET of the presigned URL ``url()`` makes, sent with ``send`` (``_sender``): botocore's response,
-    or ``None`` if it could not be signed or sent (the caller asks botocore's own call then)."""
+def _presigned(client: Any, operation: str, params: dict[str, Any], headers: dict[str, str], stream: bool) -> Any:
+    """``operation`` as a GET of the URL ``client.generate_presigned_url`` makes (botocore's request)."""
     from botocore.awsrequest import AWSRequest
+
+    url = client.generate_presigned_url(operation, Params=params, ExpiresIn=PRESIGN_SECONDS)
+    return AWSRequest(method="GET", url=url, headers=headers, stream_output=stream).prepare()
+
+
+def _send_signed(send: Any, request: Callable[[], Any]) -> Any:
+    """The request ``request()`` builds and signs, sent with ``send`` (``_sender``): botocore's
+    response, or ``None`` if it could not be signed or sent (the caller asks botocore's own call then)."""
     from botocore.exceptions import BotoCoreError
 
     try:
-        return send(AWSRequest(method="GET", url=url(), headers=headers, stream_output=stream).prepare())
+        return send(request())
     except (BotoCoreError, OSError, ValueError):
         return None
 
 
-class GetPresigner:
-    """Presigned GetObject URLs for the keys of one bucket, each signed by botocore's own SigV4 query
-    signer (``botocore.auth.S3SigV4QueryAuth``, with the client's credentials, refreshed as botocore
-    refreshes them).
+class _Probed(Exception):
+    """``GetSigner.learn``'s probe request, stopped before it is sent."""
 
-    Why not ``client.generate_presigned_url`` for every object: it resolves the endpoint rules,
-    serializes the request and emits botocore's events again for each URL, ~0.28 ms of CPU here against
-    ~0.11 for signing alone; at one GET per object that is about a tenth of the CLI's CPU on S3
+
+class GetSigner:
+    """GetObject requests for the keys of one bucket, each signed by botocore's own S3 SigV4 signer
+    (``botocore.auth.S3SigV4Auth``: the ``Authorization`` header, as botocore signs ``get_object``, with
+    the client's credentials, refreshed as botocore refreshes them).
+
+    Why not a URL from ``client.generate_presigned_url`` for every object: that resolves the endpoint
+    rules, serializes the request and emits botocore's events again for each URL (~0.28 ms of CPU here
+    against ~0.11 for a signature alone), and urllib3 then walks the ~450-character signed URL byte by
+    byte twice (~0.1 ms); at one GET per object each is about a tenth of the CLI's CPU on S3
     (docs/benchmarks.md). What depends only on the client and the bucket (the URL before the key, the
-    signing region and service) is learnt once, from a URL botocore presigns for a probe key (``learn``).
+    signing region and service) is learnt once, from the request ``get_object`` makes for a probe key
+    (``learn``).
     Keys are quoted as botocore quotes them (``percent_encode(key, safe="/~")``, the same as
-    ``urllib.parse.quote``): ``tests/test_s3_lean_get.py`` compares the two URLs for generated keys.
-    A key quoted differently could only be refused (403), and a refusal goes to ``get_object``."""
+    ``urllib.parse.quote``): ``tests/test_s3_lean_get.py`` compares the URLs for generated keys. A key
+    quoted differently could only be refused (403), and a refusal goes to ``get_object``."""
 
-    PROBE_KEY = "seednews-presign-probe"
-    _QUERY = frozenset(
-        "X-Amz-" + name for name in ("Algorithm", "Credential", "Date", "Expires", "SignedHeaders", "Signature")
-    ) | {"X-Amz-Security-Token"}
+    PROBE_KEY = "seednews-signer-probe"
 
     def __init__(self, prefix: str, credentials: Any, region: str, service: str) -> None:
         self.prefix = prefix  # everything before the quoted key: scheme, host, and the bucket if path-style
@@ -427,76 +435,88 @@ class GetPresigner:
         self.service = service
 
     @classmethod
-    def learn(cls, client: Any, bucket: str) -> GetPresigner | None:
-        """The presigner for ``bucket``, or ``None`` where botocore's URL is not a plain SigV4 query
-        signature of the key under a fixed prefix (unsigned clients, other signature versions, a client
-        without the credentials botocore signs with): those presign with ``generate_presigned_url``."""
-        from urllib.parse import parse_qs
+    def learn(cls, client: Any, bucket: str) -> GetSigner | None:
+        """The signer for ``bucket``, learnt from the request botocore's own ``get_object`` makes for a
+        probe key, caught before it is sent (nothing goes on the wire); ``None`` where that request is not
+        signed with SigV4 in its headers (unsigned clients, other signature versions) or cannot be made:
+        those GET a ``generate_presigned_url`` URL."""
+        from botocore.exceptions import BotoCoreError, ClientError
 
-        from botocore.exceptions import BotoCoreError
-
-        credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
-        if credentials is None or not callable(getattr(credentials, "get_frozen_credentials", None)):
+        credentials: Any = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is None or not callable(getattr(credentials, "get_frozen_credentials", None)):
             return None
+        caught: list[Any] = []
+
+        def catch(request: Any, **_: Any) -> None:
+            if urlsplit(request.url).path.endswith("/" + cls.PROBE_KEY):  # only the probe: other threads' pass
+                caught.append(request)
+                raise _Probed
+            return None
+
+        unique = f"seednews-get-signer-{id(catch)}"
+        events.register_first("before-send.s3.GetObject", catch, unique_id=unique)
         try:
-            probe = client.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": cls.PROBE_KEY}, ExpiresIn=PRESIGN_SECONDS
-            )
-            access_key = credentials.get_frozen_credentials().access_key
-        except (BotoCoreError, ValueError):
+            client.get_object(Bucket=bucket, Key=cls.PROBE_KEY)
+        except _Probed:
+            pass
+        except (BotoCoreError, ClientError, ValueError):
             return None
-        parts = urlsplit(probe)
-        query = parse_qs(parts.query, keep_blank_values=True)
-        if set(query) - cls._QUERY or any(len(v) != 1 for v in query.values()):
+        finally:
+            events.unregister("before-send.s3.GetObject", unique_id=unique)
+        if not caught:
             return None
-        signed = query.get("X-Amz-Algorithm") == ["AWS4-HMAC-SHA256"] and query.get("X-Amz-SignedHeaders") == ["host"]
-        scope = query.get("X-Amz-Credential", [""])[0].rsplit("/", 4)
-        if not signed or len(scope) != 5 or scope[0] != access_key or scope[4] != "aws4_request":
+        parts, auth = urlsplit(caught[0].url), caught[0].headers.get("Authorization") or b""
+        auth = auth.decode("latin-1") if isinstance(auth, bytes) else str(auth)
+        if not auth.startswith("AWS4-HMAC-SHA256 Credential=") or parts.query or parts.fragment:
             return None
-        if not parts.path.endswith("/" + cls.PROBE_KEY) or parts.fragment:
+        scope = auth[len("AWS4-HMAC-SHA256 Credential=") :].split(",")[0].rsplit("/", 4)
+        access_key = credentials.get_frozen_credentials().access_key
+        if len(scope) != 5 or scope[0] != access_key or scope[4] != "aws4_request":
+            return None
+        if not parts.path.endswith("/" + cls.PROBE_KEY):
             return None
         path = parts.path[: -len(cls.PROBE_KEY)]
         return cls(urlunsplit((parts.scheme, parts.netloc, path, "", "")), credentials, scope[2], scope[3])
 
-    def url(self, key: str) -> str:
-        """The presigned GET of ``key``, valid for ``PRESIGN_SECONDS``."""
-        from botocore.auth import S3SigV4QueryAuth
+    def request(self, key: str, headers: dict[str, str]) -> Any:
+        """The signed GET of ``key`` with ``headers`` (a ``Range``), ready for the client's session."""
+        from botocore.auth import S3SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        request = AWSRequest(method="GET", url=self.prefix + quote(key, safe="/~"))
-        frozen = self.credentials.get_frozen_credentials()
-        S3SigV4QueryAuth(frozen, self.service, self.region, expires=PRESIGN_SECONDS).add_auth(request)
-        return str(request.url)
+        request = AWSRequest(method="GET", url=self.prefix + quote(key, safe="/~"), headers=headers, stream_output=True)
+        S3SigV4Auth(self.credentials.get_frozen_credentials(), self.service, self.region).add_auth(request)
+        return request.prepare()
 
 
 def lean_get(
-    client: Any, bucket: str, key: str, byte_range: str | None, presigner: GetPresigner | None = None
+    client: Any, bucket: str, key: str, byte_range: str | None, signer: GetSigner | None = None
 ) -> tuple[int, dict[str, Any]] | None:
-    """GetObject as a presigned URL sent on the client's own HTTP session: ``(status, response)`` for a
-    200, 206 or 404, the response shaped as ``get_object``'s (``Body``, ``ETag``, ``ContentRange``,
-    ``ContentLength``, ``LastModified``); ``None`` for anything else (a 403, a 5xx, a connection error),
-    which the caller then asks botocore's ``get_object`` again, with its retries and error parsing.
-    ``presigner``: ``GetPresigner.learn(client, bucket)``, which signs without botocore's per-call work;
-    without one, the URL is ``client.generate_presigned_url``'s.
+    """GetObject sent on the client's own HTTP session without botocore's per-call pipeline:
+    ``(status, response)`` for a 200, 206 or 404, the response shaped as ``get_object``'s (``Body``,
+    ``ETag``, ``ContentRange``, ``ContentLength``, ``LastModified``); ``None`` for anything else (a 403,
+    a 5xx, a connection error), which the caller then asks botocore's ``get_object`` again, with its
+    retries and error parsing. ``signer``: ``GetSigner.learn(client, bucket)``, whose requests are
+    signed in their headers; without one, the GET is of a ``generate_presigned_url`` URL.
 
     Why: a ``get_object`` call costs ~1.1 ms of CPU here, most of it botocore's per-request pipeline
     (about ten event hooks, the user-agent string rebuilt, the endpoint rules resolved, the response
-    headers parsed into a model), against ~0.6 ms for presigning (the same SigV4 signature, in the query)
-    plus the same urllib3 request; at one GET per object that is a quarter of the CLI's CPU on S3
-    (docs/benchmarks.md). The presigned URL is in no error and no warning: a failure here is not
-    reported, the ``get_object`` that follows it reports its own; urllib3's DEBUG request lines carry it
-    with its signature and credential redacted (``_RedactSignedUrls``)."""
+    headers parsed into a model), against ~0.5 ms for a ``GetSigner`` request (the same SigV4
+    signature) on the same urllib3 session; at one GET per object that is a quarter of the CLI's CPU on
+    S3 (docs/benchmarks.md). The signature is in no error and no warning: a failure here is not
+    reported, the ``get_object`` that follows it reports its own; urllib3's DEBUG request lines carry a
+    presigned URL with its signature and credential redacted (``_RedactSignedUrls``)."""
     send = _sender(client)
     if send is None:
         return None
     from botocore.response import StreamingBody
 
     headers = {"Range": byte_range} if byte_range else {}
-    if presigner is not None:
-        url = partial(presigner.url, key)
+    if signer is not None:
+        request = partial(signer.request, key, headers)
     else:
-        url = partial(_presign, client, "get_object", {"Bucket": bucket, "Key": key})
-    response = _send_presigned(send, url, headers, stream=True)
+        request = partial(_presigned, client, "get_object", {"Bucket": bucket, "Key": key}, headers, True)
+    response = _send_signed(send, request)
     if response is None:
         return None
     raw, status = response.raw, response.status_code
@@ -535,7 +555,7 @@ def _lean_page(client: Any, send: Any, params: dict[str, Any]) -> tuple[list[dic
     from botocore.compat import unquote_str
     from botocore.exceptions import BotoCoreError
 
-    response = _send_presigned(send, partial(_presign, client, "list_objects_v2", params), {}, stream=False)
+    response = _send_signed(send, partial(_presigned, client, "list_objects_v2", params, {}, False))
     if response is None or response.status_code != 200:
         return None
     try:
@@ -653,7 +673,7 @@ class S3Source:
         self.root = self.real_root = location.root
         self.outside = 0  # keys a listing returned outside the prefix (ignored)
         self.lean_misses = 0  # presigned GETs in a row that get_object had to answer (LEAN_GIVE_UP)
-        self._presigner: GetPresigner | bool | None = False  # False: not learnt yet (GetPresigner.learn)
+        self._signer: GetSigner | bool | None = False  # False: not learnt yet (GetSigner.learn)
 
     # ------------------------------------------------------------------ listing
     def check(self) -> None:
@@ -733,10 +753,10 @@ class S3Source:
             attempt += 1
             lean = None
             if self.lean_misses < LEAN_GIVE_UP:
-                if self._presigner is False:  # (two threads may both learn it: the same answer)
-                    self._presigner = GetPresigner.learn(self.client, kw["Bucket"])
-                presigner = self._presigner if isinstance(self._presigner, GetPresigner) else None
-                lean = lean_get(self.client, kw["Bucket"], kw["Key"], kw.get("Range"), presigner)
+                if self._signer is False:  # (two threads may both learn it: the same answer)
+                    self._signer = GetSigner.learn(self.client, kw["Bucket"])
+                signer = self._signer if isinstance(self._signer, GetSigner) else None
+                lean = lean_get(self.client, kw["Bucket"], kw["Key"], kw.get("Range"), signer)
                 self._lean_answered(lean is not None)
             if lean is not None and lean[0] == 404:
                 raise _Gone("the object disappeared")
