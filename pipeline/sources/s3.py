@@ -447,9 +447,10 @@ class GetSigner:
         if events is None or not callable(getattr(credentials, "get_frozen_credentials", None)):
             return None
         caught: list[Any] = []
+        probe = f"{cls.PROBE_KEY}-{os.urandom(8).hex()}"  # no real key, and no other learn's probe
 
         def catch(request: Any, **_: Any) -> None:
-            if urlsplit(request.url).path.endswith("/" + cls.PROBE_KEY):  # only the probe: other threads' pass
+            if urlsplit(request.url).path.endswith("/" + probe):  # only this probe: other threads' GETs pass
                 caught.append(request)
                 raise _Probed
             return None
@@ -457,7 +458,7 @@ class GetSigner:
         unique = f"seednews-get-signer-{id(catch)}"
         events.register_first("before-send.s3.GetObject", catch, unique_id=unique)
         try:
-            client.get_object(Bucket=bucket, Key=cls.PROBE_KEY)
+            client.get_object(Bucket=bucket, Key=probe)
         except _Probed:
             pass
         except (BotoCoreError, ClientError, ValueError):
@@ -474,9 +475,9 @@ class GetSigner:
         access_key = credentials.get_frozen_credentials().access_key
         if len(scope) != 5 or scope[0] != access_key or scope[4] != "aws4_request":
             return None
-        if not parts.path.endswith("/" + cls.PROBE_KEY):
+        if not parts.path.endswith("/" + probe):
             return None
-        path = parts.path[: -len(cls.PROBE_KEY)]
+        path = parts.path[: -len(probe)]
         return cls(urlunsplit((parts.scheme, parts.netloc, path, "", "")), credentials, scope[2], scope[3])
 
     def request(self, key: str, headers: dict[str, str]) -> Any:
