@@ -366,22 +366,12 @@ class _RedactSignedUrls(logging.Filter):
         return True
 
 
-_REDACTING: list[_RedactSignedUrls] = []
-
-
-def _redact_signed_urls() -> None:
-    """Install ``_RedactSignedUrls`` on urllib3's connection-pool logger, once per process."""
-    if not _REDACTING:
-        _REDACTING.append(_RedactSignedUrls())
-        logging.getLogger("urllib3.connectionpool").addFilter(_REDACTING[0])
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactSignedUrls())  # once: this module is imported once
 
 
 def _sender(client: Any) -> Any:
     """The ``send`` of the HTTP session botocore made for ``client`` (its connection pools, proxies, TLS
-    verification, client certificate and timeouts), or ``None`` for a client without one (a stand-in).
-    Presigned requests are sent only after this, so it also makes sure their URLs are logged redacted."""
-    if not _REDACTING:
-        _redact_signed_urls()
+    verification, client certificate and timeouts), or ``None`` for a client without one (a stand-in)."""
     session = getattr(getattr(client, "_endpoint", None), "http_session", None)
     send = getattr(session, "send", None)
     return send if callable(send) else None
@@ -674,7 +664,8 @@ class S3Source:
         self.root = self.real_root = location.root
         self.outside = 0  # keys a listing returned outside the prefix (ignored)
         self.lean_misses = 0  # presigned GETs in a row that get_object had to answer (LEAN_GIVE_UP)
-        self._signer: GetSigner | bool | None = False  # False: not learnt yet (GetSigner.learn)
+        # learnt here, before any read thread starts (no GET is sent: see GetSigner.learn)
+        self.signer = GetSigner.learn(self.client, location.bucket) if _sender(self.client) else None
 
     # ------------------------------------------------------------------ listing
     def check(self) -> None:
@@ -754,10 +745,7 @@ class S3Source:
             attempt += 1
             lean = None
             if self.lean_misses < LEAN_GIVE_UP:
-                if self._signer is False:  # (two threads may both learn it: the same answer)
-                    self._signer = GetSigner.learn(self.client, kw["Bucket"])
-                signer = self._signer if isinstance(self._signer, GetSigner) else None
-                lean = lean_get(self.client, kw["Bucket"], kw["Key"], kw.get("Range"), signer)
+                lean = lean_get(self.client, kw["Bucket"], kw["Key"], kw.get("Range"), self.signer)
                 self._lean_answered(lean is not None)
             if lean is not None and lean[0] == 404:
                 raise _Gone("the object disappeared")
